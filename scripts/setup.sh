@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system packages that building, testing and benchmarking ferrokv need on Debian
+# or Ubuntu. Safe to run any number of times: it installs only what is missing.
+#
+#   clang, libclang-dev   bindgen (used by librocksdb-sys) needs libclang
+#   librocksdb-dev        the RocksDB library ferrokv links (see .cargo/config.toml)
+#   redis-tools           redis-cli and redis-benchmark, to talk to and measure ferrokv
+#   redis-server          the reference server that bench/redis-benchmark.sh compares against
+set -euo pipefail
+
+packages=(clang libclang-dev librocksdb-dev redis-tools redis-server)
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$package")
+    fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install the Rust toolchain from https://rustup.rs and run this again" >&2
+    exit 1
+fi
+echo "setup: system packages present"

@@ -1,0 +1,259 @@
+//! # Storage: the engine every other layer writes through
+//!
+//! An [`Engine`] is an ordered key-value store split into four column families (see [`Cf`]):
+//!
+//! | column family | holds |
+//! |---|---|
+//! | `default` | user values (raw API), and later Percolator's values at `(key, start_ts)` |
+//! | `lock`    | Percolator locks, one per user key |
+//! | `write`   | Percolator commit records at `(key, commit_ts)` |
+//! | `raft`    | raft log entries and raft hard state |
+//!
+//! What an engine promises:
+//!
+//! - **Atomic batches.** A [`WriteBatch`] may touch several column families; after a crash either
+//!   all of it is there or none of it is.
+//! - **Durability on request.** With [`WriteOptions::sync`] set, `write` returns only after the
+//!   batch is on stable storage (RocksDB: the WAL is fsync'd). Without it, a crash may lose the
+//!   latest batches, but never part of one.
+//! - **Point-in-time snapshots.** A [`Snapshot`] sees exactly the batches written before it was
+//!   taken, for as long as it lives, whatever is written afterwards.
+//! - **Bounded iterators**, forward or reverse, over `[lower, upper)` of one column family of a
+//!   snapshot, yielding keys in byte order (reverse order when asked).
+//!
+//! Two engines implement the trait: [`RocksEngine`] (the real one, on RocksDB) and
+//! [`MemoryEngine`] (an ordered map, for tests and simulations). One contract suite
+//! (`contract_tests`) runs the same scenarios against both.
+//!
+//! The [`raw`] module is the simplest user of an engine: the seed project's Raw API.
+//!
+//! ## Caveats
+//!
+//! - `MemoryEngine` copies a column family's map on the first write after a snapshot of it
+//!   was taken (copy on write), so it is meant for tests, not for large data.
+//! - Values are returned as owned `Vec<u8>`; pinned slices would save a copy on hot reads.
+
+mod memory;
+pub mod raw;
+mod rocks;
+
+#[cfg(test)]
+mod contract_tests;
+
+pub use memory::MemoryEngine;
+pub use rocks::{RocksEngine, RocksOptions};
+
+use std::fmt;
+
+/// A column family. Keys in different column families never collide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    Default,
+    Lock,
+    Write,
+    Raft,
+}
+
+impl Cf {
+    /// Every column family, in a fixed order (the index of each is `cf as usize`).
+    pub const ALL: [Cf; 4] = [Cf::Default, Cf::Lock, Cf::Write, Cf::Raft];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Default => "default",
+            Cf::Lock => "lock",
+            Cf::Write => "write",
+            Cf::Raft => "raft",
+        }
+    }
+
+    /// Parses a column family name as the Raw API's callers spell it.
+    pub fn from_name(name: &str) -> Option<Cf> {
+        Cf::ALL.into_iter().find(|cf| cf.name() == name)
+    }
+}
+
+impl fmt::Display for Cf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB reported an error (I/O, corruption, a held lock on the directory...).
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// One change inside a [`WriteBatch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: Cf,
+        key: Vec<u8>,
+    },
+    /// Deletes every key in `[start, end)`.
+    DeleteRange {
+        cf: Cf,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
+}
+
+/// A set of changes applied atomically, in order, by [`Engine::write`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    mutations: Vec<Mutation>,
+}
+
+impl WriteBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.mutations.push(Mutation::Put {
+            cf,
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+
+    pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
+        self.mutations.push(Mutation::Delete { cf, key: key.into() });
+    }
+
+    pub fn delete_range(&mut self, cf: Cf, start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) {
+        self.mutations.push(Mutation::DeleteRange {
+            cf,
+            start: start.into(),
+            end: end.into(),
+        });
+    }
+
+    /// Appends every change of `other` after this batch's own.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.mutations.extend(other.mutations);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mutations.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.mutations.len()
+    }
+
+    pub fn mutations(&self) -> &[Mutation] {
+        &self.mutations
+    }
+}
+
+/// How a batch is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Return only after the batch is on stable storage (fsync of the write-ahead log).
+    pub sync: bool,
+}
+
+impl WriteOptions {
+    pub const SYNC: WriteOptions = WriteOptions { sync: true };
+    pub const NO_SYNC: WriteOptions = WriteOptions { sync: false };
+}
+
+/// Which way an iterator walks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    #[default]
+    Forward,
+    Reverse,
+}
+
+/// The bounds and direction of an iterator.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IterOptions {
+    /// Inclusive lower bound; `None` is the first key.
+    pub lower: Option<Vec<u8>>,
+    /// Exclusive upper bound; `None` is past the last key.
+    pub upper: Option<Vec<u8>>,
+    pub direction: Direction,
+}
+
+impl IterOptions {
+    /// Forward from `lower` (inclusive) to the end.
+    pub fn from(lower: impl Into<Vec<u8>>) -> Self {
+        IterOptions {
+            lower: Some(lower.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Forward over `[lower, upper)`.
+    pub fn range(lower: impl Into<Vec<u8>>, upper: impl Into<Vec<u8>>) -> Self {
+        IterOptions {
+            lower: Some(lower.into()),
+            upper: Some(upper.into()),
+            direction: Direction::Forward,
+        }
+    }
+
+    pub fn reverse(mut self) -> Self {
+        self.direction = Direction::Reverse;
+        self
+    }
+
+    /// Whether `key` lies inside the bounds.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.lower.as_deref().is_none_or(|lower| key >= lower)
+            && self.upper.as_deref().is_none_or(|upper| key < upper)
+    }
+}
+
+/// A key and its value, as iterators yield them.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+/// An iterator over a snapshot. It yields an error at most once, then ends.
+pub type EngineIter<'a> = Box<dyn Iterator<Item = Result<KvPair>> + Send + 'a>;
+
+/// A point-in-time, read-only view of an engine. It owns what it needs, so it can outlive the
+/// borrow of the engine that made it.
+pub trait Snapshot: Send + Sync + 'static {
+    /// The value of `key` in `cf` as of the snapshot, or `None` if it is absent.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Iterates `cf` within `opts`' bounds, in `opts`' direction.
+    fn iter(&self, cf: Cf, opts: IterOptions) -> EngineIter<'_>;
+}
+
+/// An ordered, column-family key-value engine. See the module docs for its contract.
+pub trait Engine: Send + Sync + 'static {
+    type Snapshot: Snapshot;
+
+    /// The latest value of `key` in `cf`.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Applies `batch` atomically; with `opts.sync`, durably before returning.
+    fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<()>;
+
+    /// A consistent view of everything written so far.
+    fn snapshot(&self) -> Self::Snapshot;
+
+    /// Makes every write so far durable (fsync of the WAL, flush of memtables). Called on
+    /// clean shutdown.
+    fn flush(&self) -> Result<()>;
+}
