@@ -3,4 +3,5 @@
 //! A Redis-protocol server whose data lives in a transactional key-value store built the way
 //! TiKV is built. See `DESIGN.md` for the layers; each module's own docs say the rest.
 
+pub mod config;
 pub mod storage;
