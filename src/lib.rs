@@ -4,4 +4,5 @@
 //! TiKV is built. See `DESIGN.md` for the layers; each module's own docs say the rest.
 
 pub mod config;
+pub mod percolator;
 pub mod storage;

@@ -1,0 +1,97 @@
+//! # Transactions: the interface every data command runs through
+//!
+//! The RESP layer sees the store only through [`TxnClient`] and [`Transaction`]: begin a
+//! transaction, read at its snapshot, buffer writes, commit. Everything a Redis data command
+//! does is one transaction, so a read-modify-write (`INCR`, `APPEND`, `MSETNX`) is atomic: if
+//! another transaction committed a write to one of its keys after it began, its commit fails
+//! with [`TxnError::WriteConflict`] and the caller runs it again from the start.
+//!
+//! The isolation this interface promises is **snapshot isolation**: reads see exactly the
+//! transactions committed before `begin`, plus the transaction's own writes; a commit fails if
+//! any key it writes was committed by another transaction after its `begin` (first committer
+//! wins). Read-only transactions never fail to commit.
+//!
+//! A commit returns only after its writes are durable: for the local store, fsync'd to the
+//! write-ahead log; for the Percolator store that replaces it, committed on a majority.
+//!
+//! ## Implementations
+//!
+//! - [`local::LocalTxnClient`]: a single-node store on one [`crate::storage::Engine`], with a
+//!   committer thread that checks conflicts and group-commits batches. It keeps the seam that the
+//!   Percolator client will fill: begin gives a start version and a snapshot; commit hands over a
+//!   write set and waits until it is durable.
+//!
+//! ## Caveats
+//!
+//! - There is no Percolator yet: no MVCC history on disk, no locks, no timestamps from a TSO.
+//!   Conflict detection uses an in-memory table of recent commits, which is enough on one node.
+
+pub mod local;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::storage::StorageError;
+
+/// Errors a transaction reports.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// Another transaction committed `key` after this one began. Retry from the start.
+    #[error("write conflict on key {key:?}: committed at version {conflict_version}, after this transaction began at {start_version}")]
+    WriteConflict {
+        key: Bytes,
+        start_version: u64,
+        conflict_version: u64,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The store is shutting down and takes no more commits.
+    #[error("the store is shutting down")]
+    ShuttingDown,
+}
+
+impl TxnError {
+    /// Whether running the same transaction again from `begin` may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TxnError::WriteConflict { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, TxnError>;
+
+/// A key and its value.
+pub type KvPair = (Bytes, Bytes);
+
+/// Starts transactions. Cheap to clone; clones share the store.
+pub trait TxnClient: Clone + Send + Sync + 'static {
+    type Txn: Transaction;
+
+    /// Begins a transaction that sees everything committed so far.
+    fn begin(&self) -> impl Future<Output = Result<Self::Txn>> + Send;
+}
+
+/// One transaction: snapshot reads, buffered writes, an all-or-nothing commit. Dropping it
+/// without committing discards its writes.
+pub trait Transaction: Send + 'static {
+    /// The value of `key` as this transaction sees it (its own writes first).
+    fn get(&mut self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Buffers a write of `key`.
+    fn put(&mut self, key: Bytes, value: Bytes);
+
+    /// Buffers a delete of `key`.
+    fn delete(&mut self, key: Bytes);
+
+    /// Up to `limit` pairs with keys in `[start, end)` (`end = None`: to the last key), in key
+    /// order, as this transaction sees them (its own writes merged in).
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<KvPair>>> + Send;
+
+    /// Commits the buffered writes atomically and durably, or fails with nothing written.
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+}
