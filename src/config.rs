@@ -236,7 +236,10 @@ impl ClusterConfig {
         let mut dirs: HashMap<&Path, &str> = HashMap::new();
         for node in &self.nodes {
             if node.name.is_empty() || node.name.contains(char::is_whitespace) {
-                return invalid(format!("node name {:?} must be non-empty and without spaces", node.name));
+                return invalid(format!(
+                    "node name {:?} must be non-empty and without spaces",
+                    node.name
+                ));
             }
             if names.insert(node.name.as_str(), ()).is_some() {
                 return invalid(format!("duplicate node name {:?}", node.name));
@@ -301,14 +304,20 @@ impl ClusterConfig {
     /// The node this process runs as: the one named, or the only one.
     pub fn node(&self, name: Option<&str>) -> Result<&NodeConfig, ConfigError> {
         match name {
-            Some(name) => self
-                .nodes
-                .iter()
-                .find(|n| n.name == name)
-                .ok_or_else(|| ConfigError::UnknownNode {
-                    name: name.to_string(),
-                    known: self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
-                }),
+            Some(name) => {
+                self.nodes
+                    .iter()
+                    .find(|n| n.name == name)
+                    .ok_or_else(|| ConfigError::UnknownNode {
+                        name: name.to_string(),
+                        known: self
+                            .nodes
+                            .iter()
+                            .map(|n| n.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            }
             None if self.nodes.len() == 1 => Ok(&self.nodes[0]),
             None => Err(ConfigError::NodeNotChosen {
                 count: self.nodes.len(),
@@ -319,7 +328,7 @@ impl ClusterConfig {
 
 /// The node field already using `addr`, counting a wildcard IP as clashing with any IP on the
 /// same port.
-fn clashing_addr<'a>(addrs: &'a HashMap<SocketAddr, String>, addr: SocketAddr) -> Option<&'a String> {
+fn clashing_addr(addrs: &HashMap<SocketAddr, String>, addr: SocketAddr) -> Option<&String> {
     addrs.iter().find_map(|(other, name)| {
         let same_port = other.port() == addr.port();
         let overlaps = other.ip() == addr.ip() || other.ip().is_unspecified() || addr.ip().is_unspecified();
@@ -358,8 +367,14 @@ mod tests {
         assert!(config.nodes.iter().all(|n| n.resp_addr.ip().is_loopback()));
         assert_eq!(config.scheduler_node.as_deref(), Some("n1"));
         assert_eq!(config.node(Some("n2")).unwrap().resp_addr.port(), 6380);
-        assert!(matches!(config.node(None), Err(ConfigError::NodeNotChosen { count: 3 })));
-        assert!(matches!(config.node(Some("n9")), Err(ConfigError::UnknownNode { .. })));
+        assert!(matches!(
+            config.node(None),
+            Err(ConfigError::NodeNotChosen { count: 3 })
+        ));
+        assert!(matches!(
+            config.node(Some("n9")),
+            Err(ConfigError::UnknownNode { .. })
+        ));
     }
 
     #[test]
@@ -394,16 +409,25 @@ mod tests {
   - {name: b, resp_addr: '0.0.0.0:7001', peer_addr: '127.0.0.1:7003', data_dir: d2}
 ";
         let message = invalid_message(text);
-        assert!(message.contains("port clash") && message.contains("b.resp_addr") && message.contains("a.peer_addr"));
-        let same_node = "nodes:\n  - {name: a, resp_addr: '127.0.0.1:7000', peer_addr: '127.0.0.1:7000', data_dir: d}\n";
+        assert!(
+            message.contains("port clash")
+                && message.contains("b.resp_addr")
+                && message.contains("a.peer_addr")
+        );
+        let same_node =
+            "nodes:\n  - {name: a, resp_addr: '127.0.0.1:7000', peer_addr: '127.0.0.1:7000', data_dir: d}\n";
         assert!(invalid_message(same_node).contains("port clash"));
     }
 
     #[test]
     fn bad_timing_and_limits_are_rejected() {
-        assert!(invalid_message("raft: {heartbeat_ticks: 10, election_timeout_ticks: 5}").contains("must exceed"));
+        assert!(
+            invalid_message("raft: {heartbeat_ticks: 10, election_timeout_ticks: 5}").contains("must exceed")
+        );
         assert!(invalid_message("resp: {max_clients: 0}").contains("resp.max_clients"));
-        assert!(invalid_message("region: {split_size_bytes: 10, max_size_bytes: 5}").contains("split_size_bytes"));
+        assert!(
+            invalid_message("region: {split_size_bytes: 10, max_size_bytes: 5}").contains("split_size_bytes")
+        );
         assert!(invalid_message("scheduler_node: nope").contains("scheduler_node"));
     }
 
@@ -430,7 +454,9 @@ mod tests {
 
     #[test]
     fn unreadable_file_names_the_path() {
-        let err = ClusterConfig::load(Path::new("/no/such/cluster.yaml")).unwrap_err().to_string();
+        let err = ClusterConfig::load(Path::new("/no/such/cluster.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/no/such/cluster.yaml"), "{err}");
     }
 }

@@ -4,5 +4,7 @@
 //! TiKV is built. See `DESIGN.md` for the layers; each module's own docs say the rest.
 
 pub mod config;
+pub mod node;
 pub mod percolator;
+pub mod resp;
 pub mod storage;

@@ -1,1 +1,111 @@
-fn main() {}
+//! The `ferrokv` binary: parse flags, load the configuration, run a node until SIGINT/SIGTERM.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrokv::config::ClusterConfig;
+use ferrokv::node::{NodeOptions, RunningNode};
+use tracing_subscriber::EnvFilter;
+
+/// A Redis-protocol server on a transactional, replicated key-value store.
+///
+/// With no arguments, runs a complete single-node database on 127.0.0.1:6379 with its data in
+/// ./ferrokv-data.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Cluster configuration file (see cluster.yaml in the repository for an example).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Which node of the configuration this process is (needed when it lists several).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Address to accept Redis clients on (overrides the node's resp_addr IP).
+    #[arg(long, value_name = "IP")]
+    bind: Option<IpAddr>,
+    /// Port to accept Redis clients on (overrides the node's resp_addr port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Where the node keeps its data (overrides the node's data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
+    /// "ferrokv=debug". RUST_LOG, when set, wins.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let options = match options(&cli) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("ferrokv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferrokv: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrokv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options(cli: &Cli) -> Result<NodeOptions, Box<dyn std::error::Error>> {
+    let cluster = match &cli.config {
+        Some(path) => ClusterConfig::load(path)?,
+        None => ClusterConfig::default(),
+    };
+    let mut node = cluster.node(cli.node.as_deref())?.clone();
+    if let Some(ip) = cli.bind {
+        node.resp_addr.set_ip(ip);
+    }
+    if let Some(port) = cli.port {
+        node.resp_addr.set_port(port);
+    }
+    if let Some(dir) = &cli.data_dir {
+        node.data_dir = dir.clone();
+    }
+    Ok(NodeOptions {
+        cluster,
+        node,
+        config_file: cli.config.clone(),
+    })
+}
+
+async fn run(options: NodeOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let node = RunningNode::start(options).await?;
+    node.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

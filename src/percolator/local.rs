@@ -161,7 +161,9 @@ impl<E: Engine> Drop for LocalTxn<E> {
 impl<E: Engine> LocalTxn<E> {
     fn snapshot(&self) -> &E::Snapshot {
         // Only `commit`, which consumes the transaction, releases the snapshot.
-        self.snapshot.as_ref().expect("a transaction reads only before it commits")
+        self.snapshot
+            .as_ref()
+            .expect("a transaction reads only before it commits")
     }
 }
 
@@ -202,7 +204,9 @@ impl<E: Engine> Transaction for LocalTxn<E> {
             let take_buffered = match (stored.peek(), buffered.peek()) {
                 (None, None) => break,
                 (Some(Err(_)), _) => {
-                    let Some(Err(e)) = stored.next() else { unreachable!() };
+                    let Some(Err(e)) = stored.next() else {
+                        unreachable!()
+                    };
                     return Err(e.into());
                 }
                 (Some(Ok((stored_key, _))), Some((buffered_key, _))) => {
@@ -284,11 +288,12 @@ impl<E: Engine> Committer<E> {
         let mut batch = WriteBatch::new();
         let mut written: HashSet<Bytes> = HashSet::new();
         let mut accepted = Vec::with_capacity(group.len());
+        // Rejections are sent after the group is written, so that a rejected transaction
+        // that starts over sees the commit it lost to.
+        let mut rejected = Vec::new();
         for request in group {
             match self.find_conflict(&request, &written) {
-                Some(conflict) => {
-                    let _ = request.done.send(Err(conflict));
-                }
+                Some(conflict) => rejected.push((request.done, conflict)),
                 None => {
                     for (key, value) in &request.writes {
                         match value {
@@ -301,21 +306,30 @@ impl<E: Engine> Committer<E> {
                 }
             }
         }
-        if accepted.is_empty() {
-            return;
+        if !accepted.is_empty() {
+            self.write_group(&batch, written, accepted);
         }
-        if let Err(e) = self.engine.write(&batch, WriteOptions::SYNC) {
+        for (done, conflict) in rejected {
+            let _ = done.send(Err(conflict));
+        }
+    }
+
+    fn write_group(
+        &mut self,
+        batch: &WriteBatch,
+        written: HashSet<Bytes>,
+        accepted: Vec<oneshot::Sender<Result<()>>>,
+    ) {
+        if let Err(e) = self.engine.write(batch, WriteOptions::SYNC) {
             tracing::error!(error = %e, "commit batch failed; its transactions are not committed");
-            let message = e.to_string();
             for done in accepted {
-                let _ = done.send(Err(TxnError::Storage(crate::storage::StorageError::Io {
-                    path: "commit batch".into(),
-                    source: std::io::Error::other(message.clone()),
-                })));
+                let _ = done.send(Err(TxnError::CommitFailed(e.to_string())));
             }
             return;
         }
-        let Some(shared) = self.shared.upgrade() else { return };
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
         // The batch is in the engine before the version that announces it.
         let version = shared.commit_version.fetch_add(1, Ordering::AcqRel) + 1;
         for key in written {
@@ -328,7 +342,10 @@ impl<E: Engine> Committer<E> {
             let horizon = {
                 let running = shared.running.lock();
                 let current = shared.commit_version.load(Ordering::Acquire);
-                running.keys().next().map_or(current, |&oldest| oldest.min(current))
+                running
+                    .keys()
+                    .next()
+                    .map_or(current, |&oldest| oldest.min(current))
             };
             self.recent.retain(|_, &mut v| v > horizon);
         }
@@ -340,7 +357,10 @@ impl<E: Engine> Committer<E> {
                 // Committed earlier in this very group, so after this transaction began.
                 Some(u64::MAX)
             } else {
-                self.recent.get(key).copied().filter(|&v| v > request.start_version)
+                self.recent
+                    .get(key)
+                    .copied()
+                    .filter(|&v| v > request.start_version)
             };
             conflict_version.map(|conflict_version| TxnError::WriteConflict {
                 key: key.clone(),
@@ -435,7 +455,10 @@ mod tests {
             .map(|(k, v)| (b(k), b(v)))
             .collect();
         assert_eq!(all, expect);
-        assert_eq!(txn.scan(b"b", Some(b"f"), 100).await.unwrap(), expect[1..3].to_vec());
+        assert_eq!(
+            txn.scan(b"b", Some(b"f"), 100).await.unwrap(),
+            expect[1..3].to_vec()
+        );
         assert_eq!(txn.scan(b"", None, 2).await.unwrap(), expect[..2].to_vec());
         assert!(txn.scan(b"", None, 0).await.unwrap().is_empty());
     }

@@ -38,7 +38,9 @@ use crate::storage::StorageError;
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
     /// Another transaction committed `key` after this one began. Retry from the start.
-    #[error("write conflict on key {key:?}: committed at version {conflict_version}, after this transaction began at {start_version}")]
+    #[error(
+        "write conflict on key {key:?}: committed at version {conflict_version}, after this transaction began at {start_version}"
+    )]
     WriteConflict {
         key: Bytes,
         start_version: u64,
@@ -46,6 +48,9 @@ pub enum TxnError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The store could not write the commit; nothing of it is visible.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     /// The store is shutting down and takes no more commits.
     #[error("the store is shutting down")]
     ShuttingDown,

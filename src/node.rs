@@ -1,0 +1,133 @@
+//! Wiring one node: open the engine, start the store, serve RESP, shut down cleanly.
+//!
+//! A node keeps its RocksDB database in `<data_dir>/db`. Today a node is a whole single-node
+//! database; the multi-raft store and the scheduler will start here too.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{ClusterConfig, ConfigError, NodeConfig};
+use crate::percolator::TxnError;
+use crate::percolator::local::LocalTxnClient;
+use crate::resp::{NodeInfo, Server, serve};
+use crate::storage::{RocksEngine, RocksOptions, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the database in {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: StorageError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("multi-node clusters are not supported yet: {count} nodes are configured, this build runs one")]
+    MultiNode { count: usize },
+    #[error("shutdown: {0}")]
+    Shutdown(#[from] TxnError),
+}
+
+/// What a node starts from.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub cluster: ClusterConfig,
+    /// Which of `cluster.nodes` this process is, after command-line overrides.
+    pub node: NodeConfig,
+    /// The file the configuration came from, if any (reported by `INFO`).
+    pub config_file: Option<PathBuf>,
+}
+
+/// A started node.
+pub struct RunningNode {
+    resp_addr: SocketAddr,
+    store: LocalTxnClient<RocksEngine>,
+    stop: oneshot::Sender<()>,
+    server_task: JoinHandle<()>,
+}
+
+impl RunningNode {
+    /// Opens the data directory and starts serving RESP.
+    pub async fn start(options: NodeOptions) -> Result<Self, NodeError> {
+        if options.cluster.nodes.len() > 1 {
+            return Err(NodeError::MultiNode {
+                count: options.cluster.nodes.len(),
+            });
+        }
+        let node = &options.node;
+        let db_path = node.data_dir.join("db");
+        let engine =
+            RocksEngine::open(&db_path, &RocksOptions::default()).map_err(|source| NodeError::Storage {
+                path: db_path.clone(),
+                source,
+            })?;
+        let store = LocalTxnClient::start(engine);
+        let listener = TcpListener::bind(node.resp_addr)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: node.resp_addr,
+                source,
+            })?;
+        let resp_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: node.resp_addr,
+            source,
+        })?;
+        let info = NodeInfo {
+            node_name: node.name.clone(),
+            config_file: options.config_file.clone(),
+            data_dir: node.data_dir.clone(),
+        };
+        let server = Arc::new(Server::new(
+            store.clone(),
+            options.cluster.resp.clone(),
+            info,
+            resp_addr,
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_task = tokio::spawn(serve(listener, server, async {
+            let _ = stopped.await;
+        }));
+        tracing::info!(node = %node.name, %resp_addr, data_dir = %node.data_dir.display(), "ferrokv is ready");
+        Ok(RunningNode {
+            resp_addr,
+            store,
+            stop,
+            server_task,
+        })
+    }
+
+    /// The address Redis clients connect to.
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp_addr
+    }
+
+    /// Stops accepting, lets in-flight commands finish, then flushes and closes the database.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let _ = self.stop.send(());
+        let _ = self.server_task.await;
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.shutdown())
+            .await
+            .expect("the store shutdown task panicked")?;
+        tracing::info!("ferrokv stopped; the database is flushed and closed");
+        Ok(())
+    }
+
+    /// Runs until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), NodeError> {
+        signal.await;
+        self.shutdown().await
+    }
+}

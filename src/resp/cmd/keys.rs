@@ -1,0 +1,237 @@
+//! Keyspace commands: `DEL EXISTS TYPE KEYS SCAN DBSIZE`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::ExecContext;
+use crate::percolator::Transaction;
+use crate::resp::args::{ArgReader, int_arg, is_keyword};
+use crate::resp::error::{CommandError, CommandResult};
+use crate::resp::glob::Glob;
+use crate::resp::keyspace::{Value, data_key, keyspace_range, prefix_end, user_key};
+use crate::resp::reply::Reply;
+
+/// Keys read per store round trip when walking the whole keyspace.
+const WALK_CHUNK_KEYS: usize = 1_000;
+/// `SCAN`'s default `COUNT`.
+const DEFAULT_SCAN_COUNT: usize = 10;
+/// The most keys one `SCAN` call examines, whatever `COUNT` asks.
+const MAX_SCAN_COUNT: usize = 100_000;
+
+pub enum KeyCommand {
+    Del(Vec<Bytes>),
+    Exists(Vec<Bytes>),
+    Type(Bytes),
+    Keys(Bytes),
+    Scan {
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: usize,
+        type_filter: Option<Bytes>,
+    },
+    DbSize,
+}
+
+impl KeyCommand {
+    pub fn parse(name: &str, args: &[Bytes]) -> CommandResult<Option<KeyCommand>> {
+        Ok(Some(match name {
+            "del" => KeyCommand::Del(args.to_vec()),
+            "exists" => KeyCommand::Exists(args.to_vec()),
+            "type" => KeyCommand::Type(args[0].clone()),
+            "keys" => KeyCommand::Keys(args[0].clone()),
+            "scan" => parse_scan(args)?,
+            "dbsize" => KeyCommand::DbSize,
+            _ => return Ok(None),
+        }))
+    }
+
+    pub async fn exec<T: Transaction>(&self, txn: &mut T, ctx: &mut ExecContext<'_>) -> CommandResult {
+        match self {
+            KeyCommand::Del(keys) => {
+                let mut deleted = 0;
+                for key in dedup(keys) {
+                    let key = data_key(key);
+                    if txn.get(&key).await?.is_some() {
+                        txn.delete(key);
+                        deleted += 1;
+                    }
+                }
+                Ok(Reply::Integer(deleted))
+            }
+            KeyCommand::Exists(keys) => {
+                // Redis counts a key named twice twice.
+                let mut found = 0;
+                for key in keys {
+                    if txn.get(&data_key(key)).await?.is_some() {
+                        found += 1;
+                    }
+                }
+                Ok(Reply::Integer(found))
+            }
+            KeyCommand::Type(key) => match txn.get(&data_key(key)).await? {
+                Some(raw) => Ok(Reply::Simple(Value::decode(raw)?.type_name())),
+                None => Ok(Reply::Simple("none")),
+            },
+            KeyCommand::Keys(pattern) => {
+                let glob = Glob::new(pattern);
+                let mut keys = Vec::new();
+                walk_keyspace(txn, &glob, |key, _| keys.push(Reply::Bulk(key))).await?;
+                Ok(Reply::Array(keys))
+            }
+            KeyCommand::Scan {
+                cursor,
+                pattern,
+                count,
+                type_filter,
+            } => {
+                scan(
+                    txn,
+                    ctx,
+                    *cursor,
+                    pattern.as_deref(),
+                    *count,
+                    type_filter.as_deref(),
+                )
+                .await
+            }
+            KeyCommand::DbSize => Ok(Reply::Integer(count_keys(txn).await? as i64)),
+        }
+    }
+}
+
+/// The keys in order of first appearance, each once.
+fn dedup(keys: &[Bytes]) -> Vec<&Bytes> {
+    let mut seen = std::collections::HashSet::new();
+    keys.iter().filter(|k| seen.insert(*k)).collect()
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
+fn parse_scan(args: &[Bytes]) -> CommandResult<KeyCommand> {
+    let cursor = std::str::from_utf8(&args[0])
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or(CommandError::InvalidCursor)?;
+    let mut reader = ArgReader::new(&args[1..]);
+    let (mut pattern, mut count, mut type_filter) = (None, DEFAULT_SCAN_COUNT, None);
+    while let Some(option) = reader.next() {
+        if is_keyword(option, "MATCH") {
+            pattern = Some(reader.value()?.clone());
+        } else if is_keyword(option, "COUNT") {
+            let n = int_arg(reader.value()?)?;
+            if n < 1 {
+                return Err(CommandError::Syntax);
+            }
+            count = (n as u64).min(MAX_SCAN_COUNT as u64) as usize;
+        } else if is_keyword(option, "TYPE") {
+            type_filter = Some(reader.value()?.clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(KeyCommand::Scan {
+        cursor,
+        pattern,
+        count,
+        type_filter,
+    })
+}
+
+/// Examines at most `count` keys from where `cursor` stopped and returns those that pass the
+/// filters, with the cursor to continue from (`0` when the keyspace is exhausted).
+async fn scan<T: Transaction>(
+    txn: &mut T,
+    ctx: &mut ExecContext<'_>,
+    cursor: u64,
+    pattern: Option<&[u8]>,
+    count: usize,
+    type_filter: Option<&[u8]>,
+) -> CommandResult {
+    let glob = pattern.map(Glob::new).filter(|g| !g.matches_all());
+    let (mut start, mut end) = prefix_bounds(glob.as_ref());
+    if let Some(resume) = (cursor != 0).then(|| ctx.cursors.resume_key(cursor)).flatten() {
+        start = start.max(resume.to_vec());
+    }
+    if let Some(stop) = &end
+        && start >= *stop
+    {
+        end = None;
+        start = keyspace_range().1.to_vec();
+    }
+    let end = end.unwrap_or_else(|| keyspace_range().1.to_vec());
+    let examined = txn.scan(&start, Some(&end), count).await?;
+    let exhausted = examined.len() < count;
+    let mut next_cursor = 0;
+    if !exhausted && let Some((last, _)) = examined.last() {
+        next_cursor = ctx.cursors.register(successor(last));
+    }
+    let mut keys = Vec::new();
+    for (store_key, raw) in examined {
+        let key = user_key(&store_key);
+        if glob.as_ref().is_some_and(|g| !g.matches(&key)) {
+            continue;
+        }
+        if let Some(wanted) = type_filter
+            && !wanted.eq_ignore_ascii_case(Value::decode(raw)?.type_name().as_bytes())
+        {
+            continue;
+        }
+        keys.push(Reply::Bulk(key));
+    }
+    Ok(Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next_cursor.to_string())),
+        Reply::Array(keys),
+    ]))
+}
+
+/// The store range a pattern can match: all keys share its literal prefix.
+fn prefix_bounds(glob: Option<&Glob>) -> (Vec<u8>, Option<Vec<u8>>) {
+    match glob.map(Glob::literal_prefix).filter(|p| !p.is_empty()) {
+        Some(prefix) => {
+            let start = data_key(&prefix).to_vec();
+            let end = prefix_end(&start);
+            (start, end)
+        }
+        None => (keyspace_range().0.to_vec(), None),
+    }
+}
+
+/// The smallest key greater than `key`.
+fn successor(key: &[u8]) -> Bytes {
+    let mut next = BytesMut::with_capacity(key.len() + 1);
+    next.put_slice(key);
+    next.put_u8(0);
+    next.freeze()
+}
+
+/// Calls `visit` with every key matching `glob` (and its raw value), in key order.
+async fn walk_keyspace<T: Transaction>(
+    txn: &mut T,
+    glob: &Glob,
+    mut visit: impl FnMut(Bytes, Bytes),
+) -> CommandResult<()> {
+    let check = !glob.matches_all();
+    let (mut start, end) = prefix_bounds(check.then_some(glob));
+    let end = end.unwrap_or_else(|| keyspace_range().1.to_vec());
+    loop {
+        let chunk = txn.scan(&start, Some(&end), WALK_CHUNK_KEYS).await?;
+        let done = chunk.len() < WALK_CHUNK_KEYS;
+        if let Some((last, _)) = chunk.last() {
+            start = successor(last).to_vec();
+        }
+        for (store_key, raw) in chunk {
+            let key = user_key(&store_key);
+            if !check || glob.matches(&key) {
+                visit(key, raw);
+            }
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// The number of keys, counted in the transaction's snapshot.
+pub async fn count_keys<T: Transaction>(txn: &mut T) -> CommandResult<u64> {
+    let mut count = 0u64;
+    walk_keyspace(txn, &Glob::new(b"*"), |_, _| count += 1).await?;
+    Ok(count)
+}

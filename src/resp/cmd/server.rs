@@ -1,0 +1,311 @@
+//! Server commands: `COMMAND`, `INFO`, `FLUSHDB`, `FLUSHALL` (`DBSIZE` is a data command, in
+//! `keys.rs`).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::connection::REDIS_VERSION;
+use super::docs::{docs_entry, info_entry};
+use super::keys::count_keys;
+use super::table::{COMMANDS, CommandSpec, lookup};
+use crate::percolator::{Transaction, TxnClient};
+use crate::resp::args::is_keyword;
+use crate::resp::error::{CommandError, CommandResult};
+use crate::resp::keyspace::keyspace_range;
+use crate::resp::reply::Reply;
+use crate::resp::server::Server;
+
+/// Keys deleted per transaction by `FLUSHDB`.
+const FLUSH_CHUNK_KEYS: usize = 1_000;
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands in this server.",
+    "LIST",
+    "    Return a list of all commands in this server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// `COMMAND [COUNT | LIST | INFO name... | DOCS name... | HELP]`.
+pub fn command(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
+    if args.len() == 1 {
+        return Ok(Reply::Array(COMMANDS.iter().map(info_entry).collect()));
+    }
+    let Some(sub) = spec.subcommand(&args[1]) else {
+        return Err(CommandError::UnknownSubcommand {
+            command: "command",
+            subcommand: args[1].clone(),
+        });
+    };
+    if !sub.arity_ok(args.len()) {
+        return Err(CommandError::WrongArity {
+            name: sub.name.to_string(),
+        });
+    }
+    let names = &args[2..];
+    match sub.name {
+        "command|count" => Ok(Reply::Integer(COMMANDS.len() as i64)),
+        "command|list" => {
+            if !names.is_empty() {
+                // FILTERBY is not offered.
+                return Err(CommandError::Syntax);
+            }
+            Ok(Reply::Array(
+                COMMANDS.iter().map(|c| Reply::bulk_str(c.name)).collect(),
+            ))
+        }
+        "command|info" => {
+            if names.is_empty() {
+                return Ok(Reply::Array(COMMANDS.iter().map(info_entry).collect()));
+            }
+            Ok(Reply::Array(
+                names
+                    .iter()
+                    .map(|name| lookup(name).map_or(Reply::Nil, info_entry))
+                    .collect(),
+            ))
+        }
+        "command|docs" => {
+            let specs: Vec<&CommandSpec> = if names.is_empty() {
+                COMMANDS.iter().collect()
+            } else {
+                names.iter().filter_map(|name| lookup(name)).collect()
+            };
+            Ok(Reply::Map(specs.into_iter().map(docs_entry).collect()))
+        }
+        "command|help" => Ok(Reply::Array(
+            COMMAND_HELP.iter().map(|line| Reply::Simple(line)).collect(),
+        )),
+        other => unreachable!("command subcommand {other} has no implementation"),
+    }
+}
+
+/// `FLUSHDB [ASYNC|SYNC]` and `FLUSHALL [ASYNC|SYNC]` (there is one database).
+///
+/// Keys are deleted in transactions of [`FLUSH_CHUNK_KEYS`], so memory stays bounded however
+/// many keys there are; a concurrent reader may see the keyspace part-way through the flush.
+pub async fn flush<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandResult {
+    match &args[1..] {
+        [] => {}
+        [mode] if is_keyword(mode, "ASYNC") || is_keyword(mode, "SYNC") => {}
+        _ => return Err(CommandError::Syntax),
+    }
+    let (start, end) = keyspace_range();
+    loop {
+        let mut txn = server.store.begin().await?;
+        let doomed = txn.scan(start, Some(end), FLUSH_CHUNK_KEYS).await?;
+        if doomed.is_empty() {
+            return Ok(Reply::OK);
+        }
+        for (key, _) in doomed {
+            txn.delete(key);
+        }
+        match txn.commit().await {
+            Ok(()) => {}
+            // A writer raced a chunk: take a fresh snapshot and go on.
+            Err(e) if e.is_retryable() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `INFO [section...]`.
+pub async fn info<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandResult {
+    const DEFAULT: &[&str] = &[
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+        "modules",
+        "errorstats",
+        "cluster",
+        "keyspace",
+    ];
+    let mut sections: Vec<String> = Vec::new();
+    if args.len() == 1 {
+        sections.extend(DEFAULT.iter().map(|s| s.to_string()));
+    }
+    for arg in &args[1..] {
+        let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
+        match name.as_str() {
+            "all" | "everything" | "default" => sections.extend(DEFAULT.iter().map(|s| s.to_string())),
+            _ => sections.push(name),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    sections.retain(|s| seen.insert(s.clone()));
+
+    let mut text = String::new();
+    for section in &sections {
+        let body = match section.as_str() {
+            "server" => server_section(server),
+            "clients" => clients_section(server),
+            "memory" => memory_section(),
+            "persistence" => persistence_section(),
+            "stats" => stats_section(server),
+            "replication" => "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n".to_string(),
+            "cpu" => cpu_section(),
+            "modules" | "errorstats" => String::new(),
+            "cluster" => "cluster_enabled:0\r\n".to_string(),
+            "keyspace" => keyspace_section(server).await?,
+            _ => continue,
+        };
+        if !text.is_empty() {
+            text.push_str("\r\n");
+        }
+        let mut title = section.clone();
+        title[..1].make_ascii_uppercase();
+        let _ = write!(text, "# {title}\r\n{body}");
+    }
+    Ok(Reply::Verbatim(text))
+}
+
+fn server_section<C: TxnClient>(server: &Server<C>) -> String {
+    let uptime = server.started.elapsed().as_secs();
+    let executable = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let config_file = server
+        .node
+        .config_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let os = format!(
+        "{} {} {}",
+        read_trimmed("/proc/sys/kernel/ostype").unwrap_or_else(|| std::env::consts::OS.to_string()),
+        read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        std::env::consts::ARCH
+    );
+    format!(
+        "redis_version:{REDIS_VERSION}\r\n\
+         ferrokv_version:{}\r\n\
+         redis_mode:standalone\r\n\
+         os:{os}\r\n\
+         arch_bits:{}\r\n\
+         multiplexing_api:epoll\r\n\
+         process_id:{}\r\n\
+         run_id:{}\r\n\
+         tcp_port:{}\r\n\
+         uptime_in_seconds:{uptime}\r\n\
+         uptime_in_days:{}\r\n\
+         executable:{executable}\r\n\
+         config_file:{config_file}\r\n\
+         ferrokv_node:{}\r\n\
+         ferrokv_data_dir:{}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        usize::BITS,
+        std::process::id(),
+        server.run_id,
+        server.local_addr.port(),
+        uptime / 86_400,
+        server.node.node_name,
+        server.node.data_dir.display(),
+    )
+}
+
+fn clients_section<C: TxnClient>(server: &Server<C>) -> String {
+    format!(
+        "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+        server.connected_clients(),
+        server.config.max_clients
+    )
+}
+
+fn memory_section() -> String {
+    // Resident set size from /proc, in pages.
+    let rss_bytes = read_trimmed("/proc/self/statm")
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096);
+    format!(
+        "used_memory:{rss_bytes}\r\nused_memory_human:{}\r\nused_memory_rss:{rss_bytes}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n",
+        human_bytes(rss_bytes)
+    )
+}
+
+fn persistence_section() -> String {
+    // Every acknowledged write is already durable (synced write-ahead log); there is no RDB or
+    // AOF to report, so both read as idle.
+    "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n\
+     rdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\
+     ferrokv_durability:fsync-per-commit\r\n"
+        .to_string()
+}
+
+fn stats_section<C: TxnClient>(server: &Server<C>) -> String {
+    let stats = &server.stats;
+    let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    format!(
+        "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\n\
+         total_net_output_bytes:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
+         total_error_replies:{}\r\n",
+        get(&stats.connections_received),
+        get(&stats.commands_processed),
+        get(&stats.net_input_bytes),
+        get(&stats.net_output_bytes),
+        get(&stats.connections_rejected),
+        get(&stats.keyspace_hits),
+        get(&stats.keyspace_misses),
+        get(&stats.error_replies),
+    )
+}
+
+fn cpu_section() -> String {
+    // utime and stime are fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second).
+    let ticks = read_trimmed("/proc/self/stat").and_then(|stat| {
+        let after_name = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        Some((
+            fields.get(11)?.parse::<f64>().ok()?,
+            fields.get(12)?.parse::<f64>().ok()?,
+        ))
+    });
+    let (user, system) = ticks.map_or((0.0, 0.0), |(u, s)| (u / 100.0, s / 100.0));
+    format!("used_cpu_sys:{system:.6}\r\nused_cpu_user:{user:.6}\r\n")
+}
+
+async fn keyspace_section<C: TxnClient>(server: &Server<C>) -> CommandResult<String> {
+    let mut txn = server.store.begin().await?;
+    let keys = count_keys(&mut txn).await?;
+    Ok(if keys == 0 {
+        String::new()
+    } else {
+        format!("db0:keys={keys},expires=0,avg_ttl=0\r\n")
+    })
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.2}{}", units[unit])
+    }
+}

@@ -1,0 +1,657 @@
+//! The command table: what `COMMAND`, arity checks and `COMMAND DOCS` know about each command.
+//!
+//! Arity follows Redis: a positive arity is the exact argument count including the command
+//! name; a negative one is a minimum. Key positions (`first_key`, `last_key`, `step`) use
+//! Redis's convention (`last_key = -1` means the last argument). `syntax` is the argument list
+//! as Redis documents it, from which `COMMAND DOCS` builds its argument tree (see `docs.rs`).
+
+/// Everything the server knows about one command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower case, as Redis reports it.
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    /// Arguments after the name (after the subcommand for a subcommand).
+    pub syntax: &'static str,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// Whether `argc` arguments (the name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= self.arity.unsigned_abs() as usize
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+
+    /// The subcommand called `name` (any case).
+    pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        self.subcommands.iter().find(|sub| {
+            sub.name
+                .rsplit('|')
+                .next()
+                .is_some_and(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        })
+    }
+
+    /// ACL categories, derived from the group and flags the way Redis assigns them.
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let mut categories = Vec::new();
+        if self.flags.contains(&"write") {
+            categories.push("@write");
+        } else if self.flags.contains(&"readonly") {
+            categories.push("@read");
+        }
+        match self.group {
+            "string" => categories.push("@string"),
+            "generic" => categories.push("@keyspace"),
+            "connection" => categories.push("@connection"),
+            "server" => categories.push("@admin"),
+            "transactions" => categories.push("@transaction"),
+            _ => {}
+        }
+        categories.push(if self.flags.contains(&"fast") {
+            "@fast"
+        } else {
+            "@slow"
+        });
+        categories
+    }
+}
+
+/// Looks up a command by name, any case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .iter()
+        .find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))
+}
+
+const NO_SUBCOMMANDS: &[CommandSpec] = &[];
+
+macro_rules! command {
+    ($name:literal, $arity:expr, [$($flag:literal),*], $keys:expr, $group:literal,
+     $since:literal, $summary:literal, $complexity:literal, $syntax:literal $(, $subs:expr)?) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: &[$($flag),*],
+            first_key: $keys.0,
+            last_key: $keys.1,
+            step: $keys.2,
+            group: $group,
+            since: $since,
+            summary: $summary,
+            complexity: $complexity,
+            syntax: $syntax,
+            subcommands: command!(@subs $($subs)?),
+        }
+    };
+    (@subs) => { NO_SUBCOMMANDS };
+    (@subs $subs:expr) => { $subs };
+}
+
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+const KEY_VALUE_PAIRS: (i32, i32, i32) = (1, -1, 2);
+
+/// Every command ferrokv answers.
+pub static COMMANDS: &[CommandSpec] = &[
+    // connection
+    command!(
+        "ping",
+        -1,
+        ["fast"],
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+        "O(1)",
+        "[message]"
+    ),
+    command!(
+        "echo",
+        2,
+        ["fast"],
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+        "O(1)",
+        "message"
+    ),
+    command!(
+        "quit",
+        -1,
+        ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "select",
+        2,
+        ["loading", "stale", "fast"],
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Changes the selected database. Only database 0 exists.",
+        "O(1)",
+        "index:integer"
+    ),
+    command!(
+        "hello",
+        -1,
+        ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        "Handshakes with the server.",
+        "O(1)",
+        "[protover:integer [AUTH username password] [SETNAME clientname]]"
+    ),
+    command!(
+        "client",
+        -2,
+        [],
+        NO_KEYS,
+        "connection",
+        "2.4.0",
+        "A container for client connection commands.",
+        "Depends on subcommand.",
+        "",
+        CLIENT_SUBCOMMANDS
+    ),
+    // server
+    command!(
+        "command",
+        -1,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+        "O(N) where N is the total number of commands",
+        "",
+        COMMAND_SUBCOMMANDS
+    ),
+    command!(
+        "info",
+        -1,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+        "O(1)",
+        "[section...]"
+    ),
+    command!(
+        "dbsize",
+        1,
+        ["readonly", "fast"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+        "O(N) where N is the number of keys",
+        ""
+    ),
+    command!(
+        "flushdb",
+        -1,
+        ["write"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Removes all keys from the current database.",
+        "O(N) where N is the number of keys",
+        "[ASYNC|SYNC]"
+    ),
+    command!(
+        "flushall",
+        -1,
+        ["write"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases.",
+        "O(N) where N is the number of keys",
+        "[ASYNC|SYNC]"
+    ),
+    // string
+    command!(
+        "get",
+        2,
+        ["readonly", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Returns the string value of a key.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "set",
+        -3,
+        ["write", "denyoom"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Sets the string value of a key, ignoring its type.",
+        "O(1)",
+        "key value [NX|XX] [GET] [EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:integer|PXAT unix-time-milliseconds:integer|KEEPTTL]"
+    ),
+    command!(
+        "setnx",
+        3,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Sets the string value of a key only when the key doesn't exist.",
+        "O(1)",
+        "key value"
+    ),
+    command!(
+        "getset",
+        3,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Returns the previous string value of a key after setting it to a new value.",
+        "O(1)",
+        "key value"
+    ),
+    command!(
+        "getdel",
+        2,
+        ["write", "fast"],
+        ONE_KEY,
+        "string",
+        "6.2.0",
+        "Returns the string value of a key after deleting the key.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "mget",
+        -2,
+        ["readonly", "fast"],
+        ALL_KEYS,
+        "string",
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+        "O(N) where N is the number of keys to retrieve.",
+        "key..."
+    ),
+    command!(
+        "mset",
+        -3,
+        ["write", "denyoom"],
+        KEY_VALUE_PAIRS,
+        "string",
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+        "O(N) where N is the number of keys to set.",
+        "[key value]..."
+    ),
+    command!(
+        "msetnx",
+        -3,
+        ["write", "denyoom"],
+        KEY_VALUE_PAIRS,
+        "string",
+        "1.0.1",
+        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+        "O(N) where N is the number of keys to set.",
+        "[key value]..."
+    ),
+    command!(
+        "incr",
+        2,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "incrby",
+        3,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        "key increment:integer"
+    ),
+    command!(
+        "decr",
+        2,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "decrby",
+        3,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        "key decrement:integer"
+    ),
+    command!(
+        "incrbyfloat",
+        3,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "2.6.0",
+        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        "O(1)",
+        "key increment:double"
+    ),
+    command!(
+        "append",
+        3,
+        ["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "2.0.0",
+        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+        "O(1)",
+        "key value"
+    ),
+    command!(
+        "strlen",
+        2,
+        ["readonly", "fast"],
+        ONE_KEY,
+        "string",
+        "2.2.0",
+        "Returns the length of a string value.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "getrange",
+        4,
+        ["readonly"],
+        ONE_KEY,
+        "string",
+        "2.4.0",
+        "Returns a substring of the string stored at a key.",
+        "O(N) where N is the length of the returned string.",
+        "key start:integer end:integer"
+    ),
+    command!(
+        "setrange",
+        4,
+        ["write", "denyoom"],
+        ONE_KEY,
+        "string",
+        "2.2.0",
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        "O(1), not counting the time taken to copy the new string in place.",
+        "key offset:integer value"
+    ),
+    // generic
+    command!(
+        "del",
+        -2,
+        ["write"],
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        "Deletes one or more keys.",
+        "O(N) where N is the number of keys that will be removed.",
+        "key..."
+    ),
+    command!(
+        "exists",
+        -2,
+        ["readonly", "fast"],
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        "Determines whether one or more keys exist.",
+        "O(N) where N is the number of keys to check.",
+        "key..."
+    ),
+    command!(
+        "type",
+        2,
+        ["readonly", "fast"],
+        ONE_KEY,
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "keys",
+        2,
+        ["readonly"],
+        NO_KEYS,
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
+        "O(N) with N being the number of keys in the database",
+        "pattern:pattern"
+    ),
+    command!(
+        "scan",
+        -2,
+        ["readonly"],
+        NO_KEYS,
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database.",
+        "O(1) for every call. O(N) for a complete iteration.",
+        "cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [TYPE type]"
+    ),
+];
+
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    command!(
+        "client|setname",
+        3,
+        ["noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "2.6.9",
+        "Sets the connection name.",
+        "O(1)",
+        "connection-name"
+    ),
+    command!(
+        "client|getname",
+        2,
+        ["noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "2.6.9",
+        "Returns the name of the connection.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "client|id",
+        2,
+        ["noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        "Returns the unique client ID of the connection.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "client|info",
+        2,
+        ["noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "6.2.0",
+        "Returns information about the connection.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "client|list",
+        -2,
+        ["admin", "noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+        "O(N) where N is the number of client connections",
+        "[TYPE NORMAL|MASTER|REPLICA|PUBSUB] [ID client-id:integer...]"
+    ),
+    command!(
+        "client|setinfo",
+        4,
+        ["noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "7.2.0",
+        "Sets information specific to the client or connection.",
+        "O(1)",
+        "LIB-NAME libname|LIB-VER libver"
+    ),
+    command!(
+        "client|help",
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        "O(1)",
+        ""
+    ),
+];
+
+static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
+    command!(
+        "command|count",
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        "Returns a count of commands.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "command|info",
+        -2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        "Returns information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up",
+        "[command-name...]"
+    ),
+    command!(
+        "command|docs",
+        -2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        "Returns documentary information about one, multiple or all commands.",
+        "O(N) where N is the number of commands to look up",
+        "[command-name...]"
+    ),
+    command!(
+        "command|list",
+        -2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        "Returns a list of command names.",
+        "O(N) where N is the total number of Redis commands",
+        ""
+    ),
+    command!(
+        "command|help",
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        "O(1)",
+        ""
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nosuch").is_none());
+        let client = lookup(b"client").unwrap();
+        assert_eq!(client.subcommand(b"SETNAME").unwrap().name, "client|setname");
+        assert!(client.subcommand(b"nosuch").is_none());
+    }
+
+    #[test]
+    fn arity_follows_redis_convention() {
+        let get = lookup(b"get").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
+        let set = lookup(b"set").unwrap();
+        assert!(set.arity_ok(3) && set.arity_ok(7) && !set.arity_ok(2));
+    }
+
+    #[test]
+    fn names_are_unique_and_lower_case() {
+        let mut seen = std::collections::HashSet::new();
+        for spec in COMMANDS
+            .iter()
+            .chain(CLIENT_SUBCOMMANDS)
+            .chain(COMMAND_SUBCOMMANDS)
+        {
+            assert_eq!(spec.name, spec.name.to_lowercase());
+            assert!(seen.insert(spec.name), "duplicate {}", spec.name);
+            assert!(spec.arity != 0, "{} has no arity", spec.name);
+        }
+    }
+}

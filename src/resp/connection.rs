@@ -1,0 +1,156 @@
+//! One client connection: read, parse, execute in order, reply.
+//!
+//! Requests are executed one at a time in the order they arrive, so pipelined replies come back
+//! in order. Replies to every request already in the read buffer are written together, which
+//! makes a pipeline of N requests cost one write. A framing error answers
+//! `-ERR Protocol error: ...` after the replies before it, then closes the connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::cmd;
+use super::parse::{ParseLimits, RequestParser};
+use super::reply::Reply;
+use super::server::Server;
+use super::session::{ClientHandle, Session};
+use crate::percolator::TxnClient;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Replies are flushed once this many bytes are pending, even mid-pipeline.
+const WRITE_FLUSH_BYTES: usize = 64 * 1024;
+/// An idle read buffer bigger than this is given back to the allocator.
+const IDLE_BUFFER_KEEP_BYTES: usize = 64 * 1024;
+
+pub struct Connection<C: TxnClient> {
+    socket: TcpStream,
+    server: Arc<Server<C>>,
+    session: Session,
+    parser: RequestParser,
+    input: BytesMut,
+    output: BytesMut,
+}
+
+impl<C: TxnClient> Connection<C> {
+    pub fn new(
+        socket: TcpStream,
+        addr: SocketAddr,
+        id: u64,
+        server: Arc<Server<C>>,
+    ) -> std::io::Result<Self> {
+        socket.set_nodelay(true)?;
+        let local_addr = socket.local_addr()?;
+        let fd = {
+            use std::os::fd::AsRawFd;
+            i64::from(socket.as_raw_fd())
+        };
+        let handle = Arc::new(ClientHandle::new(id, addr, local_addr, fd));
+        server.clients.insert(id, handle.clone());
+        let limits = ParseLimits {
+            max_bulk_bytes: server.config.max_bulk_bytes,
+            max_multibulk_len: server.config.max_multibulk_len,
+            max_inline_bytes: server.config.max_inline_bytes,
+        };
+        Ok(Connection {
+            socket,
+            server,
+            session: Session::new(handle),
+            parser: RequestParser::new(limits),
+            input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            output: BytesMut::new(),
+        })
+    }
+
+    /// Serves the client until it leaves, breaks the protocol, or the server stops.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        if let Err(e) = self.serve(&mut stop).await {
+            tracing::debug!(client = self.session.client.id, error = %e, "connection ended with an error");
+        }
+        let _ = self.socket.shutdown().await;
+        self.server.clients.remove(&self.session.client.id);
+    }
+
+    async fn serve(&mut self, stop: &mut watch::Receiver<bool>) -> std::io::Result<()> {
+        loop {
+            loop {
+                let request = match self.parser.next_request(&mut self.input) {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break,
+                    Err(e) => {
+                        Reply::Error(format!("ERR Protocol error: {e}"))
+                            .encode(self.session.protocol(), &mut self.output);
+                        self.flush().await?;
+                        tracing::debug!(client = self.session.client.id, error = %e, "protocol error; closing");
+                        return Ok(());
+                    }
+                };
+                *self.session.client.last_active.lock() = Instant::now();
+                let reply = cmd::execute(request, &mut self.session, &self.server).await;
+                if reply.is_error() {
+                    self.server.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+                }
+                reply.encode(self.session.protocol(), &mut self.output);
+                if self.session.closing {
+                    self.flush().await?;
+                    return Ok(());
+                }
+                if self.output.len() >= WRITE_FLUSH_BYTES {
+                    self.flush().await?;
+                }
+            }
+            self.flush().await?;
+            if *stop.borrow() {
+                return Ok(());
+            }
+
+            let buffered = self.input.len();
+            self.session
+                .client
+                .query_buffer_bytes
+                .store(buffered, Ordering::Relaxed);
+            if buffered >= self.server.config.max_query_buffer_bytes {
+                tracing::warn!(
+                    client = self.session.client.id,
+                    bytes = buffered,
+                    "closing a client that reached the query buffer limit"
+                );
+                return Ok(());
+            }
+            if buffered == 0 && self.input.capacity() > IDLE_BUFFER_KEEP_BYTES {
+                self.input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+            }
+            self.input.reserve(READ_CHUNK_BYTES);
+            let read = tokio::select! {
+                read = self.socket.read_buf(&mut self.input) => read?,
+                _ = stop.changed() => return Ok(()),
+            };
+            if read == 0 {
+                return Ok(());
+            }
+            self.server
+                .stats
+                .net_input_bytes
+                .fetch_add(read as u64, Ordering::Relaxed);
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        self.socket.write_all(&self.output).await?;
+        self.server
+            .stats
+            .net_output_bytes
+            .fetch_add(self.output.len() as u64, Ordering::Relaxed);
+        self.output.clear();
+        Ok(())
+    }
+}
