@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::connection::Connection;
+use super::latches::Latches;
 use super::scan_cursors::ScanCursors;
 use super::session::ClientHandle;
 use crate::config::RespConfig;
@@ -49,6 +50,8 @@ pub struct Server<C: TxnClient> {
     /// Connected clients by id.
     pub clients: DashMap<u64, Arc<ClientHandle>>,
     pub cursors: ScanCursors,
+    /// Serialize same-key write commands on this node (see `latches`).
+    pub latches: Latches,
     pub started: Instant,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
@@ -67,6 +70,7 @@ impl<C: TxnClient> Server<C> {
             stats: Stats::default(),
             clients: DashMap::new(),
             cursors: ScanCursors::default(),
+            latches: Latches::default(),
             started: Instant::now(),
             local_addr,
             run_id: make_run_id(),

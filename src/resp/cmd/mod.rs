@@ -61,7 +61,15 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
         "info" => server::info(&args, server).await,
         "flushdb" | "flushall" => server::flush(&args, server).await,
         _ => match DataCommand::parse(spec, &args[1..]) {
-            Ok(command) => Ok(run_data_command(&command, server).await),
+            Ok(command) => {
+                // Same-key writers queue here instead of conflicting (see `latches`).
+                let _latches = if spec.is_write() {
+                    Some(server.latches.acquire(spec.keys(&args)).await)
+                } else {
+                    None
+                };
+                Ok(run_data_command(&command, server).await)
+            }
             Err(e) => Err(e),
         },
     };

@@ -83,7 +83,11 @@ impl StringCommand {
                 condition,
                 get,
             } => {
-                let old = get_string(txn, ctx, key).await?;
+                let old = if *get {
+                    get_string(txn, ctx, key).await?
+                } else {
+                    read_string(txn, key).await?
+                };
                 let allowed = match condition {
                     SetCondition::Always => true,
                     SetCondition::IfAbsent => old.is_none(),
@@ -146,13 +150,13 @@ impl StringCommand {
                 }
                 Ok(Reply::Integer(1))
             }
-            StringCommand::IncrBy(key, delta) => incr_by(txn, ctx, key, *delta).await,
+            StringCommand::IncrBy(key, delta) => incr_by(txn, key, *delta).await,
             StringCommand::DecrBy(key, delta) => match delta.checked_neg() {
-                Some(delta) => incr_by(txn, ctx, key, delta).await,
+                Some(delta) => incr_by(txn, key, delta).await,
                 None => Err(CommandError::Other("decrement would overflow".into())),
             },
             StringCommand::IncrByFloat(key, delta) => {
-                let current = match get_string(txn, ctx, key).await? {
+                let current = match read_string(txn, key).await? {
                     Some(text) => parse_f64(&text).ok_or(CommandError::NotFloat)?,
                     None => 0.0,
                 };
@@ -165,7 +169,7 @@ impl StringCommand {
                 Ok(Reply::Bulk(text))
             }
             StringCommand::Append(key, suffix) => {
-                let current = get_string(txn, ctx, key).await?.unwrap_or_default();
+                let current = read_string(txn, key).await?.unwrap_or_default();
                 let len = current.len() + suffix.len();
                 if len > ctx.max_string_bytes {
                     return Err(CommandError::StringTooLong);
@@ -244,31 +248,42 @@ fn pairs(name: &str, args: &[Bytes]) -> CommandResult<Vec<(Bytes, Bytes)>> {
         .collect())
 }
 
-/// The value stored at `key`, counting the lookup as a hit or a miss.
+/// The value stored at `key`.
+async fn read_value<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Value>> {
+    txn.get(&data_key(key)).await?.map(Value::decode).transpose()
+}
+
+/// The value stored at `key`, counting the lookup as a keyspace hit or miss (as Redis counts
+/// read lookups, not the reads a write command does).
 async fn get_value<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
     key: &[u8],
 ) -> CommandResult<Option<Value>> {
-    match txn.get(&data_key(key)).await? {
-        Some(raw) => {
-            ctx.hits += 1;
-            Value::decode(raw).map(Some)
-        }
-        None => {
-            ctx.misses += 1;
-            Ok(None)
-        }
+    let value = read_value(txn, key).await?;
+    if value.is_some() {
+        ctx.hits += 1;
+    } else {
+        ctx.misses += 1;
     }
+    Ok(value)
 }
 
-/// The string at `key`; `WRONGTYPE` if the key holds another type.
+/// The string at `key` for a read command (counted); `WRONGTYPE` if the key holds another type.
 async fn get_string<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
     key: &[u8],
 ) -> CommandResult<Option<Bytes>> {
     match get_value(txn, ctx, key).await? {
+        Some(Value::String(s)) => Ok(Some(s)),
+        None => Ok(None),
+    }
+}
+
+/// The string at `key` for a write command (not counted); `WRONGTYPE` for another type.
+async fn read_string<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Bytes>> {
+    match read_value(txn, key).await? {
         Some(Value::String(s)) => Ok(Some(s)),
         None => Ok(None),
     }
@@ -282,13 +297,8 @@ fn put_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) {
     txn.put(data_key(key), Value::encode_string(value));
 }
 
-async fn incr_by<T: Transaction>(
-    txn: &mut T,
-    ctx: &mut ExecContext<'_>,
-    key: &[u8],
-    delta: i64,
-) -> CommandResult {
-    let current = match get_string(txn, ctx, key).await? {
+async fn incr_by<T: Transaction>(txn: &mut T, key: &[u8], delta: i64) -> CommandResult {
+    let current = match read_string(txn, key).await? {
         Some(text) => parse_i64(&text).ok_or(CommandError::NotInteger)?,
         None => 0,
     };
@@ -317,7 +327,7 @@ fn substring(value: &Bytes, start: i64, end: i64) -> Bytes {
 
 async fn set_range<T: Transaction>(
     txn: &mut T,
-    ctx: &mut ExecContext<'_>,
+    ctx: &ExecContext<'_>,
     key: &[u8],
     offset: i64,
     patch: &Bytes,
@@ -325,7 +335,7 @@ async fn set_range<T: Transaction>(
     if offset < 0 {
         return Err(CommandError::OffsetOutOfRange);
     }
-    let current = get_string(txn, ctx, key).await?;
+    let current = read_string(txn, key).await?;
     if patch.is_empty() {
         // Nothing to write: answer the current length and create nothing.
         return Ok(Reply::Integer(current.map_or(0, |s| s.len() as i64)));

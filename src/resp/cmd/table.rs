@@ -5,6 +5,8 @@
 //! Redis's convention (`last_key = -1` means the last argument). `syntax` is the argument list
 //! as Redis documents it, from which `COMMAND DOCS` builds its argument tree (see `docs.rs`).
 
+use bytes::Bytes;
+
 /// Everything the server knows about one command.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -36,6 +38,27 @@ impl CommandSpec {
 
     pub fn is_write(&self) -> bool {
         self.flags.contains(&"write")
+    }
+
+    /// The key arguments of a request for this command (`args[0]` is the name), from the key
+    /// positions in the table.
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (first, step) = (self.first_key.max(0) as usize, self.step.max(1) as usize);
+        let last = if self.last_key < 0 {
+            args.len() as i64 + i64::from(self.last_key)
+        } else {
+            i64::from(self.last_key)
+        };
+        let end = if first == 0 {
+            0
+        } else {
+            (last.max(0) as usize + 1).min(args.len())
+        };
+        args.get(first.min(end)..end)
+            .unwrap_or_default()
+            .iter()
+            .step_by(step)
+            .map(|arg| arg.as_ref())
     }
 
     /// The subcommand called `name` (any case).
@@ -639,6 +662,31 @@ mod tests {
         assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
         let set = lookup(b"set").unwrap();
         assert!(set.arity_ok(3) && set.arity_ok(7) && !set.arity_ok(2));
+    }
+
+    #[test]
+    fn key_positions_pick_the_keys() {
+        let args = |list: &[&str]| {
+            list.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect::<Vec<_>>()
+        };
+        let keys = |name: &[u8], a: &[Bytes]| {
+            lookup(name)
+                .unwrap()
+                .keys(a)
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(b"get", &args(&["GET", "k"])), [b"k".to_vec()]);
+        assert_eq!(keys(b"set", &args(&["SET", "k", "v", "NX"])), [b"k".to_vec()]);
+        assert_eq!(keys(b"del", &args(&["DEL", "a", "b", "c"])).len(), 3);
+        assert_eq!(
+            keys(b"mset", &args(&["MSET", "a", "1", "b", "2"])),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
+        assert!(keys(b"scan", &args(&["SCAN", "0"])).is_empty());
+        assert!(keys(b"ping", &args(&["PING"])).is_empty());
     }
 
     #[test]

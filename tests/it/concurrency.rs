@@ -1,0 +1,67 @@
+//! Read-modify-write commands stay atomic under concurrent clients.
+
+use std::thread;
+
+use redis::Commands;
+
+use crate::harness::TestServer;
+
+#[test]
+fn concurrent_incr_loses_no_update() {
+    let server = TestServer::start();
+    let threads: Vec<_> = (0..20)
+        .map(|_| {
+            let mut con = server.client();
+            thread::spawn(move || {
+                for _ in 0..200 {
+                    let _: i64 = con.incr("counter", 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut con = server.client();
+    assert_eq!(con.get::<_, i64>("counter").unwrap(), 4_000);
+}
+
+#[test]
+fn concurrent_append_and_msetnx_are_atomic() {
+    let server = TestServer::start();
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            let mut con = server.client();
+            thread::spawn(move || {
+                let mut won = 0;
+                for i in 0..50 {
+                    let _: i64 = redis::cmd("APPEND").arg("log").arg("ab").query(&mut con).unwrap();
+                    // Every thread races for the same pairs; exactly one may win each.
+                    let set: i64 = redis::cmd("MSETNX")
+                        .arg(format!("p{i}:a"))
+                        .arg(t)
+                        .arg(format!("p{i}:b"))
+                        .arg(t)
+                        .query(&mut con)
+                        .unwrap();
+                    won += set;
+                }
+                won
+            })
+        })
+        .collect();
+    let won: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(won, 50, "each MSETNX pair is won exactly once");
+    let mut con = server.client();
+    let log: String = con.get("log").unwrap();
+    assert_eq!(log.len(), 10 * 50 * 2);
+    assert!(
+        log.as_bytes().chunks(2).all(|c| c == b"ab"),
+        "appends never interleave"
+    );
+    for i in 0..50 {
+        let a: String = con.get(format!("p{i}:a")).unwrap();
+        let b: String = con.get(format!("p{i}:b")).unwrap();
+        assert_eq!(a, b, "both keys of a pair come from one MSETNX");
+    }
+}

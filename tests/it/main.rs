@@ -1,0 +1,8 @@
+//! Integration tests: real servers, real clients. One binary, so RocksDB is linked once.
+
+mod cli;
+mod commands;
+mod concurrency;
+mod durability;
+mod harness;
+mod protocol;
