@@ -519,3 +519,25 @@ fn command_introspection_for_client_hints() {
         "{text}"
     );
 }
+
+#[test]
+fn config_get_reports_redis_parameter_names() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let pairs: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("save")
+        .arg("append*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(pairs, ["save", "", "appendonly", "no", "appendfsync", "always"]);
+    let port: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("PORT")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(port, ["port".to_string(), server.addr.port().to_string()]);
+    let text = error_text(&mut con, &["CONFIG", "SET", "maxclients", "5"]);
+    assert!(text.starts_with("ERR CONFIG SET is not supported"), "{text}");
+    assert_eq!(cmd(&mut con, &["CONFIG", "RESETSTAT"]).unwrap(), Value::Okay);
+}

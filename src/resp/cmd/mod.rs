@@ -58,6 +58,7 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
         "hello" => connection::hello(&args, session),
         "client" => client::client(spec, &args, session, server),
         "command" => server::command(spec, &args),
+        "config" => server::config(spec, &args, server),
         "info" => server::info(&args, server).await,
         "flushdb" | "flushall" => server::flush(&args, server).await,
         _ => match DataCommand::parse(spec, &args[1..]) {

@@ -13,6 +13,7 @@ use super::table::{COMMANDS, CommandSpec, lookup};
 use crate::percolator::{Transaction, TxnClient};
 use crate::resp::args::is_keyword;
 use crate::resp::error::{CommandError, CommandResult};
+use crate::resp::glob::Glob;
 use crate::resp::keyspace::keyspace_range;
 use crate::resp::reply::Reply;
 use crate::resp::server::Server;
@@ -92,6 +93,99 @@ pub fn command(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
         )),
         other => unreachable!("command subcommand {other} has no implementation"),
     }
+}
+
+/// `CONFIG GET | SET | RESETSTAT | HELP`. The configuration lives in `cluster.yaml` and is read
+/// at start-up, so `CONFIG GET` reports it under Redis's parameter names and `CONFIG SET`
+/// refuses.
+pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: &Server<C>) -> CommandResult {
+    let Some(sub) = spec.subcommand(&args[1]) else {
+        return Err(CommandError::UnknownSubcommand {
+            command: "config",
+            subcommand: args[1].clone(),
+        });
+    };
+    if !sub.arity_ok(args.len()) {
+        return Err(CommandError::WrongArity {
+            name: sub.name.to_string(),
+        });
+    }
+    match sub.name {
+        "config|get" => {
+            let parameters = config_parameters(server);
+            let mut pairs = Vec::new();
+            for (name, value) in &parameters {
+                if args[2..]
+                    .iter()
+                    .any(|pattern| Glob::new(&pattern.to_ascii_lowercase()).matches(name.as_bytes()))
+                {
+                    pairs.push((Reply::bulk_str(name), Reply::bulk_str(value)));
+                }
+            }
+            Ok(Reply::Map(pairs))
+        }
+        "config|set" => Err(CommandError::Unsupported(
+            "CONFIG SET is not supported: edit cluster.yaml and restart the node".into(),
+        )),
+        "config|resetstat" => {
+            let stats = &server.stats;
+            for counter in [
+                &stats.connections_received,
+                &stats.connections_rejected,
+                &stats.commands_processed,
+                &stats.keyspace_hits,
+                &stats.keyspace_misses,
+                &stats.net_input_bytes,
+                &stats.net_output_bytes,
+                &stats.error_replies,
+            ] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            Ok(Reply::OK)
+        }
+        "config|help" => Ok(Reply::Array(
+            [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Not supported: ferrokv is configured by cluster.yaml.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|line| Reply::Simple(line))
+            .collect(),
+        )),
+        other => unreachable!("config subcommand {other} has no implementation"),
+    }
+}
+
+/// The configuration under Redis's parameter names, as `CONFIG GET` reports it.
+fn config_parameters<C: TxnClient>(server: &Server<C>) -> Vec<(&'static str, String)> {
+    let config = &server.config;
+    vec![
+        ("bind", server.local_addr.ip().to_string()),
+        ("port", server.local_addr.port().to_string()),
+        ("databases", "1".into()),
+        ("maxclients", config.max_clients.to_string()),
+        ("proto-max-bulk-len", config.max_bulk_bytes.to_string()),
+        (
+            "client-query-buffer-limit",
+            config.max_query_buffer_bytes.to_string(),
+        ),
+        ("dir", server.node.data_dir.display().to_string()),
+        // Every acknowledged write is fsync'd; there is no RDB snapshotting or AOF.
+        ("save", String::new()),
+        ("appendonly", "no".into()),
+        ("appendfsync", "always".into()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("timeout", "0".into()),
+        ("cluster-enabled", "no".into()),
+    ]
 }
 
 /// `FLUSHDB [ASYNC|SYNC]` and `FLUSHALL [ASYNC|SYNC]` (there is one database).

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Measures ferrokv against Debian's redis-server with redis-benchmark, side by side in one run,
+# and prints the ratios:
+#
+#   SET, INCR, MSET (writes) against redis with `appendfsync always` (every write fsync'd
+#   before the reply, as ferrokv does), GET against redis in memory (no persistence). Both
+#   redis baselines are printed for every test.
+#
+# Usage: bench/redis-benchmark.sh            (defaults below; env vars override)
+#   REQUESTS=100000 CLIENTS=50 PIPELINES="1 16" TESTS="set get incr mset" KEYSPACE=100000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-100000}
+CLIENTS=${CLIENTS:-50}
+PIPELINES=${PIPELINES:-"1 16"}
+TESTS=${TESTS:-"set get incr mset"}
+KEYSPACE=${KEYSPACE:-100000}
+
+scripts/setup.sh >/dev/null
+cargo build --release --quiet
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_ready() {
+    for _ in $(seq 1 200); do
+        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
+        sleep 0.05
+    done
+    echo "server on port $1 did not start" >&2
+    exit 1
+}
+
+ferrokv_port=$(free_port)
+target/release/ferrokv --port "$ferrokv_port" --data-dir "$work/ferrokv" --log-level warn &
+pids+=($!)
+memory_port=$(free_port)
+redis-server --port "$memory_port" --save "" --appendonly no --dir "$work" --logfile "" >/dev/null &
+pids+=($!)
+mkdir -p "$work/aof"
+always_port=$(free_port)
+redis-server --port "$always_port" --save "" --appendonly yes --appendfsync always --dir "$work/aof" \
+    --logfile "" >/dev/null &
+pids+=($!)
+wait_ready "$ferrokv_port"; wait_ready "$memory_port"; wait_ready "$always_port"
+
+# requests per second of one test against one server
+rps() {
+    local port=$1 test=$2 pipeline=$3
+    redis-benchmark -p "$port" -t "$test" -n "$REQUESTS" -c "$CLIENTS" -P "$pipeline" -r "$KEYSPACE" -q \
+        | tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) { print $i; exit } }'
+}
+
+echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r $KEYSPACE, $(nproc) cores, $(redis-server --version | awk '{print $3}')"
+printf '%-6s %3s %12s %12s %12s %8s %8s\n' test P ferrokv redis-mem redis-always vs-mem vs-always
+for pipeline in $PIPELINES; do
+    for test in $TESTS; do
+        ours=$(rps "$ferrokv_port" "$test" "$pipeline")
+        memory=$(rps "$memory_port" "$test" "$pipeline")
+        always=$(rps "$always_port" "$test" "$pipeline")
+        printf '%-6s %3s %12s %12s %12s %8s %8s\n' "$test" "$pipeline" "$ours" "$memory" "$always" \
+            "$(awk -v a="$ours" -v b="$memory" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(awk -v a="$ours" -v b="$always" 'BEGIN { printf "%.2f", a / b }')"
+    done
+done
