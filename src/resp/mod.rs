@@ -21,7 +21,8 @@
 //!
 //! ## Caveats
 //!
-//! - One database (`SELECT 0`); no key expiry (`SET EX` and friends answer an error).
+//! - One database (`SELECT 0`); strings and hashes; no key expiry (`SET EX` and friends
+//!   answer an error).
 //! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys).
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
 //! - `SCAN` cursors are remembered per node (see [`scan_cursors`]).

@@ -541,3 +541,115 @@ fn config_get_reports_redis_parameter_names() {
     assert!(text.starts_with("ERR CONFIG SET is not supported"), "{text}");
     assert_eq!(cmd(&mut con, &["CONFIG", "RESETSTAT"]).unwrap(), Value::Okay);
 }
+
+#[test]
+fn hashes_store_fields_and_count_them() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    assert_eq!(
+        cmd(&mut con, &["HSET", "h", "a", "1", "b", "2", "a", "3"]).unwrap(),
+        Value::Int(2)
+    );
+    assert_eq!(cmd(&mut con, &["HSET", "h", "c", "3"]).unwrap(), Value::Int(1));
+    assert_eq!(
+        cmd(&mut con, &["HGET", "h", "a"]).unwrap(),
+        Value::BulkString(b"3".to_vec())
+    );
+    assert_eq!(cmd(&mut con, &["HGET", "h", "zz"]).unwrap(), Value::Nil);
+    assert_eq!(cmd(&mut con, &["HLEN", "h"]).unwrap(), Value::Int(3));
+    assert_eq!(cmd(&mut con, &["HSETNX", "h", "a", "x"]).unwrap(), Value::Int(0));
+    assert_eq!(cmd(&mut con, &["HSETNX", "h", "d", "4"]).unwrap(), Value::Int(1));
+    assert_eq!(cmd(&mut con, &["HEXISTS", "h", "d"]).unwrap(), Value::Int(1));
+    assert_eq!(cmd(&mut con, &["HSTRLEN", "h", "d"]).unwrap(), Value::Int(1));
+    let all: std::collections::BTreeMap<String, String> = con.hgetall("h").unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all["b"], "2");
+    let keys: Vec<String> = con.hkeys("h").unwrap();
+    assert_eq!(keys, ["a", "b", "c", "d"]);
+    let vals: Vec<String> = con.hvals("h").unwrap();
+    assert_eq!(vals, ["3", "2", "3", "4"]);
+    let some: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg("h")
+        .arg("a")
+        .arg("nope")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(some, vec![Some("3".into()), None]);
+    assert_eq!(cmd(&mut con, &["HINCRBY", "h", "n", "5"]).unwrap(), Value::Int(5));
+    assert_eq!(
+        cmd(&mut con, &["HINCRBY", "h", "n", "-7"]).unwrap(),
+        Value::Int(-2)
+    );
+    assert_eq!(
+        error_text(&mut con, &["HINCRBY", "h", "b", "x"]),
+        "ERR value is not an integer or out of range"
+    );
+    let _: () = con.hset("h", "word", "abc").unwrap();
+    assert_eq!(
+        error_text(&mut con, &["HINCRBY", "h", "word", "1"]),
+        "ERR hash value is not an integer"
+    );
+    assert_eq!(
+        cmd(&mut con, &["HDEL", "h", "a", "a", "zz"]).unwrap(),
+        Value::Int(1)
+    );
+    assert_eq!(cmd(&mut con, &["HLEN", "h"]).unwrap(), Value::Int(5));
+    assert_eq!(
+        cmd(&mut con, &["TYPE", "h"]).unwrap(),
+        Value::SimpleString("hash".into())
+    );
+    assert_eq!(cmd(&mut con, &["HMSET", "h2", "x", "1"]).unwrap(), Value::Okay);
+    assert_eq!(
+        error_text(&mut con, &["HSET", "h", "lonely"]),
+        "ERR wrong number of arguments for 'hset' command"
+    );
+    // Removing the last field removes the hash.
+    assert_eq!(cmd(&mut con, &["HDEL", "h2", "x"]).unwrap(), Value::Int(1));
+    assert_eq!(cmd(&mut con, &["EXISTS", "h2"]).unwrap(), Value::Int(0));
+    // Fields of a hash whose name extends another's stay apart.
+    let _: () = con.hset("h2x", "f", "v").unwrap();
+    assert_eq!(cmd(&mut con, &["HLEN", "h2"]).unwrap(), Value::Int(0));
+}
+
+#[test]
+fn wrong_type_is_refused_and_set_replaces_any_type() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.roundtrip(&request(&[b"HSET", b"h", b"f", b"v"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"SET", b"s", b"v"]), b"+OK\r\n");
+    let wrongtype = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+    for req in [
+        request(&[b"GET", b"h"]),
+        request(&[b"INCR", b"h"]),
+        request(&[b"APPEND", b"h", b"x"]),
+        request(&[b"GETSET", b"h", b"x"]),
+        request(&[b"SET", b"h", b"x", b"GET"]),
+        request(&[b"STRLEN", b"h"]),
+        request(&[b"HGET", b"s", b"f"]),
+        request(&[b"HSET", b"s", b"f", b"v"]),
+        request(&[b"HLEN", b"s"]),
+        request(&[b"HGETALL", b"s"]),
+    ] {
+        raw.roundtrip(&req, wrongtype);
+    }
+    // MGET answers nil for a key of another type.
+    raw.roundtrip(&request(&[b"MGET", b"h", b"s"]), b"*2\r\n$-1\r\n$1\r\nv\r\n");
+    // A refused command changed nothing.
+    raw.roundtrip(&request(&[b"HGET", b"h", b"f"]), b"$1\r\nv\r\n");
+    // SET replaces a hash, fields and all; DEL removes a hash with its fields.
+    raw.roundtrip(&request(&[b"SET", b"h", b"now-a-string"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"TYPE", b"h"]), b"+string\r\n");
+    raw.roundtrip(&request(&[b"HSET", b"h3", b"a", b"1", b"b", b"2"]), b":2\r\n");
+    raw.roundtrip(&request(&[b"DEL", b"h3"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"HSET", b"h3", b"c", b"3"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"HLEN", b"h3"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"HGET", b"h3", b"a"]), b"$-1\r\n");
+    // SCAN's TYPE filter and FLUSHDB see hashes too.
+    raw.roundtrip(
+        &request(&[b"SCAN", b"0", b"TYPE", b"hash"]),
+        b"*2\r\n$1\r\n0\r\n*1\r\n$2\r\nh3\r\n",
+    );
+    raw.roundtrip(&request(&[b"FLUSHDB"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"HSET", b"h3", b"z", b"1"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"HGETALL", b"h3"]), b"*2\r\n$1\r\nz\r\n$1\r\n1\r\n");
+}

@@ -7,7 +7,7 @@ use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
-use crate::resp::keyspace::{Value, data_key, keyspace_range, prefix_end, user_key};
+use crate::resp::keyspace::{Value, data_key, delete_key, keyspace_range, prefix_end, read_value, user_key};
 use crate::resp::reply::Reply;
 
 /// Keys read per store round trip when walking the whole keyspace.
@@ -49,9 +49,8 @@ impl KeyCommand {
             KeyCommand::Del(keys) => {
                 let mut deleted = 0;
                 for key in dedup(keys) {
-                    let key = data_key(key);
-                    if txn.get(&key).await?.is_some() {
-                        txn.delete(key);
+                    if let Some(old) = read_value(txn, key).await? {
+                        delete_key(txn, key, &old).await?;
                         deleted += 1;
                     }
                 }

@@ -8,6 +8,7 @@
 mod client;
 mod connection;
 pub mod docs;
+mod hashes;
 mod keys;
 mod server;
 mod strings;
@@ -80,6 +81,7 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
 /// A command that reads or writes the keyspace, parsed and ready to run in a transaction.
 pub enum DataCommand {
     String(strings::StringCommand),
+    Hash(hashes::HashCommand),
     Key(keys::KeyCommand),
 }
 
@@ -88,6 +90,9 @@ impl DataCommand {
     pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<DataCommand> {
         if let Some(command) = strings::StringCommand::parse(spec.name, args)? {
             return Ok(DataCommand::String(command));
+        }
+        if let Some(command) = hashes::HashCommand::parse(spec.name, args)? {
+            return Ok(DataCommand::Hash(command));
         }
         if let Some(command) = keys::KeyCommand::parse(spec.name, args)? {
             return Ok(DataCommand::Key(command));
@@ -99,6 +104,7 @@ impl DataCommand {
     pub async fn exec<T: Transaction>(&self, txn: &mut T, ctx: &mut ExecContext<'_>) -> CommandResult {
         match self {
             DataCommand::String(command) => command.exec(txn, ctx).await,
+            DataCommand::Hash(command) => command.exec(txn, ctx).await,
             DataCommand::Key(command) => command.exec(txn, ctx).await,
         }
     }

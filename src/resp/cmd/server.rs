@@ -14,7 +14,7 @@ use crate::percolator::{Transaction, TxnClient};
 use crate::resp::args::is_keyword;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
-use crate::resp::keyspace::keyspace_range;
+use crate::resp::keyspace::all_data_range;
 use crate::resp::reply::Reply;
 use crate::resp::server::Server;
 
@@ -198,7 +198,7 @@ pub async fn flush<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandR
         [mode] if is_keyword(mode, "ASYNC") || is_keyword(mode, "SYNC") => {}
         _ => return Err(CommandError::Syntax),
     }
-    let (start, end) = keyspace_range();
+    let (start, end) = all_data_range();
     loop {
         let mut txn = server.store.begin().await?;
         let doomed = txn.scan(start, Some(end), FLUSH_CHUNK_KEYS).await?;

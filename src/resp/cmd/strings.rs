@@ -11,7 +11,7 @@ use super::ExecContext;
 use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, float_arg, int_arg, is_keyword, parse_f64, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
-use crate::resp::keyspace::{Value, data_key};
+use crate::resp::keyspace::{Value, data_key, read_value, write_string};
 use crate::resp::reply::{Reply, format_double};
 
 /// When `SET` writes.
@@ -83,10 +83,16 @@ impl StringCommand {
                 condition,
                 get,
             } => {
+                // SET replaces a value of any type, except that GET must read a string.
                 let old = if *get {
-                    get_string(txn, ctx, key).await?
+                    get_value(txn, ctx, key).await?
                 } else {
-                    read_string(txn, key).await?
+                    read_value(txn, key).await?
+                };
+                let old_string = match &old {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(_) if *get => return Err(CommandError::WrongType),
+                    _ => None,
                 };
                 let allowed = match condition {
                     SetCondition::Always => true,
@@ -94,10 +100,10 @@ impl StringCommand {
                     SetCondition::IfPresent => old.is_some(),
                 };
                 if allowed {
-                    put_string(txn, key, value);
+                    write_string(txn, key, value, old.as_ref()).await?;
                 }
                 Ok(match (get, allowed) {
-                    (true, _) => Reply::bulk_or_nil(old),
+                    (true, _) => Reply::bulk_or_nil(old_string),
                     (false, true) => Reply::OK,
                     (false, false) => Reply::Nil,
                 })
@@ -127,7 +133,7 @@ impl StringCommand {
                     // MGET answers nil for a key of another type instead of failing.
                     let value = match get_value(txn, ctx, key).await? {
                         Some(Value::String(s)) => Reply::Bulk(s),
-                        None => Reply::Nil,
+                        Some(_) | None => Reply::Nil,
                     };
                     values.push(value);
                 }
@@ -135,7 +141,8 @@ impl StringCommand {
             }
             StringCommand::MSet(pairs) => {
                 for (key, value) in pairs {
-                    put_string(txn, key, value);
+                    let old = read_value(txn, key).await?;
+                    write_string(txn, key, value, old.as_ref()).await?;
                 }
                 Ok(Reply::OK)
             }
@@ -248,11 +255,6 @@ fn pairs(name: &str, args: &[Bytes]) -> CommandResult<Vec<(Bytes, Bytes)>> {
         .collect())
 }
 
-/// The value stored at `key`.
-async fn read_value<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Value>> {
-    txn.get(&data_key(key)).await?.map(Value::decode).transpose()
-}
-
 /// The value stored at `key`, counting the lookup as a keyspace hit or miss (as Redis counts
 /// read lookups, not the reads a write command does).
 async fn get_value<T: Transaction>(
@@ -277,6 +279,7 @@ async fn get_string<T: Transaction>(
 ) -> CommandResult<Option<Bytes>> {
     match get_value(txn, ctx, key).await? {
         Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(CommandError::WrongType),
         None => Ok(None),
     }
 }
@@ -285,6 +288,7 @@ async fn get_string<T: Transaction>(
 async fn read_string<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Bytes>> {
     match read_value(txn, key).await? {
         Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(CommandError::WrongType),
         None => Ok(None),
     }
 }
@@ -293,6 +297,7 @@ async fn exists<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<bool> 
     Ok(txn.get(&data_key(key)).await?.is_some())
 }
 
+/// Writes a string over a key known to hold a string or nothing.
 fn put_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) {
     txn.put(data_key(key), Value::encode_string(value));
 }
