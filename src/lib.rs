@@ -7,4 +7,5 @@ pub mod config;
 pub mod node;
 pub mod percolator;
 pub mod resp;
+pub mod scheduler;
 pub mod storage;

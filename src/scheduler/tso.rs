@@ -1,0 +1,449 @@
+//! The timestamp oracle.
+//!
+//! A [`TimeStamp`] is `physical_ms << 18 | logical`. The oracle hands out timestamps that are
+//! strictly increasing: a caller always gets a timestamp greater than every timestamp handed
+//! out before its request arrived, whatever the wall clock does and across restarts.
+//!
+//! **How it survives restarts.** The oracle persists an upper bound on the physical part of
+//! everything it will issue, a window (`window_ms`, 3 s by default) ahead of the clock. It
+//! issues a timestamp only while its physical part is below the persisted bound, extending the
+//! bound (one synced write) when it gets there. On start it begins at the old bound, so even a
+//! clock that went backwards cannot make it repeat itself.
+//!
+//! **Logical overflow.** More than 2^18 timestamps in one millisecond borrow the next
+//! millisecond, the same way a clock that stands still is stepped past.
+//!
+//! **Batching.** [`TsoClient`] collects the requests that arrive while one call is in flight and
+//! asks for all of them in the next call, handing out the consecutive range it gets back.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::SCHEDULER_PREFIX;
+use crate::storage::{Cf, Engine, StorageError, WriteBatch, WriteOptions};
+
+/// Bits of the logical counter.
+pub const LOGICAL_BITS: u32 = 18;
+/// Timestamps one millisecond can hold.
+pub const MAX_LOGICAL: u64 = 1 << LOGICAL_BITS;
+
+/// A transaction timestamp: physical milliseconds since the Unix epoch, shifted left by
+/// [`LOGICAL_BITS`], plus a logical counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeStamp(u64);
+
+impl TimeStamp {
+    pub const ZERO: TimeStamp = TimeStamp(0);
+    pub const MAX: TimeStamp = TimeStamp(u64::MAX);
+
+    pub const fn new(raw: u64) -> Self {
+        TimeStamp(raw)
+    }
+
+    pub fn compose(physical_ms: u64, logical: u64) -> Self {
+        assert!(
+            logical < MAX_LOGICAL,
+            "logical part {logical} overflows {LOGICAL_BITS} bits"
+        );
+        TimeStamp(physical_ms << LOGICAL_BITS | logical)
+    }
+
+    pub const fn into_inner(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds since the Unix epoch. Lock TTLs are compared on this part only.
+    pub const fn physical(self) -> u64 {
+        self.0 >> LOGICAL_BITS
+    }
+
+    pub const fn logical(self) -> u64 {
+        self.0 & (MAX_LOGICAL - 1)
+    }
+
+    /// The next timestamp (saturating at `MAX`).
+    pub const fn next(self) -> Self {
+        TimeStamp(self.0.saturating_add(1))
+    }
+
+    /// The previous timestamp (saturating at `ZERO`).
+    pub const fn prev(self) -> Self {
+        TimeStamp(self.0.saturating_sub(1))
+    }
+}
+
+impl fmt::Display for TimeStamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TsoError {
+    #[error("a timestamp request must ask for at least one timestamp")]
+    ZeroCount,
+    #[error("a timestamp request may ask for at most {MAX_LOGICAL} timestamps, not {0}")]
+    TooMany(u32),
+    #[error("persisting the timestamp window: {0}")]
+    Storage(#[from] StorageError),
+    #[error("the timestamp oracle is gone")]
+    Closed,
+}
+
+/// Where the oracle keeps its persisted bound.
+pub trait TsoStore: Send + Sync + 'static {
+    fn load_bound_ms(&self) -> Result<Option<u64>, TsoError>;
+    /// Must be durable when it returns.
+    fn save_bound_ms(&self, bound_ms: u64) -> Result<(), TsoError>;
+}
+
+/// The store key of the persisted bound.
+const BOUND_KEY: &[u8] = &[SCHEDULER_PREFIX, b't', b's', b'o'];
+
+/// Keeps the bound in an engine's `raft` column family.
+pub struct EngineTsoStore<E: Engine>(pub E);
+
+impl<E: Engine> TsoStore for EngineTsoStore<E> {
+    fn load_bound_ms(&self) -> Result<Option<u64>, TsoError> {
+        let Some(raw) = self.0.get(Cf::Raft, BOUND_KEY)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = raw.as_slice().try_into().map_err(|_| {
+            TsoError::Storage(StorageError::Io {
+                path: "tso bound".into(),
+                source: std::io::Error::other(format!("{} bytes, expected 8", raw.len())),
+            })
+        })?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    fn save_bound_ms(&self, bound_ms: u64) -> Result<(), TsoError> {
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Raft, BOUND_KEY, bound_ms.to_be_bytes());
+        Ok(self.0.write(&batch, WriteOptions::SYNC)?)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub type Clock = Box<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Box::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    })
+}
+
+/// The oracle. See the module docs.
+pub struct Tso {
+    state: Mutex<TsoState>,
+    store: Box<dyn TsoStore>,
+    clock: Clock,
+    window_ms: u64,
+}
+
+struct TsoState {
+    /// Physical part of the last timestamp issued.
+    physical: u64,
+    /// Logical part of the last timestamp issued.
+    logical: u64,
+    /// Persisted bound. Invariant: `physical < bound` whenever a timestamp is issued.
+    bound: u64,
+}
+
+impl Tso {
+    pub const DEFAULT_WINDOW_MS: u64 = 3_000;
+
+    /// Starts the oracle above everything it may have issued before.
+    pub fn open(store: impl TsoStore, clock: Clock, window_ms: u64) -> Result<Self, TsoError> {
+        assert!(window_ms > 0, "the persisted window must be positive");
+        let previous_bound = store.load_bound_ms()?.unwrap_or(0);
+        let physical = clock().max(previous_bound);
+        let bound = physical + window_ms;
+        store.save_bound_ms(bound)?;
+        Ok(Tso {
+            state: Mutex::new(TsoState {
+                physical,
+                logical: 0,
+                bound,
+            }),
+            store: Box::new(store),
+            clock,
+            window_ms,
+        })
+    }
+
+    /// Reserves `count` consecutive timestamps and returns the last; the first is
+    /// `last - count + 1`.
+    pub fn get_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
+        if count == 0 {
+            return Err(TsoError::ZeroCount);
+        }
+        if u64::from(count) >= MAX_LOGICAL {
+            return Err(TsoError::TooMany(count));
+        }
+        let count = u64::from(count);
+        let mut state = self.state.lock();
+        let now = (self.clock)();
+        if now > state.physical {
+            state.physical = now;
+            state.logical = 0;
+        }
+        if state.logical + count >= MAX_LOGICAL {
+            // This millisecond is used up: borrow the next one.
+            state.physical += 1;
+            state.logical = 0;
+        }
+        if state.physical >= state.bound {
+            let bound = state.physical + self.window_ms;
+            self.store.save_bound_ms(bound)?;
+            state.bound = bound;
+        }
+        state.logical += count;
+        assert!(state.physical < state.bound && state.logical < MAX_LOGICAL);
+        Ok(TimeStamp::compose(state.physical, state.logical))
+    }
+
+    /// Makes sure no timestamp at or below `ts` is ever issued again.
+    pub fn advance_to(&self, ts: TimeStamp) -> Result<(), TsoError> {
+        let mut state = self.state.lock();
+        if TimeStamp::compose(state.physical, state.logical) >= ts {
+            return Ok(());
+        }
+        state.physical = ts.physical();
+        state.logical = ts.logical();
+        if state.physical >= state.bound {
+            let bound = state.physical + self.window_ms;
+            self.store.save_bound_ms(bound)?;
+            state.bound = bound;
+        }
+        Ok(())
+    }
+}
+
+/// Something that hands out timestamps in ranges: the oracle itself in-process, an RPC client
+/// of a remote scheduler later.
+pub trait TsoProvider: Send + Sync + 'static {
+    /// Reserves `count` consecutive timestamps and returns the last.
+    fn request_timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, TsoError>> + Send;
+}
+
+impl TsoProvider for Tso {
+    async fn request_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
+        Tso::get_timestamps(self, count)
+    }
+}
+
+impl<P: TsoProvider> TsoProvider for Arc<P> {
+    fn request_timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, TsoError>> + Send {
+        (**self).request_timestamps(count)
+    }
+}
+
+/// Most requests folded into one provider call.
+const MAX_BATCH: usize = 4096;
+
+/// Hands out single timestamps, batching concurrent requests into one provider call. Clones
+/// share the batcher.
+#[derive(Clone)]
+pub struct TsoClient {
+    requests: mpsc::UnboundedSender<oneshot::Sender<Result<TimeStamp, TsoErrorKind>>>,
+}
+
+/// A cloneable summary of a [`TsoError`], for fanning one failure out to a batch.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("timestamp oracle: {0}")]
+pub struct TsoErrorKind(pub String);
+
+impl TsoClient {
+    /// Starts the batching task on the current tokio runtime.
+    pub fn start(provider: impl TsoProvider) -> Self {
+        let (requests, mut inbox) =
+            mpsc::unbounded_channel::<oneshot::Sender<Result<TimeStamp, TsoErrorKind>>>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let count = batch.len() as u32;
+                match provider.request_timestamps(count).await {
+                    Ok(last) => {
+                        let first = last.into_inner() - u64::from(count) + 1;
+                        for (i, waiter) in batch.drain(..).enumerate() {
+                            let _ = waiter.send(Ok(TimeStamp::new(first + i as u64)));
+                        }
+                    }
+                    Err(e) => {
+                        let kind = TsoErrorKind(e.to_string());
+                        for waiter in batch.drain(..) {
+                            let _ = waiter.send(Err(kind.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        TsoClient { requests }
+    }
+
+    /// One timestamp, greater than any handed out before this call.
+    pub async fn get_timestamp(&self) -> Result<TimeStamp, TsoErrorKind> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(tx)
+            .map_err(|_| TsoErrorKind("the batcher stopped".into()))?;
+        rx.await.map_err(|_| TsoErrorKind("the batcher stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::storage::MemoryEngine;
+
+    fn fixed_clock(ms: Arc<AtomicU64>) -> Clock {
+        Box::new(move || ms.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn timestamp_parts() {
+        let ts = TimeStamp::compose(1_700_000_000_000, 5);
+        assert_eq!(ts.physical(), 1_700_000_000_000);
+        assert_eq!(ts.logical(), 5);
+        assert!(TimeStamp::compose(1, 0) > TimeStamp::compose(0, MAX_LOGICAL - 1));
+    }
+
+    #[test]
+    fn zero_and_oversized_requests_are_errors() {
+        let tso = Tso::open(EngineTsoStore(MemoryEngine::new()), system_clock(), 3000).unwrap();
+        assert!(matches!(tso.get_timestamps(0), Err(TsoError::ZeroCount)));
+        assert!(matches!(tso.get_timestamps(1 << 18), Err(TsoError::TooMany(_))));
+    }
+
+    #[test]
+    fn strictly_increasing_under_ten_threads() {
+        let tso = Arc::new(Tso::open(EngineTsoStore(MemoryEngine::new()), system_clock(), 3000).unwrap());
+        let threads: Vec<_> = (0..10)
+            .map(|_| {
+                let tso = tso.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for _ in 0..300 {
+                        let last = tso.get_timestamps(10).unwrap();
+                        mine.push(last);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for thread in threads {
+            let mine = thread.join().unwrap();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "each caller sees increasing timestamps"
+            );
+            all.extend(mine);
+        }
+        // Every range of 10 is disjoint from every other.
+        all.sort();
+        assert!(
+            all.windows(2)
+                .all(|w| w[1].into_inner() - w[0].into_inner() >= 10)
+        );
+    }
+
+    #[test]
+    fn a_stopped_clock_and_logical_overflow_still_increase() {
+        let now = Arc::new(AtomicU64::new(1_000));
+        let tso = Tso::open(
+            EngineTsoStore(MemoryEngine::new()),
+            fixed_clock(now.clone()),
+            3000,
+        )
+        .unwrap();
+        let mut last = TimeStamp::ZERO;
+        for _ in 0..5 {
+            let ts = tso.get_timestamps(100_000).unwrap();
+            assert!(ts > last);
+            last = ts;
+        }
+        assert!(last.physical() > 1_000, "overflow borrowed later milliseconds");
+    }
+
+    #[test]
+    fn restart_starts_above_everything_issued_even_if_the_clock_went_back() {
+        let engine = MemoryEngine::new();
+        let now = Arc::new(AtomicU64::new(50_000));
+        let tso = Tso::open(EngineTsoStore(engine.clone()), fixed_clock(now.clone()), 3000).unwrap();
+        let mut issued = TimeStamp::ZERO;
+        for step in 0..20 {
+            now.store(50_000 + step * 1_000, Ordering::SeqCst);
+            issued = tso.get_timestamps(1).unwrap();
+        }
+        drop(tso);
+        now.store(10_000, Ordering::SeqCst); // the clock jumped back
+        let tso = Tso::open(EngineTsoStore(engine), fixed_clock(now), 3000).unwrap();
+        let after = tso.get_timestamps(1).unwrap();
+        assert!(after > issued, "{after} must exceed {issued}");
+    }
+
+    #[test]
+    fn advance_to_skips_past_a_given_timestamp() {
+        let now = Arc::new(AtomicU64::new(1_000));
+        let tso = Tso::open(EngineTsoStore(MemoryEngine::new()), fixed_clock(now), 3000).unwrap();
+        let far = TimeStamp::compose(90_000, 7);
+        tso.advance_to(far).unwrap();
+        assert!(tso.get_timestamps(1).unwrap() > far);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn client_batches_concurrent_requests_into_distinct_timestamps() {
+        struct Counting {
+            tso: Tso,
+            calls: AtomicU64,
+        }
+        impl TsoProvider for Counting {
+            async fn request_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                self.tso.get_timestamps(count)
+            }
+        }
+        let provider = Arc::new(Counting {
+            tso: Tso::open(EngineTsoStore(MemoryEngine::new()), system_clock(), 3000).unwrap(),
+            calls: AtomicU64::new(0),
+        });
+        let client = TsoClient::start(provider.clone());
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..20 {
+                    got.push(client.get_timestamp().await.unwrap());
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            let got = task.await.unwrap();
+            assert!(got.windows(2).all(|w| w[0] < w[1]));
+            all.extend(got);
+        }
+        let total = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), total, "no timestamp handed out twice");
+        let calls = provider.calls.load(Ordering::SeqCst);
+        assert!(
+            calls < total as u64,
+            "{calls} provider calls for {total} timestamps: no batching"
+        );
+    }
+}
