@@ -27,6 +27,14 @@ trait AnyEngine {
 trait AnySnapshot {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>>;
     fn collect(&self, cf: Cf, opts: IterOptions) -> Result<Vec<KvPair>>;
+    /// Seeks to each of `seeks` in turn and reads `steps` keys from there.
+    fn cursor_walk(
+        &self,
+        cf: Cf,
+        opts: IterOptions,
+        seeks: &[&[u8]],
+        steps: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>>;
 }
 
 impl<E: Engine> AnyEngine for E {
@@ -56,6 +64,28 @@ impl<S: Snapshot> AnySnapshot for S {
     }
     fn collect(&self, cf: Cf, opts: IterOptions) -> Result<Vec<KvPair>> {
         self.iter(cf, opts).collect()
+    }
+    fn cursor_walk(
+        &self,
+        cf: Cf,
+        opts: IterOptions,
+        seeks: &[&[u8]],
+        steps: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>> {
+        let mut cursor = self.cursor(cf, opts);
+        let mut walks = Vec::new();
+        for seek in seeks {
+            let mut walk = Vec::new();
+            let mut valid = cursor.seek(seek)?;
+            while valid && walk.len() < steps {
+                assert_eq!(cursor.value(), b"v", "cursor values line up with keys");
+                walk.push(cursor.key().to_vec());
+                valid = cursor.next()?;
+            }
+            assert_eq!(valid, cursor.valid());
+            walks.push(walk);
+        }
+        Ok(walks)
     }
 }
 
@@ -319,4 +349,39 @@ fn rocks_engine_refuses_a_second_open_of_the_same_directory() {
         matches!(second, Err(StorageError::Rocks(_))),
         "a held LOCK file must be an error"
     );
+}
+
+#[test]
+fn cursors_seek_forward_and_back_within_bounds() {
+    on_both_engines(|open| {
+        let engine = open();
+        for k in [b"a", b"c", b"e", b"g", b"i"] {
+            engine.put(Cf::Write, k, b"v").unwrap();
+        }
+        engine.put(Cf::Default, b"b", b"v").unwrap();
+        let snapshot = engine.snapshot();
+        let walks = snapshot
+            .cursor_walk(
+                Cf::Write,
+                IterOptions::range(*b"b", *b"h"),
+                &[b"d", b"a", b"h", b"f", b"", b"c"],
+                10,
+            )
+            .unwrap();
+        let expect: [&[&[u8]]; 6] = [
+            &[b"e", b"g"],
+            &[b"c", b"e", b"g"],
+            &[],
+            &[b"g"],
+            &[b"c", b"e", b"g"],
+            &[b"c", b"e", b"g"],
+        ];
+        for (walk, expected) in walks.iter().zip(expect) {
+            assert_eq!(walk, &expected.iter().map(|k| k.to_vec()).collect::<Vec<_>>());
+        }
+        let unbounded = snapshot
+            .cursor_walk(Cf::Write, IterOptions::default(), &[b"h"], 1)
+            .unwrap();
+        assert_eq!(unbounded[0], vec![b"i".to_vec()]);
+    });
 }

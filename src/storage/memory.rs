@@ -7,7 +7,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::{
-    Cf, Direction, Engine, EngineIter, IterOptions, Mutation, Result, Snapshot, WriteBatch, WriteOptions,
+    Cf, Cursor, Direction, Engine, EngineIter, IterOptions, Mutation, Result, Snapshot, WriteBatch,
+    WriteOptions,
 };
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -105,5 +106,60 @@ impl Snapshot for MemorySnapshot {
             Direction::Forward => Box::new(pairs),
             Direction::Reverse => Box::new(pairs.rev()),
         }
+    }
+
+    fn cursor(&self, cf: Cf, opts: IterOptions) -> Box<dyn Cursor + Send + '_> {
+        Box::new(MemoryCursor {
+            map: &self.maps.0[cf as usize],
+            opts,
+            current: None,
+        })
+    }
+}
+
+struct MemoryCursor<'a> {
+    map: &'a Map,
+    opts: IterOptions,
+    current: Option<(&'a Vec<u8>, &'a Vec<u8>)>,
+}
+
+impl MemoryCursor<'_> {
+    fn settle(&mut self, from: Bound<&[u8]>) -> bool {
+        self.current = self
+            .map
+            .range::<[u8], _>((from, Bound::Unbounded))
+            .next()
+            .filter(|(k, _)| self.opts.contains(k));
+        self.current.is_some()
+    }
+}
+
+impl Cursor for MemoryCursor<'_> {
+    fn seek(&mut self, key: &[u8]) -> Result<bool> {
+        let lower = self.opts.lower.clone();
+        let key = match &lower {
+            Some(lower) if lower.as_slice() > key => lower.as_slice(),
+            _ => key,
+        };
+        Ok(self.settle(Bound::Included(key)))
+    }
+
+    fn next(&mut self) -> Result<bool> {
+        let Some((key, _)) = self.current else {
+            return Ok(false);
+        };
+        Ok(self.settle(Bound::Excluded(key.as_slice())))
+    }
+
+    fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current.expect("a valid cursor").0
+    }
+
+    fn value(&self) -> &[u8] {
+        self.current.expect("a valid cursor").1
     }
 }

@@ -230,6 +230,21 @@ pub type KvPair = (Vec<u8>, Vec<u8>);
 /// An iterator over a snapshot. It yields an error at most once, then ends.
 pub type EngineIter<'a> = Box<dyn Iterator<Item = Result<KvPair>> + Send + 'a>;
 
+/// A forward cursor over one column family of a snapshot, within bounds. Unlike an
+/// [`EngineIter`] it can jump: [`Cursor::seek`] repositions it at the first key at or after a
+/// given key, which is how MVCC readers skip a user key's older versions.
+pub trait Cursor {
+    /// Positions at the first key `>= key` within the bounds; returns whether there is one.
+    fn seek(&mut self, key: &[u8]) -> Result<bool>;
+    /// Moves to the next key; returns whether there is one.
+    fn next(&mut self) -> Result<bool>;
+    fn valid(&self) -> bool;
+    /// The current key. Only while [`Cursor::valid`].
+    fn key(&self) -> &[u8];
+    /// The current value. Only while [`Cursor::valid`].
+    fn value(&self) -> &[u8];
+}
+
 /// A point-in-time, read-only view of an engine. It owns what it needs, so it can outlive the
 /// borrow of the engine that made it.
 pub trait Snapshot: Send + Sync + 'static {
@@ -238,6 +253,10 @@ pub trait Snapshot: Send + Sync + 'static {
 
     /// Iterates `cf` within `opts`' bounds, in `opts`' direction.
     fn iter(&self, cf: Cf, opts: IterOptions) -> EngineIter<'_>;
+
+    /// A forward cursor over `cf` within `opts`' bounds (`opts.direction` is ignored), not yet
+    /// positioned: call [`Cursor::seek`] first.
+    fn cursor(&self, cf: Cf, opts: IterOptions) -> Box<dyn Cursor + Send + '_>;
 }
 
 /// An ordered, column-family key-value engine. See the module docs for its contract.

@@ -9,7 +9,7 @@ use rocksdb::{
 };
 
 use super::{
-    Cf, Direction, Engine, EngineIter, IterOptions, KvPair, Mutation, Result, Snapshot, StorageError,
+    Cf, Cursor, Direction, Engine, EngineIter, IterOptions, KvPair, Mutation, Result, Snapshot, StorageError,
     WriteBatch, WriteOptions,
 };
 
@@ -182,6 +182,54 @@ impl Snapshot for RocksSnapshot {
             direction: opts.direction,
             done: false,
         })
+    }
+
+    fn cursor(&self, cf: Cf, opts: IterOptions) -> Box<dyn Cursor + Send + '_> {
+        let db = self.0.borrow_owner();
+        let mut read_opts = ReadOptions::default();
+        if let Some(lower) = opts.lower {
+            read_opts.set_iterate_lower_bound(lower);
+        }
+        if let Some(upper) = opts.upper {
+            read_opts.set_iterate_upper_bound(upper);
+        }
+        let raw = self
+            .0
+            .borrow_dependent()
+            .raw_iterator_cf_opt(cf_handle(db, cf), read_opts);
+        Box::new(RocksCursor { raw })
+    }
+}
+
+struct RocksCursor<'a> {
+    raw: DBRawIteratorWithThreadMode<'a, DB>,
+}
+
+impl Cursor for RocksCursor<'_> {
+    fn seek(&mut self, key: &[u8]) -> Result<bool> {
+        self.raw.seek(key);
+        self.raw.status()?;
+        Ok(self.raw.valid())
+    }
+
+    fn next(&mut self) -> Result<bool> {
+        if self.raw.valid() {
+            self.raw.next();
+        }
+        self.raw.status()?;
+        Ok(self.raw.valid())
+    }
+
+    fn valid(&self) -> bool {
+        self.raw.valid()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.raw.key().expect("a valid cursor")
+    }
+
+    fn value(&self) -> &[u8] {
+        self.raw.value().expect("a valid cursor")
     }
 }
 
