@@ -26,13 +26,62 @@
 //! - There is no Percolator yet: no MVCC history on disk, no locks, no timestamps from a TSO.
 //!   Conflict detection uses an in-memory table of recent commits, which is enough on one node.
 
+pub mod actions;
+pub mod commands;
+pub mod key;
 pub mod local;
+pub mod mvcc;
+pub mod records;
+
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 
 use bytes::Bytes;
 
+use crate::scheduler::tso::TimeStamp;
 use crate::storage::StorageError;
+use records::LockInfo;
+
+/// Errors of the MVCC layer and its commands, per key. Cloneable, so one per key can be
+/// reported.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MvccError {
+    /// A lock of another transaction, which may commit at or below the read timestamp, is in
+    /// the way. Resolve it (through its primary) and try again.
+    #[error("key {:?} is locked by transaction {} (primary {:?})", String::from_utf8_lossy(&.0.key), .0.start_ts, String::from_utf8_lossy(&.0.primary))]
+    KeyIsLocked(LockInfo),
+    /// Another transaction committed the key at or after this one's start.
+    #[error(
+        "write conflict on {:?}: transaction {start_ts} lost to {conflict_start_ts}, committed at {conflict_commit_ts}",
+        String::from_utf8_lossy(key)
+    )]
+    WriteConflict {
+        key: Vec<u8>,
+        primary: Vec<u8>,
+        start_ts: TimeStamp,
+        conflict_start_ts: TimeStamp,
+        conflict_commit_ts: TimeStamp,
+    },
+    /// A rollback of a transaction that already committed.
+    #[error("transaction {start_ts} already committed at {commit_ts}")]
+    Committed {
+        key: Vec<u8>,
+        start_ts: TimeStamp,
+        commit_ts: TimeStamp,
+    },
+    /// A commit of a transaction that was rolled back.
+    #[error("transaction {start_ts} was rolled back")]
+    RolledBack { key: Vec<u8>, start_ts: TimeStamp },
+    /// A commit of a key the transaction holds no lock on and has no record for.
+    #[error("transaction {start_ts} holds no lock on {:?}", String::from_utf8_lossy(key))]
+    TxnLockNotFound { key: Vec<u8>, start_ts: TimeStamp },
+    #[error("malformed MVCC data: {0}")]
+    BadFormat(String),
+    #[error("storage: {0}")]
+    Storage(String),
+}
 
 /// Errors a transaction reports.
 #[derive(Debug, thiserror::Error)]

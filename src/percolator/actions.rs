@@ -1,0 +1,257 @@
+//! Per-key Percolator actions: pure functions of a reader's view that append writes to an
+//! [`MvccTxn`]. They do no I/O of their own; the commands in `commands.rs` loop over keys and
+//! call them.
+
+use super::MvccError;
+use super::key::Key;
+use super::mvcc::{CommitRecord, MvccReader, MvccTxn};
+use super::records::{Lock, LockKind, SHORT_VALUE_MAX_BYTES, Write, WriteKind};
+use crate::scheduler::tso::TimeStamp;
+use crate::storage::Snapshot;
+
+/// One change a transaction makes to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    /// Changes nothing, but fails the prewrite if `key`'s value changed after `since` (a put or
+    /// delete committed at a later timestamp). Redis `WATCH` is built on it.
+    CheckUnchanged {
+        key: Vec<u8>,
+        since: TimeStamp,
+    },
+}
+
+impl Mutation {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Mutation::Put { key, .. } | Mutation::Delete { key } | Mutation::CheckUnchanged { key, .. } => {
+                key
+            }
+        }
+    }
+}
+
+/// How a prewrite finishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrewriteMode {
+    /// Leave locks; a commit follows.
+    TwoPhase,
+    /// Write commit records at once (one-phase commit); no locks remain.
+    OnePhase { commit_ts: TimeStamp },
+}
+
+/// Prewrites one key: checks for locks and newer writes, then locks it (or, in one-phase mode,
+/// commits it).
+pub fn prewrite_key<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    mutation: &Mutation,
+    primary: &[u8],
+    start_ts: TimeStamp,
+    ttl_ms: u64,
+    mode: PrewriteMode,
+) -> Result<(), MvccError> {
+    let raw = mutation.key();
+    let key = Key::from_raw(raw);
+    if let Some(lock) = reader.load_lock(&key)? {
+        if lock.start_ts == start_ts && mode == PrewriteMode::TwoPhase {
+            // A retried prewrite of our own: already done.
+            return Ok(());
+        }
+        return Err(MvccError::KeyIsLocked(lock.info(raw)));
+    }
+    let conflict = |commit_ts: TimeStamp, write: &Write| MvccError::WriteConflict {
+        key: raw.to_vec(),
+        primary: primary.to_vec(),
+        start_ts,
+        conflict_start_ts: write.start_ts,
+        conflict_commit_ts: commit_ts,
+    };
+    // Anything committed (or rolled back) at or after our start: a later transaction won, or
+    // this very transaction was rolled back and must not come back to life.
+    if let Some((commit_ts, write)) = reader.seek_write(&key, TimeStamp::MAX)?
+        && commit_ts >= start_ts
+        && (!matches!(mutation, Mutation::CheckUnchanged { .. }) || write.start_ts == start_ts)
+    {
+        return Err(conflict(commit_ts, &write));
+    }
+    if let Mutation::CheckUnchanged { since, .. } = mutation
+        && let Some((commit_ts, write)) = reader.latest_change(&key)?
+        && commit_ts > *since
+    {
+        return Err(conflict(commit_ts, &write));
+    }
+
+    let (kind, value) = match mutation {
+        Mutation::Put { value, .. } => (LockKind::Put, Some(value.as_slice())),
+        Mutation::Delete { .. } => (LockKind::Delete, None),
+        Mutation::CheckUnchanged { .. } => (LockKind::Lock, None),
+    };
+    let short_value = value
+        .filter(|v| v.len() <= SHORT_VALUE_MAX_BYTES)
+        .map(<[u8]>::to_vec);
+    if let Some(value) = value
+        && short_value.is_none()
+    {
+        txn.put_value(&key, start_ts, value);
+    }
+    match mode {
+        PrewriteMode::TwoPhase => {
+            let mut lock = Lock::new(kind, primary.to_vec(), start_ts, ttl_ms);
+            lock.short_value = short_value;
+            txn.put_lock(&key, &lock);
+        }
+        PrewriteMode::OnePhase { commit_ts } => {
+            assert!(
+                commit_ts > start_ts,
+                "commit_ts {commit_ts} must follow start_ts {start_ts}"
+            );
+            if kind != LockKind::Lock {
+                txn.put_write(
+                    &key,
+                    commit_ts,
+                    &Write::new(WriteKind::from_lock(kind), start_ts, short_value),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Commits one key of the transaction that started at `start_ts`.
+pub fn commit_key<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    raw: &[u8],
+    start_ts: TimeStamp,
+    commit_ts: TimeStamp,
+) -> Result<(), MvccError> {
+    let key = Key::from_raw(raw);
+    if let Some(lock) = reader.load_lock(&key)?
+        && lock.start_ts == start_ts
+    {
+        assert!(
+            commit_ts > start_ts,
+            "commit_ts {commit_ts} must follow start_ts {start_ts}"
+        );
+        let write = Write::new(WriteKind::from_lock(lock.kind), start_ts, lock.short_value);
+        txn.put_write(&key, commit_ts, &write);
+        txn.unlock_key(&key);
+        return Ok(());
+    }
+    match reader.txn_commit_record(&key, start_ts)? {
+        // Committed already: a retried commit is a success.
+        CommitRecord::Committed { .. } => Ok(()),
+        CommitRecord::RolledBack => Err(MvccError::RolledBack {
+            key: raw.to_vec(),
+            start_ts,
+        }),
+        // No lock and no record: the prewrite never happened or was rolled back and cleaned.
+        // Saying "committed" here could acknowledge a transaction whose data is not there.
+        CommitRecord::None => Err(MvccError::TxnLockNotFound {
+            key: raw.to_vec(),
+            start_ts,
+        }),
+    }
+}
+
+/// Rolls back one key of the transaction that started at `start_ts`, leaving a rollback record
+/// so that a late prewrite of the same transaction fails.
+pub fn rollback_key<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    raw: &[u8],
+    start_ts: TimeStamp,
+) -> Result<(), MvccError> {
+    let key = Key::from_raw(raw);
+    if let Some(lock) = reader.load_lock(&key)?
+        && lock.start_ts == start_ts
+    {
+        if lock.kind == LockKind::Put && lock.short_value.is_none() {
+            txn.delete_value(&key, start_ts);
+        }
+        txn.unlock_key(&key);
+        txn.put_write(&key, start_ts, &Write::new(WriteKind::Rollback, start_ts, None));
+        return Ok(());
+    }
+    match reader.txn_commit_record(&key, start_ts)? {
+        CommitRecord::Committed { commit_ts, .. } => Err(MvccError::Committed {
+            key: raw.to_vec(),
+            start_ts,
+            commit_ts,
+        }),
+        CommitRecord::RolledBack => Ok(()),
+        CommitRecord::None => {
+            // Nothing of ours here (maybe another transaction's lock, which stays): the record
+            // still protects against our prewrite arriving late.
+            txn.put_write(&key, start_ts, &Write::new(WriteKind::Rollback, start_ts, None));
+            Ok(())
+        }
+    }
+}
+
+/// What `CheckTxnStatus` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    NoAction,
+    /// The primary lock had expired; it was rolled back.
+    TtlExpireRollback,
+    /// There was no lock and no record; a rollback record was written.
+    LockNotExistRollback,
+}
+
+/// The fate of a transaction, as its primary key tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnStatus {
+    /// Still running: its primary lock lives for `ttl_ms` after its start.
+    Locked {
+        ttl_ms: u64,
+    },
+    Committed {
+        commit_ts: TimeStamp,
+    },
+    RolledBack {
+        action: Action,
+    },
+}
+
+/// Decides a transaction's status from its primary key, rolling it back if its lock expired or
+/// never existed.
+pub fn check_txn_status<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    primary: &[u8],
+    lock_ts: TimeStamp,
+    current_ts: TimeStamp,
+) -> Result<TxnStatus, MvccError> {
+    let key = Key::from_raw(primary);
+    if let Some(lock) = reader.load_lock(&key)?
+        && lock.start_ts == lock_ts
+    {
+        if lock.is_expired(current_ts) {
+            rollback_key(txn, reader, primary, lock_ts)?;
+            return Ok(TxnStatus::RolledBack {
+                action: Action::TtlExpireRollback,
+            });
+        }
+        return Ok(TxnStatus::Locked { ttl_ms: lock.ttl_ms });
+    }
+    match reader.txn_commit_record(&key, lock_ts)? {
+        CommitRecord::Committed { commit_ts, .. } => Ok(TxnStatus::Committed { commit_ts }),
+        CommitRecord::RolledBack => Ok(TxnStatus::RolledBack {
+            action: Action::NoAction,
+        }),
+        CommitRecord::None => {
+            txn.put_write(&key, lock_ts, &Write::new(WriteKind::Rollback, lock_ts, None));
+            Ok(TxnStatus::RolledBack {
+                action: Action::LockNotExistRollback,
+            })
+        }
+    }
+}

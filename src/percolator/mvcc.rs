@@ -1,0 +1,268 @@
+//! The MVCC layer over a storage snapshot: [`MvccTxn`] collects a command's writes, and
+//! [`MvccReader`] answers questions about locks, versions and commit records.
+//!
+//! Layout (see `key.rs` and `records.rs` for the bytes):
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `lock` | `encode(key)` | [`Lock`] |
+//! | `write` | `encode(key) ++ !commit_ts` (rollback: `!start_ts`) | [`Write`] |
+//! | `default` | `encode(key) ++ !start_ts` | the value, when too big to be short |
+
+use super::MvccError;
+use super::key::{Key, split_ts};
+use super::records::{Lock, Write, WriteKind};
+use crate::scheduler::tso::TimeStamp;
+use crate::storage::{Cf, IterOptions, Snapshot, WriteBatch};
+
+/// The writes one command makes, applied later as one atomic batch.
+#[derive(Debug, Default)]
+pub struct MvccTxn {
+    batch: WriteBatch,
+}
+
+impl MvccTxn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put_lock(&mut self, key: &Key, lock: &Lock) {
+        self.batch.put(Cf::Lock, key.as_encoded(), lock.to_bytes());
+    }
+
+    pub fn unlock_key(&mut self, key: &Key) {
+        self.batch.delete(Cf::Lock, key.as_encoded());
+    }
+
+    pub fn put_value(&mut self, key: &Key, start_ts: TimeStamp, value: &[u8]) {
+        self.batch.put(Cf::Default, key.append_ts(start_ts), value);
+    }
+
+    pub fn delete_value(&mut self, key: &Key, start_ts: TimeStamp) {
+        self.batch.delete(Cf::Default, key.append_ts(start_ts));
+    }
+
+    pub fn put_write(&mut self, key: &Key, commit_ts: TimeStamp, write: &Write) {
+        self.batch
+            .put(Cf::Write, key.append_ts(commit_ts), write.to_bytes());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    pub fn into_batch(self) -> WriteBatch {
+        self.batch
+    }
+}
+
+/// What the write column family says about one transaction on one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitRecord {
+    Committed {
+        commit_ts: TimeStamp,
+        write: Write,
+    },
+    RolledBack,
+    /// Neither committed nor rolled back (it may still hold a lock).
+    None,
+}
+
+/// Reads MVCC data from a snapshot.
+pub struct MvccReader<'a, S: Snapshot> {
+    snapshot: &'a S,
+}
+
+fn storage(e: crate::storage::StorageError) -> MvccError {
+    MvccError::Storage(e.to_string())
+}
+
+impl<'a, S: Snapshot> MvccReader<'a, S> {
+    pub fn new(snapshot: &'a S) -> Self {
+        MvccReader { snapshot }
+    }
+
+    pub fn load_lock(&self, key: &Key) -> Result<Option<Lock>, MvccError> {
+        match self.snapshot.get(Cf::Lock, key.as_encoded()).map_err(storage)? {
+            Some(bytes) => Lock::parse(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every write record of `key` with `commit_ts <= ts`, newest first.
+    fn writes_at_or_below(
+        &self,
+        key: &Key,
+        ts: TimeStamp,
+    ) -> impl Iterator<Item = Result<(TimeStamp, Write), MvccError>> + '_ {
+        let opts = IterOptions::range(key.append_ts(ts), key.versions_end());
+        self.snapshot.iter(Cf::Write, opts).map(|entry| {
+            let (versioned, bytes) = entry.map_err(storage)?;
+            let (_, commit_ts) = split_ts(&versioned)?;
+            Ok((commit_ts, Write::parse(&bytes)?))
+        })
+    }
+
+    /// The newest write record of `key` with `commit_ts <= ts`, of any kind.
+    pub fn seek_write(&self, key: &Key, ts: TimeStamp) -> Result<Option<(TimeStamp, Write)>, MvccError> {
+        self.writes_at_or_below(key, ts).next().transpose()
+    }
+
+    /// The newest write record of `key` that changed its value (a put or a delete).
+    pub fn latest_change(&self, key: &Key) -> Result<Option<(TimeStamp, Write)>, MvccError> {
+        for entry in self.writes_at_or_below(key, TimeStamp::MAX) {
+            let (commit_ts, write) = entry?;
+            if write.changes_value() {
+                return Ok(Some((commit_ts, write)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The value of `key` visible at `ts`: from the newest put or delete committed at or below
+    /// `ts`. Locks are not consulted.
+    pub fn get(&self, key: &Key, ts: TimeStamp) -> Result<Option<Vec<u8>>, MvccError> {
+        for entry in self.writes_at_or_below(key, ts) {
+            let (_, write) = entry?;
+            match write.kind {
+                WriteKind::Put => return self.load_value(key, write).map(Some),
+                WriteKind::Delete => return Ok(None),
+                WriteKind::Rollback | WriteKind::Lock => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The value a put record refers to.
+    pub fn load_value(&self, key: &Key, write: Write) -> Result<Vec<u8>, MvccError> {
+        if let Some(value) = write.short_value {
+            return Ok(value);
+        }
+        self.snapshot
+            .get(Cf::Default, &key.append_ts(write.start_ts))
+            .map_err(storage)?
+            .ok_or_else(|| {
+                MvccError::BadFormat(format!("the value of a put at {} is missing", write.start_ts))
+            })
+    }
+
+    /// Whether the transaction that started at `start_ts` committed or rolled back on `key`.
+    pub fn txn_commit_record(&self, key: &Key, start_ts: TimeStamp) -> Result<CommitRecord, MvccError> {
+        for entry in self.writes_at_or_below(key, TimeStamp::MAX) {
+            let (commit_ts, write) = entry?;
+            // Commit records of this transaction are at or above its start_ts.
+            if commit_ts < start_ts {
+                break;
+            }
+            if write.start_ts == start_ts {
+                return Ok(if write.kind == WriteKind::Rollback {
+                    CommitRecord::RolledBack
+                } else {
+                    CommitRecord::Committed { commit_ts, write }
+                });
+            }
+        }
+        Ok(CommitRecord::None)
+    }
+
+    /// Up to `limit` locks in `[start, end)` (user keys; `end = None` is unbounded) for which
+    /// `filter` holds.
+    pub fn scan_locks(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        filter: impl Fn(&Lock) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Key, Lock)>, MvccError> {
+        let opts = IterOptions {
+            lower: Some(Key::from_raw(start).as_encoded().to_vec()),
+            upper: end.map(|end| Key::from_raw(end).as_encoded().to_vec()),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for entry in self.snapshot.iter(Cf::Lock, opts) {
+            if out.len() >= limit {
+                break;
+            }
+            let (encoded, bytes) = entry.map_err(storage)?;
+            let lock = Lock::parse(&bytes)?;
+            if filter(&lock) {
+                out.push((Key::from_encoded(encoded), lock));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` user keys in `[start, end)` with their values at `ts`. A key locked by a
+    /// transaction that may commit at or below `ts` yields an error for that key instead of
+    /// failing the scan. Deleted keys are skipped.
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        ts: TimeStamp,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Result<Vec<u8>, MvccError>)>, MvccError> {
+        let lower = Key::from_raw(start).as_encoded().to_vec();
+        let upper = end.map(|end| Key::from_raw(end).as_encoded().to_vec());
+        let bounds = IterOptions {
+            lower: Some(lower.clone()),
+            upper,
+            ..Default::default()
+        };
+        let mut locks = self.snapshot.cursor(Cf::Lock, bounds.clone());
+        let mut writes = self.snapshot.cursor(Cf::Write, bounds);
+        let mut locks_valid = locks.seek(&lower).map_err(storage)?;
+        let mut writes_valid = writes.seek(&lower).map_err(storage)?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let write_key = if writes_valid {
+                Some(split_ts(writes.key())?.0)
+            } else {
+                None
+            };
+            let lock_key = locks_valid.then(|| Key::from_encoded(locks.key().to_vec()));
+            let current = match (&lock_key, &write_key) {
+                (None, None) => break,
+                (Some(k), None) | (None, Some(k)) => k.clone(),
+                (Some(l), Some(w)) => l.min(w).clone(),
+            };
+            let mut blocked = None;
+            if lock_key.as_ref() == Some(&current) {
+                let lock = Lock::parse(locks.value())?;
+                if lock.blocks_read_at(ts) {
+                    blocked = Some(MvccError::KeyIsLocked(lock.info(&current.to_raw()?)));
+                }
+                locks_valid = locks.next().map_err(storage)?;
+            }
+            if write_key.as_ref() == Some(&current) {
+                if let Some(error) = blocked {
+                    out.push((current.to_raw()?, Err(error)));
+                } else {
+                    writes_valid = writes.seek(&current.append_ts(ts)).map_err(storage)?;
+                    while writes_valid {
+                        let (key, _) = split_ts(writes.key())?;
+                        if key != current {
+                            break;
+                        }
+                        let write = Write::parse(writes.value())?;
+                        match write.kind {
+                            WriteKind::Put => {
+                                out.push((current.to_raw()?, self.load_value(&current, write)));
+                                break;
+                            }
+                            WriteKind::Delete => break,
+                            WriteKind::Rollback | WriteKind::Lock => {
+                                writes_valid = writes.next().map_err(storage)?
+                            }
+                        }
+                    }
+                }
+                writes_valid = writes.seek(&current.versions_end()).map_err(storage)?;
+            } else if let Some(error) = blocked {
+                out.push((current.to_raw()?, Err(error)));
+            }
+        }
+        Ok(out)
+    }
+}
