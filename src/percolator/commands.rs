@@ -5,6 +5,7 @@
 use super::MvccError;
 use super::actions::{self, Mutation, PrewriteMode, TxnStatus};
 use super::key::Key;
+pub use super::mvcc::ScanEntry;
 use super::mvcc::{MvccReader, MvccTxn};
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::Snapshot;
@@ -148,9 +149,6 @@ pub fn resolve_lock<S: Snapshot>(
     }
     Ok(txn)
 }
-
-/// A scan's result per key: the value, or the error (a lock) that kept it from being read.
-pub type ScanEntry = (Vec<u8>, Result<Vec<u8>, MvccError>);
 
 pub fn scan<S: Snapshot>(
     snapshot: &S,

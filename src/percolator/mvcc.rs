@@ -56,6 +56,9 @@ impl MvccTxn {
     }
 }
 
+/// A scan's result per user key: the value, or the error (a lock) that kept it from being read.
+pub type ScanEntry = (Vec<u8>, Result<Vec<u8>, MvccError>);
+
 /// What the write column family says about one transaction on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommitRecord {
@@ -202,7 +205,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         end: Option<&[u8]>,
         ts: TimeStamp,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Result<Vec<u8>, MvccError>)>, MvccError> {
+    ) -> Result<Vec<ScanEntry>, MvccError> {
         let lower = Key::from_raw(start).as_encoded().to_vec();
         let upper = end.map(|end| Key::from_raw(end).as_encoded().to_vec());
         let bounds = IterOptions {
