@@ -9,31 +9,53 @@ use super::records::{Lock, LockKind, SHORT_VALUE_MAX_BYTES, Write, WriteKind};
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::Snapshot;
 
+/// What a mutation does to its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put(Vec<u8>),
+    Delete,
+    /// Changes nothing; the key is only locked and checked.
+    Lock,
+}
+
 /// One change a transaction makes to one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mutation {
-    Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        key: Vec<u8>,
-    },
-    /// Changes nothing, but fails the prewrite if `key`'s value changed after `since` (a put or
-    /// delete committed at a later timestamp). Redis `WATCH` is built on it.
-    CheckUnchanged {
-        key: Vec<u8>,
-        since: TimeStamp,
-    },
+pub struct Mutation {
+    pub key: Vec<u8>,
+    pub op: Op,
+    /// Also fail the prewrite if the key's value changed (a put or delete committed) after this
+    /// timestamp, which may be earlier than the transaction's start. Redis `WATCH` uses it.
+    pub unchanged_since: Option<TimeStamp>,
 }
 
 impl Mutation {
-    pub fn key(&self) -> &[u8] {
-        match self {
-            Mutation::Put { key, .. } | Mutation::Delete { key } | Mutation::CheckUnchanged { key, .. } => {
-                key
-            }
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Mutation {
+            key: key.into(),
+            op: Op::Put(value.into()),
+            unchanged_since: None,
         }
+    }
+
+    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+        Mutation {
+            key: key.into(),
+            op: Op::Delete,
+            unchanged_since: None,
+        }
+    }
+
+    /// Only checks that `key` did not change after `since`.
+    pub fn check_unchanged(key: impl Into<Vec<u8>>, since: TimeStamp) -> Self {
+        Mutation {
+            key: key.into(),
+            op: Op::Lock,
+            unchanged_since: Some(since),
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        &self.key
     }
 }
 
@@ -74,24 +96,25 @@ pub fn prewrite_key<S: Snapshot>(
         conflict_commit_ts: commit_ts,
     };
     // Anything committed (or rolled back) at or after our start: a later transaction won, or
-    // this very transaction was rolled back and must not come back to life.
+    // this very transaction was rolled back and must not come back to life. A lock-only
+    // mutation minds only the latter.
     if let Some((commit_ts, write)) = reader.seek_write(&key, TimeStamp::MAX)?
         && commit_ts >= start_ts
-        && (!matches!(mutation, Mutation::CheckUnchanged { .. }) || write.start_ts == start_ts)
+        && (mutation.op != Op::Lock || write.start_ts == start_ts)
     {
         return Err(conflict(commit_ts, &write));
     }
-    if let Mutation::CheckUnchanged { since, .. } = mutation
+    if let Some(since) = mutation.unchanged_since
         && let Some((commit_ts, write)) = reader.latest_change(&key)?
-        && commit_ts > *since
+        && commit_ts > since
     {
         return Err(conflict(commit_ts, &write));
     }
 
-    let (kind, value) = match mutation {
-        Mutation::Put { value, .. } => (LockKind::Put, Some(value.as_slice())),
-        Mutation::Delete { .. } => (LockKind::Delete, None),
-        Mutation::CheckUnchanged { .. } => (LockKind::Lock, None),
+    let (kind, value) = match &mutation.op {
+        Op::Put(value) => (LockKind::Put, Some(value.as_slice())),
+        Op::Delete => (LockKind::Delete, None),
+        Op::Lock => (LockKind::Lock, None),
     };
     let short_value = value
         .filter(|v| v.len() <= SHORT_VALUE_MAX_BYTES)

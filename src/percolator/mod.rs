@@ -29,6 +29,7 @@
 pub mod actions;
 pub mod commands;
 pub mod key;
+pub mod latches;
 pub mod local;
 pub mod mvcc;
 pub mod records;

@@ -48,7 +48,7 @@ impl Store {
     }
 
     fn must_prewrite_delete(&self, key: &[u8], primary: &[u8], start: u64) {
-        self.prewrite(vec![Mutation::Delete { key: key.to_vec() }], primary, start)
+        self.prewrite(vec![Mutation::delete(key)], primary, start)
             .unwrap();
     }
 
@@ -145,10 +145,7 @@ impl Store {
 }
 
 fn put(key: &[u8], value: &[u8]) -> Mutation {
-    Mutation::Put {
-        key: key.to_vec(),
-        value: value.to_vec(),
-    }
+    Mutation::put(key, value)
 }
 
 // ---- 4A: reading versions ----
@@ -196,14 +193,7 @@ fn rollback_and_lock_records_are_skipped_by_reads() {
     store.must_prewrite_put(b"k", b"never", b"k", 20);
     store.rollback(&[b"k"], 20).unwrap();
     store
-        .prewrite(
-            vec![Mutation::CheckUnchanged {
-                key: b"k".to_vec(),
-                since: ts(11),
-            }],
-            b"k",
-            30,
-        )
+        .prewrite(vec![Mutation::check_unchanged(&b"k"[..], ts(11))], b"k", 30)
         .unwrap();
     store.must_commit(b"k", 30, 31);
     assert_eq!(store.must_get(b"k", 100).as_deref(), Some(&b"v"[..]));
@@ -321,7 +311,7 @@ fn within_one_prewrite_the_last_mutation_of_a_key_wins() {
         .prewrite(
             vec![
                 put(b"k", b"first"),
-                Mutation::Delete { key: b"d".to_vec() },
+                Mutation::delete(&b"d"[..]),
                 put(b"k", b"second"),
                 put(b"d", b"revived"),
             ],
@@ -666,7 +656,7 @@ fn one_phase_commit_writes_records_without_locks() {
     let store = Store::new();
     store.must_put(b"old", b"v", 10, 11);
     let request = PrewriteRequest {
-        mutations: vec![put(b"a", b"1"), Mutation::Delete { key: b"old".to_vec() }],
+        mutations: vec![put(b"a", b"1"), Mutation::delete(&b"old"[..])],
         primary: b"a".to_vec(),
         start_ts: ts(20),
         lock_ttl_ms: 3_000,
@@ -690,14 +680,7 @@ fn check_unchanged_fails_only_on_a_value_change_after_its_timestamp() {
     let store = Store::new();
     store.must_put(b"w", b"1", 10, 11);
     let check = |since: u64, start: u64| {
-        store.prewrite(
-            vec![Mutation::CheckUnchanged {
-                key: b"w".to_vec(),
-                since: ts(since),
-            }],
-            b"w",
-            start,
-        )
+        store.prewrite(vec![Mutation::check_unchanged(&b"w"[..], ts(since))], b"w", start)
     };
     // Changed at 11, after a watch at 5: conflict.
     assert!(matches!(
@@ -710,4 +693,16 @@ fn check_unchanged_fails_only_on_a_value_change_after_its_timestamp() {
     store.must_commit(b"w", 30, 31);
     // A lock record is not a change.
     check(12, 40).unwrap();
+}
+
+#[test]
+fn a_written_and_watched_key_fails_on_a_change_before_the_start_too() {
+    let store = Store::new();
+    store.must_put(b"w", b"1", 10, 20);
+    let mut mutation = Mutation::put(&b"w"[..], &b"2"[..]);
+    mutation.unchanged_since = Some(ts(15));
+    // Committed at 20: before this start (30) but after the watch (15).
+    assert!(store.prewrite(vec![mutation.clone()], b"w", 30).is_err());
+    mutation.unchanged_since = Some(ts(25));
+    store.prewrite(vec![mutation], b"w", 30).unwrap();
 }

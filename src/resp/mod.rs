@@ -33,7 +33,6 @@ mod connection;
 pub mod error;
 mod glob;
 mod keyspace;
-mod latches;
 pub mod parse;
 pub mod reply;
 mod scan_cursors;

@@ -14,11 +14,11 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::connection::Connection;
-use super::latches::Latches;
 use super::scan_cursors::ScanCursors;
 use super::session::ClientHandle;
 use crate::config::RespConfig;
 use crate::percolator::TxnClient;
+use crate::percolator::latches::Latches;
 
 /// Facts about this node that `INFO` reports.
 #[derive(Clone, Debug, Default)]

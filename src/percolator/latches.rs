@@ -1,12 +1,15 @@
-//! Key latches: write commands on the same keys run one at a time on this node.
+//! Key latches: holders of the same key's latch run one at a time.
 //!
-//! Transactions are optimistic: two commands that write the same key concurrently conflict,
-//! and the loser starts over. Under a hot key (twenty clients `INCR`ing one counter) that means
-//! most attempts are wasted and an unlucky client may retry many times. So before a write
-//! command begins its transaction it takes the latches of its keys and holds them until its
-//! commit is durable: same-key writers on one node queue up in arrival order instead of
-//! conflicting, and the optimistic check stays as the safety net for writers it cannot see
-//! (other nodes, later).
+//! Two users:
+//!
+//! - The transaction server latches the keys of each command (prewrite, commit, rollback...)
+//!   from reading its snapshot until its writes are applied, so commands on one key see each
+//!   other's effects, as TiKV's scheduler does.
+//! - The RESP layer latches the keys of a write command for its whole transaction. Percolator
+//!   is optimistic: concurrent writers of one key conflict and the loser starts over, which
+//!   under a hot key (twenty clients `INCR`ing one counter) wastes most attempts. With the
+//!   latch, same-key writers on one node queue up in arrival order instead; the optimistic
+//!   check stays as the safety net for writers the latch cannot see (other nodes).
 //!
 //! A latch covers every key that hashes to its slot. A command takes its slots in ascending
 //! order, so two commands can never each hold a slot the other waits for.
