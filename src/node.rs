@@ -1,7 +1,9 @@
 //! Wiring one node: open the engine, start the store, serve RESP, shut down cleanly.
 //!
 //! A node keeps its RocksDB database in `<data_dir>/db`. Today a node is a whole single-node
-//! database; the multi-raft store and the scheduler will start here too.
+//! database: the timestamp oracle, the Percolator transaction server (writing through a
+//! group-commit sink to the engine) and its client, under the RESP server. The multi-raft
+//! store will take the sink's place, and the scheduler will grow around the oracle.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,10 +15,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{ClusterConfig, ConfigError, NodeConfig};
-use crate::percolator::TxnError;
-use crate::percolator::local::LocalTxnClient;
+use crate::percolator::client::{ClientConfig, PercolatorClient};
+use crate::percolator::server::TxnServer;
+use crate::percolator::sink::GroupCommitSink;
 use crate::resp::{NodeInfo, Server, serve};
-use crate::storage::{RocksEngine, RocksOptions, StorageError};
+use crate::scheduler::tso::{EngineTsoStore, Tso, TsoClient, TsoError, system_clock};
+use crate::storage::{Engine, RocksEngine, RocksOptions, StorageError};
+
+/// The transaction server as this node runs it.
+pub type NodeTxnServer = TxnServer<RocksEngine, GroupCommitSink>;
+/// The client the RESP layer runs its commands through.
+pub type NodeTxnClient = PercolatorClient<NodeTxnServer>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -36,8 +45,10 @@ pub enum NodeError {
     },
     #[error("multi-node clusters are not supported yet: {count} nodes are configured, this build runs one")]
     MultiNode { count: usize },
-    #[error("shutdown: {0}")]
-    Shutdown(#[from] TxnError),
+    #[error("timestamp oracle: {0}")]
+    Tso(#[from] TsoError),
+    #[error("shutdown: flushing the database: {0}")]
+    Shutdown(#[source] StorageError),
 }
 
 /// What a node starts from.
@@ -53,7 +64,7 @@ pub struct NodeOptions {
 /// A started node.
 pub struct RunningNode {
     resp_addr: SocketAddr,
-    store: LocalTxnClient<RocksEngine>,
+    txn_server: Arc<NodeTxnServer>,
     stop: oneshot::Sender<()>,
     server_task: JoinHandle<()>,
 }
@@ -73,7 +84,15 @@ impl RunningNode {
                 path: db_path.clone(),
                 source,
             })?;
-        let store = LocalTxnClient::start(engine);
+        let tso = Arc::new(Tso::open(
+            EngineTsoStore(engine.clone()),
+            system_clock(),
+            Tso::DEFAULT_WINDOW_MS,
+        )?);
+        let tso_client = TsoClient::start(tso);
+        let sink = GroupCommitSink::start(engine.clone());
+        let txn_server = Arc::new(TxnServer::new(engine, sink, tso_client.clone()));
+        let store = PercolatorClient::new(txn_server.clone(), tso_client, ClientConfig::default());
         let listener = TcpListener::bind(node.resp_addr)
             .await
             .map_err(|source| NodeError::Bind {
@@ -102,7 +121,7 @@ impl RunningNode {
         tracing::info!(node = %node.name, %resp_addr, data_dir = %node.data_dir.display(), "ferrokv is ready");
         Ok(RunningNode {
             resp_addr,
-            store,
+            txn_server,
             stop,
             server_task,
         })
@@ -117,10 +136,14 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(());
         let _ = self.server_task.await;
-        let store = self.store;
-        tokio::task::spawn_blocking(move || store.shutdown())
-            .await
-            .expect("the store shutdown task panicked")?;
+        let txn_server = self.txn_server;
+        tokio::task::spawn_blocking(move || {
+            txn_server.sink().shutdown();
+            txn_server.engine().flush()
+        })
+        .await
+        .expect("the store shutdown task panicked")
+        .map_err(NodeError::Shutdown)?;
         tracing::info!("ferrokv stopped; the database is flushed and closed");
         Ok(())
     }

@@ -27,12 +27,14 @@
 //!   Conflict detection uses an in-memory table of recent commits, which is enough on one node.
 
 pub mod actions;
+pub mod client;
 pub mod commands;
 pub mod key;
 pub mod latches;
-pub mod local;
 pub mod mvcc;
 pub mod records;
+pub mod server;
+pub mod sink;
 
 #[cfg(test)]
 mod tests;
@@ -87,20 +89,30 @@ pub enum MvccError {
 /// Errors a transaction reports.
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
-    /// Another transaction committed `key` after this one began. Retry from the start.
+    /// Another transaction committed `key` at or after this one's start. Retry from the start.
     #[error(
-        "write conflict on key {key:?}: committed at version {conflict_version}, after this transaction began at {start_version}"
+        "write conflict on key {key:?}: committed at {conflict_commit_ts}, after this transaction began at {start_ts}"
     )]
     WriteConflict {
         key: Bytes,
-        start_version: u64,
-        conflict_version: u64,
+        start_ts: TimeStamp,
+        conflict_commit_ts: TimeStamp,
     },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The store could not write the commit; nothing of it is visible.
-    #[error("commit failed: {0}")]
-    CommitFailed(String),
+    /// A key the transaction watches changed after the watch. Not retried: for Redis this is
+    /// an `EXEC` that answers nil.
+    #[error("watched key {key:?} changed")]
+    WatchedKeyChanged { key: Bytes },
+    /// Another transaction's lock stayed in the way for the whole wait budget.
+    #[error("key {key:?} stayed locked by a running transaction")]
+    LockTimeout { key: Bytes },
+    /// The transaction was rolled back by others (its locks expired) before it committed.
+    /// Retry from the start.
+    #[error("{0}")]
+    Aborted(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("timestamp: {0}")]
+    Timestamp(String),
     /// The store is shutting down and takes no more commits.
     #[error("the store is shutting down")]
     ShuttingDown,
@@ -109,7 +121,32 @@ pub enum TxnError {
 impl TxnError {
     /// Whether running the same transaction again from `begin` may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TxnError::WriteConflict { .. })
+        matches!(self, TxnError::WriteConflict { .. } | TxnError::Aborted(_))
+    }
+}
+
+impl From<MvccError> for TxnError {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::WriteConflict {
+                key,
+                start_ts,
+                conflict_commit_ts,
+                ..
+            } => TxnError::WriteConflict {
+                key: Bytes::from(key),
+                start_ts,
+                conflict_commit_ts,
+            },
+            MvccError::Storage(message) if message.contains("shutting down") => TxnError::ShuttingDown,
+            other => TxnError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for TxnError {
+    fn from(e: StorageError) -> Self {
+        TxnError::Storage(e.to_string())
     }
 }
 
@@ -124,6 +161,9 @@ pub trait TxnClient: Clone + Send + Sync + 'static {
 
     /// Begins a transaction that sees everything committed so far.
     fn begin(&self) -> impl Future<Output = Result<Self::Txn>> + Send;
+
+    /// A timestamp later than every commit acknowledged so far (for `WATCH`).
+    fn timestamp(&self) -> impl Future<Output = Result<TimeStamp>> + Send;
 }
 
 /// One transaction: snapshot reads, buffered writes, an all-or-nothing commit. Dropping it
@@ -137,6 +177,10 @@ pub trait Transaction: Send + 'static {
 
     /// Buffers a delete of `key`.
     fn delete(&mut self, key: Bytes);
+
+    /// Makes the commit fail with [`TxnError::WatchedKeyChanged`] if `key`'s value changed
+    /// after `since`.
+    fn watch(&mut self, key: Bytes, since: TimeStamp);
 
     /// Up to `limit` pairs with keys in `[start, end)` (`end = None`: to the last key), in key
     /// order, as this transaction sees them (its own writes merged in).

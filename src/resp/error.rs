@@ -101,11 +101,16 @@ impl CommandError {
             CommandError::NoProto => "NOPROTO unsupported protocol version".into(),
             CommandError::WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             CommandError::Unsupported(what) | CommandError::Other(what) => format!("ERR {what}"),
-            CommandError::Txn(TxnError::WriteConflict { .. }) => {
+            CommandError::Txn(TxnError::WriteConflict { .. } | TxnError::Aborted(_)) => {
                 "TRYAGAIN the transaction kept conflicting with concurrent writers; retry".into()
             }
+            CommandError::Txn(TxnError::LockTimeout { .. }) => {
+                "TRYAGAIN a key stayed locked by a running transaction; retry".into()
+            }
             CommandError::Txn(TxnError::ShuttingDown) => "ERR the server is shutting down".into(),
-            CommandError::Txn(e @ (TxnError::Storage(_) | TxnError::CommitFailed(_))) => format!("ERR {e}"),
+            CommandError::Txn(
+                e @ (TxnError::Storage(_) | TxnError::Timestamp(_) | TxnError::WatchedKeyChanged { .. }),
+            ) => format!("ERR {e}"),
         }
     }
 

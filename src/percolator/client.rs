@@ -1,0 +1,377 @@
+//! The transaction coordinator: the client side of Percolator.
+//!
+//! A [`PercolatorTxn`] takes its `start_ts` from the oracle, reads at that snapshot, and
+//! buffers its writes. On commit:
+//!
+//! - **One phase**, when allowed (the keys live on one store and there are not too many): the
+//!   server checks and commits everything at once and picks `commit_ts` itself.
+//! - **Two phases** otherwise: prewrite every key with the first key as primary; take
+//!   `commit_ts` from the oracle; commit the primary (the transaction is committed the moment
+//!   that is durable); then commit the secondaries. A crash between the phases leaves locks
+//!   that readers resolve through the primary (see below).
+//!
+//! **Meeting a lock.** A read that finds a lock of another transaction asks the primary for
+//! that transaction's fate (`CheckTxnStatus`, which also rolls back an expired primary) and
+//! then commits or rolls back the lock it met (`ResolveLock`). If the owner is alive, the reader
+//! backs off and tries again, up to a time budget.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::actions::{Mutation, Op, TxnStatus};
+use super::commands::PrewriteRequest;
+use super::records::LockInfo;
+use super::server::KvApi;
+use super::{KvPair, MvccError, Result, Transaction, TxnClient, TxnError};
+use crate::scheduler::tso::{TimeStamp, TsoClient};
+
+/// Tunables of the coordinator.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// How long a transaction's locks protect it after its start before others may roll it
+    /// back.
+    pub lock_ttl_ms: u64,
+    /// Commit in one phase when the transaction has at most this many keys (0: never).
+    pub max_one_pc_keys: usize,
+    /// How long a read or prewrite keeps waiting for a live lock to go away.
+    pub lock_wait_budget_ms: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            lock_ttl_ms: 3_000,
+            max_one_pc_keys: 4_096,
+            lock_wait_budget_ms: 10_000,
+        }
+    }
+}
+
+/// Starts Percolator transactions against a [`KvApi`]. Clones share everything.
+pub struct PercolatorClient<K: KvApi> {
+    kv: Arc<K>,
+    tso: TsoClient,
+    config: Arc<ClientConfig>,
+}
+
+impl<K: KvApi> Clone for PercolatorClient<K> {
+    fn clone(&self) -> Self {
+        PercolatorClient {
+            kv: self.kv.clone(),
+            tso: self.tso.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<K: KvApi> PercolatorClient<K> {
+    pub fn new(kv: Arc<K>, tso: TsoClient, config: ClientConfig) -> Self {
+        PercolatorClient {
+            kv,
+            tso,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn kv(&self) -> &Arc<K> {
+        &self.kv
+    }
+}
+
+fn tso_error(e: impl std::fmt::Display) -> TxnError {
+    TxnError::Timestamp(e.to_string())
+}
+
+impl<K: KvApi> TxnClient for PercolatorClient<K> {
+    type Txn = PercolatorTxn<K>;
+
+    async fn begin(&self) -> Result<PercolatorTxn<K>> {
+        let start_ts = self.tso.get_timestamp().await.map_err(tso_error)?;
+        Ok(PercolatorTxn {
+            client: self.clone(),
+            start_ts,
+            writes: BTreeMap::new(),
+            watches: BTreeMap::new(),
+        })
+    }
+
+    async fn timestamp(&self) -> Result<TimeStamp> {
+        self.tso.get_timestamp().await.map_err(tso_error)
+    }
+}
+
+/// One Percolator transaction. See the module docs.
+pub struct PercolatorTxn<K: KvApi> {
+    client: PercolatorClient<K>,
+    start_ts: TimeStamp,
+    /// Buffered writes: `Some` puts, `None` deletes.
+    writes: BTreeMap<Bytes, Option<Bytes>>,
+    /// Keys whose value must not have changed after the given timestamp.
+    watches: BTreeMap<Bytes, TimeStamp>,
+}
+
+impl<K: KvApi> PercolatorTxn<K> {
+    pub fn start_ts(&self) -> TimeStamp {
+        self.start_ts
+    }
+
+    /// Resolves a lock met at `key`: finds its transaction's fate, then commits or rolls back
+    /// the lock. Returns `false` if the owner is still running (the caller should back off).
+    async fn resolve(&self, lock: &LockInfo) -> Result<bool> {
+        resolve_lock(&self.client, lock).await
+    }
+
+    /// Waits out (or resolves) `lock`, within the budget that started at `since`.
+    async fn handle_lock(&self, lock: &LockInfo, since: Instant, attempt: &mut u32) -> Result<()> {
+        if self.resolve(lock).await? {
+            return Ok(());
+        }
+        if since.elapsed() > Duration::from_millis(self.client.config.lock_wait_budget_ms) {
+            return Err(TxnError::LockTimeout {
+                key: Bytes::copy_from_slice(&lock.key),
+            });
+        }
+        *attempt += 1;
+        tokio::time::sleep(backoff(*attempt)).await;
+        Ok(())
+    }
+
+    fn mutations(&self) -> Vec<Mutation> {
+        let mut mutations: BTreeMap<&Bytes, Mutation> = BTreeMap::new();
+        for (key, value) in &self.writes {
+            let op = match value {
+                Some(value) => Op::Put(value.to_vec()),
+                None => Op::Delete,
+            };
+            mutations.insert(
+                key,
+                Mutation {
+                    key: key.to_vec(),
+                    op,
+                    unchanged_since: None,
+                },
+            );
+        }
+        for (key, since) in &self.watches {
+            mutations
+                .entry(key)
+                .or_insert_with(|| Mutation::check_unchanged(key.to_vec(), *since))
+                .unchanged_since = Some(*since);
+        }
+        mutations.into_values().collect()
+    }
+
+    /// Maps a prewrite's per-key errors to the transaction's error, resolving locks in the way.
+    /// `Ok(())` means "try the prewrite again".
+    async fn handle_prewrite_errors(
+        &self,
+        errors: Vec<MvccError>,
+        since: Instant,
+        attempt: &mut u32,
+    ) -> Result<()> {
+        for error in &errors {
+            if let MvccError::WriteConflict {
+                key,
+                start_ts,
+                conflict_commit_ts,
+                ..
+            } = error
+            {
+                let key = Bytes::copy_from_slice(key);
+                if self.watches.contains_key(&key) {
+                    return Err(TxnError::WatchedKeyChanged { key });
+                }
+                return Err(TxnError::WriteConflict {
+                    key,
+                    start_ts: *start_ts,
+                    conflict_commit_ts: *conflict_commit_ts,
+                });
+            }
+        }
+        for error in errors {
+            match error {
+                MvccError::KeyIsLocked(lock) => self.handle_lock(&lock, since, attempt).await?,
+                other => return Err(other.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn two_phase_commit(&self, request: PrewriteRequest) -> Result<()> {
+        let kv = &self.client.kv;
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match kv.kv_prewrite(request.clone(), false).await {
+                Ok(_) => break,
+                Err(errors) => self.handle_prewrite_errors(errors, since, &mut attempt).await?,
+            }
+        }
+        let commit_ts = self.client.tso.get_timestamp().await.map_err(tso_error)?;
+        let keys: Vec<Vec<u8>> = request.mutations.iter().map(|m| m.key.clone()).collect();
+        let (primary, secondaries) = keys.split_first().expect("a prewrite has keys");
+        if let Err(e) = kv
+            .kv_commit(vec![primary.clone()], self.start_ts, commit_ts)
+            .await
+        {
+            // The primary was rolled back under us (our locks outlived their TTL): the
+            // transaction is aborted. Clean up what is left of it.
+            let _ = kv.kv_batch_rollback(keys.clone(), self.start_ts).await;
+            return Err(match e {
+                MvccError::RolledBack { .. } | MvccError::TxnLockNotFound { .. } => {
+                    TxnError::Aborted(format!(
+                        "transaction {} was rolled back before it committed",
+                        self.start_ts
+                    ))
+                }
+                other => other.into(),
+            });
+        }
+        // Committed. A failure from here on leaves locks that readers resolve as committed.
+        if !secondaries.is_empty()
+            && let Err(e) = kv.kv_commit(secondaries.to_vec(), self.start_ts, commit_ts).await
+        {
+            tracing::warn!(start_ts = %self.start_ts, error = %e, "committing secondaries failed; readers will resolve them");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves a lock (see [`PercolatorTxn::resolve`]), for any caller holding a client.
+async fn resolve_lock<K: KvApi>(client: &PercolatorClient<K>, lock: &LockInfo) -> Result<bool> {
+    let current_ts = client.tso.get_timestamp().await.map_err(tso_error)?;
+    let status = client
+        .kv
+        .kv_check_txn_status(lock.primary.clone(), lock.start_ts, current_ts)
+        .await?;
+    let commit_ts = match status {
+        TxnStatus::Locked { .. } => return Ok(false),
+        TxnStatus::Committed { commit_ts } => Some(commit_ts),
+        TxnStatus::RolledBack { .. } => None,
+    };
+    client
+        .kv
+        .kv_resolve_lock(lock.start_ts, commit_ts, vec![lock.key.clone()])
+        .await?;
+    Ok(true)
+}
+
+/// 2, 4, 8... milliseconds, capped at 100.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((2u64 << attempt.min(6)).min(100))
+}
+
+impl<K: KvApi> Transaction for PercolatorTxn<K> {
+    async fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>> {
+        if let Some(buffered) = self.writes.get(key) {
+            return Ok(buffered.clone());
+        }
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match self.client.kv.kv_get(key.to_vec(), self.start_ts).await {
+                Ok(value) => return Ok(value.map(Bytes::from)),
+                Err(MvccError::KeyIsLocked(lock)) => self.handle_lock(&lock, since, &mut attempt).await?,
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    fn put(&mut self, key: Bytes, value: Bytes) {
+        self.writes.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Bytes) {
+        self.writes.insert(key, None);
+    }
+
+    fn watch(&mut self, key: Bytes, since: TimeStamp) {
+        self.watches.insert(key, since);
+    }
+
+    async fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Read enough stored keys that, after the buffered deletes shadow some, `limit` remain.
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let buffered: Vec<(&Bytes, &Option<Bytes>)> = self
+            .writes
+            .range::<[u8], _>((Bound::Included(start), upper))
+            .collect();
+        let deletes = buffered.iter().filter(|(_, v)| v.is_none()).count();
+        let stored = self
+            .scan_stored(start, end, limit.saturating_add(deletes))
+            .await?;
+
+        let mut merged: BTreeMap<Bytes, Bytes> = stored.into_iter().collect();
+        for (key, value) in buffered {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        // Keys past the last stored key read may have been cut by the limit; keep only what
+        // is certainly complete, which the limit arithmetic above guarantees is `limit` keys.
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    async fn commit(self) -> Result<()> {
+        let mutations = self.mutations();
+        if mutations.is_empty() {
+            return Ok(());
+        }
+        let request = PrewriteRequest {
+            primary: mutations[0].key.clone(),
+            mutations,
+            start_ts: self.start_ts,
+            lock_ttl_ms: self.client.config.lock_ttl_ms,
+        };
+        if request.mutations.len() > self.client.config.max_one_pc_keys {
+            return self.two_phase_commit(request).await;
+        }
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            match self.client.kv.kv_prewrite(request.clone(), true).await {
+                Ok(_) => return Ok(()),
+                Err(errors) => self.handle_prewrite_errors(errors, since, &mut attempt).await?,
+            }
+        }
+    }
+}
+
+impl<K: KvApi> PercolatorTxn<K> {
+    /// Stored pairs of `[start, end)` at `start_ts`, resolving any locks met.
+    async fn scan_stored(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>> {
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let entries = self
+                .client
+                .kv
+                .kv_scan(start.to_vec(), end.map(<[u8]>::to_vec), limit, self.start_ts)
+                .await?;
+            let mut pairs = Vec::with_capacity(entries.len());
+            let mut blocked = None;
+            for (key, value) in entries {
+                match value {
+                    Ok(value) => pairs.push((Bytes::from(key), Bytes::from(value))),
+                    Err(MvccError::KeyIsLocked(lock)) => {
+                        blocked = Some(lock);
+                        break;
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            match blocked {
+                None => return Ok(pairs),
+                Some(lock) => self.handle_lock(&lock, since, &mut attempt).await?,
+            }
+        }
+    }
+}

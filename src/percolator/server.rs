@@ -1,0 +1,350 @@
+//! The transaction server: runs Percolator commands for clients.
+//!
+//! Each write command takes the latches of its keys, reads a fresh snapshot, computes its
+//! writes with the pure functions of `commands.rs`, and hands them to the [`WriteSink`]; the
+//! latches are released only once the writes are durable, so the next command on the same key
+//! sees them. Reads take no latches.
+//!
+//! **One-phase commit.** A transaction whose keys all live here may prewrite and commit in one
+//! step: no locks are written, only commit records. The subtlety is the commit timestamp. It
+//! must come from the oracle *after* the transaction is visible to readers as "in progress",
+//! or a reader could take a later timestamp, read before the write lands, and miss a commit
+//! below its timestamp. So the server first puts in-memory locks on the keys (readers at or
+//! above the transaction's start wait for them), then asks the oracle for `commit_ts`, then
+//! writes, then lifts the memory locks. A reader whose timestamp predates `commit_ts` never
+//! needed to see the write; one whose timestamp is later found the memory lock and waited.
+//!
+//! [`KvApi`] is the interface clients call: implemented here in process, and by an RPC client
+//! of a remote node later.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use super::MvccError;
+use super::actions::{PrewriteMode, TxnStatus};
+use super::commands::{self, PrewriteRequest, ScanEntry};
+use super::latches::Latches;
+use super::sink::WriteSink;
+use crate::scheduler::tso::{TimeStamp, TsoClient};
+use crate::storage::Engine;
+
+/// The Percolator operations a client needs. Keys and values are raw user bytes.
+pub trait KvApi: Send + Sync + 'static {
+    /// The value of `key` at `ts`, or `KeyIsLocked`.
+    fn kv_get(
+        &self,
+        key: Vec<u8>,
+        ts: TimeStamp,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, MvccError>> + Send;
+
+    /// Up to `limit` keys of `[start, end)` at `ts`, with per-key lock errors.
+    fn kv_scan(
+        &self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: usize,
+        ts: TimeStamp,
+    ) -> impl Future<Output = Result<Vec<ScanEntry>, MvccError>> + Send;
+
+    /// Prewrites every mutation, or (with `one_pc`) commits them at once and returns the
+    /// commit timestamp. On failure, the error of every failing key; nothing is written.
+    fn kv_prewrite(
+        &self,
+        request: PrewriteRequest,
+        one_pc: bool,
+    ) -> impl Future<Output = Result<Option<TimeStamp>, Vec<MvccError>>> + Send;
+
+    fn kv_commit(
+        &self,
+        keys: Vec<Vec<u8>>,
+        start_ts: TimeStamp,
+        commit_ts: TimeStamp,
+    ) -> impl Future<Output = Result<(), MvccError>> + Send;
+
+    fn kv_batch_rollback(
+        &self,
+        keys: Vec<Vec<u8>>,
+        start_ts: TimeStamp,
+    ) -> impl Future<Output = Result<(), MvccError>> + Send;
+
+    fn kv_check_txn_status(
+        &self,
+        primary: Vec<u8>,
+        lock_ts: TimeStamp,
+        current_ts: TimeStamp,
+    ) -> impl Future<Output = Result<TxnStatus, MvccError>> + Send;
+
+    /// Commits (`Some(commit_ts)`) or rolls back the locks of transaction `start_ts` on `keys`
+    /// (all its locks when `keys` is empty).
+    fn kv_resolve_lock(
+        &self,
+        start_ts: TimeStamp,
+        commit_ts: Option<TimeStamp>,
+        keys: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), MvccError>> + Send;
+}
+
+impl<K: KvApi> KvApi for Arc<K> {
+    fn kv_get(
+        &self,
+        key: Vec<u8>,
+        ts: TimeStamp,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, MvccError>> + Send {
+        (**self).kv_get(key, ts)
+    }
+    fn kv_scan(
+        &self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: usize,
+        ts: TimeStamp,
+    ) -> impl Future<Output = Result<Vec<ScanEntry>, MvccError>> + Send {
+        (**self).kv_scan(start, end, limit, ts)
+    }
+    fn kv_prewrite(
+        &self,
+        request: PrewriteRequest,
+        one_pc: bool,
+    ) -> impl Future<Output = Result<Option<TimeStamp>, Vec<MvccError>>> + Send {
+        (**self).kv_prewrite(request, one_pc)
+    }
+    fn kv_commit(
+        &self,
+        keys: Vec<Vec<u8>>,
+        start_ts: TimeStamp,
+        commit_ts: TimeStamp,
+    ) -> impl Future<Output = Result<(), MvccError>> + Send {
+        (**self).kv_commit(keys, start_ts, commit_ts)
+    }
+    fn kv_batch_rollback(
+        &self,
+        keys: Vec<Vec<u8>>,
+        start_ts: TimeStamp,
+    ) -> impl Future<Output = Result<(), MvccError>> + Send {
+        (**self).kv_batch_rollback(keys, start_ts)
+    }
+    fn kv_check_txn_status(
+        &self,
+        primary: Vec<u8>,
+        lock_ts: TimeStamp,
+        current_ts: TimeStamp,
+    ) -> impl Future<Output = Result<TxnStatus, MvccError>> + Send {
+        (**self).kv_check_txn_status(primary, lock_ts, current_ts)
+    }
+    fn kv_resolve_lock(
+        &self,
+        start_ts: TimeStamp,
+        commit_ts: Option<TimeStamp>,
+        keys: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), MvccError>> + Send {
+        (**self).kv_resolve_lock(start_ts, commit_ts, keys)
+    }
+}
+
+/// A one-phase commit's claim on a key: its start timestamp, and how to wake readers.
+type MemoryLock = (TimeStamp, Arc<Notify>);
+
+/// In-memory locks of one-phase commits in flight (see the module docs).
+#[derive(Default)]
+pub struct MemoryLocks {
+    table: RwLock<BTreeMap<Vec<u8>, MemoryLock>>,
+}
+
+/// Lifts a one-phase commit's memory locks when dropped, waking the readers that wait.
+pub struct MemoryLockGuard<'a> {
+    locks: &'a MemoryLocks,
+    keys: Vec<Vec<u8>>,
+    notify: Arc<Notify>,
+}
+
+impl Drop for MemoryLockGuard<'_> {
+    fn drop(&mut self) {
+        let mut table = self.locks.table.write();
+        for key in &self.keys {
+            table.remove(key);
+        }
+        drop(table);
+        self.notify.notify_waiters();
+    }
+}
+
+impl MemoryLocks {
+    /// Locks `keys` for the transaction `start_ts`. The caller holds their latches, so no
+    /// other memory lock is on them.
+    pub fn lock(&self, keys: Vec<Vec<u8>>, start_ts: TimeStamp) -> MemoryLockGuard<'_> {
+        let notify = Arc::new(Notify::new());
+        let mut table = self.table.write();
+        for key in &keys {
+            let previous = table.insert(key.clone(), (start_ts, notify.clone()));
+            assert!(
+                previous.is_none(),
+                "two memory locks on one key: latches were not held"
+            );
+        }
+        MemoryLockGuard {
+            locks: self,
+            keys,
+            notify,
+        }
+    }
+
+    /// Waits until no memory lock that a read at `ts` must respect remains in `[start, end)`
+    /// (`end = None`: to the last key; a point read passes `start..=start`).
+    async fn wait_clear(&self, start: &[u8], end: Bound<&[u8]>, ts: TimeStamp) {
+        loop {
+            let blocking = {
+                let table = self.table.read();
+                table
+                    .range::<[u8], _>((Bound::Included(start), end))
+                    .find(|(_, (start_ts, _))| *start_ts <= ts)
+                    .map(|(key, (_, notify))| (key.clone(), notify.clone()))
+            };
+            let Some((key, notify)) = blocking else { return };
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            // Register before checking again, so a release in between is not missed.
+            notified.as_mut().enable();
+            if self.table.read().contains_key(&key) {
+                notified.await;
+            }
+        }
+    }
+}
+
+/// The transaction server on one engine. See the module docs.
+pub struct TxnServer<E: Engine, W: WriteSink> {
+    engine: E,
+    sink: W,
+    latches: Latches,
+    memory_locks: MemoryLocks,
+    tso: TsoClient,
+}
+
+impl<E: Engine, W: WriteSink> TxnServer<E, W> {
+    pub fn new(engine: E, sink: W, tso: TsoClient) -> Self {
+        TxnServer {
+            engine,
+            sink,
+            latches: Latches::default(),
+            memory_locks: MemoryLocks::default(),
+            tso,
+        }
+    }
+
+    pub fn sink(&self) -> &W {
+        &self.sink
+    }
+
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    async fn apply(&self, txn: super::mvcc::MvccTxn) -> Result<(), MvccError> {
+        if txn.is_empty() {
+            return Ok(());
+        }
+        self.sink
+            .write(txn.into_batch())
+            .await
+            .map_err(|e| MvccError::Storage(e.to_string()))
+    }
+}
+
+impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
+    async fn kv_get(&self, key: Vec<u8>, ts: TimeStamp) -> Result<Option<Vec<u8>>, MvccError> {
+        self.memory_locks
+            .wait_clear(&key, Bound::Included(&key), ts)
+            .await;
+        commands::get(&self.engine.snapshot(), &key, ts)
+    }
+
+    async fn kv_scan(
+        &self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: usize,
+        ts: TimeStamp,
+    ) -> Result<Vec<ScanEntry>, MvccError> {
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.memory_locks.wait_clear(&start, upper, ts).await;
+        commands::scan(&self.engine.snapshot(), &start, end.as_deref(), limit, ts)
+    }
+
+    async fn kv_prewrite(
+        &self,
+        request: PrewriteRequest,
+        one_pc: bool,
+    ) -> Result<Option<TimeStamp>, Vec<MvccError>> {
+        let keys: Vec<Vec<u8>> = request.mutations.iter().map(|m| m.key.clone()).collect();
+        let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
+        if !one_pc {
+            let txn = commands::prewrite(&self.engine.snapshot(), &request, PrewriteMode::TwoPhase)?;
+            self.apply(txn).await.map_err(|e| vec![e])?;
+            return Ok(None);
+        }
+        let _memory_locks = self.memory_locks.lock(keys, request.start_ts);
+        let commit_ts = self
+            .tso
+            .get_timestamp()
+            .await
+            .map_err(|e| vec![MvccError::Storage(e.to_string())])?;
+        let txn = commands::prewrite(
+            &self.engine.snapshot(),
+            &request,
+            PrewriteMode::OnePhase { commit_ts },
+        )?;
+        self.apply(txn).await.map_err(|e| vec![e])?;
+        Ok(Some(commit_ts))
+    }
+
+    async fn kv_commit(
+        &self,
+        keys: Vec<Vec<u8>>,
+        start_ts: TimeStamp,
+        commit_ts: TimeStamp,
+    ) -> Result<(), MvccError> {
+        let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
+        let txn = commands::commit(&self.engine.snapshot(), &keys, start_ts, commit_ts)?;
+        self.apply(txn).await
+    }
+
+    async fn kv_batch_rollback(&self, keys: Vec<Vec<u8>>, start_ts: TimeStamp) -> Result<(), MvccError> {
+        let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
+        let txn = commands::batch_rollback(&self.engine.snapshot(), &keys, start_ts)?;
+        self.apply(txn).await
+    }
+
+    async fn kv_check_txn_status(
+        &self,
+        primary: Vec<u8>,
+        lock_ts: TimeStamp,
+        current_ts: TimeStamp,
+    ) -> Result<TxnStatus, MvccError> {
+        let _latches = self.latches.acquire([primary.as_slice()]).await;
+        let (status, txn) =
+            commands::check_txn_status(&self.engine.snapshot(), &primary, lock_ts, current_ts)?;
+        self.apply(txn).await?;
+        Ok(status)
+    }
+
+    async fn kv_resolve_lock(
+        &self,
+        start_ts: TimeStamp,
+        commit_ts: Option<TimeStamp>,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<(), MvccError> {
+        let keys = if keys.is_empty() {
+            commands::locked_keys_of(&self.engine.snapshot(), start_ts, usize::MAX)?
+        } else {
+            keys
+        };
+        let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
+        let txn = commands::resolve_lock(&self.engine.snapshot(), &keys, start_ts, commit_ts)?;
+        self.apply(txn).await
+    }
+}
