@@ -375,3 +375,205 @@ impl<K: KvApi> PercolatorTxn<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::percolator::server::TxnServer;
+    use crate::percolator::sink::GroupCommitSink;
+    use crate::scheduler::tso::{EngineTsoStore, Tso, system_clock};
+    use crate::storage::MemoryEngine;
+
+    type Server = TxnServer<MemoryEngine, GroupCommitSink>;
+
+    fn setup(config: ClientConfig) -> (PercolatorClient<Server>, Arc<Server>, TsoClient) {
+        let engine = MemoryEngine::new();
+        let tso = Arc::new(Tso::open(EngineTsoStore(engine.clone()), system_clock(), 3_000).unwrap());
+        let tso = TsoClient::start(tso);
+        let sink = GroupCommitSink::start(engine.clone());
+        let server = Arc::new(TxnServer::new(engine, sink, tso.clone()));
+        (
+            PercolatorClient::new(server.clone(), tso.clone(), config),
+            server,
+            tso,
+        )
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    async fn put(client: &PercolatorClient<Server>, pairs: &[(&str, &str)]) {
+        let mut txn = client.begin().await.unwrap();
+        for (k, v) in pairs {
+            txn.put(b(k), b(v));
+        }
+        txn.commit().await.unwrap();
+    }
+
+    async fn read(client: &PercolatorClient<Server>, key: &str) -> Option<Bytes> {
+        client.begin().await.unwrap().get(key.as_bytes()).await.unwrap()
+    }
+
+    /// Prewrites `pairs` as a transaction would, then "crashes": returns its start_ts.
+    async fn prewrite_only(
+        server: &Server,
+        tso: &TsoClient,
+        pairs: &[(&str, &str)],
+        ttl_ms: u64,
+    ) -> TimeStamp {
+        let start_ts = tso.get_timestamp().await.unwrap();
+        let request = PrewriteRequest {
+            mutations: pairs
+                .iter()
+                .map(|(k, v)| Mutation::put(k.as_bytes(), v.as_bytes()))
+                .collect(),
+            primary: pairs[0].0.as_bytes().to_vec(),
+            start_ts,
+            lock_ttl_ms: ttl_ms,
+        };
+        server.kv_prewrite(request, false).await.unwrap();
+        start_ts
+    }
+
+    #[tokio::test]
+    async fn both_commit_paths_write_and_read_back() {
+        for max_one_pc_keys in [0, 100] {
+            let (client, _, _) = setup(ClientConfig {
+                max_one_pc_keys,
+                ..ClientConfig::default()
+            });
+            put(&client, &[("a", "1"), ("b", "2"), ("c", "3")]).await;
+            let mut txn = client.begin().await.unwrap();
+            txn.delete(b("b"));
+            txn.put(b("d"), b("4"));
+            txn.commit().await.unwrap();
+            let mut txn = client.begin().await.unwrap();
+            let all = txn.scan(b"", None, 10).await.unwrap();
+            let keys: Vec<&[u8]> = all.iter().map(|(k, _)| k.as_ref()).collect();
+            assert_eq!(
+                keys,
+                vec![&b"a"[..], b"c", b"d"],
+                "one_pc limit {max_one_pc_keys}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_prewrite_is_rolled_back_by_a_reader_once_the_lock_expires() {
+        let (client, server, tso) = setup(ClientConfig::default());
+        put(&client, &[("p", "old-p"), ("s", "old-s")]).await;
+        prewrite_only(&server, &tso, &[("p", "new-p"), ("s", "new-s")], 50).await;
+        // The reader meets the secondary's lock, waits out the TTL, rolls the primary back,
+        // and then cleans the lock it met.
+        assert_eq!(read(&client, "s").await, Some(b("old-s")));
+        assert_eq!(read(&client, "p").await, Some(b("old-p")));
+        // Writers are not blocked any more either.
+        put(&client, &[("p", "next")]).await;
+        assert_eq!(read(&client, "p").await, Some(b("next")));
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_the_primary_commit_is_completed_by_a_reader() {
+        let (client, server, tso) = setup(ClientConfig::default());
+        let start_ts = prewrite_only(&server, &tso, &[("p", "new-p"), ("s", "new-s")], 60_000).await;
+        let commit_ts = tso.get_timestamp().await.unwrap();
+        server
+            .kv_commit(vec![b"p".to_vec()], start_ts, commit_ts)
+            .await
+            .unwrap();
+        // The secondary still holds its lock; a reader resolves it as committed at once
+        // (no waiting for the long TTL).
+        let began = Instant::now();
+        assert_eq!(read(&client, "s").await, Some(b("new-s")));
+        assert!(began.elapsed() < Duration::from_secs(5));
+        let mut txn = client.begin().await.unwrap();
+        let all = txn.scan(b"", None, 10).await.unwrap();
+        assert_eq!(all, vec![(b("p"), b("new-p")), (b("s"), b("new-s"))]);
+    }
+
+    #[tokio::test]
+    async fn a_live_lock_makes_a_reader_time_out_rather_than_guess() {
+        let (client, server, tso) = setup(ClientConfig {
+            lock_wait_budget_ms: 100,
+            ..ClientConfig::default()
+        });
+        prewrite_only(&server, &tso, &[("k", "v")], 60_000).await;
+        let mut txn = client.begin().await.unwrap();
+        assert!(matches!(txn.get(b"k").await, Err(TxnError::LockTimeout { .. })));
+    }
+
+    #[tokio::test]
+    async fn first_committer_wins() {
+        let (client, _, _) = setup(ClientConfig::default());
+        let mut first = client.begin().await.unwrap();
+        let mut second = client.begin().await.unwrap();
+        first.put(b("k"), b("first"));
+        second.put(b("k"), b("second"));
+        first.commit().await.unwrap();
+        let err = second.commit().await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(read(&client, "k").await, Some(b("first")));
+    }
+
+    /// Snapshot isolation allows write skew: two transactions each read both keys and write a
+    /// different one. Watching what you read turns it into a conflict.
+    #[tokio::test]
+    async fn write_skew_is_allowed_without_watch_and_prevented_with_it() {
+        for watch in [false, true] {
+            let (client, _, _) = setup(ClientConfig::default());
+            put(&client, &[("x", "1"), ("y", "1")]).await;
+            let since = client.timestamp().await.unwrap();
+            let mut t1 = client.begin().await.unwrap();
+            let mut t2 = client.begin().await.unwrap();
+            for txn in [&mut t1, &mut t2] {
+                assert_eq!(txn.get(b"x").await.unwrap(), Some(b("1")));
+                assert_eq!(txn.get(b"y").await.unwrap(), Some(b("1")));
+                if watch {
+                    txn.watch(b("x"), since);
+                    txn.watch(b("y"), since);
+                }
+            }
+            t1.put(b("x"), b("0"));
+            t2.put(b("y"), b("0"));
+            t1.commit().await.unwrap();
+            let second = t2.commit().await;
+            if watch {
+                assert!(
+                    matches!(second, Err(TxnError::WatchedKeyChanged { .. })),
+                    "{second:?}"
+                );
+            } else {
+                second.unwrap();
+                assert_eq!(read(&client, "x").await, Some(b("0")));
+                assert_eq!(read(&client, "y").await, Some(b("0")));
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn readers_never_miss_a_one_phase_commit_below_their_timestamp() {
+        let (client, _, _) = setup(ClientConfig::default());
+        put(&client, &[("k", "0")]).await;
+        let writer = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 1..=300 {
+                    put(&client, &[("k", &i.to_string())]).await;
+                }
+            })
+        };
+        // A reader's value never goes backwards: each read's timestamp is later than the
+        // previous one's, so it must see at least what the previous read saw.
+        let mut last = 0;
+        while last < 300 {
+            let value: u64 = std::str::from_utf8(&read(&client, "k").await.unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(value >= last, "read {value} after {last}");
+            last = value;
+        }
+        writer.await.unwrap();
+    }
+}

@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
+
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::reply::Protocol;
+use crate::scheduler::tso::TimeStamp;
 
 /// What the server knows about a connected client, readable from other connections.
 pub struct ClientHandle {
@@ -30,6 +34,8 @@ pub struct ClientHandle {
     /// Unparsed bytes buffered for this client.
     pub query_buffer_bytes: AtomicUsize,
     pub commands_processed: AtomicU64,
+    /// Commands queued in an open `MULTI`, or -1 outside one (`CLIENT LIST`'s `multi=`).
+    multi_queued: AtomicI64,
 }
 
 impl ClientHandle {
@@ -49,6 +55,7 @@ impl ClientHandle {
             protocol: AtomicU8::new(2),
             query_buffer_bytes: AtomicUsize::new(0),
             commands_processed: AtomicU64::new(0),
+            multi_queued: AtomicI64::new(-1),
         }
     }
 
@@ -70,7 +77,7 @@ impl ClientHandle {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} \
              qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -80,6 +87,12 @@ impl ClientHandle {
             text(&self.name),
             now.duration_since(self.created).as_secs(),
             now.duration_since(*self.last_active.lock()).as_secs(),
+            if self.multi_queued.load(Ordering::Relaxed) >= 0 {
+                "x"
+            } else {
+                "N"
+            },
+            self.multi_queued.load(Ordering::Relaxed),
             self.query_buffer_bytes.load(Ordering::Relaxed),
             self.last_command.lock(),
             self.protocol().number(),
@@ -89,12 +102,23 @@ impl ClientHandle {
     }
 }
 
+/// An open `MULTI`: the commands queued so far, and whether one was refused while queueing
+/// (which makes `EXEC` abort).
+#[derive(Default)]
+pub struct MultiState {
+    pub queued: Vec<Vec<Bytes>>,
+    pub refused: bool,
+}
+
 /// The state of one connection.
 pub struct Session {
     pub client: Arc<ClientHandle>,
     protocol: Protocol,
     /// Set by `QUIT`: close after this reply.
     pub closing: bool,
+    multi: Option<MultiState>,
+    /// `WATCH`ed keys, each with the timestamp of its first watch.
+    watches: BTreeMap<Bytes, TimeStamp>,
 }
 
 impl Session {
@@ -103,6 +127,8 @@ impl Session {
             client,
             protocol: Protocol::Resp2,
             closing: false,
+            multi: None,
+            watches: BTreeMap::new(),
         }
     }
 
@@ -115,5 +141,57 @@ impl Session {
         self.client
             .protocol
             .store(protocol.number() as u8, Ordering::Relaxed);
+    }
+}
+
+impl Session {
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// Opens a `MULTI`. The caller checks that none is open.
+    pub fn begin_multi(&mut self) {
+        assert!(
+            self.multi.is_none(),
+            "MULTI inside MULTI is refused before this point"
+        );
+        self.multi = Some(MultiState::default());
+        self.client.multi_queued.store(0, Ordering::Relaxed);
+    }
+
+    /// Queues a command in the open `MULTI`.
+    pub fn queue(&mut self, args: Vec<Bytes>) {
+        let multi = self.multi.as_mut().expect("queueing needs an open MULTI");
+        multi.queued.push(args);
+        self.client
+            .multi_queued
+            .store(multi.queued.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Marks the open `MULTI` (if any) as doomed: `EXEC` will answer `EXECABORT`.
+    pub fn refuse_multi(&mut self) {
+        if let Some(multi) = &mut self.multi {
+            multi.refused = true;
+        }
+    }
+
+    /// Closes the open `MULTI` and forgets the watches (`EXEC`, `DISCARD`).
+    pub fn end_multi(&mut self) -> Option<MultiState> {
+        self.client.multi_queued.store(-1, Ordering::Relaxed);
+        self.watches.clear();
+        self.multi.take()
+    }
+
+    /// Watches `key` from `since`, unless it is already watched from earlier.
+    pub fn watch(&mut self, key: Bytes, since: TimeStamp) {
+        self.watches.entry(key).or_insert(since);
+    }
+
+    pub fn unwatch(&mut self) {
+        self.watches.clear();
+    }
+
+    pub fn watches(&self) -> &BTreeMap<Bytes, TimeStamp> {
+        &self.watches
     }
 }

@@ -109,3 +109,78 @@ fn sigterm_shuts_down_cleanly_and_data_survives() {
     let mut con = server.client();
     assert_eq!(con.get::<_, String>("kept").unwrap(), "yes");
 }
+
+/// Each transaction writes three keys in one MULTI/EXEC. After a SIGKILL mid-load and a
+/// restart, every acknowledged transaction is there whole, and no transaction is there in part.
+#[test]
+fn kill_9_during_multi_exec_load_keeps_transactions_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path());
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let attempted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let acks = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let mut con = server.client();
+            let (acknowledged, attempted, acks) = (acknowledged.clone(), attempted.clone(), acks.clone());
+            thread::spawn(move || {
+                for i in 0..10_000 {
+                    let id = format!("t{w}:{i}");
+                    attempted.lock().unwrap().push(id.clone());
+                    let result: redis::RedisResult<()> = redis::pipe()
+                        .atomic()
+                        .set(format!("{id}:a"), &id)
+                        .ignore()
+                        .set(format!("{id}:b"), &id)
+                        .ignore()
+                        .hset(format!("{id}:h"), "f", &id)
+                        .ignore()
+                        .query(&mut con);
+                    match result {
+                        Ok(()) => {
+                            acknowledged.lock().unwrap().push(id);
+                            acks.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acks.load(Ordering::Relaxed) < 1_500 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    server.kill_hard();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let attempted = attempted.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 1_500,
+        "the load ran ({} acks)",
+        acknowledged.len()
+    );
+
+    let server = ServerProcess::start(dir.path());
+    let mut con = server.client();
+    let acked: std::collections::HashSet<&String> = acknowledged.iter().collect();
+    for id in &attempted {
+        let a: Option<String> = con.get(format!("{id}:a")).unwrap();
+        let b: Option<String> = con.get(format!("{id}:b")).unwrap();
+        let h: Option<String> = con.hget(format!("{id}:h"), "f").unwrap();
+        let present = [a.is_some(), b.is_some(), h.is_some()];
+        assert!(
+            present.iter().all(|p| *p) || present.iter().all(|p| !p),
+            "transaction {id} is partly there: {present:?}"
+        );
+        if acked.contains(id) {
+            assert_eq!(
+                a.as_deref(),
+                Some(id.as_str()),
+                "acknowledged transaction {id} was lost"
+            );
+        }
+    }
+}

@@ -6,3 +6,4 @@ mod concurrency;
 mod durability;
 mod harness;
 mod protocol;
+mod transactions;

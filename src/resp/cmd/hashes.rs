@@ -3,6 +3,8 @@
 //!
 //! A hash is a meta entry holding its field count plus one store entry per field (see
 //! `keyspace`), so reading or writing one field touches two entries however large the hash.
+//! Every command that changes a hash rewrites its meta entry, even when the count stays the
+//! same, because `WATCH` watches meta entries.
 
 use bytes::Bytes;
 
@@ -177,9 +179,10 @@ impl HashCommand {
                 };
                 let result = current.checked_add(*delta).ok_or(CommandError::Overflow)?;
                 txn.put(field_key, Bytes::from(result.to_string()));
-                if new_field {
-                    txn.put(data_key(key), Value::encode_hash(len + 1));
-                }
+                // The meta entry is rewritten even when the count stays: every change to a
+                // hash is a change of its meta entry, which is what WATCH looks at.
+                let len = if new_field { len + 1 } else { len };
+                txn.put(data_key(key), Value::encode_hash(len));
                 Ok(Reply::Integer(result))
             }
             HashCommand::StrLen(key, field) => {

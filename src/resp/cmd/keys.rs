@@ -7,7 +7,9 @@ use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
-use crate::resp::keyspace::{Value, data_key, delete_key, keyspace_range, prefix_end, read_value, user_key};
+use crate::resp::keyspace::{
+    Value, all_data_range, data_key, delete_key, keyspace_range, prefix_end, read_value, user_key,
+};
 use crate::resp::reply::Reply;
 
 /// Keys read per store round trip when walking the whole keyspace.
@@ -29,9 +31,20 @@ pub enum KeyCommand {
         type_filter: Option<Bytes>,
     },
     DbSize,
+    /// `FLUSHDB`/`FLUSHALL` inside `MULTI`: every key, in the transaction.
+    Flush,
 }
 
 impl KeyCommand {
+    /// `FLUSHDB [ASYNC|SYNC]`'s arguments, for a flush that runs inside a transaction.
+    pub fn parse_flush(args: &[Bytes]) -> CommandResult<KeyCommand> {
+        match args {
+            [] => Ok(KeyCommand::Flush),
+            [mode] if is_keyword(mode, "ASYNC") || is_keyword(mode, "SYNC") => Ok(KeyCommand::Flush),
+            _ => Err(CommandError::Syntax),
+        }
+    }
+
     pub fn parse(name: &str, args: &[Bytes]) -> CommandResult<Option<KeyCommand>> {
         Ok(Some(match name {
             "del" => KeyCommand::Del(args.to_vec()),
@@ -93,6 +106,14 @@ impl KeyCommand {
                 .await
             }
             KeyCommand::DbSize => Ok(Reply::Integer(count_keys(txn).await? as i64)),
+            KeyCommand::Flush => {
+                let (start, end) = all_data_range();
+                let everything = txn.scan(start, Some(end), usize::MAX).await?;
+                for (key, _) in everything {
+                    txn.delete(key);
+                }
+                Ok(Reply::OK)
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ mod keys;
 mod server;
 mod strings;
 pub mod table;
+mod transactions;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::error::{CommandError, CommandResult};
+use super::keyspace;
 use super::reply::Reply;
 use super::scan_cursors::ScanCursors;
 use super::server::Server;
@@ -30,52 +32,92 @@ use table::CommandSpec;
 /// How many times a data command runs again after a write conflict before giving up.
 const MAX_CONFLICT_RETRIES: u32 = 64;
 
+/// Commands that run at once even inside `MULTI` instead of being queued.
+const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "watch", "quit"];
+
 /// Executes one request (`args[0]` is the command name) and returns its reply.
 pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, server: &Server<C>) -> Reply {
     server.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
     session.client.commands_processed.fetch_add(1, Ordering::Relaxed);
-    let Some(spec) = table::lookup(&args[0]) else {
-        return CommandError::UnknownCommand {
-            name: args[0].clone(),
-            args: args[1..].to_vec(),
+    let spec = match check(&args) {
+        Ok(spec) => spec,
+        Err(e) => {
+            // A command refused while queueing dooms the transaction, as in Redis.
+            session.refuse_multi();
+            return e.into_reply();
         }
-        .into_reply();
     };
-    if !spec.arity_ok(args.len()) {
-        return CommandError::WrongArity {
-            name: spec.name.to_string(),
-        }
-        .into_reply();
-    }
     *session.client.last_command.lock() = spec.name;
+    if session.in_multi() && !NOT_QUEUED.contains(&spec.name) {
+        session.queue(args);
+        return Reply::Simple("QUEUED");
+    }
     let result = match spec.name {
-        "ping" => connection::ping(&args),
-        "echo" => Ok(Reply::Bulk(args[1].clone())),
-        "quit" => {
-            session.closing = true;
+        "multi" => transactions::multi(session),
+        "exec" => Ok(transactions::exec(session, server).await),
+        "discard" => transactions::discard(session),
+        "watch" => transactions::watch(&args, session, server).await,
+        "unwatch" => {
+            session.unwatch();
             Ok(Reply::OK)
         }
-        "select" => connection::select(&args),
-        "hello" => connection::hello(&args, session),
-        "client" => client::client(spec, &args, session, server),
-        "command" => server::command(spec, &args),
-        "config" => server::config(spec, &args, server),
-        "info" => server::info(&args, server).await,
         "flushdb" | "flushall" => server::flush(&args, server).await,
         _ => match DataCommand::parse(spec, &args[1..]) {
-            Ok(command) => {
+            Ok(Some(command)) => {
                 // Same-key writers queue here instead of conflicting (see `latches`).
                 let _latches = if spec.is_write() {
                     Some(server.latches.acquire(spec.keys(&args)).await)
                 } else {
                     None
                 };
-                Ok(run_data_command(&command, server).await)
+                Ok(run_in_transaction(std::slice::from_ref(&command), server)
+                    .await
+                    .pop()
+                    .unwrap_or(Reply::NilArray))
             }
+            Ok(None) => execute_local(spec, &args, session, server).await,
             Err(e) => Err(e),
         },
     };
     result.unwrap_or_else(CommandError::into_reply)
+}
+
+/// Looks the command up and checks its arity.
+fn check(args: &[Bytes]) -> CommandResult<&'static CommandSpec> {
+    let spec = table::lookup(&args[0]).ok_or_else(|| CommandError::UnknownCommand {
+        name: args[0].clone(),
+        args: args[1..].to_vec(),
+    })?;
+    if !spec.arity_ok(args.len()) {
+        return Err(CommandError::WrongArity {
+            name: spec.name.to_string(),
+        });
+    }
+    Ok(spec)
+}
+
+/// Runs a command that does not touch the keyspace: connection and server commands.
+async fn execute_local<C: TxnClient>(
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    session: &mut Session,
+    server: &Server<C>,
+) -> CommandResult {
+    match spec.name {
+        "ping" => connection::ping(args),
+        "echo" => Ok(Reply::Bulk(args[1].clone())),
+        "quit" => {
+            session.closing = true;
+            Ok(Reply::OK)
+        }
+        "select" => connection::select(args),
+        "hello" => connection::hello(args, session),
+        "client" => client::client(spec, args, session, server),
+        "command" => server::command(spec, args),
+        "config" => server::config(spec, args, server),
+        "info" => server::info(args, server).await,
+        other => unreachable!("command {other} is in the table but has no implementation"),
+    }
 }
 
 /// A command that reads or writes the keyspace, parsed and ready to run in a transaction.
@@ -86,18 +128,18 @@ pub enum DataCommand {
 }
 
 impl DataCommand {
-    /// Parses the arguments (after the name) of the data command `spec`.
-    pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<DataCommand> {
+    /// Parses the arguments (after the name) of `spec`, if it is a data command.
+    pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<Option<DataCommand>> {
         if let Some(command) = strings::StringCommand::parse(spec.name, args)? {
-            return Ok(DataCommand::String(command));
+            return Ok(Some(DataCommand::String(command)));
         }
         if let Some(command) = hashes::HashCommand::parse(spec.name, args)? {
-            return Ok(DataCommand::Hash(command));
+            return Ok(Some(DataCommand::Hash(command)));
         }
         if let Some(command) = keys::KeyCommand::parse(spec.name, args)? {
-            return Ok(DataCommand::Key(command));
+            return Ok(Some(DataCommand::Key(command)));
         }
-        unreachable!("command {} is in the table but has no implementation", spec.name)
+        Ok(None)
     }
 
     /// Runs the command inside `txn`. An error leaves `txn`'s writes uncommitted.
@@ -120,9 +162,23 @@ pub struct ExecContext<'a> {
     pub misses: u64,
 }
 
-/// Runs `command` as one transaction, starting over after a write conflict, so that it takes
-/// effect exactly once and atomically. A command error (wrong type, syntax) commits nothing.
-pub async fn run_data_command<C: TxnClient>(command: &DataCommand, server: &Server<C>) -> Reply {
+/// Runs `commands` as one transaction, starting over after a write conflict, so that they take
+/// effect exactly once and atomically, and returns one reply each. A command's error (wrong
+/// type, syntax) is its reply; it writes nothing, and the others still apply.
+pub async fn run_in_transaction<C: TxnClient>(commands: &[DataCommand], server: &Server<C>) -> Vec<Reply> {
+    match run_watched(commands, &std::collections::BTreeMap::new(), server).await {
+        Ok(replies) => replies,
+        Err(e) => vec![e.into_reply(); commands.len().max(1)],
+    }
+}
+
+/// [`run_in_transaction`], failing with [`crate::percolator::TxnError::WatchedKeyChanged`] if a
+/// watched key (Redis key → watch timestamp) changed after its watch.
+pub async fn run_watched<C: TxnClient>(
+    commands: &[DataCommand],
+    watches: &std::collections::BTreeMap<Bytes, crate::scheduler::tso::TimeStamp>,
+    server: &Server<C>,
+) -> CommandResult<Vec<Reply>> {
     let mut ctx = ExecContext {
         max_string_bytes: server.config.max_bulk_bytes,
         cursors: &server.cursors,
@@ -133,11 +189,23 @@ pub async fn run_data_command<C: TxnClient>(command: &DataCommand, server: &Serv
     let outcome = loop {
         ctx.hits = 0;
         ctx.misses = 0;
-        let result: CommandResult = async {
+        let result: CommandResult<Vec<Reply>> = async {
             let mut txn = server.store.begin().await?;
-            let reply = command.exec(&mut txn, &mut ctx).await?;
+            for (key, since) in watches {
+                txn.watch(keyspace::data_key(key), *since);
+            }
+            let mut replies = Vec::with_capacity(commands.len());
+            for command in commands {
+                let reply = match command.exec(&mut txn, &mut ctx).await {
+                    Ok(reply) => reply,
+                    // A transaction failure (not a command error) ends the attempt.
+                    Err(CommandError::Txn(e)) => return Err(e.into()),
+                    Err(e) => e.into_reply(),
+                };
+                replies.push(reply);
+            }
             txn.commit().await?;
-            Ok(reply)
+            Ok(replies)
         }
         .await;
         match result {
@@ -156,5 +224,5 @@ pub async fn run_data_command<C: TxnClient>(command: &DataCommand, server: &Serv
         .stats
         .keyspace_misses
         .fetch_add(ctx.misses, Ordering::Relaxed);
-    outcome.unwrap_or_else(CommandError::into_reply)
+    outcome
 }

@@ -11,7 +11,6 @@ use super::docs::{docs_entry, info_entry};
 use super::keys::count_keys;
 use super::table::{COMMANDS, CommandSpec, lookup};
 use crate::percolator::{Transaction, TxnClient};
-use crate::resp::args::is_keyword;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::all_data_range;
@@ -193,11 +192,7 @@ fn config_parameters<C: TxnClient>(server: &Server<C>) -> Vec<(&'static str, Str
 /// Keys are deleted in transactions of [`FLUSH_CHUNK_KEYS`], so memory stays bounded however
 /// many keys there are; a concurrent reader may see the keyspace part-way through the flush.
 pub async fn flush<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandResult {
-    match &args[1..] {
-        [] => {}
-        [mode] if is_keyword(mode, "ASYNC") || is_keyword(mode, "SYNC") => {}
-        _ => return Err(CommandError::Syntax),
-    }
+    super::keys::KeyCommand::parse_flush(&args[1..])?;
     let (start, end) = all_data_range();
     loop {
         let mut txn = server.store.begin().await?;

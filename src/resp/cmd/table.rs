@@ -149,6 +149,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Handshakes with the server.", "O(1)", "[protover:integer [AUTH username password] [SETNAME clientname]]"),
     command!("client", -2, [], NO_KEYS, "connection", "2.4.0",
         "A container for client connection commands.", "Depends on subcommand.", "", CLIENT_SUBCOMMANDS),
+    // transactions
+    command!("multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "1.2.0",
+        "Starts a transaction.", "O(1)", ""),
+    command!("exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], NO_KEYS, "transactions", "1.2.0",
+        "Executes all commands in a transaction.", "Depends on commands in the transaction", ""),
+    command!("discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.0.0",
+        "Discards a transaction.", "O(N), when N is the number of queued commands", ""),
+    command!("watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], ALL_KEYS, "transactions", "2.2.0",
+        "Monitors changes to keys to determine the execution of a transaction.", "O(1) for every key.", "key..."),
+    command!("unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], NO_KEYS, "transactions", "2.2.0",
+        "Forgets about watched keys of a transaction.", "O(1)", ""),
     // server
     command!("command", -1, ["loading", "stale"], NO_KEYS, "server", "2.8.13",
         "Returns detailed information about all commands.", "O(N) where N is the total number of commands", "", COMMAND_SUBCOMMANDS),
