@@ -1,30 +1,40 @@
-//! # Transactions: the interface every data command runs through
+//! # Transactions: Percolator, server and client
 //!
 //! The RESP layer sees the store only through [`TxnClient`] and [`Transaction`]: begin a
-//! transaction, read at its snapshot, buffer writes, commit. Everything a Redis data command
-//! does is one transaction, so a read-modify-write (`INCR`, `APPEND`, `MSETNX`) is atomic: if
-//! another transaction committed a write to one of its keys after it began, its commit fails
-//! with [`TxnError::WriteConflict`] and the caller runs it again from the start.
+//! transaction, read at its snapshot, buffer writes, commit. Every Redis data command is one
+//! transaction (`EXEC` runs all its commands in one), so a read-modify-write (`INCR`, `APPEND`,
+//! `MSETNX`) is atomic: if another transaction committed one of its keys after it began, its
+//! commit fails with [`TxnError::WriteConflict`] and the caller runs it again from the start.
 //!
-//! The isolation this interface promises is **snapshot isolation**: reads see exactly the
-//! transactions committed before `begin`, plus the transaction's own writes; a commit fails if
-//! any key it writes was committed by another transaction after its `begin` (first committer
-//! wins). Read-only transactions never fail to commit.
+//! **Isolation: snapshot isolation.** A transaction reads exactly the transactions committed
+//! before its `start_ts`, plus its own writes; its commit fails if any key it writes was
+//! committed by another transaction after its start (first committer wins). Write skew is
+//! possible. [`Transaction::watch`] closes that gap for chosen keys: the commit also fails if a
+//! watched key's value changed after the watch timestamp, which is what Redis `WATCH` needs.
 //!
-//! A commit returns only after its writes are durable: for the local store, fsync'd to the
-//! write-ahead log; for the Percolator store that replaces it, committed on a majority.
+//! **Durability.** A commit returns only after its writes are durable (today fsync'd to the
+//! local write-ahead log by [`sink::GroupCommitSink`]; with replication, committed on a
+//! majority).
 //!
-//! ## Implementations
+//! ## The pieces, TiKV's way
 //!
-//! - [`local::LocalTxnClient`]: a single-node store on one [`crate::storage::Engine`], with a
-//!   committer thread that checks conflicts and group-commits batches. It keeps the seam that the
-//!   Percolator client will fill: begin gives a start version and a snapshot; commit hands over a
-//!   write set and waits until it is durable.
+//! - Data layout: [`key`] (memcomparable keys with inverted timestamps), [`records`] (`Lock`
+//!   and `Write` byte layouts), [`mvcc`] (`MvccTxn` write buffer, `MvccReader`).
+//! - [`actions`]: prewrite, commit, rollback and check-status of *one key*; pure functions.
+//! - [`commands`]: Get, Prewrite, Commit, Scan, CheckTxnStatus, BatchRollback, ResolveLock,
+//!   looping over keys against one snapshot and returning their writes.
+//! - [`server`]: runs commands under [`latches`] and applies their writes through a
+//!   [`sink::WriteSink`] (the seam where raft proposals will go); one-phase commit with
+//!   in-memory locks; the [`server::KvApi`] clients call.
+//! - [`client`]: the coordinator: snapshot reads, buffered writes, one- or two-phase commit,
+//!   lock resolution with backoff.
 //!
 //! ## Caveats
 //!
-//! - There is no Percolator yet: no MVCC history on disk, no locks, no timestamps from a TSO.
-//!   Conflict detection uses an in-memory table of recent commits, which is enough on one node.
+//! - One store: every transaction's keys are local, so most commit in one phase. Region
+//!   routing, and prewrites split by region, come with the multi-raft store.
+//! - No MVCC garbage collection yet: every committed version is kept.
+//! - Async commit is not implemented (the lock record has room for its fields).
 
 pub mod actions;
 pub mod client;
