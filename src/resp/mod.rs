@@ -1,7 +1,7 @@
 //! # The Redis front end
 //!
 //! A tokio server in the shape of mini-redis: [`server::serve`] accepts connections (at most
-//! `max_clients`, the rest refused with Redis's error) and runs one [`connection::Connection`]
+//! `max_clients`, the rest refused with Redis's error) and runs one `connection::Connection`
 //! task each; a connection splits its input into requests ([`parse`]), runs them one at a time
 //! through [`cmd::execute`], and writes the replies in order ([`reply`]).
 //!
@@ -14,8 +14,8 @@
 //!   replies and the connection stays open; framing errors get `-ERR Protocol error: ...` and
 //!   the connection closes. Error texts are built in one place, [`error`].
 //! - **Data commands** run through the transaction interface of [`crate::percolator`], one
-//!   transaction per command, retried on write conflicts, so each is atomic; the reply is sent
-//!   only after the commit is durable. Keys and values are laid out as [`keyspace`] says.
+//!   transaction per command (one per `EXEC` for a `MULTI`), retried on write conflicts, so
+//!   each is atomic; the reply is sent only after the commit is durable. Keys and values are laid out as `keyspace` says.
 //! - **Shutdown.** The accept loop stops, each connection finishes the command it is running
 //!   and closes, and [`server::serve`] returns after at most `shutdown_grace_ms`.
 //!
@@ -25,7 +25,7 @@
 //!   answer an error).
 //! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys).
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
-//! - `SCAN` cursors are remembered per node (see [`scan_cursors`]).
+//! - `SCAN` cursors are remembered per node (see `scan_cursors`).
 
 mod args;
 pub mod cmd;

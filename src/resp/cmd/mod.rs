@@ -3,7 +3,8 @@
 //! [`execute`] is the single entry point: it looks the command up, checks its arity, counts it,
 //! and hands it to its family. Connection and server commands act on the session or the
 //! server; data commands are parsed into a [`DataCommand`] and run as one transaction (see
-//! [`run_data_command`]).
+//! [`run_in_transaction`]). Inside `MULTI`, commands are queued instead, and `EXEC` runs them
+//! together (`transactions.rs`).
 
 mod client;
 mod connection;
