@@ -14,14 +14,18 @@
 //! millisecond, the same way a clock that stands still is stepped past.
 //!
 //! **Batching.** [`TsoClient`] collects the requests that arrive while one call is in flight and
-//! asks for all of them in the next call, handing out the consecutive range it gets back.
+//! asks for all of them in the next call, handing out the consecutive range it gets back
+//! (leader/follower, without a task of its own: see [`TsoClient`]).
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::SCHEDULER_PREFIX;
 use crate::storage::{Cf, Engine, StorageError, WriteBatch, WriteOptions};
@@ -245,14 +249,41 @@ impl<P: TsoProvider> TsoProvider for Arc<P> {
     }
 }
 
-/// Most requests folded into one provider call.
-const MAX_BATCH: usize = 4096;
+/// What a waiting caller is handed: its timestamp, or the job of fetching the next batch.
+enum Handoff {
+    Timestamp(Result<TimeStamp, TsoErrorKind>),
+    Lead,
+}
+
+type Fetch =
+    Arc<dyn Fn(u32) -> Pin<Box<dyn Future<Output = Result<TimeStamp, TsoError>> + Send>> + Send + Sync>;
+
+struct Batcher {
+    fetch: Fetch,
+    state: Mutex<BatchState>,
+}
+
+#[derive(Default)]
+struct BatchState {
+    /// Whether some caller is fetching a batch right now. Invariant: when false, `waiting` is
+    /// empty.
+    leading: bool,
+    /// Callers waiting for the next batch, in arrival order.
+    waiting: VecDeque<oneshot::Sender<Handoff>>,
+}
 
 /// Hands out single timestamps, batching concurrent requests into one provider call. Clones
 /// share the batcher.
+///
+/// There is no batching task: the first caller to find no fetch in flight becomes the leader
+/// and fetches; callers arriving meanwhile queue. When its fetch returns, the leader hands
+/// every queued caller (queued before it fetched) a timestamp, and passes the lead to the
+/// first caller who queued during the fetch, whose own fetch then serves the rest. An idle
+/// client costs one provider call per request and no thread switch; a busy one, one call per
+/// round.
 #[derive(Clone)]
 pub struct TsoClient {
-    requests: mpsc::UnboundedSender<oneshot::Sender<Result<TimeStamp, TsoErrorKind>>>,
+    batcher: Arc<Batcher>,
 }
 
 /// A cloneable summary of a [`TsoError`], for fanning one failure out to a batch.
@@ -261,40 +292,82 @@ pub struct TsoClient {
 pub struct TsoErrorKind(pub String);
 
 impl TsoClient {
-    /// Starts the batching task on the current tokio runtime.
     pub fn start(provider: impl TsoProvider) -> Self {
-        let (requests, mut inbox) =
-            mpsc::unbounded_channel::<oneshot::Sender<Result<TimeStamp, TsoErrorKind>>>();
-        tokio::spawn(async move {
-            let mut batch = Vec::new();
-            while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let count = batch.len() as u32;
-                match provider.request_timestamps(count).await {
-                    Ok(last) => {
-                        let first = last.into_inner() - u64::from(count) + 1;
-                        for (i, waiter) in batch.drain(..).enumerate() {
-                            let _ = waiter.send(Ok(TimeStamp::new(first + i as u64)));
-                        }
-                    }
-                    Err(e) => {
-                        let kind = TsoErrorKind(e.to_string());
-                        for waiter in batch.drain(..) {
-                            let _ = waiter.send(Err(kind.clone()));
-                        }
-                    }
-                }
-            }
+        let provider = Arc::new(provider);
+        let fetch: Fetch = Arc::new(move |count| {
+            let provider = provider.clone();
+            Box::pin(async move { provider.request_timestamps(count).await })
         });
-        TsoClient { requests }
+        TsoClient {
+            batcher: Arc::new(Batcher {
+                fetch,
+                state: Mutex::new(BatchState::default()),
+            }),
+        }
     }
 
     /// One timestamp, greater than any handed out before this call.
     pub async fn get_timestamp(&self) -> Result<TimeStamp, TsoErrorKind> {
-        let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(tx)
-            .map_err(|_| TsoErrorKind("the batcher stopped".into()))?;
-        rx.await.map_err(|_| TsoErrorKind("the batcher stopped".into()))?
+        let queued = {
+            let mut state = self.batcher.state.lock();
+            if state.leading {
+                let (tx, rx) = oneshot::channel();
+                state.waiting.push_back(tx);
+                Some(rx)
+            } else {
+                state.leading = true;
+                None
+            }
+        };
+        if let Some(rx) = queued {
+            match rx.await {
+                Ok(Handoff::Timestamp(result)) => return result,
+                Ok(Handoff::Lead) => {}
+                Err(_) => return Err(TsoErrorKind("the timestamp batch was abandoned".into())),
+            }
+        }
+        let mut lead = Lead {
+            batcher: &self.batcher,
+            followers: std::mem::take(&mut self.batcher.state.lock().waiting),
+        };
+        let count = lead.followers.len() as u32 + 1;
+        let result = (self.batcher.fetch)(count)
+            .await
+            .map_err(|e| TsoErrorKind(e.to_string()));
+        let mine = result
+            .clone()
+            .map(|last| TimeStamp::new(last.into_inner() - u64::from(count) + 1));
+        for (i, follower) in lead.followers.drain(..).enumerate() {
+            let theirs = mine
+                .clone()
+                .map(|first| TimeStamp::new(first.into_inner() + 1 + i as u64));
+            let _ = follower.send(Handoff::Timestamp(theirs));
+        }
+        mine
+    }
+}
+
+/// The lead of one fetch. Dropping it (normally, or when the leader's future is cancelled)
+/// fails any follower not yet served and passes the lead on, so no caller waits forever.
+struct Lead<'a> {
+    batcher: &'a Batcher,
+    followers: VecDeque<oneshot::Sender<Handoff>>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        for follower in self.followers.drain(..) {
+            let _ = follower.send(Handoff::Timestamp(Err(TsoErrorKind(
+                "the timestamp fetch was cancelled".into(),
+            ))));
+        }
+        let mut state = self.batcher.state.lock();
+        while let Some(next) = state.waiting.pop_front() {
+            if next.send(Handoff::Lead).is_ok() {
+                return;
+            }
+        }
+        state.leading = false;
     }
 }
 
