@@ -83,6 +83,57 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
     result.unwrap_or_else(CommandError::into_reply)
 }
 
+/// A data command taken out of a pipeline, to run in one transaction with its neighbours.
+pub struct Batched {
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    command: DataCommand,
+}
+
+/// Whether `args` can join a pipelined batch: a well-formed data command outside `MULTI`.
+/// Anything else (connection commands, `MULTI`, errors) runs on its own through [`execute`].
+pub fn batchable(args: Vec<Bytes>, session: &Session) -> Result<Batched, Vec<Bytes>> {
+    if session.in_multi() {
+        return Err(args);
+    }
+    let Ok(spec) = check(&args) else { return Err(args) };
+    if matches!(spec.name, "flushdb" | "flushall") {
+        return Err(args);
+    }
+    match DataCommand::parse(spec, &args[1..]) {
+        Ok(Some(command)) => Ok(Batched { spec, args, command }),
+        _ => Err(args),
+    }
+}
+
+/// Runs pipelined data commands in one transaction, replies in order. Redis runs a client's
+/// pipelined commands back to back too; here they also share one snapshot and one durable
+/// commit, which is what makes pipelining pay. Each command's error is its own reply.
+pub async fn execute_batch<C: TxnClient>(
+    batch: Vec<Batched>,
+    session: &mut Session,
+    server: &Server<C>,
+) -> Vec<Reply> {
+    server
+        .stats
+        .commands_processed
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    session
+        .client
+        .commands_processed
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if let Some(last) = batch.last() {
+        *session.client.last_command.lock() = last.spec.name;
+    }
+    let write_keys = batch
+        .iter()
+        .filter(|b| b.spec.is_write())
+        .flat_map(|b| b.spec.keys(&b.args));
+    let _latches = server.latches.acquire(write_keys).await;
+    let commands: Vec<DataCommand> = batch.into_iter().map(|b| b.command).collect();
+    run_in_transaction(&commands, server).await
+}
+
 /// Looks the command up and checks its arity.
 fn check(args: &[Bytes]) -> CommandResult<&'static CommandSpec> {
     let spec = table::lookup(&args[0]).ok_or_else(|| CommandError::UnknownCommand {
@@ -169,7 +220,7 @@ pub struct ExecContext<'a> {
 pub async fn run_in_transaction<C: TxnClient>(commands: &[DataCommand], server: &Server<C>) -> Vec<Reply> {
     match run_watched(commands, &std::collections::BTreeMap::new(), server).await {
         Ok(replies) => replies,
-        Err(e) => vec![e.into_reply(); commands.len().max(1)],
+        Err(e) => vec![e.into_reply(); commands.len()],
     }
 }
 
