@@ -263,6 +263,11 @@ impl<S: Storage> Raft<S> {
         self.vote = hard_state.vote;
     }
 
+    /// For tests: set the term and commit as if loaded from a persisted hard state.
+    pub fn load_hard_state_for_test(&mut self, term: u64, commit: u64) {
+        self.load_state(HardState { term, vote: NONE, commit });
+    }
+
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
@@ -344,7 +349,7 @@ impl<S: Storage> Raft<S> {
         self.state = StateRole::Follower;
     }
 
-    fn become_pre_candidate(&mut self) {
+    pub fn become_pre_candidate(&mut self) {
         assert_ne!(
             self.state,
             StateRole::Leader,
@@ -356,7 +361,7 @@ impl<S: Storage> Raft<S> {
         self.lead = NONE;
     }
 
-    fn become_candidate(&mut self) {
+    pub fn become_candidate(&mut self) {
         assert_ne!(
             self.state,
             StateRole::Leader,
