@@ -4,6 +4,7 @@
 mod election;
 mod network;
 mod paper;
+mod replication;
 
 use super::{Entry, Message, MessageType, MemStorage, Raft};
 
