@@ -1,10 +1,14 @@
 //! Scenario tests of the Raft core, after the Raft paper's sections and TinyKV's raft suites,
 //! plus what those lack (pre-vote, check-quorum, ReadIndex, leases), and a seeded simulation.
 
+// Scenario tables read best as literal tuples.
+#![allow(clippy::type_complexity)]
+
 mod election;
 mod network;
 mod paper;
 mod replication;
+mod snapshot;
 
 use super::{Entry, Message, MessageType, MemStorage, Raft};
 
