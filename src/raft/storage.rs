@@ -152,6 +152,11 @@ impl MemStorage {
         self.core.write().snapshot_unavailable = unavailable;
     }
 
+    /// The last stored index (tests).
+    pub fn last_index_for_test(&self) -> u64 {
+        Storage::last_index(self).expect("memory storage always answers")
+    }
+
     /// Every stored entry (tests).
     pub fn all_entries(&self) -> Vec<Entry> {
         self.core.read().entries.clone()

@@ -5,10 +5,12 @@
 #![allow(clippy::type_complexity)]
 
 mod election;
+mod membership;
 mod network;
 mod paper;
 mod replication;
 mod snapshot;
+mod transfer;
 
 use super::{Entry, Message, MessageType, MemStorage, Raft};
 
