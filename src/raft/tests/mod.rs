@@ -8,6 +8,8 @@ mod election;
 mod membership;
 mod network;
 mod paper;
+mod raw_node;
+mod reads;
 mod replication;
 mod snapshot;
 mod transfer;

@@ -1,0 +1,91 @@
+//! The `Ready`/`advance` interface: start, restart, restart from a snapshot.
+
+use crate::raft::message::{ConfState, Snapshot, SnapshotMetadata};
+use crate::raft::{Entry, HardState, MemStorage, RawNode, StateRole};
+
+fn config(id: u64) -> crate::raft::Config {
+    super::network::test_config(id, vec![id], 10, 1)
+}
+
+#[test]
+fn start_campaign_propose_and_commit_with_nothing_left() {
+    let storage = MemStorage::new_with_conf_state(vec![1]);
+    let mut node = RawNode::new(&config(1), storage.clone()).unwrap();
+    node.campaign().unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.soft_state.map(|s| s.role), Some(StateRole::Leader));
+    assert_eq!(ready.hard_state, Some(HardState { term: 1, vote: 1, commit: 1 }));
+    assert_eq!(ready.entries.len(), 1, "the no-op");
+    assert_eq!(ready.committed_entries, ready.entries, "a group of one commits at once");
+    storage.append(&ready.entries);
+    node.advance(ready);
+    node.propose(b"foo".to_vec()).unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.entries.len(), 1);
+    assert_eq!(ready.entries, ready.committed_entries);
+    assert_eq!(ready.entries[0].data, b"foo");
+    storage.append(&ready.entries);
+    node.advance(ready);
+    assert!(!node.has_ready(), "nothing left after advance");
+}
+
+#[test]
+fn restart_hands_back_committed_but_unapplied_entries_only() {
+    let storage = MemStorage::new_with_conf_state(vec![1]);
+    storage.append(&[Entry::new(1, 1), Entry::new(1, 2)]);
+    storage.set_hard_state(HardState { term: 1, vote: 0, commit: 1 });
+    let mut node = RawNode::new(&config(1), storage).unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.committed_entries, vec![Entry::new(1, 1)]);
+    assert!(ready.entries.is_empty(), "nothing new to persist");
+    assert_eq!(ready.hard_state, None, "the hard state did not change");
+    node.advance(ready);
+    assert!(!node.has_ready());
+}
+
+#[test]
+fn restart_from_a_snapshot_applies_only_what_follows_it() {
+    let storage = MemStorage::new();
+    storage
+        .apply_snapshot(Snapshot {
+            metadata: SnapshotMetadata {
+                index: 2,
+                term: 1,
+                conf_state: ConfState::new(vec![1, 2]),
+            },
+            data: Vec::new(),
+        })
+        .unwrap();
+    storage.append(&[Entry::new(1, 3)]);
+    storage.set_hard_state(HardState { term: 1, vote: 0, commit: 3 });
+    let mut node = RawNode::new(&config(1), storage).unwrap();
+    let ready = node.ready();
+    assert_eq!(ready.committed_entries, vec![Entry::new(1, 3)]);
+    assert!(ready.entries.is_empty());
+    node.advance(ready);
+    assert!(!node.has_ready());
+    let voters: Vec<u64> = node.raft.prs.voters().collect();
+    assert_eq!(voters, vec![1, 2], "membership comes from the snapshot");
+}
+
+#[test]
+fn configuration_errors_are_reported() {
+    let storage = MemStorage::new();
+    let mut bad = config(1);
+    bad.election_tick = 1;
+    assert!(RawNode::new(&bad, storage.clone()).is_err());
+    let mut bad = config(0);
+    bad.id = 0;
+    assert!(RawNode::new(&bad, storage.clone()).is_err());
+    let mut bad = config(1);
+    bad.read_only_option = crate::raft::ReadOnlyOption::LeaseBased;
+    assert!(RawNode::new(&bad, storage).is_err(), "a lease needs check-quorum");
+}
+
+#[test]
+fn peers_cannot_send_local_messages() {
+    let mut node = RawNode::new(&config(1), MemStorage::new_with_conf_state(vec![1])).unwrap();
+    let hup = crate::raft::Message::new(crate::raft::MessageType::Hup, 2, 1);
+    assert!(node.step(hup).is_err());
+    assert_eq!(node.raft.state, StateRole::Follower);
+}
