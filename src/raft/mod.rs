@@ -52,7 +52,11 @@
 //! **Membership changes**, one node at a time (thesis §4.1): a conf change is an entry; it
 //! takes effect when applied ([`RawNode::apply_conf_change`]). A leader accepts a new one only
 //! after the previous one is applied. Removing a node may shrink the quorum, so the leader
-//! re-checks its commit index.
+//! re-checks its commit index. A leader that applies its own removal hands leadership to a
+//! caught-up member (if any) and steps down. A node joining an existing group starts with an
+//! empty log and must be brought in by the leader's snapshot, which carries the membership;
+//! groups are therefore bootstrapped with their log starting after an initial snapshot (as
+//! TinyKV starts at index 5), so no node is ever fed the history from index 1 without it.
 //!
 //! **Linearizable reads.** ReadIndex (thesis §6.4): the leader records its commit index,
 //! confirms it still leads with a round of heartbeats acknowledged by a majority, and then

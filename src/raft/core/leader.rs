@@ -116,7 +116,14 @@ impl<S: Storage> Raft<S> {
             Err(StorageError::SnapshotTemporarilyUnavailable) => return false,
             Err(e) => panic!("the log is compacted but no snapshot is available: {e}"),
         };
-        assert!(!snapshot.is_empty(), "a compacted log needs a non-empty snapshot");
+        assert!(
+            !snapshot.is_empty(),
+            "a compacted log needs a non-empty snapshot (to {to}, next {}, first {}, last {}, term(next-1) {:?})",
+            self.prs.progress[&to].next_idx,
+            self.raft_log.first_index(),
+            self.raft_log.last_index(),
+            self.raft_log.term(self.prs.progress[&to].next_idx - 1)
+        );
         let index = snapshot.metadata.index;
         let mut m = Message::new(MessageType::Snapshot, self.id, to);
         m.snapshot = Some(snapshot);

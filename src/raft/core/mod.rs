@@ -265,7 +265,11 @@ impl<S: Storage> Raft<S> {
 
     /// For tests: set the term and commit as if loaded from a persisted hard state.
     pub fn load_hard_state_for_test(&mut self, term: u64, commit: u64) {
-        self.load_state(HardState { term, vote: NONE, commit });
+        self.load_state(HardState {
+            term,
+            vote: NONE,
+            commit,
+        });
     }
 
     pub fn hard_state(&self) -> HardState {
@@ -503,6 +507,25 @@ impl<S: Storage> Raft<S> {
     fn remove_node(&mut self, id: NodeId) {
         self.prs.progress.remove(&id);
         if self.prs.progress.is_empty() {
+            return;
+        }
+        if id == self.id && self.state == StateRole::Leader {
+            // A leader outside the group can neither take proposals nor stop sending
+            // heartbeats that keep the others from electing a member. Hand over to the most
+            // caught-up member if one has everything, and step down.
+            let last_index = self.raft_log.last_index();
+            let successor = self
+                .prs
+                .progress
+                .iter()
+                .filter(|(_, pr)| pr.matched == last_index)
+                .map(|(&id, _)| id)
+                .next();
+            if let Some(successor) = successor {
+                self.send(Message::new(MessageType::TimeoutNow, self.id, successor));
+            }
+            let term = self.term;
+            self.become_follower(term, NONE);
             return;
         }
         if self.state == StateRole::Leader {

@@ -16,7 +16,9 @@ fn a_leader_needs_a_quorum() {
         (5, &[4, 5], StateRole::Leader),
     ];
     for (size, down, expected) in cases {
-        let peers = (1..=*size).map(|i| down.contains(&i).then_some(Peer::BlackHole)).collect();
+        let peers = (1..=*size)
+            .map(|i| down.contains(&i).then_some(Peer::BlackHole))
+            .collect();
         let mut network = Network::new(peers);
         network.trigger(1, MessageType::Hup);
         let r = network.raft(1);
@@ -31,7 +33,11 @@ fn each_node_in_turn_can_win() {
         network.trigger(campaigner, MessageType::Hup);
         for id in 1..=3 {
             let r = network.raft(id);
-            let expected = if id == campaigner { StateRole::Leader } else { StateRole::Follower };
+            let expected = if id == campaigner {
+                StateRole::Leader
+            } else {
+                StateRole::Follower
+            };
             assert_eq!(r.state, expected, "campaigner {campaigner}, node {id}");
         }
     }
@@ -43,12 +49,19 @@ fn each_node_in_turn_can_win() {
 #[test]
 fn a_leader_overwrites_newer_uncommitted_entries_after_two_campaigns() {
     let ids = vec![1, 2, 3, 4, 5];
-    let setups: [(&[u64], u64, u64); 5] = [(&[1], 1, 0), (&[1], 1, 0), (&[2], 2, 3), (&[], 2, 3), (&[], 2, 3)];
+    let setups: [(&[u64], u64, u64); 5] =
+        [(&[1], 1, 0), (&[1], 1, 0), (&[2], 2, 3), (&[], 2, 3), (&[], 2, 3)];
     let peers = setups
         .iter()
         .enumerate()
         .map(|(i, (terms, term, vote))| {
-            let mut r = new_raft(i as u64 + 1, ids.clone(), 10, 1, storage_with_terms(ids.clone(), terms));
+            let mut r = new_raft(
+                i as u64 + 1,
+                ids.clone(),
+                10,
+                1,
+                storage_with_terms(ids.clone(), terms),
+            );
             r.load_hard_state_for_test(*term, 0);
             r.vote = *vote;
             Some(Peer::Node(Box::new(r)))
@@ -56,11 +69,23 @@ fn a_leader_overwrites_newer_uncommitted_entries_after_two_campaigns() {
         .collect();
     let mut network = Network::new(peers);
     network.trigger(1, MessageType::Hup);
-    assert_eq!((network.raft(1).state, network.raft(1).term), (StateRole::Follower, 2));
+    assert_eq!(
+        (network.raft(1).state, network.raft(1).term),
+        (StateRole::Follower, 2)
+    );
     network.trigger(1, MessageType::Hup);
-    assert_eq!((network.raft(1).state, network.raft(1).term), (StateRole::Leader, 3));
+    assert_eq!(
+        (network.raft(1).state, network.raft(1).term),
+        (StateRole::Leader, 3)
+    );
     for id in 1..=5 {
-        let terms: Vec<u64> = network.raft(id).raft_log.all_entries().iter().map(|e| e.term).collect();
+        let terms: Vec<u64> = network
+            .raft(id)
+            .raft_log
+            .all_entries()
+            .iter()
+            .map(|e| e.term)
+            .collect();
         assert_eq!(terms, vec![1, 3], "node {id}");
     }
 }
@@ -68,7 +93,13 @@ fn a_leader_overwrites_newer_uncommitted_entries_after_two_campaigns() {
 #[test]
 fn any_role_grants_a_vote_in_a_higher_term() {
     for role in [StateRole::Follower, StateRole::Candidate, StateRole::Leader] {
-        let mut r = new_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new_with_conf_state(vec![1, 2, 3]));
+        let mut r = new_raft(
+            1,
+            vec![1, 2, 3],
+            10,
+            1,
+            MemStorage::new_with_conf_state(vec![1, 2, 3]),
+        );
         r.term = 1;
         match role {
             StateRole::Follower => r.become_follower(1, 3),
@@ -87,7 +118,10 @@ fn any_role_grants_a_vote_in_a_higher_term() {
         let answers = read_messages(&mut r);
         assert_eq!(answers.len(), 1, "{role:?}");
         assert!(!answers[0].reject);
-        assert_eq!((r.state, r.term, r.vote, r.lead), (StateRole::Follower, term, 2, 0));
+        assert_eq!(
+            (r.state, r.term, r.vote, r.lead),
+            (StateRole::Follower, term, 2, 0)
+        );
     }
 }
 
@@ -104,7 +138,10 @@ fn campaigning_as_leader_changes_nothing() {
     network.trigger(1, MessageType::Hup);
     let term = network.raft(1).term;
     network.trigger(1, MessageType::Hup);
-    assert_eq!((network.raft(1).state, network.raft(1).term), (StateRole::Leader, term));
+    assert_eq!(
+        (network.raft(1).state, network.raft(1).term),
+        (StateRole::Leader, term)
+    );
 }
 
 #[test]
@@ -120,8 +157,16 @@ fn dueling_candidates_the_shorter_log_loses() {
     // Node 3 campaigns again with a higher term; its log lacks the leader's no-op, so it
     // loses, but it deposed the leader with its term.
     network.trigger(3, MessageType::Hup);
-    for (id, state) in [(1, StateRole::Follower), (2, StateRole::Follower), (3, StateRole::Follower)] {
-        assert_eq!((network.raft(id).state, network.raft(id).term), (state, 2), "node {id}");
+    for (id, state) in [
+        (1, StateRole::Follower),
+        (2, StateRole::Follower),
+        (3, StateRole::Follower),
+    ] {
+        assert_eq!(
+            (network.raft(id).state, network.raft(id).term),
+            (state, 2),
+            "node {id}"
+        );
     }
     assert_eq!(network.raft(1).raft_log.last_index(), 1);
     assert_eq!(network.raft(3).raft_log.last_index(), 0);
@@ -141,7 +186,11 @@ fn an_isolated_candidate_concedes_after_healing() {
     network.send(vec![super::propose_to(3, b"force")]);
     assert_eq!(network.raft(1).state, StateRole::Follower);
     let leader_log = network.raft(3).raft_log.all_entries();
-    assert_eq!(network.raft(1).raft_log.all_entries(), leader_log, "...and its log catches up");
+    assert_eq!(
+        network.raft(1).raft_log.all_entries(),
+        leader_log,
+        "...and its log catches up"
+    );
 }
 
 #[test]
@@ -183,7 +232,13 @@ fn a_follower_that_timed_out_makes_the_leader_step_down_through_its_answer() {
 #[test]
 fn only_the_leader_beats() {
     for role in [StateRole::Leader, StateRole::Candidate, StateRole::Follower] {
-        let mut r = new_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new_with_conf_state(vec![1, 2, 3]));
+        let mut r = new_raft(
+            1,
+            vec![1, 2, 3],
+            10,
+            1,
+            MemStorage::new_with_conf_state(vec![1, 2, 3]),
+        );
         match role {
             StateRole::Leader => {
                 r.become_candidate();
@@ -226,7 +281,11 @@ fn pre_vote_keeps_a_returning_partitioned_node_from_disrupting_the_leader() {
     assert_eq!(network.raft(3).state, StateRole::PreCandidate);
     network.recover();
     network.trigger(3, MessageType::Hup);
-    assert_eq!(network.raft(1).state, StateRole::Leader, "the leader was not disturbed");
+    assert_eq!(
+        network.raft(1).state,
+        StateRole::Leader,
+        "the leader was not disturbed"
+    );
     assert_eq!(network.raft(1).term, term);
     // The heartbeat brings node 3 back as a follower.
     network.trigger(1, MessageType::Beat);

@@ -55,7 +55,10 @@ fn only_one_conf_change_is_pending_at_a_time() {
     r.propose_conf_change(&add(4)).unwrap();
     let entries = r.raft_log.all_entries();
     let kinds: Vec<EntryType> = entries.iter().map(|e| e.entry_type).collect();
-    assert_eq!(kinds, vec![EntryType::Normal, EntryType::ConfChange, EntryType::Normal]);
+    assert_eq!(
+        kinds,
+        vec![EntryType::Normal, EntryType::ConfChange, EntryType::Normal]
+    );
     assert!(entries[2].data.is_empty(), "the second change became a no-op");
 }
 
@@ -118,4 +121,24 @@ fn adding_the_same_node_twice_does_not_break_a_later_add() {
         .filter_map(crate::raft::raw_node::conf_change_of)
         .collect();
     assert_eq!(changes, vec![add(1), add(1), add(2)]);
+}
+
+#[test]
+fn a_leader_that_removes_itself_hands_over_and_steps_down() {
+    let mut network = super::network::Network::new(vec![None, None, None]);
+    network.trigger(1, MessageType::Hup);
+    network.send(vec![super::propose_to(1, b"x")]);
+    network.raft(1).apply_conf_change(&remove(1));
+    assert_eq!(network.raft(1).state, crate::raft::StateRole::Follower);
+    let handover: Vec<_> = read_messages(network.raft(1))
+        .into_iter()
+        .filter(|m| m.msg_type == MessageType::TimeoutNow)
+        .collect();
+    assert_eq!(handover.len(), 1, "a caught-up member is told to campaign");
+    let successor = handover[0].to;
+    for id in [2, 3] {
+        network.raft(id).apply_conf_change(&remove(1));
+    }
+    network.send(handover);
+    assert_eq!(network.raft(successor).state, crate::raft::StateRole::Leader);
 }

@@ -11,10 +11,11 @@ mod paper;
 mod raw_node;
 mod reads;
 mod replication;
+mod simulation;
 mod snapshot;
 mod transfer;
 
-use super::{Entry, Message, MessageType, MemStorage, Raft};
+use super::{Entry, MemStorage, Message, MessageType, Raft};
 
 /// A storage holding entries 1.. with the given terms (and the voters given).
 pub fn storage_with_terms(voters: Vec<u64>, terms: &[u64]) -> MemStorage {
@@ -50,7 +51,11 @@ pub fn propose(data: &[u8]) -> Message {
 /// Makes `raft` (a fresh candidate-able node) leader of a 1-node view and commits its no-op,
 /// persisting everything to `storage`, as the paper tests' setup does.
 pub fn commit_noop_entry(raft: &mut Raft<MemStorage>, storage: &MemStorage) {
-    assert_eq!(raft.state, super::StateRole::Leader, "only a leader commits its no-op");
+    assert_eq!(
+        raft.state,
+        super::StateRole::Leader,
+        "only a leader commits its no-op"
+    );
     raft.msgs.clear();
     let peers: Vec<u64> = raft.prs.voters().filter(|&id| id != raft.id).collect();
     for id in peers {

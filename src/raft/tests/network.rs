@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::raft::core::SplitMix64;
-use crate::raft::{Config, Message, MessageType, MemStorage, NodeId, Raft};
+use crate::raft::{Config, MemStorage, Message, MessageType, NodeId, Raft};
 
 /// A participant: a real node, or a black hole that swallows everything sent to it.
 pub enum Peer {
@@ -36,7 +36,13 @@ pub fn test_config(id: NodeId, peers: Vec<NodeId>, election: usize, heartbeat: u
     Config::new(id, peers, election, heartbeat, 0x5eed ^ id)
 }
 
-pub fn new_raft(id: NodeId, peers: Vec<NodeId>, election: usize, heartbeat: usize, storage: MemStorage) -> Raft<MemStorage> {
+pub fn new_raft(
+    id: NodeId,
+    peers: Vec<NodeId>,
+    election: usize,
+    heartbeat: usize,
+    storage: MemStorage,
+) -> Raft<MemStorage> {
     Raft::new(&test_config(id, peers, election, heartbeat), storage).unwrap()
 }
 

@@ -59,7 +59,10 @@ fn leader_broadcasts_heartbeats() {
     heartbeats.sort_by_key(|m| m.to);
     assert_eq!(heartbeats.len(), 2);
     for (m, to) in heartbeats.iter().zip([2, 3]) {
-        assert_eq!((m.msg_type, m.to, m.term, m.index, m.log_term), (MessageType::Heartbeat, to, 1, 0, 0));
+        assert_eq!(
+            (m.msg_type, m.to, m.term, m.index, m.log_term),
+            (MessageType::Heartbeat, to, 1, 0, 0)
+        );
         assert!(m.entries.is_empty());
     }
 }
@@ -84,7 +87,11 @@ fn election_timeout_starts_an_election() {
         votes.sort_by_key(|m| m.to);
         let to: Vec<u64> = votes.iter().map(|m| m.to).collect();
         assert_eq!(to, vec![2, 3]);
-        assert!(votes.iter().all(|m| m.msg_type == MessageType::RequestVote && m.term == before + 1));
+        assert!(
+            votes
+                .iter()
+                .all(|m| m.msg_type == MessageType::RequestVote && m.term == before + 1)
+        );
     }
 }
 
@@ -95,7 +102,11 @@ fn election_outcome_in_one_round() {
         (1, &[], StateRole::Leader),
         (3, &[(2, true), (3, true)], StateRole::Leader),
         (3, &[(2, true)], StateRole::Leader),
-        (5, &[(2, true), (3, true), (4, true), (5, true)], StateRole::Leader),
+        (
+            5,
+            &[(2, true), (3, true), (4, true), (5, true)],
+            StateRole::Leader,
+        ),
         (5, &[(2, true), (3, true)], StateRole::Leader),
         (3, &[(2, false), (3, false)], StateRole::Follower),
         (5, &[(2, false), (3, false), (4, false)], StateRole::Follower),
@@ -120,7 +131,14 @@ fn election_outcome_in_one_round() {
 /// §5.2: at most one vote per term, first come first served.
 #[test]
 fn one_vote_per_term() {
-    let cases = [(0, 2, false), (0, 3, false), (2, 2, false), (3, 3, false), (2, 3, true), (3, 2, true)];
+    let cases = [
+        (0, 2, false),
+        (0, 3, false),
+        (2, 2, false),
+        (3, 3, false),
+        (2, 3, true),
+        (3, 2, true),
+    ];
     for (voted, candidate, rejected) in cases {
         let mut r = new_raft(1, three(), 10, 1, MemStorage::new_with_conf_state(three()));
         r.term = 1;
@@ -128,7 +146,10 @@ fn one_vote_per_term() {
         r.step(msg(MessageType::RequestVote, candidate, 1, 1)).unwrap();
         let answers = read_messages(&mut r);
         assert_eq!(answers.len(), 1);
-        assert_eq!(answers[0].reject, rejected, "voted {voted}, candidate {candidate}");
+        assert_eq!(
+            answers[0].reject, rejected,
+            "voted {voted}, candidate {candidate}"
+        );
     }
 }
 
@@ -166,7 +187,10 @@ fn election_timeout_is_randomized() {
             seen.insert(elapsed);
         }
         for timeout in 11..20 {
-            assert!(seen.contains(&timeout), "timeout {timeout} never happened: {seen:?}");
+            assert!(
+                seen.contains(&timeout),
+                "timeout {timeout} never happened: {seen:?}"
+            );
         }
         assert!(seen.iter().all(|&t| (10..20).contains(&t)), "{seen:?}");
     }
@@ -179,7 +203,15 @@ fn timeouts_rarely_conflict() {
     let ids: Vec<u64> = (1..=size).collect();
     let mut rafts: Vec<_> = ids
         .iter()
-        .map(|&id| new_raft(id, ids.clone(), 10, 1, MemStorage::new_with_conf_state(ids.clone())))
+        .map(|&id| {
+            new_raft(
+                id,
+                ids.clone(),
+                10,
+                1,
+                MemStorage::new_with_conf_state(ids.clone()),
+            )
+        })
         .collect();
     let mut conflicts = 0;
     for round in 0..1000 {
@@ -199,7 +231,10 @@ fn timeouts_rarely_conflict() {
             conflicts += 1;
         }
     }
-    assert!(conflicts < 300, "{conflicts} of 1000 elections started on several nodes at once");
+    assert!(
+        conflicts < 300,
+        "{conflicts} of 1000 elections started on several nodes at once"
+    );
 }
 
 /// §5.3: a proposal is appended and sent to every follower after (index, term) of the entry
@@ -218,7 +253,10 @@ fn leader_starts_replication() {
     let mut appends = read_messages(&mut r);
     appends.sort_by_key(|m| m.to);
     for (m, to) in appends.iter().zip([2, 3]) {
-        assert_eq!((m.msg_type, m.to, m.index, m.log_term, m.commit), (MessageType::Append, to, last, 1, last));
+        assert_eq!(
+            (m.msg_type, m.to, m.index, m.log_term, m.commit),
+            (MessageType::Append, to, last, 1, last)
+        );
         assert_eq!(m.entries.len(), 1);
         assert_eq!(m.entries[0].data, b"some data");
     }
@@ -246,7 +284,11 @@ fn leader_commits_and_announces() {
     assert_eq!(committed.last().unwrap().data, b"some data");
     let mut announcements = read_messages(&mut r);
     announcements.sort_by_key(|m| m.to);
-    assert!(announcements.iter().all(|m| m.msg_type == MessageType::Append && m.commit == last + 1));
+    assert!(
+        announcements
+            .iter()
+            .all(|m| m.msg_type == MessageType::Append && m.commit == last + 1)
+    );
 }
 
 /// §5.3: an entry commits only when a majority has it.
@@ -278,7 +320,11 @@ fn commit_needs_a_majority() {
                 r.step(ack).unwrap();
             }
         }
-        assert_eq!(r.raft_log.committed > last, *committed, "size {size}, acceptors {acceptors:?}");
+        assert_eq!(
+            r.raft_log.committed > last,
+            *committed,
+            "size {size}, acceptors {acceptors:?}"
+        );
     }
 }
 
@@ -320,14 +366,23 @@ fn follower_commits_what_the_leader_committed() {
         m.commit = *commit;
         r.step(m).unwrap();
         assert_eq!(r.raft_log.committed, *commit);
-        assert_eq!(r.raft_log.next_entries(None), entries[..*commit as usize].to_vec());
+        assert_eq!(
+            r.raft_log.next_entries(None),
+            entries[..*commit as usize].to_vec()
+        );
     }
 }
 
 /// §5.3: a follower rejects an append whose previous entry it does not have.
 #[test]
 fn follower_checks_the_previous_entry() {
-    let cases = [(0, 0, false), (1, 1, false), (2, 2, false), (1, 2, true), (3, 3, true)];
+    let cases = [
+        (0, 0, false),
+        (1, 1, false),
+        (2, 2, false),
+        (1, 2, true),
+        (3, 3, true),
+    ];
     for (term, index, rejected) in cases {
         let storage = storage_with_terms(three(), &[1, 2]);
         let mut r = new_raft(1, three(), 10, 1, storage);
@@ -363,7 +418,12 @@ fn follower_reconciles_its_log() {
         r.step(m).unwrap();
         let terms: Vec<u64> = r.raft_log.all_entries().iter().map(|e| e.term).collect();
         assert_eq!(&terms, want_terms);
-        let unstable: Vec<(u64, u64)> = r.raft_log.unstable_entries().iter().map(|e| (e.term, e.index)).collect();
+        let unstable: Vec<(u64, u64)> = r
+            .raft_log
+            .unstable_entries()
+            .iter()
+            .map(|e| (e.term, e.index))
+            .collect();
         assert_eq!(&unstable, want_unstable);
     }
 }
@@ -409,7 +469,10 @@ fn leader_brings_divergent_logs_in_line() {
 /// §5.4.1: a vote request carries the candidate's last index and term.
 #[test]
 fn vote_request_carries_the_last_entry() {
-    for (entries, term) in [(vec![Entry::new(1, 1)], 2), (vec![Entry::new(1, 1), Entry::new(2, 2)], 3)] {
+    for (entries, term) in [
+        (vec![Entry::new(1, 1)], 2),
+        (vec![Entry::new(1, 1), Entry::new(2, 2)], 3),
+    ] {
         let mut r = new_raft(1, three(), 10, 1, MemStorage::new_with_conf_state(three()));
         let mut m = msg(MessageType::Append, 2, 1, term - 1);
         m.entries = entries.clone();
@@ -423,7 +486,10 @@ fn vote_request_carries_the_last_entry() {
         assert_eq!(votes.len(), 2);
         let last = entries.last().unwrap();
         for (v, to) in votes.iter().zip([2, 3]) {
-            assert_eq!((v.msg_type, v.to, v.term, v.index, v.log_term), (MessageType::RequestVote, to, term, last.index, last.term));
+            assert_eq!(
+                (v.msg_type, v.to, v.term, v.index, v.log_term),
+                (MessageType::RequestVote, to, term, last.index, last.term)
+            );
         }
     }
 }
@@ -451,7 +517,10 @@ fn voter_requires_an_up_to_date_log() {
         r.step(m).unwrap();
         let answers = read_messages(&mut r);
         assert_eq!(answers.len(), 1);
-        assert_eq!(answers[0].reject, *rejected, "log {terms:?} vs ({index}, {log_term})");
+        assert_eq!(
+            answers[0].reject, *rejected,
+            "log {terms:?} vs ({index}, {log_term})"
+        );
     }
 }
 

@@ -14,9 +14,19 @@ fn start_campaign_propose_and_commit_with_nothing_left() {
     node.campaign().unwrap();
     let ready = node.ready();
     assert_eq!(ready.soft_state.map(|s| s.role), Some(StateRole::Leader));
-    assert_eq!(ready.hard_state, Some(HardState { term: 1, vote: 1, commit: 1 }));
+    assert_eq!(
+        ready.hard_state,
+        Some(HardState {
+            term: 1,
+            vote: 1,
+            commit: 1
+        })
+    );
     assert_eq!(ready.entries.len(), 1, "the no-op");
-    assert_eq!(ready.committed_entries, ready.entries, "a group of one commits at once");
+    assert_eq!(
+        ready.committed_entries, ready.entries,
+        "a group of one commits at once"
+    );
     storage.append(&ready.entries);
     node.advance(ready);
     node.propose(b"foo".to_vec()).unwrap();
@@ -33,7 +43,11 @@ fn start_campaign_propose_and_commit_with_nothing_left() {
 fn restart_hands_back_committed_but_unapplied_entries_only() {
     let storage = MemStorage::new_with_conf_state(vec![1]);
     storage.append(&[Entry::new(1, 1), Entry::new(1, 2)]);
-    storage.set_hard_state(HardState { term: 1, vote: 0, commit: 1 });
+    storage.set_hard_state(HardState {
+        term: 1,
+        vote: 0,
+        commit: 1,
+    });
     let mut node = RawNode::new(&config(1), storage).unwrap();
     let ready = node.ready();
     assert_eq!(ready.committed_entries, vec![Entry::new(1, 1)]);
@@ -57,7 +71,11 @@ fn restart_from_a_snapshot_applies_only_what_follows_it() {
         })
         .unwrap();
     storage.append(&[Entry::new(1, 3)]);
-    storage.set_hard_state(HardState { term: 1, vote: 0, commit: 3 });
+    storage.set_hard_state(HardState {
+        term: 1,
+        vote: 0,
+        commit: 3,
+    });
     let mut node = RawNode::new(&config(1), storage).unwrap();
     let ready = node.ready();
     assert_eq!(ready.committed_entries, vec![Entry::new(1, 3)]);

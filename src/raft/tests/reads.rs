@@ -55,7 +55,10 @@ fn a_new_leader_answers_reads_only_after_committing_its_no_op() {
     network.trigger(2, MessageType::Hup);
     assert_eq!(network.raft(2).state, StateRole::Leader);
     network.send(vec![read_request(2, b"early")]);
-    assert!(network.raft(2).read_states.is_empty(), "no answer before the no-op commits");
+    assert!(
+        network.raft(2).read_states.is_empty(),
+        "no answer before the no-op commits"
+    );
     network.recover();
     network.trigger(2, MessageType::Beat);
     let states = std::mem::take(&mut network.raft(2).read_states);
@@ -77,7 +80,10 @@ fn read_index_on_a_deposed_leader_never_returns() {
     for _ in 0..5 {
         network.trigger(1, MessageType::Beat);
     }
-    assert!(network.raft(1).read_states.is_empty(), "a stale read would have been served");
+    assert!(
+        network.raft(1).read_states.is_empty(),
+        "a stale read would have been served"
+    );
     // When it hears the new term it steps down and the request is dropped, not answered.
     network.recover();
     network.trigger(2, MessageType::Beat);
@@ -114,10 +120,16 @@ fn lease_reads_stop_when_the_lease_lapses() {
         r.msgs.clear();
     }
     let r = network.raft(1);
-    assert!(!r.lease_valid(), "lease still valid after an election timeout without acks");
+    assert!(
+        !r.lease_valid(),
+        "lease still valid after an election timeout without acks"
+    );
     if r.state == StateRole::Leader {
         r.step(read_request(1, b"after lease")).unwrap();
-        assert!(r.read_states.is_empty(), "without the lease a read waits for a heartbeat round");
+        assert!(
+            r.read_states.is_empty(),
+            "without the lease a read waits for a heartbeat round"
+        );
     }
 }
 

@@ -127,7 +127,13 @@ fn old_term_appends_are_ignored() {
     stale.entries = vec![Entry::new(2, 3)];
     network.send(vec![stale]);
     network.send(vec![propose_to(1, b"somedata")]);
-    let terms: Vec<u64> = network.raft(1).raft_log.all_entries().iter().map(|e| e.term).collect();
+    let terms: Vec<u64> = network
+        .raft(1)
+        .raft_log
+        .all_entries()
+        .iter()
+        .map(|e| e.term)
+        .collect();
     assert_eq!(terms, vec![1, 2, 3, 3]);
 }
 
@@ -137,8 +143,14 @@ fn proposals_commit_only_with_a_reachable_quorum() {
         (vec![None, None, None], true),
         (vec![None, None, Some(Peer::BlackHole)], true),
         (vec![None, Some(Peer::BlackHole), Some(Peer::BlackHole)], false),
-        (vec![None, Some(Peer::BlackHole), Some(Peer::BlackHole), None], false),
-        (vec![None, Some(Peer::BlackHole), Some(Peer::BlackHole), None, None], true),
+        (
+            vec![None, Some(Peer::BlackHole), Some(Peer::BlackHole), None],
+            false,
+        ),
+        (
+            vec![None, Some(Peer::BlackHole), Some(Peer::BlackHole), None, None],
+            true,
+        ),
     ];
     for (i, (peers, success)) in cases.into_iter().enumerate() {
         let mut network = Network::new(peers);
@@ -170,7 +182,9 @@ fn the_follower_append_table() {
         (2, 2, 3, vec![], 2, 2, false),
         (2, 2, 4, vec![], 2, 2, false),
     ];
-    for (i, (index, log_term, commit, entries, want_last, want_commit, want_reject)) in cases.into_iter().enumerate() {
+    for (i, (index, log_term, commit, entries, want_last, want_commit, want_reject)) in
+        cases.into_iter().enumerate()
+    {
         let storage = storage_with_terms(vec![1], &[1, 2]);
         let mut r = new_raft(1, vec![1], 10, 1, storage);
         r.become_follower(2, 0);
@@ -200,7 +214,10 @@ fn the_leader_moves_next_past_what_it_sent() {
     pr.maybe_update(2);
     pr.become_replicate();
     r.step(propose(b"somedata")).unwrap();
-    assert_eq!(r.prs.progress[&2].next_idx, 6, "3 old entries + no-op + proposal, then + 1");
+    assert_eq!(
+        r.prs.progress[&2].next_idx, 6,
+        "3 old entries + no-op + proposal, then + 1"
+    );
 }
 
 #[test]
@@ -246,5 +263,9 @@ fn a_message_carries_at_most_max_size_bytes_but_at_least_one_entry() {
     r.step(propose(&[0u8; 500])).unwrap();
     r.step(propose(&[0u8; 10])).unwrap();
     let appends: Vec<_> = read_messages(&mut r).into_iter().filter(|m| m.to == 2).collect();
-    assert!(appends.iter().all(|m| m.entries.len() == 1), "{:?}", appends.iter().map(|m| m.entries.len()).collect::<Vec<_>>());
+    assert!(
+        appends.iter().all(|m| m.entries.len() == 1),
+        "{:?}",
+        appends.iter().map(|m| m.entries.len()).collect::<Vec<_>>()
+    );
 }

@@ -20,7 +20,14 @@ fn snapshot(index: u64, term: u64, voters: Vec<u64>) -> Snapshot {
 fn restoring_moves_the_log_to_the_snapshot_and_adopts_its_membership() {
     let mut r = new_raft(1, vec![1, 2], 10, 1, MemStorage::new_with_conf_state(vec![1, 2]));
     assert!(r.restore(snapshot(11, 11, vec![1, 2, 3])));
-    assert_eq!((r.raft_log.last_index(), r.raft_log.last_term(), r.raft_log.committed), (11, 11, 11));
+    assert_eq!(
+        (
+            r.raft_log.last_index(),
+            r.raft_log.last_term(),
+            r.raft_log.committed
+        ),
+        (11, 11, 11)
+    );
     let voters: Vec<u64> = r.prs.voters().collect();
     assert_eq!(voters, vec![1, 2, 3]);
     // The same snapshot again is ignored.
@@ -35,7 +42,13 @@ fn a_snapshot_at_or_below_the_commit_is_ignored() {
     assert!(!r.restore(snapshot(3, 1, vec![1, 2])));
     assert_eq!(r.raft_log.committed, 3);
     // A snapshot whose last entry we have just moves the commit.
-    let mut r = new_raft(1, vec![1, 2], 10, 1, super::storage_with_terms(vec![1, 2], &[1, 1, 1]));
+    let mut r = new_raft(
+        1,
+        vec![1, 2],
+        10,
+        1,
+        super::storage_with_terms(vec![1, 2], &[1, 1, 1]),
+    );
     r.raft_log.commit_to(1);
     assert!(!r.restore(snapshot(2, 1, vec![1, 2])));
     assert_eq!(r.raft_log.committed, 2);
@@ -73,7 +86,10 @@ fn installing_a_snapshot_makes_its_sender_the_leader() {
     r.step(m).unwrap();
     assert_eq!(r.lead, 1);
     let answers = read_messages(&mut r);
-    assert_eq!((answers[0].msg_type, answers[0].index), (MessageType::AppendResponse, 11));
+    assert_eq!(
+        (answers[0].msg_type, answers[0].index),
+        (MessageType::AppendResponse, 11)
+    );
 }
 
 #[test]
@@ -140,7 +156,10 @@ fn a_snapshot_temporarily_unavailable_is_retried_later() {
     reject.index = 4;
     reject.reject = true;
     r.step(reject).unwrap();
-    assert!(read_messages(&mut r).is_empty(), "no snapshot to send yet, and no append possible");
+    assert!(
+        read_messages(&mut r).is_empty(),
+        "no snapshot to send yet, and no append possible"
+    );
     assert_eq!(r.prs.progress[&2].next_idx, 1, "the probe did go back");
     // Once it is available, the next probe sends it.
     storage.set_snapshot_unavailable(false);
@@ -148,5 +167,9 @@ fn a_snapshot_temporarily_unavailable_is_retried_later() {
     reject.index = 0;
     reject.reject = true;
     r.step(reject).unwrap();
-    assert!(read_messages(&mut r).iter().any(|m| m.msg_type == MessageType::Snapshot));
+    assert!(
+        read_messages(&mut r)
+            .iter()
+            .any(|m| m.msg_type == MessageType::Snapshot)
+    );
 }

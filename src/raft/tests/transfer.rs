@@ -68,7 +68,12 @@ fn a_transferee_that_needs_a_snapshot_gets_it_then_leads() {
     // Node 3 must be heard from before a snapshot is sent to it.
     network.trigger(1, MessageType::Beat);
     // Node 3 persists the snapshot it received (a node with one pending cannot campaign).
-    let snapshot = network.raft(3).raft_log.unstable_snapshot().cloned().expect("a snapshot arrived");
+    let snapshot = network
+        .raft(3)
+        .raft_log
+        .unstable_snapshot()
+        .cloned()
+        .expect("a snapshot arrived");
     network.storage[&3].apply_snapshot(snapshot.clone()).unwrap();
     network.raft(3).raft_log.stable_snap_to(snapshot.metadata.index);
     transfer(&mut network, 1, 3);
@@ -91,7 +96,10 @@ fn proposals_are_refused_while_transferring_and_a_stuck_transfer_is_abandoned() 
     network.isolate(3);
     transfer(&mut network, 1, 3);
     assert_eq!(network.raft(1).lead_transferee, Some(3));
-    assert_eq!(network.raft(1).step(propose_to(1, b"x")), Err(RaftError::ProposalDropped));
+    assert_eq!(
+        network.raft(1).step(propose_to(1, b"x")),
+        Err(RaftError::ProposalDropped)
+    );
     // An election timeout later the leader gives up and takes proposals again.
     for _ in 0..10 {
         network.raft(1).tick();
