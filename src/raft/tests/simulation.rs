@@ -16,8 +16,8 @@
 //! - **Liveness after heal**: with faults gone, a leader emerges and a new proposal is applied
 //!   everywhere within a bounded number of ticks.
 //!
-//! `RAFT_SIM_SEEDS=n` runs n seeds (default 1000); `RAFT_SIM_SEED=s` replays one seed. A
-//! failure names the seed to replay.
+//! `RAFT_SIM_SEEDS=n` runs n seeds (default 1000) from `RAFT_SIM_FIRST_SEED` (default 0);
+//! `RAFT_SIM_SEED=s` replays one seed. A failure names the seed to replay.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -583,11 +583,14 @@ fn seeded_simulation_keeps_raft_safe_and_live() {
         run_seed(seed.parse().expect("RAFT_SIM_SEED is a number"));
         return;
     }
-    let seeds: u64 = std::env::var("RAFT_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    for seed in 0..seeds {
+    let number = |name: &str, default: u64| {
+        std::env::var(name).ok().map_or(default, |s| {
+            s.parse().unwrap_or_else(|_| panic!("{name} is a number"))
+        })
+    };
+    let first = number("RAFT_SIM_FIRST_SEED", 0);
+    let seeds = number("RAFT_SIM_SEEDS", 1000);
+    for seed in first..first + seeds {
         run_seed(seed);
     }
 }
