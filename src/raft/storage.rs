@@ -152,6 +152,11 @@ impl MemStorage {
         self.core.write().snapshot_unavailable = unavailable;
     }
 
+    /// The first stored index (benchmarks).
+    pub fn first_index_for_bench(&self) -> u64 {
+        Storage::first_index(self).expect("memory storage always answers")
+    }
+
     /// The last stored index (tests).
     pub fn last_index_for_test(&self) -> u64 {
         Storage::last_index(self).expect("memory storage always answers")

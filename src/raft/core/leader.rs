@@ -319,7 +319,7 @@ impl<S: Storage> Raft<S> {
 
     /// §3.10 of the thesis: catch the transferee up, then tell it to campaign at once.
     fn handle_transfer_leader(&mut self, transferee: NodeId) {
-        if transferee == self.id || !self.prs.progress.contains_key(&transferee) {
+        if !self.prs.progress.contains_key(&transferee) {
             return;
         }
         if let Some(current) = self.lead_transferee {
@@ -327,6 +327,10 @@ impl<S: Storage> Raft<S> {
                 return;
             }
             self.lead_transferee = None;
+        }
+        if transferee == self.id {
+            // Already the leader; a pending transfer (if any) was just cancelled.
+            return;
         }
         // The transfer must finish within an election timeout.
         self.election_elapsed = 0;

@@ -349,3 +349,75 @@ fn check_quorum_followers_ignore_votes_while_their_leader_is_alive() {
     assert_eq!(follower.vote, 1, "its vote of this term stands");
     assert!(read_messages(follower).is_empty(), "and it does not even answer");
 }
+
+#[test]
+fn a_candidate_adopts_the_term_of_a_heartbeat_or_append_from_the_leader() {
+    for msg_type in [MessageType::Heartbeat, MessageType::Append] {
+        let mut network = Network::new(vec![None, None, None]);
+        network.trigger(1, MessageType::Hup);
+        // Node 3, cut off, campaigns at a higher term and stays a candidate.
+        network.isolate(3);
+        network.trigger(3, MessageType::Hup);
+        network.trigger(3, MessageType::Hup);
+        network.recover();
+        let r3 = network.raft(3);
+        assert_eq!(r3.state, StateRole::Candidate);
+        let term = r3.term;
+        // A message from a leader at the candidate's term makes it a follower of that leader.
+        r3.step(msg(msg_type, 1, 3, term)).unwrap();
+        assert_eq!(
+            (r3.state, r3.term, r3.lead),
+            (StateRole::Follower, term, 1),
+            "{msg_type:?}"
+        );
+    }
+}
+
+/// The vote table: whether a node grants a vote, by its state, its vote so far, and how the
+/// candidate's last entry (index, term) compares with its log of [(1,2), (2,2)].
+#[test]
+fn the_vote_request_table() {
+    for state in [StateRole::Follower, StateRole::Candidate] {
+        // (candidate's last index, last term, already voted for, rejected)
+        let cases = [
+            (0, 0, 0, true),
+            (0, 1, 0, true),
+            (0, 2, 0, true),
+            (0, 3, 0, false),
+            (1, 0, 0, true),
+            (1, 1, 0, true),
+            (1, 2, 0, true),
+            (1, 3, 0, false),
+            (2, 0, 0, true),
+            (2, 1, 0, true),
+            (2, 2, 0, false),
+            (2, 3, 0, false),
+            (3, 0, 0, true),
+            (3, 1, 0, true),
+            (3, 2, 0, false),
+            (3, 3, 0, false),
+            (3, 2, 2, false),
+            (3, 2, 1, true),
+            (3, 3, 1, true),
+        ];
+        for (index, log_term, voted, rejected) in cases {
+            let storage = storage_with_terms(vec![1, 2, 3], &[2, 2]);
+            let mut r = new_raft(1, vec![1, 2, 3], 10, 1, storage);
+            r.load_hard_state_for_test(2, 0);
+            if state == StateRole::Candidate {
+                r.state = StateRole::Candidate;
+            }
+            r.vote = voted;
+            let mut m = msg(MessageType::RequestVote, 2, 1, 2);
+            m.index = index;
+            m.log_term = log_term;
+            r.step(m).unwrap();
+            let answers = read_messages(&mut r);
+            assert_eq!(answers.len(), 1);
+            assert_eq!(
+                answers[0].reject, rejected,
+                "{state:?}: ({index}, {log_term}) voted {voted}"
+            );
+        }
+    }
+}

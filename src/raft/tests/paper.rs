@@ -199,6 +199,11 @@ fn election_timeout_is_randomized() {
 /// §5.2: randomized timeouts make it unlikely that several nodes time out together.
 #[test]
 fn timeouts_rarely_conflict() {
+    timeouts_rarely_conflict_for(false);
+    timeouts_rarely_conflict_for(true);
+}
+
+fn timeouts_rarely_conflict_for(candidates: bool) {
     let size = 5u64;
     let ids: Vec<u64> = (1..=size).collect();
     let mut rafts: Vec<_> = ids
@@ -216,7 +221,11 @@ fn timeouts_rarely_conflict() {
     let mut conflicts = 0;
     for round in 0..1000 {
         for r in &mut rafts {
-            r.become_follower(round + 1, 0);
+            r.become_follower(r.term.max(round) + 1, 0);
+            if candidates {
+                r.become_candidate();
+            }
+            read_messages(r);
         }
         let mut fired = 0;
         while fired == 0 {

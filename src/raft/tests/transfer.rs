@@ -160,3 +160,15 @@ fn timeout_now_to_a_removed_node_does_nothing() {
     assert_eq!(network.raft(3).state, StateRole::Follower);
     assert_eq!(leader_of(&mut network), 1);
 }
+
+#[test]
+fn transferring_back_to_the_leader_cancels_a_pending_transfer() {
+    let mut network = three_with_leader_1();
+    network.isolate(3);
+    transfer(&mut network, 1, 3);
+    assert_eq!(network.raft(1).lead_transferee, Some(3));
+    transfer(&mut network, 1, 1);
+    assert_eq!(network.raft(1).lead_transferee, None);
+    assert_eq!(leader_of(&mut network), 1);
+    network.raft(1).step(propose_to(1, b"accepted again")).unwrap();
+}
