@@ -84,7 +84,7 @@ impl Sim {
                 node: None,
                 applied: Vec::new(),
             };
-            sim_node.start(id, seed);
+            sim_node.start(id, seed, seed);
             nodes.insert(id, sim_node);
         }
         let drop_fraction = (rng.next_u64() % 31) as f64 / 100.0;
@@ -164,8 +164,8 @@ impl Sim {
         if self.chance(0.004) && self.nodes[&id].node.is_some() {
             self.nodes.get_mut(&id).unwrap().node = None;
         } else if self.chance(0.02) && self.nodes[&id].node.is_none() {
-            let seed = self.seed ^ self.now;
-            self.nodes.get_mut(&id).unwrap().start(id, seed);
+            let (run_seed, rng_seed) = (self.seed, self.seed ^ self.now);
+            self.nodes.get_mut(&id).unwrap().start(id, run_seed, rng_seed);
         }
         if self.chance(0.01) {
             self.compact(id);
@@ -471,8 +471,8 @@ impl Sim {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
             if self.nodes[&id].node.is_none() {
-                let seed = self.seed ^ self.now;
-                self.nodes.get_mut(&id).unwrap().start(id, seed);
+                let (run_seed, rng_seed) = (self.seed, self.seed ^ self.now);
+                self.nodes.get_mut(&id).unwrap().start(id, run_seed, rng_seed);
             }
         }
         let deadline = self.now + HEAL_TICKS;
@@ -516,11 +516,13 @@ impl Sim {
 }
 
 impl SimNode {
-    /// Starts (or restarts) the node from what its storage persisted.
-    fn start(&mut self, id: NodeId, seed: u64) {
-        let mut config = Config::new(id, Vec::new(), ELECTION_TICKS, HEARTBEAT_TICKS, seed);
-        config.pre_vote = seed.is_multiple_of(2);
-        config.check_quorum = seed.is_multiple_of(3);
+    /// Starts (or restarts) the node from what its storage persisted. The run's seed picks the
+    /// group's options (the same on every node, as in a real deployment); `rng_seed` the
+    /// node's own randomness, fresh at each restart.
+    fn start(&mut self, id: NodeId, run_seed: u64, rng_seed: u64) {
+        let mut config = Config::new(id, Vec::new(), ELECTION_TICKS, HEARTBEAT_TICKS, rng_seed);
+        config.pre_vote = (run_seed / 2).is_multiple_of(2);
+        config.check_quorum = run_seed.is_multiple_of(3);
         config.max_inflight_msgs = 4;
         config.max_size_per_msg = 256;
         let snapshot: Snapshot = self.storage.snapshot(0).unwrap();
