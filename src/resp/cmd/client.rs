@@ -48,17 +48,7 @@ pub fn client<C: TxnClient>(
     session: &mut Session,
     server: &Server<C>,
 ) -> CommandResult {
-    let Some(sub) = spec.subcommand(&args[1]) else {
-        return Err(CommandError::UnknownSubcommand {
-            command: "client",
-            subcommand: args[1].clone(),
-        });
-    };
-    if !sub.arity_ok(args.len()) {
-        return Err(CommandError::WrongArity {
-            name: sub.name.to_string(),
-        });
-    }
+    let sub = spec.resolve_subcommand(args)?;
     *session.client.last_command.lock() = sub.name;
     match sub.name {
         "client|setname" => {

@@ -45,17 +45,7 @@ pub fn command(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
     if args.len() == 1 {
         return Ok(Reply::Array(COMMANDS.iter().map(info_entry).collect()));
     }
-    let Some(sub) = spec.subcommand(&args[1]) else {
-        return Err(CommandError::UnknownSubcommand {
-            command: "command",
-            subcommand: args[1].clone(),
-        });
-    };
-    if !sub.arity_ok(args.len()) {
-        return Err(CommandError::WrongArity {
-            name: sub.name.to_string(),
-        });
-    }
+    let sub = spec.resolve_subcommand(args)?;
     let names = &args[2..];
     match sub.name {
         "command|count" => Ok(Reply::Integer(COMMANDS.len() as i64)),
@@ -98,17 +88,7 @@ pub fn command(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
 /// at start-up, so `CONFIG GET` reports it under Redis's parameter names and `CONFIG SET`
 /// refuses.
 pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: &Server<C>) -> CommandResult {
-    let Some(sub) = spec.subcommand(&args[1]) else {
-        return Err(CommandError::UnknownSubcommand {
-            command: "config",
-            subcommand: args[1].clone(),
-        });
-    };
-    if !sub.arity_ok(args.len()) {
-        return Err(CommandError::WrongArity {
-            name: sub.name.to_string(),
-        });
-    }
+    let sub = spec.resolve_subcommand(args)?;
     match sub.name {
         "config|get" => {
             let parameters = config_parameters(server);

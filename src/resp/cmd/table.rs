@@ -7,6 +7,8 @@
 
 use bytes::Bytes;
 
+use crate::resp::error::{CommandError, CommandResult};
+
 /// Everything the server knows about one command.
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -69,6 +71,23 @@ impl CommandSpec {
                 .next()
                 .is_some_and(|n| name.eq_ignore_ascii_case(n.as_bytes()))
         })
+    }
+
+    /// The subcommand a container command (`CLIENT`, `CONFIG`...) was called with, its arity
+    /// checked: Redis's errors for an unknown subcommand or a wrong argument count.
+    pub fn resolve_subcommand(&self, args: &[Bytes]) -> CommandResult<&'static CommandSpec> {
+        let sub = self
+            .subcommand(&args[1])
+            .ok_or_else(|| CommandError::UnknownSubcommand {
+                command: self.name,
+                subcommand: args[1].clone(),
+            })?;
+        if !sub.arity_ok(args.len()) {
+            return Err(CommandError::WrongArity {
+                name: sub.name.to_string(),
+            });
+        }
+        Ok(sub)
     }
 
     /// ACL categories, derived from the group and flags the way Redis assigns them.
