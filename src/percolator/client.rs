@@ -493,6 +493,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_one_phase_request_naming_a_key_twice_commits_the_last_mutation() {
+        let (client, server, tso) = setup(ClientConfig::default());
+        let start_ts = tso.get_timestamp().await.unwrap();
+        let request = PrewriteRequest {
+            mutations: vec![Mutation::put(&b"k"[..], &b"first"[..]), Mutation::put(&b"k"[..], &b"last"[..])],
+            primary: b"k".to_vec(),
+            start_ts,
+            lock_ttl_ms: 1_000,
+        };
+        assert!(server.kv_prewrite(request, true).await.unwrap().is_some());
+        assert_eq!(read(&client, "k").await, Some(b("last")));
+    }
+
+    #[tokio::test]
     async fn a_live_lock_makes_a_reader_time_out_rather_than_guess() {
         let (client, server, tso) = setup(ClientConfig {
             lock_wait_budget_ms: 100,
