@@ -497,7 +497,10 @@ mod tests {
         let (client, server, tso) = setup(ClientConfig::default());
         let start_ts = tso.get_timestamp().await.unwrap();
         let request = PrewriteRequest {
-            mutations: vec![Mutation::put(&b"k"[..], &b"first"[..]), Mutation::put(&b"k"[..], &b"last"[..])],
+            mutations: vec![
+                Mutation::put(&b"k"[..], &b"first"[..]),
+                Mutation::put(&b"k"[..], &b"last"[..]),
+            ],
             primary: b"k".to_vec(),
             start_ts,
             lock_ttl_ms: 1_000,

@@ -280,7 +280,14 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         request: PrewriteRequest,
         one_pc: bool,
     ) -> Result<Option<TimeStamp>, Vec<MvccError>> {
-        let keys: Vec<Vec<u8>> = request.mutations.iter().map(|m| m.key.clone()).collect();
+        // A request may name a key twice (the last mutation wins); lock it once.
+        let keys: Vec<Vec<u8>> = request
+            .mutations
+            .iter()
+            .map(|m| m.key.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
         if !one_pc {
             let txn = commands::prewrite(&self.engine.snapshot(), &request, PrewriteMode::TwoPhase)?;
