@@ -41,6 +41,7 @@ pub struct ClusterConfig {
     pub raft: RaftConfig,
     pub region: RegionConfig,
     pub raft_log_gc: RaftLogGcConfig,
+    pub gc: GcConfig,
     pub resp: RespConfig,
 }
 
@@ -86,6 +87,25 @@ pub struct RaftLogGcConfig {
     pub size_limit_bytes: u64,
 }
 
+/// Garbage collection of old MVCC versions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// How often a round runs.
+    pub interval_secs: u64,
+    /// Versions are kept at least this long after they were overwritten.
+    pub life_time_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            interval_secs: 60,
+            life_time_secs: 600,
+        }
+    }
+}
+
 /// Limits of the Redis front end, with Redis's meanings and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -112,6 +132,7 @@ impl Default for ClusterConfig {
             raft: RaftConfig::default(),
             region: RegionConfig::default(),
             raft_log_gc: RaftLogGcConfig::default(),
+            gc: GcConfig::default(),
             resp: RespConfig::default(),
         }
     }
@@ -280,6 +301,9 @@ impl ClusterConfig {
                 self.region.split_size_bytes, self.region.max_size_bytes
             ));
         }
+        if self.gc.interval_secs == 0 {
+            return invalid("gc.interval_secs must be at least 1".into());
+        }
         if self.raft_log_gc.tick_ms == 0 || self.raft_log_gc.count_limit == 0 {
             return invalid("raft_log_gc.tick_ms and raft_log_gc.count_limit must be at least 1".into());
         }
@@ -429,6 +453,7 @@ mod tests {
             invalid_message("region: {split_size_bytes: 10, max_size_bytes: 5}").contains("split_size_bytes")
         );
         assert!(invalid_message("scheduler_node: nope").contains("scheduler_node"));
+        assert!(invalid_message("gc: {interval_secs: 0}").contains("gc.interval_secs"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! A node keeps its RocksDB database in `<data_dir>/db`. Today a node is a whole single-node
 //! database: the timestamp oracle, the Percolator transaction server (writing through a
-//! group-commit sink to the engine) and its client, under the RESP server. The multi-raft
+//! group-commit sink to the engine) and its client, under the RESP server, plus a task that
+//! garbage-collects old MVCC versions every `gc.interval_secs`. The multi-raft
 //! store will take the sink's place, and the scheduler will grow around the oracle.
 
 use std::future::Future;
@@ -65,6 +66,7 @@ pub struct NodeOptions {
 pub struct RunningNode {
     resp_addr: SocketAddr,
     txn_server: Arc<NodeTxnServer>,
+    gc_task: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     server_task: JoinHandle<()>,
 }
@@ -93,6 +95,7 @@ impl RunningNode {
         let sink = GroupCommitSink::start(engine.clone());
         let txn_server = Arc::new(TxnServer::new(engine, sink, tso_client.clone()));
         let store = PercolatorClient::new(txn_server.clone(), tso_client, ClientConfig::default());
+        let gc_task = tokio::spawn(run_gc(store.clone(), options.cluster.gc.clone()));
         let listener = TcpListener::bind(node.resp_addr)
             .await
             .map_err(|source| NodeError::Bind {
@@ -122,6 +125,7 @@ impl RunningNode {
         Ok(RunningNode {
             resp_addr,
             txn_server,
+            gc_task,
             stop,
             server_task,
         })
@@ -136,6 +140,9 @@ impl RunningNode {
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(());
         let _ = self.server_task.await;
+        // A GC round only deletes versions nobody reads; stopping it mid-round is harmless.
+        self.gc_task.abort();
+        let _ = self.gc_task.await;
         let txn_server = self.txn_server;
         tokio::task::spawn_blocking(move || {
             txn_server.sink().shutdown();
@@ -152,5 +159,26 @@ impl RunningNode {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), NodeError> {
         signal.await;
         self.shutdown().await
+    }
+}
+
+/// Collects old MVCC versions every `gc.interval_secs`.
+async fn run_gc(store: NodeTxnClient, config: crate::config::GcConfig) {
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(config.interval_secs));
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        match store.gc(config.life_time_secs * 1_000).await {
+            Ok(report) if report.versions_removed > 0 || report.locks_resolved > 0 => {
+                tracing::info!(
+                    safe_point = %report.safe_point,
+                    versions_removed = report.versions_removed,
+                    locks_resolved = report.locks_resolved,
+                    "MVCC garbage collection"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "MVCC garbage collection failed; will retry"),
+        }
     }
 }

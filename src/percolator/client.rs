@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
 use super::actions::{Mutation, Op, TxnStatus};
 use super::commands::PrewriteRequest;
@@ -56,6 +57,9 @@ pub struct PercolatorClient<K: KvApi> {
     kv: Arc<K>,
     tso: TsoClient,
     config: Arc<ClientConfig>,
+    /// Start timestamps of the transactions running through this client, with how many run
+    /// at each; garbage collection stays below the oldest.
+    running: Arc<Mutex<BTreeMap<TimeStamp, usize>>>,
 }
 
 impl<K: KvApi> Clone for PercolatorClient<K> {
@@ -64,9 +68,21 @@ impl<K: KvApi> Clone for PercolatorClient<K> {
             kv: self.kv.clone(),
             tso: self.tso.clone(),
             config: self.config.clone(),
+            running: self.running.clone(),
         }
     }
 }
+
+/// What one garbage-collection round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub safe_point: TimeStamp,
+    pub locks_resolved: usize,
+    pub versions_removed: usize,
+}
+
+/// Locks and keys handled per call in a GC round.
+const GC_BATCH: usize = 1_024;
 
 impl<K: KvApi> PercolatorClient<K> {
     pub fn new(kv: Arc<K>, tso: TsoClient, config: ClientConfig) -> Self {
@@ -74,6 +90,54 @@ impl<K: KvApi> PercolatorClient<K> {
             kv,
             tso,
             config: Arc::new(config),
+            running: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    /// The timestamp at or below which no transaction of this client reads: below every
+    /// running transaction's start, and at least `life_time_ms` in the past.
+    pub async fn safe_point(&self, life_time_ms: u64) -> Result<TimeStamp> {
+        let now = self.tso.get_timestamp().await.map_err(tso_error)?;
+        let by_age = TimeStamp::compose(now.physical().saturating_sub(life_time_ms), 0);
+        let oldest_running = self.running.lock().keys().next().copied();
+        Ok(oldest_running.map_or(by_age, |oldest| by_age.min(oldest.prev())))
+    }
+
+    /// One round of MVCC garbage collection (see `gc.rs`): resolve the locks of transactions
+    /// that started at or below the safe point, then drop the versions no reader needs.
+    pub async fn gc(&self, life_time_ms: u64) -> Result<GcReport> {
+        let mut safe_point = self.safe_point(life_time_ms).await?;
+        let mut report = GcReport::default();
+        let mut start = Vec::new();
+        loop {
+            let locks = self.kv.kv_scan_locks(safe_point, start.clone(), GC_BATCH).await?;
+            let done = locks.len() < GC_BATCH;
+            for lock in &locks {
+                if resolve_lock(self, lock).await? {
+                    report.locks_resolved += 1;
+                } else {
+                    // Still alive against all odds (a huge TTL): collect only below it, so its
+                    // fate stays readable from its primary.
+                    safe_point = safe_point.min(lock.start_ts.prev());
+                }
+            }
+            match locks.last() {
+                Some(last) if !done => {
+                    start = last.key.clone();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        report.safe_point = safe_point;
+        let mut next = None;
+        loop {
+            let (removed, resume) = self.kv.kv_gc(safe_point, next, GC_BATCH).await?;
+            report.versions_removed += removed;
+            match resume {
+                Some(resume) => next = Some(resume),
+                None => return Ok(report),
+            }
         }
     }
 
@@ -91,6 +155,7 @@ impl<K: KvApi> TxnClient for PercolatorClient<K> {
 
     async fn begin(&self) -> Result<PercolatorTxn<K>> {
         let start_ts = self.tso.get_timestamp().await.map_err(tso_error)?;
+        *self.running.lock().entry(start_ts).or_insert(0) += 1;
         Ok(PercolatorTxn {
             client: self.clone(),
             start_ts,
@@ -112,6 +177,18 @@ pub struct PercolatorTxn<K: KvApi> {
     writes: BTreeMap<Bytes, Option<Bytes>>,
     /// Keys whose value must not have changed after the given timestamp.
     watches: BTreeMap<Bytes, TimeStamp>,
+}
+
+impl<K: KvApi> Drop for PercolatorTxn<K> {
+    fn drop(&mut self) {
+        let mut running = self.client.running.lock();
+        if let Some(count) = running.get_mut(&self.start_ts) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.start_ts);
+            }
+        }
+    }
 }
 
 impl<K: KvApi> PercolatorTxn<K> {
@@ -507,6 +584,106 @@ mod tests {
         };
         assert!(server.kv_prewrite(request, true).await.unwrap().is_some());
         assert_eq!(read(&client, "k").await, Some(b("last")));
+    }
+
+    /// A GC round whose age limit is past everything written so far (timestamps share a
+    /// millisecond, so wait for the next one).
+    async fn gc_now(client: &PercolatorClient<Server>) -> super::GcReport {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        client.gc(0).await.unwrap()
+    }
+
+    fn versions(server: &Server, key: &str) -> usize {
+        let encoded = crate::percolator::key::Key::from_raw(key.as_bytes());
+        crate::percolator::gc::version_count(&crate::storage::Engine::snapshot(server.engine()), &encoded)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn gc_drops_old_versions_but_not_what_a_running_transaction_reads() {
+        let (client, server, _) = setup(ClientConfig::default());
+        for i in 0..5 {
+            put(&client, &[("k", &i.to_string())]).await;
+        }
+        let mut reader = client.begin().await.unwrap();
+        for i in 5..10 {
+            put(&client, &[("k", &i.to_string())]).await;
+        }
+        assert_eq!(versions(&server, "k"), 10);
+        // The running reader holds the safe point below its start: only what it cannot see
+        // goes (versions 0..=3), and it still reads "4".
+        let report = gc_now(&client).await;
+        assert_eq!(report.versions_removed, 4);
+        assert_eq!(reader.get(b"k").await.unwrap(), Some(b("4")));
+        drop(reader);
+        let report = gc_now(&client).await;
+        assert_eq!(report.versions_removed, 5);
+        assert_eq!(versions(&server, "k"), 1);
+        assert_eq!(read(&client, "k").await, Some(b("9")));
+    }
+
+    #[tokio::test]
+    async fn gc_settles_old_locks_through_their_primary_before_collecting() {
+        let (client, server, tso) = setup(ClientConfig::default());
+        // A transaction committed its primary and died before its secondary.
+        let start_ts = prewrite_only(&server, &tso, &[("p", "new-p"), ("s", "new-s")], 1).await;
+        let commit_ts = tso.get_timestamp().await.unwrap();
+        server
+            .kv_commit(vec![b"p".to_vec()], start_ts, commit_ts)
+            .await
+            .unwrap();
+        // Later writes bury the primary's commit record under newer versions.
+        for i in 0..3 {
+            put(&client, &[("p", &i.to_string())]).await;
+        }
+        let report = gc_now(&client).await;
+        assert_eq!(report.locks_resolved, 1);
+        // The secondary was committed (not rolled back) before its evidence was collected.
+        assert_eq!(read(&client, "s").await, Some(b("new-s")));
+        assert_eq!(versions(&server, "p"), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn gc_running_alongside_writers_and_readers_changes_nothing_they_see() {
+        let (client, server, _) = setup(ClientConfig::default());
+        put(&client, &[("n", "0")]).await;
+        let writer = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 1..=200u64 {
+                    let mut txn = client.begin().await.unwrap();
+                    let current = txn.get(b"n").await.unwrap().unwrap();
+                    let current: u64 = std::str::from_utf8(&current).unwrap().parse().unwrap();
+                    assert_eq!(current, i - 1);
+                    txn.put(b("n"), Bytes::from(i.to_string()));
+                    txn.commit().await.unwrap();
+                }
+            })
+        };
+        let collector = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut removed = 0;
+                for _ in 0..20 {
+                    removed += gc_now(&client).await.versions_removed;
+                }
+                removed
+            })
+        };
+        let mut last = 0;
+        while last < 200 {
+            let value: u64 = std::str::from_utf8(&read(&client, "n").await.unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(value >= last);
+            last = value;
+        }
+        writer.await.unwrap();
+        collector.await.unwrap();
+        gc_now(&client).await;
+        assert_eq!(versions(&server, "n"), 1);
+        assert_eq!(read(&client, "n").await, Some(b("200")));
     }
 
     #[tokio::test]

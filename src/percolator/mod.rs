@@ -27,18 +27,21 @@
 //!   [`sink::WriteSink`] (the seam where raft proposals will go); one-phase commit with
 //!   in-memory locks; the [`server::KvApi`] clients call.
 //! - [`client`]: the coordinator: snapshot reads, buffered writes, one- or two-phase commit,
-//!   lock resolution with backoff.
+//!   lock resolution with backoff; and garbage-collection rounds ([`gc`]).
 //!
 //! ## Caveats
 //!
 //! - One store: every transaction's keys are local, so most commit in one phase. Region
 //!   routing, and prewrites split by region, come with the multi-raft store.
-//! - No MVCC garbage collection yet: every committed version is kept.
+//! - Garbage collection ([`gc`]) keeps, per key, the newest version at the safe point, so a
+//!   deleted key keeps one tombstone; the safe point is node-local (the scheduler will own it
+//!   once there are several nodes).
 //! - Async commit is not implemented (the lock record has room for its fields).
 
 pub mod actions;
 pub mod client;
 pub mod commands;
+pub mod gc;
 pub mod key;
 pub mod latches;
 pub mod mvcc;

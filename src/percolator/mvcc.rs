@@ -47,6 +47,10 @@ impl MvccTxn {
             .put(Cf::Write, key.append_ts(commit_ts), write.to_bytes());
     }
 
+    pub fn delete_write(&mut self, key: &Key, commit_ts: TimeStamp) {
+        self.batch.delete(Cf::Write, key.append_ts(commit_ts));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
     }
@@ -93,7 +97,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     }
 
     /// Every write record of `key` with `commit_ts <= ts`, newest first.
-    fn writes_at_or_below(
+    pub fn writes_at_or_below(
         &self,
         key: &Key,
         ts: TimeStamp,

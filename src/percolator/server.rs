@@ -29,6 +29,7 @@ use super::MvccError;
 use super::actions::{PrewriteMode, TxnStatus};
 use super::commands::{self, PrewriteRequest, ScanEntry};
 use super::latches::Latches;
+use super::records::LockInfo;
 use super::sink::WriteSink;
 use crate::scheduler::tso::{TimeStamp, TsoClient};
 use crate::storage::Engine;
@@ -87,6 +88,24 @@ pub trait KvApi: Send + Sync + 'static {
         commit_ts: Option<TimeStamp>,
         keys: Vec<Vec<u8>>,
     ) -> impl Future<Output = Result<(), MvccError>> + Send;
+
+    /// Up to `limit` locks of transactions that started at or below `max_ts`, from `start`.
+    fn kv_scan_locks(
+        &self,
+        max_ts: TimeStamp,
+        start: Vec<u8>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LockInfo>, MvccError>> + Send;
+
+    /// Garbage-collects the versions of up to `limit_keys` keys from `start` (an encoded key;
+    /// `None` for the first) at `safe_point`; returns the write records removed and where to
+    /// continue (`None` when done). See `gc.rs`.
+    fn kv_gc(
+        &self,
+        safe_point: TimeStamp,
+        start: Option<Vec<u8>>,
+        limit_keys: usize,
+    ) -> impl Future<Output = Result<(usize, Option<Vec<u8>>), MvccError>> + Send;
 }
 
 impl<K: KvApi> KvApi for Arc<K> {
@@ -143,6 +162,22 @@ impl<K: KvApi> KvApi for Arc<K> {
         keys: Vec<Vec<u8>>,
     ) -> impl Future<Output = Result<(), MvccError>> + Send {
         (**self).kv_resolve_lock(start_ts, commit_ts, keys)
+    }
+    fn kv_scan_locks(
+        &self,
+        max_ts: TimeStamp,
+        start: Vec<u8>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<LockInfo>, MvccError>> + Send {
+        (**self).kv_scan_locks(max_ts, start, limit)
+    }
+    fn kv_gc(
+        &self,
+        safe_point: TimeStamp,
+        start: Option<Vec<u8>>,
+        limit_keys: usize,
+    ) -> impl Future<Output = Result<(usize, Option<Vec<u8>>), MvccError>> + Send {
+        (**self).kv_gc(safe_point, start, limit_keys)
     }
 }
 
@@ -353,5 +388,33 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
         let txn = commands::resolve_lock(&self.engine.snapshot(), &keys, start_ts, commit_ts)?;
         self.apply(txn).await
+    }
+
+    async fn kv_scan_locks(
+        &self,
+        max_ts: TimeStamp,
+        start: Vec<u8>,
+        limit: usize,
+    ) -> Result<Vec<LockInfo>, MvccError> {
+        let snapshot = self.engine.snapshot();
+        let reader = super::mvcc::MvccReader::new(&snapshot);
+        reader
+            .scan_locks(&start, None, |lock| lock.start_ts <= max_ts, limit)?
+            .into_iter()
+            .map(|(key, lock)| Ok(lock.info(&key.to_raw()?)))
+            .collect()
+    }
+
+    async fn kv_gc(
+        &self,
+        safe_point: TimeStamp,
+        start: Option<Vec<u8>>,
+        limit_keys: usize,
+    ) -> Result<(usize, Option<Vec<u8>>), MvccError> {
+        let start = start.map(super::key::Key::from_encoded);
+        let (txn, removed, next) =
+            super::gc::gc_range(&self.engine.snapshot(), start, limit_keys, safe_point)?;
+        self.apply(txn).await?;
+        Ok((removed, next.map(|key| key.as_encoded().to_vec())))
     }
 }

@@ -1,0 +1,229 @@
+//! MVCC garbage collection: dropping versions no reader can see any more.
+//!
+//! Every overwrite of a key leaves its previous version behind, so without GC a counter
+//! incremented a million times keeps a million versions. GC runs against a **safe point**: a
+//! timestamp at or below which no transaction reads any more. Transactions read at their
+//! `start_ts`, so the safe point is below every running transaction's start (and, as a margin
+//! for clients that are slow to finish, at least `life_time` in the past).
+//!
+//! A round has two phases, as in TiKV:
+//!
+//! 1. **Resolve old locks.** A lock at or below the safe point belongs to a transaction that
+//!    is over (crashed, or its client gave up); its fate is settled through its primary
+//!    (committed: commit the lock; otherwise: roll it back). This must come first: the commit
+//!    record that phase 2 might delete is what tells a lock's fate.
+//! 2. **Collect versions.** For each key, of the writes committed at or below the safe point
+//!    the newest put or delete stays (it is what readers at the safe point and later see, and
+//!    a delete is what `WATCH` needs to notice a deletion); everything older goes, with the
+//!    values it refers to; rollback and lock-only records at or below the safe point go too.
+//!
+//! Collection writes only deletions of versions no reader needs, so it takes no latches:
+//! concurrent commits only add versions above the safe point.
+
+use super::MvccError;
+use super::key::{Key, split_ts};
+use super::mvcc::{MvccReader, MvccTxn};
+use super::records::WriteKind;
+use crate::scheduler::tso::TimeStamp;
+use crate::storage::{Cf, IterOptions, Snapshot};
+
+/// Deletes the versions of `key` that a GC at `safe_point` collects; returns how many write
+/// records it removes.
+pub fn gc_key<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    key: &Key,
+    safe_point: TimeStamp,
+) -> Result<usize, MvccError> {
+    let mut kept_newest = false;
+    let mut removed = 0;
+    for entry in reader.writes_at_or_below(key, safe_point) {
+        let (commit_ts, write) = entry?;
+        let keep = !kept_newest && write.changes_value();
+        if keep {
+            kept_newest = true;
+            continue;
+        }
+        txn.delete_write(key, commit_ts);
+        if write.kind == WriteKind::Put && write.short_value.is_none() {
+            txn.delete_value(key, write.start_ts);
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Collects the versions of up to `limit_keys` user keys from `start` (an encoded key, inclusive);
+/// returns the writes, the number of write records removed, and where to continue (`None`
+/// when the write column family is exhausted).
+pub fn gc_range<S: Snapshot>(
+    snapshot: &S,
+    start: Option<Key>,
+    limit_keys: usize,
+    safe_point: TimeStamp,
+) -> Result<(MvccTxn, usize, Option<Key>), MvccError> {
+    let reader = MvccReader::new(snapshot);
+    let mut txn = MvccTxn::new();
+    let mut removed = 0;
+    let lower = start.as_ref().map(|k| k.as_encoded().to_vec());
+    let mut cursor = snapshot.cursor(
+        Cf::Write,
+        IterOptions {
+            lower: lower.clone(),
+            ..Default::default()
+        },
+    );
+    let storage = |e: crate::storage::StorageError| MvccError::Storage(e.to_string());
+    let mut valid = cursor.seek(lower.as_deref().unwrap_or(&[])).map_err(storage)?;
+    let mut keys = 0;
+    while valid {
+        let (key, _) = split_ts(cursor.key())?;
+        if keys == limit_keys {
+            return Ok((txn, removed, Some(key)));
+        }
+        removed += gc_key(&mut txn, &reader, &key, safe_point)?;
+        keys += 1;
+        valid = cursor.seek(&key.versions_end()).map_err(storage)?;
+    }
+    Ok((txn, removed, None))
+}
+
+/// How many write records a key has (tests and diagnostics).
+pub fn version_count<S: Snapshot>(snapshot: &S, key: &Key) -> Result<usize, MvccError> {
+    let reader = MvccReader::new(snapshot);
+    reader
+        .writes_at_or_below(key, TimeStamp::MAX)
+        .try_fold(0, |n, entry| entry.map(|_| n + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::percolator::actions::{Mutation, PrewriteMode};
+    use crate::percolator::commands::{self, PrewriteRequest};
+    use crate::percolator::records::SHORT_VALUE_MAX_BYTES;
+    use crate::storage::{Engine, MemoryEngine, WriteOptions};
+
+    fn ts(n: u64) -> TimeStamp {
+        TimeStamp::new(n)
+    }
+
+    fn apply(engine: &MemoryEngine, txn: MvccTxn) {
+        engine.write(&txn.into_batch(), WriteOptions::NO_SYNC).unwrap();
+    }
+
+    fn commit(engine: &MemoryEngine, mutation: Mutation, start: u64, commit_ts: u64) {
+        let request = PrewriteRequest {
+            primary: mutation.key.clone(),
+            mutations: vec![mutation],
+            start_ts: ts(start),
+            lock_ttl_ms: 1_000,
+        };
+        let txn = commands::prewrite(
+            &engine.snapshot(),
+            &request,
+            PrewriteMode::OnePhase {
+                commit_ts: ts(commit_ts),
+            },
+        )
+        .unwrap();
+        apply(engine, txn);
+    }
+
+    fn gc_all(engine: &MemoryEngine, safe_point: u64) -> usize {
+        let (txn, removed, next) = gc_range(&engine.snapshot(), None, usize::MAX, ts(safe_point)).unwrap();
+        assert!(next.is_none());
+        apply(engine, txn);
+        removed
+    }
+
+    fn count(engine: &MemoryEngine, key: &[u8]) -> usize {
+        version_count(&engine.snapshot(), &Key::from_raw(key)).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_newest_version_at_the_safe_point_and_everything_above() {
+        let engine = MemoryEngine::new();
+        for i in 1..=5u64 {
+            commit(
+                &engine,
+                Mutation::put(&b"k"[..], format!("v{i}").into_bytes()),
+                i * 10,
+                i * 10 + 1,
+            );
+        }
+        assert_eq!(count(&engine, b"k"), 5);
+        // Safe point 35: versions at 11, 21 go; 31 stays (newest at or below 35); 41, 51 stay.
+        assert_eq!(gc_all(&engine, 35), 2);
+        assert_eq!(count(&engine, b"k"), 3);
+        let snapshot = engine.snapshot();
+        for (read_ts, expected) in [(35, "v3"), (45, "v4"), (100, "v5")] {
+            let value = commands::get(&snapshot, b"k", ts(read_ts)).unwrap();
+            assert_eq!(value.as_deref(), Some(expected.as_bytes()), "read at {read_ts}");
+        }
+        // Collecting again finds nothing more.
+        assert_eq!(gc_all(&engine, 35), 0);
+    }
+
+    #[test]
+    fn a_delete_stays_as_the_newest_version_and_hides_the_older_ones_for_good() {
+        let engine = MemoryEngine::new();
+        commit(&engine, Mutation::put(&b"k"[..], &b"a"[..]), 10, 11);
+        commit(&engine, Mutation::delete(&b"k"[..]), 20, 21);
+        assert_eq!(gc_all(&engine, 30), 1);
+        assert_eq!(count(&engine, b"k"), 1, "the delete record remains");
+        assert_eq!(commands::get(&engine.snapshot(), b"k", ts(30)).unwrap(), None);
+    }
+
+    #[test]
+    fn values_in_the_default_column_family_go_with_their_versions() {
+        let engine = MemoryEngine::new();
+        let long = vec![7u8; SHORT_VALUE_MAX_BYTES + 1];
+        commit(&engine, Mutation::put(&b"k"[..], long.clone()), 10, 11);
+        commit(&engine, Mutation::put(&b"k"[..], long.clone()), 20, 21);
+        let defaults = |engine: &MemoryEngine| {
+            engine
+                .snapshot()
+                .iter(Cf::Default, IterOptions::default())
+                .count()
+        };
+        assert_eq!(defaults(&engine), 2);
+        gc_all(&engine, 30);
+        assert_eq!(defaults(&engine), 1);
+        assert_eq!(
+            commands::get(&engine.snapshot(), b"k", ts(30)).unwrap(),
+            Some(long)
+        );
+    }
+
+    #[test]
+    fn rollback_records_at_or_below_the_safe_point_go() {
+        let engine = MemoryEngine::new();
+        commit(&engine, Mutation::put(&b"k"[..], &b"a"[..]), 10, 11);
+        let txn = commands::batch_rollback(&engine.snapshot(), &[b"k".to_vec()], ts(15)).unwrap();
+        apply(&engine, txn);
+        let txn = commands::batch_rollback(&engine.snapshot(), &[b"k".to_vec()], ts(50)).unwrap();
+        apply(&engine, txn);
+        assert_eq!(count(&engine, b"k"), 3);
+        // The rollback at 15 goes; the one at 50 is above the safe point and stays.
+        assert_eq!(gc_all(&engine, 30), 1);
+        assert_eq!(count(&engine, b"k"), 2);
+    }
+
+    #[test]
+    fn ranges_resume_where_they_stopped() {
+        let engine = MemoryEngine::new();
+        for key in [&b"a"[..], b"b", b"c"] {
+            commit(&engine, Mutation::put(key, &b"1"[..]), 10, 11);
+            commit(&engine, Mutation::put(key, &b"2"[..]), 20, 21);
+        }
+        let (txn, removed, next) = gc_range(&engine.snapshot(), None, 2, ts(30)).unwrap();
+        apply(&engine, txn);
+        assert_eq!(removed, 2);
+        let next = next.expect("one key left");
+        assert_eq!(next.to_raw().unwrap(), b"c");
+        let (txn, removed, next) = gc_range(&engine.snapshot(), Some(next), 2, ts(30)).unwrap();
+        apply(&engine, txn);
+        assert_eq!((removed, next), (1, None));
+    }
+}
