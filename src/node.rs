@@ -93,7 +93,9 @@ impl RunningNode {
         )?);
         let tso_client = TsoClient::start(tso);
         let sink = GroupCommitSink::start(engine.clone());
-        let txn_server = Arc::new(TxnServer::new(engine, sink, tso_client.clone()));
+        let txn_server = Arc::new(
+            TxnServer::new(engine, sink, tso_client.clone()).with_gc_filter(crate::resp::HashFieldGcFilter),
+        );
         let store = PercolatorClient::new(txn_server.clone(), tso_client, ClientConfig::default());
         let gc_task = tokio::spawn(run_gc(store.clone(), options.cluster.gc.clone()));
         let listener = TcpListener::bind(node.resp_addr)

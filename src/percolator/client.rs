@@ -192,10 +192,6 @@ impl<K: KvApi> Drop for PercolatorTxn<K> {
 }
 
 impl<K: KvApi> PercolatorTxn<K> {
-    pub fn start_ts(&self) -> TimeStamp {
-        self.start_ts
-    }
-
     /// Resolves a lock met at `key`: finds its transaction's fate, then commits or rolls back
     /// the lock. Returns `false` if the owner is still running (the caller should back off).
     async fn resolve(&self, lock: &LockInfo) -> Result<bool> {
@@ -356,6 +352,10 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
                 Err(other) => return Err(other.into()),
             }
         }
+    }
+
+    fn start_ts(&self) -> TimeStamp {
+        self.start_ts
     }
 
     fn put(&mut self, key: Bytes, value: Bytes) {

@@ -19,6 +19,9 @@
 //!
 //! Collection writes only deletions of versions no reader needs, so it takes no latches:
 //! concurrent commits only add versions above the safe point.
+//!
+//! A layer above may also declare whole keys dead with a [`GcFilter`]: keys it will never
+//! read again (the RESP layer's fields of a replaced hash). All their versions go.
 
 use super::MvccError;
 use super::key::{Key, split_ts};
@@ -26,6 +29,72 @@ use super::mvcc::{MvccReader, MvccTxn};
 use super::records::WriteKind;
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::{Cf, IterOptions, Snapshot};
+
+/// The newest value-changing commit of a key, as a [`GcFilter`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatestValue {
+    pub commit_ts: TimeStamp,
+    /// The value put, or `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    /// A transaction holds a lock on the key: its fate is open.
+    pub locked: bool,
+}
+
+/// Lets the layer that owns a key layout tell GC which keys nobody will ever read again.
+pub trait GcFilter: Send + Sync + 'static {
+    /// Whether every version of `raw_key` may go. `latest` answers the newest committed change
+    /// of any key (`None`: never written). Only keys whose fate was sealed at or below
+    /// `safe_point` may be declared dead.
+    fn is_dead(
+        &self,
+        raw_key: &[u8],
+        safe_point: TimeStamp,
+        latest: &dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError>,
+    ) -> Result<bool, MvccError>;
+}
+
+/// Deletes every version of `key` (a key a [`GcFilter`] declared dead).
+fn gc_dead_key<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    key: &Key,
+) -> Result<usize, MvccError> {
+    let mut removed = 0;
+    for entry in reader.writes_at_or_below(key, TimeStamp::MAX) {
+        let (commit_ts, write) = entry?;
+        txn.delete_write(key, commit_ts);
+        if write.kind == WriteKind::Put && write.short_value.is_none() {
+            txn.delete_value(key, write.start_ts);
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// What [`GcFilter::is_dead`] is told about a key.
+fn latest_value<S: Snapshot>(
+    reader: &MvccReader<'_, S>,
+    raw: &[u8],
+) -> Result<Option<LatestValue>, MvccError> {
+    let key = Key::from_raw(raw);
+    let locked = reader.load_lock(&key)?.is_some();
+    let Some((commit_ts, write)) = reader.latest_change(&key)? else {
+        return Ok(locked.then_some(LatestValue {
+            commit_ts: TimeStamp::MAX,
+            value: None,
+            locked,
+        }));
+    };
+    let value = match write.kind {
+        WriteKind::Put => Some(reader.load_value(&key, write)?),
+        _ => None,
+    };
+    Ok(Some(LatestValue {
+        commit_ts,
+        value,
+        locked,
+    }))
+}
 
 /// Deletes the versions of `key` that a GC at `safe_point` collects; returns how many write
 /// records it removes.
@@ -61,6 +130,7 @@ pub fn gc_range<S: Snapshot>(
     start: Option<Key>,
     limit_keys: usize,
     safe_point: TimeStamp,
+    filter: Option<&dyn GcFilter>,
 ) -> Result<(MvccTxn, usize, Option<Key>), MvccError> {
     let reader = MvccReader::new(snapshot);
     let mut txn = MvccTxn::new();
@@ -81,7 +151,18 @@ pub fn gc_range<S: Snapshot>(
         if keys == limit_keys {
             return Ok((txn, removed, Some(key)));
         }
-        removed += gc_key(&mut txn, &reader, &key, safe_point)?;
+        let dead = match filter {
+            Some(filter) => {
+                let latest = |raw: &[u8]| latest_value(&reader, raw);
+                filter.is_dead(&key.to_raw()?, safe_point, &latest)?
+            }
+            None => false,
+        };
+        removed += if dead {
+            gc_dead_key(&mut txn, &reader, &key)?
+        } else {
+            gc_key(&mut txn, &reader, &key, safe_point)?
+        };
         keys += 1;
         valid = cursor.seek(&key.versions_end()).map_err(storage)?;
     }
@@ -131,7 +212,8 @@ mod tests {
     }
 
     fn gc_all(engine: &MemoryEngine, safe_point: u64) -> usize {
-        let (txn, removed, next) = gc_range(&engine.snapshot(), None, usize::MAX, ts(safe_point)).unwrap();
+        let (txn, removed, next) =
+            gc_range(&engine.snapshot(), None, usize::MAX, ts(safe_point), None).unwrap();
         assert!(next.is_none());
         apply(engine, txn);
         removed
@@ -217,13 +299,81 @@ mod tests {
             commit(&engine, Mutation::put(key, &b"1"[..]), 10, 11);
             commit(&engine, Mutation::put(key, &b"2"[..]), 20, 21);
         }
-        let (txn, removed, next) = gc_range(&engine.snapshot(), None, 2, ts(30)).unwrap();
+        let (txn, removed, next) = gc_range(&engine.snapshot(), None, 2, ts(30), None).unwrap();
         apply(&engine, txn);
         assert_eq!(removed, 2);
         let next = next.expect("one key left");
         assert_eq!(next.to_raw().unwrap(), b"c");
-        let (txn, removed, next) = gc_range(&engine.snapshot(), Some(next), 2, ts(30)).unwrap();
+        let (txn, removed, next) = gc_range(&engine.snapshot(), Some(next), 2, ts(30), None).unwrap();
         apply(&engine, txn);
         assert_eq!((removed, next), (1, None));
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use crate::percolator::actions::{Mutation, PrewriteMode};
+    use crate::percolator::commands::{self, PrewriteRequest};
+    use crate::storage::{Engine, MemoryEngine, WriteOptions};
+
+    /// Declares `dead:*` keys dead once `alive` was deleted at or below the safe point.
+    struct DeadWhenAliveIsGone;
+
+    impl GcFilter for DeadWhenAliveIsGone {
+        fn is_dead(
+            &self,
+            raw_key: &[u8],
+            safe_point: TimeStamp,
+            latest: &dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError>,
+        ) -> Result<bool, MvccError> {
+            if !raw_key.starts_with(b"dead:") {
+                return Ok(false);
+            }
+            Ok(
+                matches!(latest(b"alive")?, Some(l) if l.value.is_none() && !l.locked && l.commit_ts <= safe_point),
+            )
+        }
+    }
+
+    fn commit(engine: &MemoryEngine, mutation: Mutation, start: u64) {
+        let request = PrewriteRequest {
+            primary: mutation.key.clone(),
+            mutations: vec![mutation],
+            start_ts: TimeStamp::new(start),
+            lock_ttl_ms: 1_000,
+        };
+        let mode = PrewriteMode::OnePhase {
+            commit_ts: TimeStamp::new(start + 1),
+        };
+        let txn = commands::prewrite(&engine.snapshot(), &request, mode).unwrap();
+        engine.write(&txn.into_batch(), WriteOptions::NO_SYNC).unwrap();
+    }
+
+    #[test]
+    fn a_filter_removes_every_version_of_keys_it_declares_dead() {
+        let engine = MemoryEngine::new();
+        commit(&engine, Mutation::put(&b"alive"[..], &b"1"[..]), 10);
+        commit(&engine, Mutation::put(&b"dead:1"[..], &b"x"[..]), 20);
+        let gc = |safe_point: u64| {
+            let (txn, removed, _) = gc_range(
+                &engine.snapshot(),
+                None,
+                usize::MAX,
+                TimeStamp::new(safe_point),
+                Some(&DeadWhenAliveIsGone),
+            )
+            .unwrap();
+            engine.write(&txn.into_batch(), WriteOptions::NO_SYNC).unwrap();
+            removed
+        };
+        assert_eq!(gc(100), 0, "alive still exists");
+        commit(&engine, Mutation::delete(&b"alive"[..]), 30);
+        assert_eq!(gc(25), 0, "its deletion is above the safe point");
+        assert_eq!(gc(100), 2, "now dead:1 goes whole, and alive's older version");
+        assert_eq!(
+            version_count(&engine.snapshot(), &Key::from_raw(b"dead:1")).unwrap(),
+            0
+        );
     }
 }

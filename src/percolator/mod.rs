@@ -185,6 +185,9 @@ pub trait Transaction: Send + 'static {
     /// The value of `key` as this transaction sees it (its own writes first).
     fn get(&mut self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
+    /// The timestamp the transaction reads at; unique among transactions.
+    fn start_ts(&self) -> TimeStamp;
+
     /// Buffers a write of `key`.
     fn put(&mut self, key: Bytes, value: Bytes);
 

@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use super::MvccError;
 use super::actions::{PrewriteMode, TxnStatus};
 use super::commands::{self, PrewriteRequest, ScanEntry};
+use super::gc::GcFilter;
 use super::latches::Latches;
 use super::records::LockInfo;
 use super::sink::WriteSink;
@@ -258,6 +259,7 @@ pub struct TxnServer<E: Engine, W: WriteSink> {
     latches: Latches,
     memory_locks: MemoryLocks,
     tso: TsoClient,
+    gc_filter: Option<Box<dyn GcFilter>>,
 }
 
 impl<E: Engine, W: WriteSink> TxnServer<E, W> {
@@ -268,7 +270,14 @@ impl<E: Engine, W: WriteSink> TxnServer<E, W> {
             latches: Latches::default(),
             memory_locks: MemoryLocks::default(),
             tso,
+            gc_filter: None,
         }
+    }
+
+    /// Lets garbage collection drop keys the layer above will never read again.
+    pub fn with_gc_filter(mut self, filter: impl GcFilter) -> Self {
+        self.gc_filter = Some(Box::new(filter));
+        self
     }
 
     pub fn sink(&self) -> &W {
@@ -412,8 +421,9 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         limit_keys: usize,
     ) -> Result<(usize, Option<Vec<u8>>), MvccError> {
         let start = start.map(super::key::Key::from_encoded);
+        let filter = self.gc_filter.as_deref();
         let (txn, removed, next) =
-            super::gc::gc_range(&self.engine.snapshot(), start, limit_keys, safe_point)?;
+            super::gc::gc_range(&self.engine.snapshot(), start, limit_keys, safe_point, filter)?;
         self.apply(txn).await?;
         Ok((removed, next.map(|key| key.as_encoded().to_vec())))
     }

@@ -39,4 +39,5 @@ mod scan_cursors;
 pub mod server;
 mod session;
 
+pub use keyspace::HashFieldGcFilter;
 pub use server::{NodeInfo, Server, serve};

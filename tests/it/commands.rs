@@ -653,3 +653,26 @@ fn wrong_type_is_refused_and_set_replaces_any_type() {
     raw.roundtrip(&request(&[b"HSET", b"h3", b"z", b"1"]), b":1\r\n");
     raw.roundtrip(&request(&[b"HGETALL", b"h3"]), b"*2\r\n$1\r\nz\r\n$1\r\n1\r\n");
 }
+
+#[test]
+fn a_replaced_or_deleted_hash_leaves_no_fields_behind_for_its_successor() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.roundtrip(&request(&[b"HSET", b"h", b"a", b"1", b"b", b"2"]), b":2\r\n");
+    raw.roundtrip(&request(&[b"SET", b"h", b"string now"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"DEL", b"h"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"HSET", b"h", b"c", b"3"]), b":1\r\n");
+    raw.roundtrip(&request(&[b"HGETALL", b"h"]), b"*2\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    raw.roundtrip(&request(&[b"HGET", b"h", b"a"]), b"$-1\r\n");
+    // Within one transaction too: the second incarnation does not see the first's fields.
+    raw.roundtrip(&request(&[b"MULTI"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"HSET", b"t", b"old", b"1"]), b"+QUEUED\r\n");
+    raw.roundtrip(&request(&[b"DEL", b"t"]), b"+QUEUED\r\n");
+    raw.roundtrip(&request(&[b"HSET", b"t", b"new", b"2"]), b"+QUEUED\r\n");
+    raw.roundtrip(&request(&[b"HGETALL", b"t"]), b"+QUEUED\r\n");
+    raw.roundtrip(
+        &request(&[b"EXEC"]),
+        b"*4\r\n:1\r\n:1\r\n:1\r\n*2\r\n$3\r\nnew\r\n$1\r\n2\r\n",
+    );
+    raw.roundtrip(&request(&[b"HLEN", b"t"]), b":1\r\n");
+}

@@ -4,7 +4,8 @@
 //! A hash is a meta entry holding its field count plus one store entry per field (see
 //! `keyspace`), so reading or writing one field touches two entries however large the hash.
 //! Every command that changes a hash rewrites its meta entry, even when the count stays the
-//! same, because `WATCH` watches meta entries.
+//! same, because `WATCH` watches meta entries. Fields are keyed by the hash's version, so a
+//! hash created after another of the same name was replaced starts empty (see `keyspace`).
 
 use bytes::Bytes;
 
@@ -12,7 +13,9 @@ use super::ExecContext;
 use crate::percolator::Transaction;
 use crate::resp::args::{int_arg, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
-use crate::resp::keyspace::{Value, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value};
+use crate::resp::keyspace::{
+    HashMeta, HashVersion, Value, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
+};
 use crate::resp::reply::Reply;
 
 pub enum HashCommand {
@@ -70,17 +73,17 @@ impl HashCommand {
     pub async fn exec<T: Transaction>(&self, txn: &mut T, ctx: &mut ExecContext<'_>) -> CommandResult {
         match self {
             HashCommand::Set { key, pairs, reply_ok } => {
-                let mut len = hash_len(txn, key).await?.unwrap_or(0);
+                let mut meta = meta_for_write(txn, ctx, key).await?;
                 let mut added = 0;
                 for (field, value) in pairs {
-                    let field_key = hash_field_key(key, field);
+                    let field_key = hash_field_key(key, &meta.version, field);
                     if txn.get(&field_key).await?.is_none() {
                         added += 1;
-                        len += 1;
+                        meta.len += 1;
                     }
                     txn.put(field_key, value.clone());
                 }
-                txn.put(data_key(key), Value::encode_hash(len));
+                txn.put(data_key(key), Value::encode_hash(&meta));
                 Ok(if *reply_ok {
                     Reply::OK
                 } else {
@@ -88,61 +91,68 @@ impl HashCommand {
                 })
             }
             HashCommand::SetNx(key, field, value) => {
-                let len = hash_len(txn, key).await?.unwrap_or(0);
-                let field_key = hash_field_key(key, field);
+                let mut meta = meta_for_write(txn, ctx, key).await?;
+                let field_key = hash_field_key(key, &meta.version, field);
                 if txn.get(&field_key).await?.is_some() {
                     return Ok(Reply::Integer(0));
                 }
                 txn.put(field_key, value.clone());
-                txn.put(data_key(key), Value::encode_hash(len + 1));
+                meta.len += 1;
+                txn.put(data_key(key), Value::encode_hash(&meta));
                 Ok(Reply::Integer(1))
             }
             HashCommand::Get(key, field) => {
-                if lookup(txn, ctx, key).await?.is_none() {
+                let Some(meta) = lookup(txn, ctx, key).await? else {
                     return Ok(Reply::Nil);
-                }
-                Ok(Reply::bulk_or_nil(txn.get(&hash_field_key(key, field)).await?))
+                };
+                Ok(Reply::bulk_or_nil(
+                    txn.get(&hash_field_key(key, &meta.version, field)).await?,
+                ))
             }
             HashCommand::MGet(key, fields) => {
-                let exists = lookup(txn, ctx, key).await?.is_some();
+                let meta = lookup(txn, ctx, key).await?;
                 let mut values = Vec::with_capacity(fields.len());
                 for field in fields {
-                    let value = if exists {
-                        txn.get(&hash_field_key(key, field)).await?
-                    } else {
-                        None
+                    let value = match &meta {
+                        Some(meta) => txn.get(&hash_field_key(key, &meta.version, field)).await?,
+                        None => None,
                     };
                     values.push(Reply::bulk_or_nil(value));
                 }
                 Ok(Reply::Array(values))
             }
             HashCommand::Del(key, fields) => {
-                let Some(mut len) = hash_len(txn, key).await? else {
+                let Some(mut meta) = hash_meta(txn, key).await? else {
                     return Ok(Reply::Integer(0));
                 };
                 let mut removed = 0;
                 for field in fields {
-                    let field_key = hash_field_key(key, field);
+                    let field_key = hash_field_key(key, &meta.version, field);
                     if txn.get(&field_key).await?.is_some() {
                         txn.delete(field_key);
                         removed += 1;
-                        len -= 1;
+                        meta.len -= 1;
                     }
                 }
                 // A hash with no fields does not exist.
-                if len == 0 {
+                if meta.len == 0 {
                     txn.delete(data_key(key));
                 } else if removed > 0 {
-                    txn.put(data_key(key), Value::encode_hash(len));
+                    txn.put(data_key(key), Value::encode_hash(&meta));
                 }
                 Ok(Reply::Integer(removed))
             }
-            HashCommand::Len(key) => Ok(Reply::Integer(lookup(txn, ctx, key).await?.unwrap_or(0) as i64)),
+            HashCommand::Len(key) => Ok(Reply::Integer(
+                lookup(txn, ctx, key).await?.map_or(0, |m| m.len) as i64
+            )),
             HashCommand::Exists(key, field) => {
-                if lookup(txn, ctx, key).await?.is_none() {
+                let Some(meta) = lookup(txn, ctx, key).await? else {
                     return Ok(Reply::Integer(0));
-                }
-                let found = txn.get(&hash_field_key(key, field)).await?.is_some();
+                };
+                let found = txn
+                    .get(&hash_field_key(key, &meta.version, field))
+                    .await?
+                    .is_some();
                 Ok(Reply::Integer(found.into()))
             }
             HashCommand::GetAll(key) => {
@@ -167,57 +177,78 @@ impl HashCommand {
                 ))
             }
             HashCommand::IncrBy(key, field, delta) => {
-                let len = hash_len(txn, key).await?.unwrap_or(0);
-                let field_key = hash_field_key(key, field);
-                let (current, new_field) = match txn.get(&field_key).await? {
-                    Some(text) => (
-                        parse_i64(&text)
-                            .ok_or_else(|| CommandError::Other("hash value is not an integer".into()))?,
-                        false,
-                    ),
-                    None => (0, true),
+                let mut meta = meta_for_write(txn, ctx, key).await?;
+                let field_key = hash_field_key(key, &meta.version, field);
+                let current = match txn.get(&field_key).await? {
+                    Some(text) => parse_i64(&text)
+                        .ok_or_else(|| CommandError::Other("hash value is not an integer".into()))?,
+                    None => {
+                        meta.len += 1;
+                        0
+                    }
                 };
                 let result = current.checked_add(*delta).ok_or(CommandError::Overflow)?;
                 txn.put(field_key, Bytes::from(result.to_string()));
                 // The meta entry is rewritten even when the count stays: every change to a
                 // hash is a change of its meta entry, which is what WATCH looks at.
-                let len = if new_field { len + 1 } else { len };
-                txn.put(data_key(key), Value::encode_hash(len));
+                txn.put(data_key(key), Value::encode_hash(&meta));
                 Ok(Reply::Integer(result))
             }
             HashCommand::StrLen(key, field) => {
-                if lookup(txn, ctx, key).await?.is_none() {
+                let Some(meta) = lookup(txn, ctx, key).await? else {
                     return Ok(Reply::Integer(0));
-                }
-                let len = txn.get(&hash_field_key(key, field)).await?.map_or(0, |v| v.len());
+                };
+                let len = txn
+                    .get(&hash_field_key(key, &meta.version, field))
+                    .await?
+                    .map_or(0, |v| v.len());
                 Ok(Reply::Integer(len as i64))
             }
         }
     }
 }
 
-/// The field count of hash `key` (`None` if absent); `WRONGTYPE` if it is not a hash.
-async fn hash_len<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<u64>> {
+/// The meta of hash `key` (`None` if absent); `WRONGTYPE` if it is not a hash.
+async fn hash_meta<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<HashMeta>> {
     match read_value(txn, key).await? {
-        Some(Value::Hash { len }) => Ok(Some(len)),
+        Some(Value::Hash(meta)) => Ok(Some(meta)),
         Some(_) => Err(CommandError::WrongType),
         None => Ok(None),
     }
 }
 
-/// [`hash_len`] for a read command, counted as a keyspace hit or miss.
+/// The meta of hash `key` for a write: its own, or that of a new, empty incarnation.
+async fn meta_for_write<T: Transaction>(
+    txn: &mut T,
+    ctx: &mut ExecContext<'_>,
+    key: &[u8],
+) -> CommandResult<HashMeta> {
+    if let Some(meta) = hash_meta(txn, key).await? {
+        return Ok(meta);
+    }
+    ctx.hashes_created += 1;
+    Ok(HashMeta {
+        len: 0,
+        version: HashVersion {
+            created_at: txn.start_ts(),
+            seq: ctx.hashes_created,
+        },
+    })
+}
+
+/// [`hash_meta`] for a read command, counted as a keyspace hit or miss.
 async fn lookup<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
     key: &[u8],
-) -> CommandResult<Option<u64>> {
-    let len = hash_len(txn, key).await?;
-    if len.is_some() {
+) -> CommandResult<Option<HashMeta>> {
+    let meta = hash_meta(txn, key).await?;
+    if meta.is_some() {
         ctx.hits += 1;
     } else {
         ctx.misses += 1;
     }
-    Ok(len)
+    Ok(meta)
 }
 
 /// Every (field, value) of hash `key`, in field order.
@@ -226,10 +257,10 @@ async fn all_fields<T: Transaction>(
     ctx: &mut ExecContext<'_>,
     key: &[u8],
 ) -> CommandResult<Vec<(Bytes, Bytes)>> {
-    if lookup(txn, ctx, key).await?.is_none() {
+    let Some(meta) = lookup(txn, ctx, key).await? else {
         return Ok(Vec::new());
-    }
-    let prefix = hash_field_prefix(key);
+    };
+    let prefix = hash_field_prefix(key, &meta.version);
     let end = prefix_end(&prefix);
     let entries = txn.scan(&prefix, end.as_deref(), usize::MAX).await?;
     Ok(entries

@@ -62,8 +62,8 @@ impl KeyCommand {
             KeyCommand::Del(keys) => {
                 let mut deleted = 0;
                 for key in dedup(keys) {
-                    if let Some(old) = read_value(txn, key).await? {
-                        delete_key(txn, key, &old).await?;
+                    if read_value(txn, key).await?.is_some() {
+                        delete_key(txn, key);
                         deleted += 1;
                     }
                 }

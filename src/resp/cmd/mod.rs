@@ -212,6 +212,8 @@ pub struct ExecContext<'a> {
     /// Key lookups that found a key / found none, for `INFO stats`.
     pub hits: u64,
     pub misses: u64,
+    /// Hashes created so far in the current transaction (their version's sequence number).
+    pub hashes_created: u32,
 }
 
 /// Runs `commands` as one transaction, starting over after a write conflict, so that they take
@@ -236,11 +238,13 @@ pub async fn run_watched<C: TxnClient>(
         cursors: &server.cursors,
         hits: 0,
         misses: 0,
+        hashes_created: 0,
     };
     let mut attempt = 0;
     let outcome = loop {
         ctx.hits = 0;
         ctx.misses = 0;
+        ctx.hashes_created = 0;
         let result: CommandResult<Vec<Reply>> = async {
             let mut txn = server.store.begin().await?;
             for (key, since) in watches {

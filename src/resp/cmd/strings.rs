@@ -83,7 +83,12 @@ impl StringCommand {
                 condition,
                 get,
             } => {
-                // SET replaces a value of any type, except that GET must read a string.
+                if !*get && *condition == SetCondition::Always {
+                    // A plain SET replaces any value: no need to read what was there.
+                    write_string(txn, key, value);
+                    return Ok(Reply::OK);
+                }
+                // GET must read a string; NX and XX only ask whether the key exists.
                 let old = if *get {
                     get_value(txn, ctx, key).await?
                 } else {
@@ -100,7 +105,7 @@ impl StringCommand {
                     SetCondition::IfPresent => old.is_some(),
                 };
                 if allowed {
-                    write_string(txn, key, value, old.as_ref()).await?;
+                    write_string(txn, key, value);
                 }
                 Ok(match (get, allowed) {
                     (true, _) => Reply::bulk_or_nil(old_string),
@@ -140,9 +145,9 @@ impl StringCommand {
                 Ok(Reply::Array(values))
             }
             StringCommand::MSet(pairs) => {
+                // Blind writes: a string replaces any value without reading it.
                 for (key, value) in pairs {
-                    let old = read_value(txn, key).await?;
-                    write_string(txn, key, value, old.as_ref()).await?;
+                    write_string(txn, key, value);
                 }
                 Ok(Reply::OK)
             }
