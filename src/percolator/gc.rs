@@ -40,6 +40,9 @@ pub struct LatestValue {
     pub locked: bool,
 }
 
+/// Answers the newest committed change of a key, for a [`GcFilter`].
+pub type LatestFn<'a> = dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError> + 'a;
+
 /// Lets the layer that owns a key layout tell GC which keys nobody will ever read again.
 pub trait GcFilter: Send + Sync + 'static {
     /// Whether every version of `raw_key` may go. `latest` answers the newest committed change
@@ -49,7 +52,7 @@ pub trait GcFilter: Send + Sync + 'static {
         &self,
         raw_key: &[u8],
         safe_point: TimeStamp,
-        latest: &dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError>,
+        latest: &LatestFn<'_>,
     ) -> Result<bool, MvccError>;
 }
 
@@ -325,7 +328,7 @@ mod filter_tests {
             &self,
             raw_key: &[u8],
             safe_point: TimeStamp,
-            latest: &dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError>,
+            latest: &LatestFn<'_>,
         ) -> Result<bool, MvccError> {
             if !raw_key.starts_with(b"dead:") {
                 return Ok(false);

@@ -26,7 +26,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{CommandError, CommandResult};
-use crate::percolator::gc::{GcFilter, LatestValue};
+use crate::percolator::gc::{GcFilter, LatestFn};
 use crate::percolator::{MvccError, Transaction};
 use crate::scheduler::tso::TimeStamp;
 
@@ -205,7 +205,7 @@ impl GcFilter for HashFieldGcFilter {
         &self,
         raw_key: &[u8],
         safe_point: TimeStamp,
-        latest: &dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError>,
+        latest: &LatestFn<'_>,
     ) -> Result<bool, MvccError> {
         let Some((key, version)) = parse_hash_field_key(raw_key) else {
             return Ok(false);
