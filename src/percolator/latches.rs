@@ -19,7 +19,7 @@ use std::hash::{Hash, Hasher};
 use tokio::sync::{Mutex, MutexGuard};
 
 /// Latch slots per node; more slots, fewer unrelated keys sharing one.
-pub const LATCH_SLOTS: usize = 4096;
+pub const LATCH_SLOTS: usize = 65_536;
 
 pub struct Latches {
     slots: Vec<Mutex<()>>,

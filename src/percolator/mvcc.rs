@@ -13,7 +13,9 @@ use super::MvccError;
 use super::key::{Key, split_ts};
 use super::records::{Lock, Write, WriteKind};
 use crate::scheduler::tso::TimeStamp;
-use crate::storage::{Cf, IterOptions, Snapshot, WriteBatch};
+use std::cell::{RefCell, RefMut};
+
+use crate::storage::{Cf, Cursor, IterOptions, Snapshot, WriteBatch};
 
 /// The writes one command makes, applied later as one atomic batch.
 #[derive(Debug, Default)]
@@ -78,6 +80,56 @@ pub enum CommitRecord {
 /// Reads MVCC data from a snapshot.
 pub struct MvccReader<'a, S: Snapshot> {
     snapshot: &'a S,
+    /// One cursor over the write column family, shared by every lookup of this reader:
+    /// creating an engine iterator costs far more than a seek, and a command that prewrites or
+    /// commits many keys looks up each of them. Created on first use.
+    write_cursor: RefCell<Option<Box<dyn Cursor + Send + 'a>>>,
+}
+
+/// The write records of one key at or below a timestamp, newest first, read through the
+/// reader's shared cursor (so only one may be alive at a time per reader).
+pub struct WriteVersions<'r, 'a> {
+    cursor: RefMut<'r, Option<Box<dyn Cursor + Send + 'a>>>,
+    key: Key,
+    /// Where to seek on the first call; afterwards the cursor steps.
+    seek_to: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Iterator for WriteVersions<'_, '_> {
+    type Item = Result<(TimeStamp, Write), MvccError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let cursor = self.cursor.as_mut().expect("created by writes_at_or_below");
+        let moved = match self.seek_to.take() {
+            Some(target) => cursor.seek(&target),
+            None => cursor.next(),
+        };
+        let item = (|| {
+            if !moved.map_err(storage)? {
+                return Ok(None);
+            }
+            let (key, commit_ts) = split_ts(cursor.key())?;
+            if key != self.key {
+                return Ok(None);
+            }
+            Ok(Some((commit_ts, Write::parse(cursor.value())?)))
+        })();
+        match item {
+            Ok(Some(version)) => Some(Ok(version)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 fn storage(e: crate::storage::StorageError) -> MvccError {
@@ -86,7 +138,10 @@ fn storage(e: crate::storage::StorageError) -> MvccError {
 
 impl<'a, S: Snapshot> MvccReader<'a, S> {
     pub fn new(snapshot: &'a S) -> Self {
-        MvccReader { snapshot }
+        MvccReader {
+            snapshot,
+            write_cursor: RefCell::new(None),
+        }
     }
 
     pub fn load_lock(&self, key: &Key) -> Result<Option<Lock>, MvccError> {
@@ -97,17 +152,21 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     }
 
     /// Every write record of `key` with `commit_ts <= ts`, newest first.
-    pub fn writes_at_or_below(
-        &self,
-        key: &Key,
-        ts: TimeStamp,
-    ) -> impl Iterator<Item = Result<(TimeStamp, Write), MvccError>> + '_ {
-        let opts = IterOptions::range(key.append_ts(ts), key.versions_end());
-        self.snapshot.iter(Cf::Write, opts).map(|entry| {
-            let (versioned, bytes) = entry.map_err(storage)?;
-            let (_, commit_ts) = split_ts(&versioned)?;
-            Ok((commit_ts, Write::parse(&bytes)?))
-        })
+    ///
+    /// # Panics
+    ///
+    /// If another `WriteVersions` of this reader is still alive.
+    pub fn writes_at_or_below(&self, key: &Key, ts: TimeStamp) -> WriteVersions<'_, 'a> {
+        let mut cursor = self.write_cursor.borrow_mut();
+        if cursor.is_none() {
+            *cursor = Some(self.snapshot.cursor(Cf::Write, IterOptions::default()));
+        }
+        WriteVersions {
+            cursor,
+            key: key.clone(),
+            seek_to: Some(key.append_ts(ts)),
+            done: false,
+        }
     }
 
     /// The newest write record of `key` with `commit_ts <= ts`, of any kind.
