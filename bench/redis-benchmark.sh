@@ -17,7 +17,7 @@ PIPELINES=${PIPELINES:-"1 16"}
 TESTS=${TESTS:-"set get incr mset"}
 KEYSPACE=${KEYSPACE:-100000}
 
-scripts/setup.sh >/dev/null
+scripts/setup.sh --bench >/dev/null
 cargo build --release --quiet
 work=$(mktemp -d)
 pids=()

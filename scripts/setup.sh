@@ -5,10 +5,16 @@
 #   clang, libclang-dev   bindgen (used by librocksdb-sys) needs libclang
 #   librocksdb-dev        the RocksDB library ferrokv links (see .cargo/config.toml)
 #   redis-tools           redis-cli and redis-benchmark, to talk to and measure ferrokv
-#   redis-server          the reference server that bench/redis-benchmark.sh compares against
+#
+# redis-server, which only the benchmark needs, is installed by bench/redis-benchmark.sh
+# (`scripts/setup.sh --bench`): on a machine with systemd, Debian starts it as a service on
+# port 6379, where ferrokv listens by default.
 set -euo pipefail
 
-packages=(clang libclang-dev librocksdb-dev redis-tools redis-server)
+packages=(clang libclang-dev librocksdb-dev redis-tools)
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(redis-server)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

@@ -38,7 +38,7 @@ pub enum NodeError {
         #[source]
         source: StorageError,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source} (is another server, such as redis-server, using it? pick another port with --port)")]
     Bind {
         addr: SocketAddr,
         #[source]
