@@ -38,7 +38,9 @@ pub enum NodeError {
         #[source]
         source: StorageError,
     },
-    #[error("cannot listen on {addr}: {source} (is another server, such as redis-server, using it? pick another port with --port)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another server, such as redis-server, using it? pick another port with --port)"
+    )]
     Bind {
         addr: SocketAddr,
         #[source]

@@ -333,6 +333,12 @@ async fn resolve_lock<K: KvApi>(client: &PercolatorClient<K>, lock: &LockInfo) -
     Ok(true)
 }
 
+/// The lock TTL for a transaction of `keys` keys: the base, plus a millisecond per key, so
+/// that a large transaction still committing is not taken for a crashed one.
+fn lock_ttl_ms(base_ms: u64, keys: usize) -> u64 {
+    base_ms.saturating_add(keys as u64)
+}
+
 /// 2, 4, 8... milliseconds, capped at 100.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((2u64 << attempt.min(6)).min(100))
@@ -402,11 +408,12 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
         if mutations.is_empty() {
             return Ok(());
         }
+        let ttl_ms = lock_ttl_ms(self.client.config.lock_ttl_ms, mutations.len());
         let request = PrewriteRequest {
             primary: mutations[0].key.clone(),
             mutations,
             start_ts: self.start_ts,
-            lock_ttl_ms: self.client.config.lock_ttl_ms,
+            lock_ttl_ms: ttl_ms,
         };
         if request.mutations.len() > self.client.config.max_one_pc_keys {
             return self.two_phase_commit(request).await;
@@ -511,6 +518,13 @@ mod tests {
         };
         server.kv_prewrite(request, false).await.unwrap();
         start_ts
+    }
+
+    #[test]
+    fn large_transactions_get_longer_lock_ttls() {
+        assert_eq!(lock_ttl_ms(3_000, 1), 3_001);
+        assert_eq!(lock_ttl_ms(3_000, 100_000), 103_000);
+        assert_eq!(lock_ttl_ms(u64::MAX, 5), u64::MAX);
     }
 
     #[tokio::test]
