@@ -23,6 +23,10 @@ pub enum KeyCommand {
     Del(Vec<Bytes>),
     Exists(Vec<Bytes>),
     Type(Bytes),
+    /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`: -2 for a missing key, -1 (no expiry) else.
+    Ttl(Bytes),
+    /// `PERSIST`: there is never a timeout to remove, so 0.
+    Persist(Bytes),
     Keys(Bytes),
     Scan {
         cursor: u64,
@@ -47,7 +51,12 @@ impl KeyCommand {
 
     pub fn parse(name: &str, args: &[Bytes]) -> CommandResult<Option<KeyCommand>> {
         Ok(Some(match name {
-            "del" => KeyCommand::Del(args.to_vec()),
+            "del" | "unlink" => KeyCommand::Del(args.to_vec()),
+            "ttl" | "pttl" | "expiretime" | "pexpiretime" => KeyCommand::Ttl(args[0].clone()),
+            "persist" => KeyCommand::Persist(args[0].clone()),
+            "expire" | "pexpire" | "expireat" | "pexpireat" => {
+                return Err(refuse_expiry(name, &args[1..2], &args[2..]));
+            }
             "exists" => KeyCommand::Exists(args.to_vec()),
             "type" => KeyCommand::Type(args[0].clone()),
             "keys" => KeyCommand::Keys(args[0].clone()),
@@ -79,6 +88,11 @@ impl KeyCommand {
                 }
                 Ok(Reply::Integer(found))
             }
+            KeyCommand::Ttl(key) => {
+                let exists = txn.get(&data_key(key)).await?.is_some();
+                Ok(Reply::Integer(if exists { -1 } else { -2 }))
+            }
+            KeyCommand::Persist(_) => Ok(Reply::Integer(0)),
             KeyCommand::Type(key) => match txn.get(&data_key(key)).await? {
                 Some(raw) => Ok(Reply::Simple(Value::decode(raw)?.type_name())),
                 None => Ok(Reply::Simple("none")),
@@ -116,6 +130,31 @@ impl KeyCommand {
             }
         }
     }
+}
+
+/// The error for a command that would set a timeout: after Redis's own argument checks (the
+/// amount must be an integer, positive for SETEX; only NX, XX, GT, LT may follow), a clear
+/// refusal.
+pub fn refuse_expiry(name: &str, amount: &[Bytes], options: &[Bytes]) -> CommandError {
+    if let Some(amount) = amount.first() {
+        match int_arg(amount) {
+            Err(e) => return e,
+            Ok(n) if n <= 0 && matches!(name, "setex" | "psetex") => {
+                return CommandError::Other(format!("invalid expire time in '{name}' command"));
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(unknown) = options
+        .iter()
+        .find(|o| !["NX", "XX", "GT", "LT"].iter().any(|k| is_keyword(o, k)))
+    {
+        return CommandError::Other(format!("Unsupported option {}", String::from_utf8_lossy(unknown)));
+    }
+    CommandError::Unsupported(format!(
+        "{} is not supported yet: ferrokv has no key expiry",
+        name.to_ascii_uppercase()
+    ))
 }
 
 /// The keys in order of first appearance, each once.

@@ -56,6 +56,7 @@ impl StringCommand {
             "get" => StringCommand::Get(key()),
             "set" => parse_set(args)?,
             "setnx" => StringCommand::SetNx(key(), args[1].clone()),
+            "setex" | "psetex" => return Err(super::keys::refuse_expiry(name, &args[1..2], &[])),
             "getset" => StringCommand::GetSet(key(), args[1].clone()),
             "getdel" => StringCommand::GetDel(key()),
             "mget" => StringCommand::MGet(args.to_vec()),
