@@ -697,7 +697,7 @@ fn expiry_questions_are_answered_truthfully_and_timeouts_refused_clearly() {
     );
     raw.roundtrip(
         &request(&[b"PEXPIRE", b"k", b"10", b"BOGUS"]),
-        b"-ERR syntax error\r\n",
+        b"-ERR Unsupported option BOGUS\r\n",
     );
     raw.roundtrip(
         &request(&[b"SETEX", b"k", b"10", b"v2"]),
