@@ -452,7 +452,7 @@ mod tests {
             for _ in 0..(next(&mut state) % 20) {
                 let len = (next(&mut state) % 64) as usize;
                 for _ in 0..len {
-                    let byte = if next(&mut state) % 4 == 0 {
+                    let byte = if next(&mut state).is_multiple_of(4) {
                         next(&mut state) as u8
                     } else {
                         alphabet[(next(&mut state) % alphabet.len() as u64) as usize]
