@@ -7,6 +7,7 @@ pub mod config;
 pub mod node;
 pub mod percolator;
 pub mod raft;
+pub mod raftstore;
 pub mod resp;
 pub mod scheduler;
 pub mod storage;
