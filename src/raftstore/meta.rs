@@ -104,28 +104,35 @@ pub struct RegionLocalState {
     pub region: Region,
 }
 
-struct Writer(Vec<u8>);
+/// Appends the encodings' primitives; shared with the command encoding (`cmd.rs`).
+pub(super) struct Writer(pub(super) Vec<u8>);
 
 impl Writer {
-    fn u64(&mut self, v: u64) -> &mut Self {
+    pub(super) fn u64(&mut self, v: u64) -> &mut Self {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
 
-    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+    pub(super) fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+
+    pub(super) fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.0.extend_from_slice(&(b.len() as u32).to_be_bytes());
         self.0.extend_from_slice(b);
         self
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    what: &'static str,
+/// Reads what [`Writer`] wrote, rejecting truncated or trailing input.
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn error(&self, detail: &str) -> DecodeError {
+    pub(super) fn error(&self, detail: &str) -> DecodeError {
         DecodeError {
             what: self.what,
             detail: detail.to_string(),
@@ -141,20 +148,20 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(super) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
-    fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
-    fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+    pub(super) fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
         let len = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
         Ok(self.take(len)?.to_vec())
     }
 
-    fn finish<T>(self, value: T) -> Result<T, DecodeError> {
+    pub(super) fn finish<T>(self, value: T) -> Result<T, DecodeError> {
         if self.bytes.is_empty() {
             Ok(value)
         } else {
@@ -163,7 +170,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn put_region(w: &mut Writer, region: &Region) {
+pub(super) fn put_region(w: &mut Writer, region: &Region) {
     w.u64(region.id)
         .bytes(&region.start_key)
         .bytes(&region.end_key)
@@ -175,7 +182,7 @@ fn put_region(w: &mut Writer, region: &Region) {
     }
 }
 
-fn read_region(r: &mut Reader<'_>) -> Result<Region, DecodeError> {
+pub(super) fn read_region(r: &mut Reader<'_>) -> Result<Region, DecodeError> {
     let id = r.u64()?;
     let start_key = r.bytes()?;
     let end_key = r.bytes()?;

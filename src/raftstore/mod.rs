@@ -11,13 +11,27 @@
 //!   their byte encodings;
 //! - [`keys`]: where those states and each region's raft log live in the `raft` column family;
 //! - [`peer_storage`]: `PeerStorage`, a region peer's log and states on the engine, which the
-//!   raft core reads through its `Storage` trait.
+//!   raft core reads through its `Storage` trait;
+//! - [`cmd`]: the commands a region replicates (writes, log compaction), their encoding, and
+//!   the store's typed refusals (not leader, epoch not match, key not in region, stale command);
+//! - [`peer`]: `RegionPeer`, one replica driving its raft group: proposal checks, persisting
+//!   the log before sending, applying commands with the applied index in one batch, and
+//!   answering each proposal only when its own entry applies.
+//!
+//! `tests.rs` runs one region on three in-memory stores with hand-delivered messages.
 //!
 //! ## Caveats
 //!
+//! - No `Store`, router, transport or ticker drives peers yet, and the node does not use this
+//!   layer: today's server still writes through the single-node group-commit sink.
 //! - `PeerStorage::snapshot` answers "temporarily unavailable" until the region worker that
-//!   generates snapshots exists.
+//!   generates snapshots exists; membership changes and splits are not proposed yet.
 
+pub mod cmd;
 pub mod keys;
 pub mod meta;
+pub mod peer;
 pub mod peer_storage;
+
+#[cfg(test)]
+mod tests;

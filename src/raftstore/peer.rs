@@ -1,0 +1,365 @@
+//! `RegionPeer`: one replica of a region, driving its raft group over the store's engine.
+//!
+//! The store's driver feeds a peer ticks and raft messages, proposes commands to it, and calls
+//! [`RegionPeer::handle_ready`] after each batch of input. One `handle_ready`:
+//!
+//! 1. persists new log entries and the hard state in one synced write (the raft log is
+//!    durable before any message that depends on it leaves, so a vote or an append
+//!    acknowledgement is never forgotten by a crash);
+//! 2. returns the messages for the driver to send;
+//! 3. applies committed entries: each command's mutations and the new applied index go in one
+//!    batch, so a crash between entries replays from a consistent point;
+//! 4. answers the proposals those entries settle.
+//!
+//! A proposal is answered `Ok` only when its entry (same index, same term) is applied; that
+//! entry was committed, so it is on a majority's fsync'd logs. A proposal whose log slot went to
+//! another entry is answered [`RaftstoreError::StaleCommand`]: it was never applied.
+//!
+//! ## Caveats
+//!
+//! - Snapshots are not generated yet, so a follower that falls behind a compacted log stays
+//!   behind; nothing compacts the log on its own yet (only an explicit `CompactLog` command).
+//! - Membership changes and splits are not proposed yet; the region's peers are fixed.
+
+use std::collections::VecDeque;
+
+use super::cmd::{
+    AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand,
+    RaftstoreError,
+};
+use super::meta::{Peer, Region, TruncatedState};
+use super::peer_storage::{PeerStorage, PeerStorageError};
+use crate::raft::{Config, EntryType, Message, RawNode, StateRole};
+use crate::storage::{Cf, Engine, WriteBatch, WriteOptions};
+
+/// Called once with the outcome of a proposal.
+pub type Callback = Box<dyn FnOnce(CommandResult) + Send>;
+
+/// Raft timing and limits for every peer of a store.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerOptions {
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    pub max_size_per_msg: u64,
+    pub max_inflight_msgs: usize,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions {
+            election_tick: 10,
+            heartbeat_tick: 2,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+        }
+    }
+}
+
+struct Proposal {
+    index: u64,
+    term: u64,
+    callback: Callback,
+}
+
+pub struct RegionPeer<E: Engine> {
+    store_id: u64,
+    me: Peer,
+    engine: E,
+    raft: RawNode<PeerStorage<E>>,
+    /// Waiting proposals, in strictly increasing index order.
+    proposals: VecDeque<Proposal>,
+}
+
+fn storage_error(e: PeerStorageError) -> RaftstoreError {
+    match e {
+        PeerStorageError::RegionNotFound(id) => RaftstoreError::RegionNotFound(id),
+        other => RaftstoreError::Storage(other.to_string()),
+    }
+}
+
+impl<E: Engine + Clone> RegionPeer<E> {
+    /// Opens this store's peer of region `region_id` from the engine (after bootstrap, or on
+    /// restart). `seed` drives the peer's election timeouts.
+    pub fn open(
+        store_id: u64,
+        engine: E,
+        region_id: u64,
+        options: PeerOptions,
+        seed: u64,
+    ) -> Result<Self, RaftstoreError> {
+        let storage = PeerStorage::open(engine.clone(), region_id).map_err(storage_error)?;
+        let me = storage
+            .region()
+            .peer_on_store(store_id)
+            .ok_or(RaftstoreError::RegionNotFound(region_id))?;
+        let mut config = Config::new(
+            me.id,
+            Vec::new(),
+            options.election_tick,
+            options.heartbeat_tick,
+            seed,
+        );
+        config.applied = storage.apply_state().applied_index;
+        config.max_size_per_msg = options.max_size_per_msg;
+        config.max_inflight_msgs = options.max_inflight_msgs;
+        config.pre_vote = true;
+        config.check_quorum = true;
+        let raft = RawNode::new(&config, storage).map_err(|e| RaftstoreError::Storage(e.to_string()))?;
+        Ok(RegionPeer {
+            store_id,
+            me,
+            engine,
+            raft,
+            proposals: VecDeque::new(),
+        })
+    }
+}
+
+impl<E: Engine> RegionPeer<E> {
+    pub fn region(&self) -> &Region {
+        self.storage().region()
+    }
+
+    pub fn peer(&self) -> Peer {
+        self.me
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.raft.state == StateRole::Leader
+    }
+
+    /// The leader this peer knows of, if any.
+    pub fn leader(&self) -> Option<Peer> {
+        let lead = self.raft.raft.lead;
+        self.region().peers.iter().copied().find(|p| p.id == lead)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft.raft.term
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.storage().apply_state().applied_index
+    }
+
+    pub fn storage(&self) -> &PeerStorage<E> {
+        &self.raft.raft.raft_log.store
+    }
+
+    pub fn tick(&mut self) {
+        self.raft.tick();
+    }
+
+    /// Starts an election now instead of waiting for the timeout.
+    pub fn campaign(&mut self) {
+        // Campaigning only fails for a node outside the group, which `open` ruled out.
+        let _ = self.raft.campaign();
+    }
+
+    /// Hands leadership to `peer_id` (a no-op unless this peer leads).
+    pub fn transfer_leader(&mut self, peer_id: u64) {
+        self.raft.transfer_leader(peer_id);
+    }
+
+    /// Steps a message from another peer of the region.
+    pub fn step(&mut self, message: Message) {
+        // Errors here are messages from peers the core does not know; dropping them is safe.
+        let _ = self.raft.step(message);
+    }
+
+    /// Proposes `command`; `callback` gets the outcome once it is known: at once if the command
+    /// is refused here, otherwise when its log slot is applied.
+    pub fn propose(&mut self, command: RaftCommand, callback: Callback) {
+        if let Err(e) = self.check_proposal(&command) {
+            callback(Err(e));
+            return;
+        }
+        let index = self.raft.raft.raft_log.last_index() + 1;
+        let term = self.raft.raft.term;
+        if self.raft.propose(command.encode()).is_err() {
+            callback(Err(self.not_leader()));
+            return;
+        }
+        debug_assert_eq!(self.raft.raft.raft_log.last_index(), index);
+        // This leader's log now ends at `index`: anything proposed earlier at `index` or above
+        // lost its slot when another leader overwrote it.
+        while self.proposals.back().is_some_and(|p| p.index >= index) {
+            let stale = self.proposals.pop_back().expect("checked");
+            (stale.callback)(Err(RaftstoreError::StaleCommand));
+        }
+        self.proposals.push_back(Proposal {
+            index,
+            term,
+            callback,
+        });
+    }
+
+    fn not_leader(&self) -> RaftstoreError {
+        RaftstoreError::NotLeader {
+            region_id: self.region().id,
+            leader: self.leader().filter(|p| p.id != self.me.id),
+        }
+    }
+
+    /// TinyKV's `preProposeRaftCommand`, plus the key checks of a write.
+    fn check_proposal(&self, command: &RaftCommand) -> Result<(), RaftstoreError> {
+        let header = &command.header;
+        if header.peer.store_id != self.store_id {
+            return Err(RaftstoreError::StoreNotMatch {
+                requested: header.peer.store_id,
+                actual: self.store_id,
+            });
+        }
+        if header.region_id != self.region().id {
+            return Err(RaftstoreError::RegionNotFound(header.region_id));
+        }
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        if header.peer.id != self.me.id {
+            return Err(RaftstoreError::PeerNotMatch {
+                requested: header.peer.id,
+                actual: self.me.id,
+            });
+        }
+        if header.term != 0 && self.term() > header.term + 1 {
+            return Err(RaftstoreError::StaleCommand);
+        }
+        self.check_command(header, &command.body)
+    }
+
+    /// The checks a command must pass both when proposed and when applied: the region may have
+    /// changed in between.
+    fn check_command(&self, header: &CommandHeader, body: &CommandBody) -> Result<(), RaftstoreError> {
+        let region = self.region();
+        match body {
+            CommandBody::Write(mutations) => {
+                if header.epoch.version != region.epoch.version {
+                    return Err(RaftstoreError::EpochNotMatch {
+                        current: vec![region.clone()],
+                    });
+                }
+                for m in mutations {
+                    if matches!(
+                        m,
+                        Mutation::Put { cf: Cf::Raft, .. } | Mutation::Delete { cf: Cf::Raft, .. }
+                    ) {
+                        return Err(RaftstoreError::InvalidCommand(
+                            "the raft column family holds the store's own metadata".into(),
+                        ));
+                    }
+                    if !region.contains(m.key()) {
+                        return Err(RaftstoreError::KeyNotInRegion {
+                            key: m.key().to_vec(),
+                            region_id: region.id,
+                            start_key: region.start_key.clone(),
+                            end_key: region.end_key.clone(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            CommandBody::Admin(AdminCommand::CompactLog { .. }) => Ok(()),
+        }
+    }
+
+    /// Persists, sends (by returning the messages), applies and answers whatever the raft
+    /// core has ready. Storage failures are fatal to a store: the error is returned, and the
+    /// peer must not be used afterwards.
+    pub fn handle_ready(&mut self) -> Result<Vec<Message>, RaftstoreError> {
+        if !self.raft.has_ready() {
+            return Ok(Vec::new());
+        }
+        let mut ready = self.raft.ready();
+        assert!(
+            ready.snapshot.is_none(),
+            "region {}: received a snapshot, but no peer generates them yet",
+            self.region().id
+        );
+
+        let mut batch = WriteBatch::new();
+        let storage = &mut self.raft.raft.raft_log.store;
+        storage.append(&ready.entries, &mut batch);
+        if let Some(hard_state) = ready.hard_state {
+            storage.set_hard_state(hard_state, &mut batch);
+        }
+        if !batch.is_empty() {
+            self.engine.write(&batch, WriteOptions::SYNC)?;
+        }
+        let messages = std::mem::take(&mut ready.messages);
+
+        let mut answers = Vec::new();
+        if let Some(last) = ready.committed_entries.last() {
+            let last_index = last.index;
+            let mut batch = WriteBatch::new();
+            for entry in &ready.committed_entries {
+                let result = match entry.entry_type {
+                    EntryType::Normal if entry.data.is_empty() => None,
+                    EntryType::Normal => Some(self.apply_command(&entry.data, &mut batch)),
+                    EntryType::ConfChange => panic!(
+                        "region {}: a membership change in the log, but none is proposed yet",
+                        self.region().id
+                    ),
+                };
+                answers.push((entry.index, entry.term, result));
+            }
+            let storage = &mut self.raft.raft.raft_log.store;
+            storage.set_applied(last_index, &mut batch);
+            // Not synced: the log is, and applying it again from the last synced applied index
+            // gives the same state.
+            self.engine.write(&batch, WriteOptions::NO_SYNC)?;
+        }
+        self.raft.advance(ready);
+        for (index, term, result) in answers {
+            self.answer(index, term, result);
+        }
+        Ok(messages)
+    }
+
+    fn apply_command(&mut self, data: &[u8], batch: &mut WriteBatch) -> CommandResult {
+        let command = RaftCommand::decode(data).unwrap_or_else(|e| {
+            panic!(
+                "region {}: an entry in the raft log is not a command: {e}",
+                self.region().id
+            )
+        });
+        self.check_command(&command.header, &command.body)?;
+        match command.body {
+            CommandBody::Write(mutations) => {
+                for m in mutations {
+                    match m {
+                        Mutation::Put { cf, key, value } => batch.put(cf, key, value),
+                        Mutation::Delete { cf, key } => batch.delete(cf, key),
+                    }
+                }
+                Ok(CommandResponse::Written)
+            }
+            CommandBody::Admin(AdminCommand::CompactLog { index, term }) => {
+                let storage = &mut self.raft.raft.raft_log.store;
+                // Only entries applied before this batch may go (the batch may still fail).
+                let applied = storage.apply_state().applied_index;
+                let truncated = storage.apply_state().truncated.index;
+                if index > truncated && index <= applied {
+                    storage.compact_to(TruncatedState { index, term }, batch);
+                }
+                Ok(CommandResponse::Admin)
+            }
+        }
+    }
+
+    /// Settles the proposals up to the applied entry `(index, term)`.
+    fn answer(&mut self, index: u64, term: u64, mut result: Option<CommandResult>) {
+        while let Some(front) = self.proposals.front() {
+            if front.index > index {
+                break;
+            }
+            let proposal = self.proposals.pop_front().expect("checked");
+            let outcome = if proposal.index == index && proposal.term == term {
+                result.take().unwrap_or(Err(RaftstoreError::StaleCommand))
+            } else {
+                Err(RaftstoreError::StaleCommand)
+            };
+            (proposal.callback)(outcome);
+        }
+    }
+}
