@@ -18,7 +18,9 @@
 //!   the log before sending, applying commands with the applied index in one batch, and
 //!   answering each proposal only when its own entry applies.
 //!
-//! `tests.rs` runs one region on three in-memory stores with hand-delivered messages.
+//! `tests.rs` runs one region on three in-memory stores with hand-delivered messages;
+//! `sim_tests.rs` adds seeded chaos (loss, duplication, reordering, partitions, crashes that
+//! lose every unsynced write) and checks that exactly the acknowledged writes survive.
 //!
 //! ## Caveats
 //!
@@ -33,5 +35,7 @@ pub mod meta;
 pub mod peer;
 pub mod peer_storage;
 
+#[cfg(test)]
+mod sim_tests;
 #[cfg(test)]
 mod tests;
