@@ -86,6 +86,10 @@ pub enum RaftstoreError {
     /// The command's term is over, or another entry took its log slot: it was not applied.
     #[error("stale command")]
     StaleCommand,
+    /// The command may or may not have been applied (a snapshot replaced the log it was in);
+    /// the client must read to find out, or retry only if the command is idempotent.
+    #[error("the command's outcome is unknown")]
+    Undetermined,
     #[error("command for store {requested}, this is store {actual}")]
     StoreNotMatch { requested: u64, actual: u64 },
     #[error("command for peer {requested}, this is peer {actual}")]
@@ -95,6 +99,9 @@ pub enum RaftstoreError {
     InvalidCommand(String),
     #[error("storage: {0}")]
     Storage(String),
+    /// A snapshot from the leader could not be applied.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
 }
 
 impl From<StorageError> for RaftstoreError {

@@ -14,6 +14,8 @@
 //!   raft core reads through its `Storage` trait;
 //! - [`cmd`]: the commands a region replicates (writes, log compaction), their encoding, and
 //!   the store's typed refusals (not leader, epoch not match, key not in region, stale command);
+//! - [`snap`]: region snapshots (the region and its data) for followers behind a compacted
+//!   log;
 //! - [`peer`]: `RegionPeer`, one replica driving its raft group: proposal checks, persisting
 //!   the log before sending, applying commands with the applied index in one batch, and
 //!   answering each proposal only when its own entry applies.
@@ -26,14 +28,16 @@
 //!
 //! - No `Store`, router, transport or ticker drives peers yet, and the node does not use this
 //!   layer: today's server still writes through the single-node group-commit sink.
-//! - `PeerStorage::snapshot` answers "temporarily unavailable" until the region worker that
-//!   generates snapshots exists; membership changes and splits are not proposed yet.
+//! - Snapshots (`snap`) are built in memory when the raft core asks and travel inside the raft
+//!   message: no region worker, no chunking yet. Membership changes and splits are not
+//!   proposed yet.
 
 pub mod cmd;
 pub mod keys;
 pub mod meta;
 pub mod peer;
 pub mod peer_storage;
+pub mod snap;
 
 #[cfg(test)]
 mod sim_tests;

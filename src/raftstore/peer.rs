@@ -13,12 +13,14 @@
 //!
 //! A proposal is answered `Ok` only when its entry (same index, same term) is applied; that
 //! entry was committed, so it is on a majority's fsync'd logs. A proposal whose log slot went to
-//! another entry is answered [`RaftstoreError::StaleCommand`]: it was never applied.
+//! another entry is answered [`RaftstoreError::StaleCommand`]: it was never applied. One that a
+//! snapshot from a newer leader jumped over is answered [`RaftstoreError::Undetermined`]: the
+//! snapshot holds its effects or not, and does not say which.
 //!
 //! ## Caveats
 //!
-//! - Snapshots are not generated yet, so a follower that falls behind a compacted log stays
-//!   behind; nothing compacts the log on its own yet (only an explicit `CompactLog` command).
+//! - Snapshots are built inline when the core asks (see `snap.rs`), not by a region worker;
+//!   nothing compacts the log on its own yet (only an explicit `CompactLog` command).
 //! - Membership changes and splits are not proposed yet; the region's peers are fixed.
 
 use std::collections::VecDeque;
@@ -161,6 +163,18 @@ impl<E: Engine> RegionPeer<E> {
         self.raft.transfer_leader(peer_id);
     }
 
+    /// Tells the core how sending a snapshot to `peer_id` ended. Until it hears, the leader
+    /// sends that peer nothing but heartbeats, so the transport must always report.
+    pub fn report_snapshot(&mut self, peer_id: u64, failed: bool) {
+        self.raft.report_snapshot(peer_id, failed);
+    }
+
+    /// Tells the core a message to `peer_id` could not be sent, so it probes instead of
+    /// streaming appends.
+    pub fn report_unreachable(&mut self, peer_id: u64) {
+        self.raft.report_unreachable(peer_id);
+    }
+
     /// Steps a message from another peer of the region.
     pub fn step(&mut self, message: Message) {
         // Errors here are messages from peers the core does not know; dropping them is safe.
@@ -271,14 +285,14 @@ impl<E: Engine> RegionPeer<E> {
             return Ok(Vec::new());
         }
         let mut ready = self.raft.ready();
-        assert!(
-            ready.snapshot.is_none(),
-            "region {}: received a snapshot, but no peer generates them yet",
-            self.region().id
-        );
 
         let mut batch = WriteBatch::new();
         let storage = &mut self.raft.raft.raft_log.store;
+        if let Some(snapshot) = &ready.snapshot {
+            storage
+                .apply_snapshot(snapshot, &mut batch)
+                .map_err(|e| RaftstoreError::Snapshot(e.to_string()))?;
+        }
         storage.append(&ready.entries, &mut batch);
         if let Some(hard_state) = ready.hard_state {
             storage.set_hard_state(hard_state, &mut batch);
@@ -309,7 +323,14 @@ impl<E: Engine> RegionPeer<E> {
             // gives the same state.
             self.engine.write(&batch, WriteOptions::NO_SYNC)?;
         }
+        let snapshot_point = ready
+            .snapshot
+            .as_ref()
+            .map(|s| (s.metadata.index, s.metadata.term));
         self.raft.advance(ready);
+        if let Some((index, term)) = snapshot_point {
+            self.settle_covered_by_snapshot(index, term);
+        }
         for (index, term, result) in answers {
             self.answer(index, term, result);
         }
@@ -344,6 +365,21 @@ impl<E: Engine> RegionPeer<E> {
                 }
                 Ok(CommandResponse::Admin)
             }
+        }
+    }
+
+    /// Settles the proposals a snapshot through `(index, term)` covers. Their entries were
+    /// applied or not on the leader, and the snapshot does not say which, except that a
+    /// proposal from a later term than the snapshot's last entry cannot be in it.
+    fn settle_covered_by_snapshot(&mut self, index: u64, term: u64) {
+        while self.proposals.front().is_some_and(|p| p.index <= index) {
+            let proposal = self.proposals.pop_front().expect("checked");
+            let outcome = if proposal.term > term {
+                RaftstoreError::StaleCommand
+            } else {
+                RaftstoreError::Undetermined
+            };
+            (proposal.callback)(Err(outcome));
         }
     }
 

@@ -19,7 +19,8 @@ use super::keys::{
 use super::meta::{
     DecodeError, PeerState, RaftApplyState, RaftLocalState, Region, RegionLocalState, TruncatedState,
 };
-use crate::raft::message::Snapshot;
+use super::snap::{DATA_CFS, SnapshotData, region_bounds};
+use crate::raft::message::{Snapshot, SnapshotMetadata};
 use crate::raft::storage::{RaftState, Storage, StorageError as RaftStorageError, limit_size};
 use crate::raft::{ConfState, Entry, HardState};
 use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, StorageError, WriteBatch};
@@ -206,6 +207,56 @@ impl<E: Engine> PeerStorage<E> {
         );
     }
 
+    /// Replaces this peer's data and log with `snapshot` (TinyKV's `ApplySnapshot`): the data
+    /// of the old and new ranges is cleared and the snapshot's written, the log is dropped, and
+    /// the states move to the snapshot's index, all in `batch`.
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot, batch: &mut WriteBatch) -> Result<(), DecodeError> {
+        let data = SnapshotData::decode(&snapshot.data)?;
+        if data.region.id != self.region.id {
+            return Err(DecodeError {
+                what: "region snapshot",
+                detail: format!("for region {}, not {}", data.region.id, self.region.id),
+            });
+        }
+        let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+        let engine = self.engine.snapshot();
+        let mut ranges = vec![&data.region];
+        if self.is_initialized() {
+            ranges.push(&self.region);
+        }
+        for region in ranges {
+            for cf in DATA_CFS {
+                for item in engine.iter(cf, region_bounds(region)) {
+                    let (key, _) = item.expect("reading region data from the engine");
+                    batch.delete(cf, key);
+                }
+            }
+        }
+        let (start, end) = raft_log_range(self.region.id);
+        batch.delete_range(Cf::Raft, start, end);
+        for (cf, key, value) in &data.pairs {
+            batch.put(*cf, key.clone(), value.clone());
+        }
+
+        self.raft_state.last_index = index;
+        self.raft_state.last_term = term;
+        self.raft_state.hard_state.commit = self.raft_state.hard_state.commit.max(index);
+        self.apply_state = RaftApplyState {
+            applied_index: index,
+            truncated: TruncatedState { index, term },
+        };
+        self.region = data.region;
+        let region_state = RegionLocalState {
+            state: PeerState::Normal,
+            region: self.region.clone(),
+        };
+        let id = self.region.id;
+        batch.put(Cf::Raft, raft_state_key(id), self.raft_state.encode());
+        batch.put(Cf::Raft, apply_state_key(id), self.apply_state.encode());
+        batch.put(Cf::Raft, region_state_key(id), region_state.encode());
+        Ok(())
+    }
+
     /// Deletes everything this peer stored: log, raft, apply and region states.
     pub fn clear_meta(&mut self, batch: &mut WriteBatch) {
         let (start, end) = raft_log_range(self.region.id);
@@ -285,9 +336,42 @@ impl<E: Engine> Storage for PeerStorage<E> {
         Ok(self.raft_state.last_index)
     }
 
+    /// The region as of the last applied entry: its data, read from one engine snapshot
+    /// together with the apply state it matches (they are written in the same batches).
     fn snapshot(&self, _request_index: u64) -> Result<Snapshot, RaftStorageError> {
-        // Generating snapshots is the region worker's job, which does not exist yet.
-        Err(RaftStorageError::SnapshotTemporarilyUnavailable)
+        if !self.is_initialized() {
+            return Err(RaftStorageError::SnapshotTemporarilyUnavailable);
+        }
+        let id = self.region.id;
+        let snap = self.engine.snapshot();
+        let load = |key: Vec<u8>| {
+            snap.get(Cf::Raft, &key)
+                .expect("reading peer state from the engine")
+                .unwrap_or_else(|| panic!("region {id}: state missing from the engine"))
+        };
+        let apply_state = RaftApplyState::decode(&load(apply_state_key(id))).expect("apply state");
+        let region_state = RegionLocalState::decode(&load(region_state_key(id))).expect("region state");
+        if region_state.state != PeerState::Normal {
+            return Err(RaftStorageError::SnapshotTemporarilyUnavailable);
+        }
+        let index = apply_state.applied_index;
+        let term = if index == apply_state.truncated.index {
+            apply_state.truncated.term
+        } else {
+            decode_entry(&load(raft_log_key(id, index)))
+                .expect("a raft log entry written by this store")
+                .term
+        };
+        let data =
+            SnapshotData::read(&snap, &region_state.region).expect("reading region data from the engine");
+        Ok(Snapshot {
+            metadata: SnapshotMetadata {
+                index,
+                term,
+                conf_state: ConfState::new(region_state.region.peers.iter().map(|p| p.id).collect()),
+            },
+            data: data.encode(),
+        })
     }
 }
 

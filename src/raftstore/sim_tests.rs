@@ -1,6 +1,6 @@
 //! Seeded chaos for one region on three stores: messages dropped, duplicated and reordered,
-//! partitions, and stores crashed and restarted with every write they had not synced thrown
-//! away. At the end the network heals and every store must hold exactly the acknowledged
+//! partitions, log compaction (so lagging peers need snapshots), and stores crashed and
+//! restarted with every write they had not synced thrown away. At the end the network heals and every store must hold exactly the acknowledged
 //! writes that applied, and nothing that was answered as stale or refused.
 //!
 //! `RAFTSTORE_SIM_SEEDS=n` runs n seeds (default 200); `RAFTSTORE_SIM_SEED=s` replays one.
@@ -8,11 +8,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use super::cmd::{CommandBody, CommandHeader, CommandResult, Mutation, RaftCommand};
+use super::cmd::{
+    AdminCommand, CommandBody, CommandHeader, CommandResult, Mutation, RaftCommand, RaftstoreError,
+};
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::{PeerOptions, RegionPeer};
 use super::peer_storage::PeerStorage;
 use crate::raft::Message;
+use crate::raft::Storage as _;
 use crate::storage::{
     Cf, Engine, IterOptions, MemoryEngine, Result as StorageResult, Snapshot as _, WriteBatch, WriteOptions,
 };
@@ -124,6 +127,7 @@ struct Sim {
     proposals: Vec<(Vec<u8>, Vec<u8>, Slot)>,
     restarts: u64,
     crashes: u64,
+    snapshots_delivered: u64,
 }
 
 /// What a run exercised, so the test can insist the chaos happened.
@@ -133,6 +137,7 @@ struct Tally {
     refused: u64,
     unanswered: u64,
     crashes: u64,
+    snapshots: u64,
 }
 
 impl Sim {
@@ -159,6 +164,7 @@ impl Sim {
             proposals: Vec::new(),
             restarts: 0,
             crashes: 0,
+            snapshots_delivered: 0,
         };
         sim.peers = (1..=STORES).map(|id| Some(sim.open(id))).collect();
         sim
@@ -183,21 +189,40 @@ impl Sim {
                 messages.swap(i, j);
             }
         }
+        // Like a real transport, tell the sender how each snapshot went.
+        let mut snapshot_reports = Vec::new();
         for m in messages {
-            if self.isolated.contains(&m.from) || self.isolated.contains(&m.to) {
-                continue;
+            let (from, to, is_snapshot) = (m.from, m.to, m.snapshot.is_some());
+            let delivered = self.deliver(m, lossy);
+            if is_snapshot {
+                self.snapshots_delivered += u64::from(delivered);
+                snapshot_reports.push((from, to, !delivered));
             }
-            if lossy && self.rng.chance(10) {
-                continue;
-            }
-            let Some(peer) = self.peers[(m.to - 1) as usize].as_mut() else {
-                continue;
-            };
-            if lossy && self.rng.chance(5) {
-                peer.step(m.clone());
-            }
-            peer.step(m);
         }
+        for (from, to, failed) in snapshot_reports {
+            if let Some(sender) = self.peers[(from - 1) as usize].as_mut() {
+                sender.report_snapshot(to, failed);
+            }
+        }
+    }
+
+    /// Delivers `m` unless the network or a crash loses it; says whether it arrived.
+    fn deliver(&mut self, m: Message, lossy: bool) -> bool {
+        if self.isolated.contains(&m.from) || self.isolated.contains(&m.to) {
+            return false;
+        }
+        if lossy && self.rng.chance(10) {
+            return false;
+        }
+        let duplicate = lossy && self.rng.chance(5);
+        let Some(peer) = self.peers[(m.to - 1) as usize].as_mut() else {
+            return false;
+        };
+        if duplicate {
+            peer.step(m.clone());
+        }
+        peer.step(m);
+        true
     }
 
     fn propose(&mut self, n: u64) {
@@ -236,6 +261,26 @@ impl Sim {
         self.proposals.push((key, value, slot));
     }
 
+    /// Has a leader compact its log through what it applied, so lagging and restarted peers
+    /// need snapshots.
+    fn compact_log(&mut self) {
+        let Some(peer) = self.peers.iter_mut().flatten().find(|p| p.is_leader()) else {
+            return;
+        };
+        let index = peer.applied_index();
+        let Ok(term) = peer.storage().term(index) else {
+            return;
+        };
+        let header = CommandHeader {
+            region_id: REGION,
+            peer: peer.peer(),
+            epoch: peer.region().epoch,
+            term: peer.term(),
+        };
+        let body = CommandBody::Admin(AdminCommand::CompactLog { index, term });
+        peer.propose(RaftCommand { header, body }, Box::new(|_| {}));
+    }
+
     fn step(&mut self, n: u64) {
         let roll = self.rng.below(100);
         if roll < 40 {
@@ -262,7 +307,9 @@ impl Sim {
                 let peer = self.open(id);
                 self.peers[(id - 1) as usize] = Some(peer);
             }
-        } else if roll < 91 {
+        } else if roll < 93 {
+            self.compact_log();
+        } else if roll < 96 {
             self.isolated.clear();
             if self.rng.chance(50) {
                 self.isolated.insert(self.rng.below(STORES) + 1);
@@ -335,6 +382,7 @@ fn run(seed: u64) -> Tally {
     }
     let mut tally = Tally {
         crashes: sim.crashes,
+        snapshots: sim.snapshots_delivered,
         ..Tally::default()
     };
     for (key, value, slot) in &sim.proposals {
@@ -348,6 +396,8 @@ fn run(seed: u64) -> Tally {
                     String::from_utf8_lossy(key)
                 );
             }
+            // Unanswered (its peer crashed first) or undetermined: either outcome is fine.
+            None | Some(Err(RaftstoreError::Undetermined)) => tally.unanswered += 1,
             Some(Err(e)) => {
                 tally.refused += 1;
                 assert!(
@@ -356,8 +406,6 @@ fn run(seed: u64) -> Tally {
                     String::from_utf8_lossy(key)
                 );
             }
-            // Unanswered (its peer crashed first): either outcome is fine.
-            None => tally.unanswered += 1,
         }
     }
     let last = &sim.proposals.last().unwrap().2;
@@ -389,11 +437,12 @@ fn seeded_chaos_keeps_every_acknowledged_write_and_nothing_else() {
         total.refused += tally.refused;
         total.unanswered += tally.unanswered;
         total.crashes += tally.crashes;
+        total.snapshots += tally.snapshots;
     }
     eprintln!("all seeds: {total:?}");
     // The runs must have met what they are meant to survive.
     assert!(
-        total.crashes > 0 && total.refused > 0 && total.unanswered > 0,
+        total.crashes > 0 && total.refused > 0 && total.unanswered > 0 && total.snapshots > 0,
         "{total:?}"
     );
 }

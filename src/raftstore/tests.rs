@@ -73,12 +73,25 @@ impl Group {
             if messages.is_empty() {
                 return;
             }
+            let mut snapshot_reports = Vec::new();
             for m in messages {
-                if self.cut.contains(&m.from) || self.cut.contains(&m.to) {
-                    continue;
+                let (from, to) = (m.from, m.to);
+                let is_snapshot = m.snapshot.is_some();
+                let target = self.peers[(to - 1) as usize].as_mut();
+                let delivered = match target {
+                    Some(peer) if !self.cut.contains(&from) && !self.cut.contains(&to) => {
+                        peer.step(m);
+                        true
+                    }
+                    _ => false,
+                };
+                if is_snapshot {
+                    snapshot_reports.push((from, to, !delivered));
                 }
-                if let Some(peer) = self.peers[(m.to - 1) as usize].as_mut() {
-                    peer.step(m);
+            }
+            for (from, to, failed) in snapshot_reports {
+                if let Some(sender) = self.peers[(from - 1) as usize].as_mut() {
+                    sender.report_snapshot(to, failed);
                 }
             }
         }
@@ -349,4 +362,64 @@ fn compact_log_drops_applied_entries_on_every_replica() {
     group.tick(PeerOptions::default().heartbeat_tick);
     assert_eq!(outcome(&after), Some(Ok(CommandResponse::Written)));
     assert_eq!(group.value_on(2, b"after"), Some(b"y".to_vec()));
+}
+
+#[test]
+fn a_peer_behind_the_compacted_log_catches_up_from_a_snapshot() {
+    let mut group = Group::new(region(b"", b""));
+    group.elect(1);
+    let stale = group.put(1, b"gone-on-3", b"old");
+    group.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(outcome(&stale), Some(Ok(CommandResponse::Written)));
+
+    // Peer 3 goes down; the others write, delete, and compact the log past what 3 has.
+    group.peers[2] = None;
+    for i in 0..5 {
+        group.put(1, format!("k{i}").as_bytes(), b"x");
+    }
+    let header = group.header(1);
+    let delete = CommandBody::Write(vec![Mutation::Delete {
+        cf: Cf::Default,
+        key: b"gone-on-3".to_vec(),
+    }]);
+    group.propose(1, header, delete);
+    group.settle();
+    let applied = group.peer(1).applied_index();
+    let term = group.peer(1).storage().term(applied).unwrap();
+    let header = group.header(1);
+    let compact = group.propose(
+        1,
+        header,
+        CommandBody::Admin(AdminCommand::CompactLog { index: applied, term }),
+    );
+    group.settle();
+    assert_eq!(outcome(&compact), Some(Ok(CommandResponse::Admin)));
+    assert!(group.peer(1).storage().first_index().unwrap() > applied);
+
+    let restarted = group.open(3);
+    assert!(restarted.applied_index() < applied);
+    group.peers[2] = Some(restarted);
+    group.tick(PeerOptions::default().heartbeat_tick * 3);
+    let leader_applied = group.peer(1).applied_index();
+    let storage = group.peer(3).storage();
+    assert_eq!(storage.apply_state().applied_index, leader_applied);
+    assert!(
+        storage.apply_state().truncated.index >= applied,
+        "peer 3 took a snapshot instead of replaying the log"
+    );
+    for i in 0..5 {
+        assert_eq!(group.value_on(3, format!("k{i}").as_bytes()), Some(b"x".to_vec()));
+    }
+    assert_eq!(
+        group.value_on(3, b"gone-on-3"),
+        None,
+        "the snapshot replaced old data"
+    );
+
+    // Restarted again, peer 3 comes back from the snapshot's state, and keeps replicating.
+    group.peers[2] = Some(group.open(3));
+    let after = group.put(1, b"after", b"y");
+    group.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(outcome(&after), Some(Ok(CommandResponse::Written)));
+    assert_eq!(group.value_on(3, b"after"), Some(b"y".to_vec()));
 }
