@@ -55,6 +55,24 @@ pub fn region_state_key(region_id: u64) -> Vec<u8> {
     region_key(REGION_META_PREFIX, region_id, REGION_STATE_SUFFIX)
 }
 
+/// The keys of every region's state on this store: `[start, end)`.
+pub fn region_state_range() -> (Vec<u8>, Vec<u8>) {
+    (
+        vec![LOCAL_PREFIX, REGION_META_PREFIX],
+        vec![LOCAL_PREFIX, REGION_META_PREFIX + 1],
+    )
+}
+
+/// The region id of a region state key, or `None` for any other key.
+pub fn region_id_of_state_key(key: &[u8]) -> Option<u64> {
+    match key {
+        [LOCAL_PREFIX, REGION_META_PREFIX, id @ .., REGION_STATE_SUFFIX] if id.len() == 8 => {
+            Some(u64::from_be_bytes(id.try_into().expect("8 bytes")))
+        }
+        _ => None,
+    }
+}
+
 /// `type:u8 term:u64 index:u64 data_len:u32 data`.
 pub fn encode_entry(entry: &Entry) -> Vec<u8> {
     let mut out = Vec::with_capacity(21 + entry.data.len());
@@ -109,6 +127,10 @@ mod tests {
         assert!(start <= raft_log_key(7, 0) && raft_log_key(7, u64::MAX) < end);
         assert!(raft_log_key(7, 9) < raft_log_key(7, 10));
         assert!(raft_log_key(7, u64::MAX) < raft_state_key(7));
+        let (start, end) = region_state_range();
+        assert!(start < region_state_key(0) && region_state_key(u64::MAX) < end);
+        assert_eq!(region_id_of_state_key(&region_state_key(42)), Some(42));
+        assert_eq!(region_id_of_state_key(&raft_state_key(42)), None);
     }
 
     #[test]

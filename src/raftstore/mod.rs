@@ -18,16 +18,20 @@
 //!   log;
 //! - [`peer`]: `RegionPeer`, one replica driving its raft group: proposal checks, persisting
 //!   the log before sending, applying commands with the applied index in one batch, and
-//!   answering each proposal only when its own entry applies.
+//!   answering each proposal only when its own entry applies;
+//! - [`store`]: `Store`, every region peer of a node: loads its regions from the engine,
+//!   routes commands and raft messages (dropping those for peers it does not host), and sends
+//!   through a `Transport`, reporting unreachable stores and snapshot outcomes to the core.
 //!
 //! `tests.rs` runs one region on three in-memory stores with hand-delivered messages;
+//! `store_tests.rs` runs two regions on three `Store`s over an in-process transport;
 //! `sim_tests.rs` adds seeded chaos (loss, duplication, reordering, partitions, crashes that
 //! lose every unsynced write) and checks that exactly the acknowledged writes survive.
 //!
 //! ## Caveats
 //!
-//! - No `Store`, router, transport or ticker drives peers yet, and the node does not use this
-//!   layer: today's server still writes through the single-node group-commit sink.
+//! - No network transport or timer drives stores yet, and the node does not use this layer:
+//!   today's server still writes through the single-node group-commit sink.
 //! - Snapshots (`snap`) are built in memory when the raft core asks and travel inside the raft
 //!   message: no region worker, no chunking yet. Membership changes and splits are not
 //!   proposed yet.
@@ -38,8 +42,11 @@ pub mod meta;
 pub mod peer;
 pub mod peer_storage;
 pub mod snap;
+pub mod store;
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,214 @@
+//! `Store`: every region peer on one node, and the routing between them and the network.
+//!
+//! A store is synchronous and owns no threads: its driver calls [`Store::tick`] on a timer,
+//! [`Store::on_raft_message`] for each message from another store, [`Store::propose`] for each
+//! command, and [`Store::handle_readies`] after each batch of input, which persists, applies
+//! and sends through the [`Transport`]. The same code runs under the tokio driver and under the
+//! deterministic tests.
+//!
+//! Messages travel in a [`RaftMessage`] envelope naming the region and both peers, so a store
+//! can route them and drop the ones for peers it does not host.
+//!
+//! ## Caveats
+//!
+//! - A store only hosts regions whose state is on its engine (bootstrapped, or restarted):
+//!   creating a peer on the first message for an unknown region comes with membership changes.
+
+use std::collections::BTreeMap;
+
+use super::cmd::{RaftCommand, RaftstoreError};
+use super::keys::{region_id_of_state_key, region_state_range};
+use super::meta::{Peer, PeerState, Region, RegionEpoch, RegionLocalState};
+use super::peer::{Callback, PeerOptions, RegionPeer};
+use super::peer_storage::PeerStorage;
+use crate::raft::{Message, MessageType};
+use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, WriteBatch, WriteOptions};
+
+/// A raft message between two peers of a region, as stores exchange it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RaftMessage {
+    pub region_id: u64,
+    pub from_peer: Peer,
+    pub to_peer: Peer,
+    /// The sender's view of the region, for dropping messages from removed peers.
+    pub epoch: RegionEpoch,
+    pub message: Message,
+}
+
+/// The transport could not take a message (the other store is unreachable, or its queue is
+/// full).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot send to store {store_id}")]
+pub struct Unreachable {
+    pub store_id: u64,
+}
+
+/// How stores reach each other: the network in a cluster, a queue in tests.
+pub trait Transport {
+    /// Hands `message` over for delivery. `Ok` for a snapshot means it was delivered whole;
+    /// the store reports the snapshot finished to the raft core on `Ok` and failed on `Err`.
+    fn send(&mut self, message: RaftMessage) -> Result<(), Unreachable>;
+}
+
+pub struct Store<E: Engine + Clone, T: Transport> {
+    store_id: u64,
+    engine: E,
+    transport: T,
+    options: PeerOptions,
+    seed: u64,
+    peers: BTreeMap<u64, RegionPeer<E>>,
+}
+
+impl<E: Engine + Clone, T: Transport> Store<E, T> {
+    /// Writes the initial states of `region` to `engine` (synced): run on every store of a new
+    /// region's first peers before they open.
+    pub fn bootstrap_region(engine: &E, region: &Region) -> Result<(), RaftstoreError> {
+        let mut batch = WriteBatch::new();
+        PeerStorage::<E>::write_initial_states(region, &mut batch);
+        engine.write(&batch, WriteOptions::SYNC)?;
+        Ok(())
+    }
+
+    /// Opens the store: one peer for every live region whose state is on the engine. `seed`
+    /// varies the peers' election timeouts between stores.
+    pub fn open(
+        store_id: u64,
+        engine: E,
+        transport: T,
+        options: PeerOptions,
+        seed: u64,
+    ) -> Result<Self, RaftstoreError> {
+        let (start, end) = region_state_range();
+        let snapshot = engine.snapshot();
+        let mut peers = BTreeMap::new();
+        for item in snapshot.iter(Cf::Raft, IterOptions::range(start, end)) {
+            let (key, value) = item?;
+            let Some(region_id) = region_id_of_state_key(&key) else {
+                continue;
+            };
+            let state =
+                RegionLocalState::decode(&value).map_err(|e| RaftstoreError::Storage(e.to_string()))?;
+            if state.state == PeerState::Tombstone || state.region.peer_on_store(store_id).is_none() {
+                continue;
+            }
+            let peer = RegionPeer::open(
+                store_id,
+                engine.clone(),
+                region_id,
+                options,
+                seed.wrapping_mul(31).wrapping_add(region_id),
+            )?;
+            peers.insert(region_id, peer);
+        }
+        Ok(Store {
+            store_id,
+            engine,
+            transport,
+            options,
+            seed,
+            peers,
+        })
+    }
+
+    pub fn store_id(&self) -> u64 {
+        self.store_id
+    }
+
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    pub fn options(&self) -> PeerOptions {
+        self.options
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn region_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.peers.keys().copied()
+    }
+
+    pub fn peer(&self, region_id: u64) -> Option<&RegionPeer<E>> {
+        self.peers.get(&region_id)
+    }
+
+    pub fn peer_mut(&mut self, region_id: u64) -> Option<&mut RegionPeer<E>> {
+        self.peers.get_mut(&region_id)
+    }
+
+    pub fn tick(&mut self) {
+        for peer in self.peers.values_mut() {
+            peer.tick();
+        }
+    }
+
+    /// Routes `command` to its region's peer here; the callback hears the outcome.
+    pub fn propose(&mut self, command: RaftCommand, callback: Callback) {
+        match self.peers.get_mut(&command.header.region_id) {
+            Some(peer) => peer.propose(command, callback),
+            None => callback(Err(RaftstoreError::RegionNotFound(command.header.region_id))),
+        }
+    }
+
+    /// Steps a message from another store into the peer it is for. Messages for another
+    /// store, an unknown region or another peer id (a removed or replaced peer) are dropped:
+    /// raft tolerates loss, and the sender retries.
+    pub fn on_raft_message(&mut self, message: RaftMessage) {
+        if message.to_peer.store_id != self.store_id {
+            tracing::debug!(to = ?message.to_peer, store = self.store_id, "raft message for another store");
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&message.region_id) else {
+            tracing::debug!(
+                region = message.region_id,
+                "raft message for a region not on this store"
+            );
+            return;
+        };
+        if peer.peer().id != message.to_peer.id || message.message.to != message.to_peer.id {
+            tracing::debug!(region = message.region_id, to = ?message.to_peer, "raft message for another peer");
+            return;
+        }
+        peer.step(message.message);
+    }
+
+    /// Handles every peer's ready: persist, send, apply, answer. A storage error is fatal
+    /// to the store and is returned; the store must not be used afterwards.
+    pub fn handle_readies(&mut self) -> Result<(), RaftstoreError> {
+        for (&region_id, peer) in self.peers.iter_mut() {
+            let messages = peer.handle_ready()?;
+            if messages.is_empty() {
+                continue;
+            }
+            let region = peer.region();
+            let (from_peer, epoch) = (peer.peer(), region.epoch);
+            let targets: Vec<Option<Peer>> = messages
+                .iter()
+                .map(|m| region.peers.iter().copied().find(|p| p.id == m.to))
+                .collect();
+            for (message, to_peer) in messages.into_iter().zip(targets) {
+                let Some(to_peer) = to_peer else {
+                    tracing::debug!(region = region_id, to = message.to, "no store known for peer");
+                    continue;
+                };
+                let is_snapshot = message.msg_type == MessageType::Snapshot;
+                let sent = self.transport.send(RaftMessage {
+                    region_id,
+                    from_peer,
+                    to_peer,
+                    epoch,
+                    message,
+                });
+                match (sent, is_snapshot) {
+                    (Ok(()), true) => peer.report_snapshot(to_peer.id, false),
+                    (Ok(()), false) => {}
+                    (Err(_), true) => peer.report_snapshot(to_peer.id, true),
+                    (Err(_), false) => peer.report_unreachable(to_peer.id),
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Three `Store`s on in-memory engines, joined by an in-process transport: two regions elect
+//! their own leaders and replicate independently, routing drops what is not for a store, and a
+//! store reopened on its engine finds its regions again.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use super::cmd::{
+    CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand, RaftstoreError,
+};
+use super::meta::{Peer, Region, RegionEpoch};
+use super::peer::PeerOptions;
+use super::store::{RaftMessage, Store, Transport, Unreachable};
+use crate::storage::{Cf, Engine, MemoryEngine};
+
+type Queue = Arc<Mutex<VecDeque<RaftMessage>>>;
+
+/// Queues every message on one shared queue; stores in `down` are unreachable.
+struct QueueTransport {
+    queue: Queue,
+    down: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl Transport for QueueTransport {
+    fn send(&mut self, message: RaftMessage) -> Result<(), Unreachable> {
+        let store_id = message.to_peer.store_id;
+        if self.down.lock().unwrap().contains(&store_id) {
+            return Err(Unreachable { store_id });
+        }
+        self.queue.lock().unwrap().push_back(message);
+        Ok(())
+    }
+}
+
+struct Cluster {
+    engines: Vec<MemoryEngine>,
+    stores: Vec<Option<Store<MemoryEngine, QueueTransport>>>,
+    queue: Queue,
+    down: Arc<Mutex<HashSet<u64>>>,
+}
+
+fn region(id: u64, start: &[u8], end: &[u8]) -> Region {
+    Region {
+        id,
+        start_key: start.to_vec(),
+        end_key: end.to_vec(),
+        epoch: RegionEpoch::INITIAL,
+        // Peer ids are unique across regions: region r's peer on store s is 10 * r + s.
+        peers: (1..=3)
+            .map(|s| Peer {
+                id: 10 * id + s,
+                store_id: s,
+            })
+            .collect(),
+    }
+}
+
+impl Cluster {
+    /// Regions 1 (`[.., "m")`) and 2 (`["m", ..)`) on three stores.
+    fn new() -> Cluster {
+        let engines: Vec<MemoryEngine> = (0..3).map(|_| MemoryEngine::new()).collect();
+        for engine in &engines {
+            for r in [region(1, b"", b"m"), region(2, b"m", b"")] {
+                Store::<MemoryEngine, QueueTransport>::bootstrap_region(engine, &r).unwrap();
+            }
+        }
+        let mut cluster = Cluster {
+            engines,
+            stores: Vec::new(),
+            queue: Queue::default(),
+            down: Arc::default(),
+        };
+        cluster.stores = (1..=3).map(|s| Some(cluster.open(s))).collect();
+        cluster
+    }
+
+    fn open(&self, store_id: u64) -> Store<MemoryEngine, QueueTransport> {
+        let transport = QueueTransport {
+            queue: self.queue.clone(),
+            down: self.down.clone(),
+        };
+        let engine = self.engines[(store_id - 1) as usize].clone();
+        Store::open(store_id, engine, transport, PeerOptions::default(), store_id).unwrap()
+    }
+
+    fn store(&mut self, store_id: u64) -> &mut Store<MemoryEngine, QueueTransport> {
+        self.stores[(store_id - 1) as usize]
+            .as_mut()
+            .expect("store is up")
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            for store in self.stores.iter_mut().flatten() {
+                store.handle_readies().unwrap();
+            }
+            let messages: Vec<RaftMessage> = self.queue.lock().unwrap().drain(..).collect();
+            if messages.is_empty() {
+                return;
+            }
+            for m in messages {
+                if let Some(store) = self.stores[(m.to_peer.store_id - 1) as usize].as_mut() {
+                    store.on_raft_message(m);
+                }
+            }
+        }
+        panic!("the cluster never settled");
+    }
+
+    fn tick(&mut self, ticks: usize) {
+        for _ in 0..ticks {
+            for store in self.stores.iter_mut().flatten() {
+                store.tick();
+            }
+            self.settle();
+        }
+    }
+
+    fn leader_of(&self, region_id: u64) -> Option<u64> {
+        self.stores
+            .iter()
+            .flatten()
+            .find(|s| s.peer(region_id).is_some_and(|p| p.is_leader()))
+            .map(|s| s.store_id())
+    }
+
+    fn put(
+        &mut self,
+        store_id: u64,
+        region_id: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> Arc<Mutex<Option<CommandResult>>> {
+        let store = self.store(store_id);
+        let header = match store.peer(region_id) {
+            Some(peer) => CommandHeader {
+                region_id,
+                peer: peer.peer(),
+                epoch: peer.region().epoch,
+                term: peer.term(),
+            },
+            None => CommandHeader {
+                region_id,
+                peer: Peer { id: 0, store_id },
+                ..CommandHeader::default()
+            },
+        };
+        let slot = Arc::new(Mutex::new(None));
+        let answer = slot.clone();
+        let body = CommandBody::Write(vec![Mutation::Put {
+            cf: Cf::Default,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }]);
+        store.propose(
+            RaftCommand { header, body },
+            Box::new(move |result| *answer.lock().unwrap() = Some(result)),
+        );
+        slot
+    }
+
+    fn value_on(&self, store_id: u64, key: &[u8]) -> Option<Vec<u8>> {
+        self.engines[(store_id - 1) as usize]
+            .get(Cf::Default, key)
+            .unwrap()
+    }
+}
+
+#[test]
+fn each_region_elects_its_own_leader_and_replicates_its_own_keys() {
+    let mut cluster = Cluster::new();
+    assert_eq!(cluster.store(1).region_ids().collect::<Vec<_>>(), vec![1, 2]);
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader_1 = cluster.leader_of(1).expect("region 1 has a leader");
+    let leader_2 = cluster.leader_of(2).expect("region 2 has a leader");
+
+    let a = cluster.put(leader_1, 1, b"apple", b"1");
+    let z = cluster.put(leader_2, 2, b"zebra", b"2");
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(a.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    assert_eq!(z.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    for store in 1..=3 {
+        assert_eq!(cluster.value_on(store, b"apple"), Some(b"1".to_vec()));
+        assert_eq!(cluster.value_on(store, b"zebra"), Some(b"2".to_vec()));
+    }
+
+    // A key routed to the wrong region is refused by that region.
+    let wrong = cluster.put(leader_1, 1, b"zoo", b"3");
+    assert!(matches!(
+        wrong.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::KeyNotInRegion { region_id: 1, .. }))
+    ));
+    let unknown = cluster.put(1, 9, b"k", b"v");
+    assert_eq!(
+        unknown.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::RegionNotFound(9)))
+    );
+}
+
+#[test]
+fn messages_not_for_a_store_are_dropped() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(1).unwrap();
+    let follower = (1..=3).find(|&s| s != leader).unwrap();
+    let term = cluster.store(follower).peer(1).unwrap().term();
+    // A heartbeat from a later term moves the receiver to that term if it is stepped.
+    let mut beat = crate::raft::Message::new(crate::raft::MessageType::Heartbeat, 10 + leader, 10 + follower);
+    beat.term = term + 10;
+    let envelope = |region_id, to_peer| RaftMessage {
+        region_id,
+        from_peer: Peer {
+            id: 10 + leader,
+            store_id: leader,
+        },
+        to_peer,
+        epoch: RegionEpoch::INITIAL,
+        message: beat.clone(),
+    };
+    let store = cluster.store(follower);
+    // Another store's peer, an unknown region, another peer id of this region.
+    store.on_raft_message(envelope(
+        1,
+        Peer {
+            id: 10 + follower,
+            store_id: 9,
+        },
+    ));
+    store.on_raft_message(envelope(
+        7,
+        Peer {
+            id: 10 + follower,
+            store_id: follower,
+        },
+    ));
+    store.on_raft_message(envelope(
+        1,
+        Peer {
+            id: 99,
+            store_id: follower,
+        },
+    ));
+    assert_eq!(cluster.store(follower).peer(1).unwrap().term(), term);
+    // The same message, addressed right, is stepped.
+    let store = cluster.store(follower);
+    store.on_raft_message(envelope(
+        1,
+        Peer {
+            id: 10 + follower,
+            store_id: follower,
+        },
+    ));
+    assert_eq!(cluster.store(follower).peer(1).unwrap().term(), term + 10);
+}
+
+#[test]
+fn a_reopened_store_finds_its_regions_and_catches_up() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(2).unwrap();
+    let restarted = (1..=3).find(|&s| s != leader).unwrap();
+
+    cluster.stores[(restarted - 1) as usize] = None;
+    cluster.down.lock().unwrap().insert(restarted);
+    let written = cluster.put(leader, 2, b"while-down", b"x");
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(
+        written.lock().unwrap().clone(),
+        Some(Ok(CommandResponse::Written))
+    );
+    assert_eq!(cluster.value_on(restarted, b"while-down"), None);
+
+    cluster.down.lock().unwrap().clear();
+    let store = cluster.open(restarted);
+    assert_eq!(store.region_ids().collect::<Vec<_>>(), vec![1, 2]);
+    cluster.stores[(restarted - 1) as usize] = Some(store);
+    cluster.tick(PeerOptions::default().heartbeat_tick * 3);
+    assert_eq!(cluster.value_on(restarted, b"while-down"), Some(b"x".to_vec()));
+}
