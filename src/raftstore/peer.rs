@@ -19,8 +19,10 @@
 //!
 //! ## Caveats
 //!
-//! - Snapshots are built inline when the core asks (see `snap.rs`), not by a region worker;
-//!   nothing compacts the log on its own yet (only an explicit `CompactLog` command).
+//! - Snapshots are built inline when the core asks (see `snap.rs`), not by a region worker.
+//!   The leader proposes `CompactLog` every `raft_log_gc_tick_interval` ticks once
+//!   `raft_log_gc_count_limit` applied entries are in the log; entries are deleted in the
+//!   apply batch, not by a background worker.
 //! - Membership changes and splits are not proposed yet; the region's peers are fixed.
 
 use std::collections::VecDeque;
@@ -44,6 +46,10 @@ pub struct PeerOptions {
     pub heartbeat_tick: usize,
     pub max_size_per_msg: u64,
     pub max_inflight_msgs: usize,
+    /// How often (in ticks) a leader considers compacting its region's log.
+    pub raft_log_gc_tick_interval: usize,
+    /// A leader compacts the log once this many applied entries are still in it.
+    pub raft_log_gc_count_limit: u64,
 }
 
 impl Default for PeerOptions {
@@ -53,6 +59,8 @@ impl Default for PeerOptions {
             heartbeat_tick: 2,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            raft_log_gc_tick_interval: 100,
+            raft_log_gc_count_limit: 10_000,
         }
     }
 }
@@ -70,6 +78,8 @@ pub struct RegionPeer<E: Engine> {
     raft: RawNode<PeerStorage<E>>,
     /// Waiting proposals, in strictly increasing index order.
     proposals: VecDeque<Proposal>,
+    options: PeerOptions,
+    ticks_since_log_gc: usize,
 }
 
 fn storage_error(e: PeerStorageError) -> RaftstoreError {
@@ -113,6 +123,8 @@ impl<E: Engine + Clone> RegionPeer<E> {
             engine,
             raft,
             proposals: VecDeque::new(),
+            options,
+            ticks_since_log_gc: 0,
         })
     }
 }
@@ -150,6 +162,46 @@ impl<E: Engine> RegionPeer<E> {
 
     pub fn tick(&mut self) {
         self.raft.tick();
+        self.ticks_since_log_gc += 1;
+        if self.ticks_since_log_gc >= self.options.raft_log_gc_tick_interval {
+            self.ticks_since_log_gc = 0;
+            self.maybe_compact_log();
+        }
+    }
+
+    /// On the leader: proposes compacting the log through the applied index once enough
+    /// applied entries pile up. Followers compact when they apply the command; one that
+    /// later needs the dropped entries gets a snapshot.
+    fn maybe_compact_log(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let applied = self.applied_index();
+        let truncated = self.storage().apply_state().truncated.index;
+        if applied - truncated < self.options.raft_log_gc_count_limit {
+            return;
+        }
+        let Ok(term) = self.raft.raft.raft_log.term(applied) else {
+            return;
+        };
+        let command = RaftCommand {
+            header: CommandHeader {
+                region_id: self.region().id,
+                peer: self.me,
+                epoch: self.region().epoch,
+                term: self.term(),
+            },
+            body: CommandBody::Admin(AdminCommand::CompactLog { index: applied, term }),
+        };
+        let region_id = self.region().id;
+        self.propose(
+            command,
+            Box::new(move |result| {
+                if let Err(e) = result {
+                    tracing::debug!(region = region_id, "log compaction not applied: {e}");
+                }
+            }),
+        );
     }
 
     /// Starts an election now instead of waiting for the timeout.

@@ -1,5 +1,5 @@
 //! Seeded chaos for one region on three stores: messages dropped, duplicated and reordered,
-//! partitions, log compaction (so lagging peers need snapshots), and stores crashed and
+//! partitions, log compaction (explicit and automatic, so lagging peers need snapshots), and stores crashed and
 //! restarted with every write they had not synced thrown away. At the end the network heals and every store must hold exactly the acknowledged
 //! writes that applied, and nothing that was answered as stale or refused.
 //!
@@ -174,7 +174,12 @@ impl Sim {
         self.restarts += 1;
         let engine = self.engines[(id - 1) as usize].clone();
         let seed = self.rng.next() ^ self.restarts;
-        RegionPeer::open(id, engine, REGION, PeerOptions::default(), seed).unwrap()
+        let options = PeerOptions {
+            raft_log_gc_tick_interval: 8,
+            raft_log_gc_count_limit: 30,
+            ..PeerOptions::default()
+        };
+        RegionPeer::open(id, engine, REGION, options, seed).unwrap()
     }
 
     fn pump(&mut self, lossy: bool) {

@@ -35,6 +35,7 @@ struct Group {
     peers: Vec<Option<RegionPeer<MemoryEngine>>>,
     /// Peers whose messages, in and out, are dropped.
     cut: HashSet<u64>,
+    options: PeerOptions,
 }
 
 impl Group {
@@ -49,6 +50,7 @@ impl Group {
             engines,
             peers: Vec::new(),
             cut: HashSet::new(),
+            options: PeerOptions::default(),
         };
         group.peers = (1..=3).map(|id| Some(group.open(id))).collect();
         group
@@ -56,7 +58,7 @@ impl Group {
 
     fn open(&self, id: u64) -> RegionPeer<MemoryEngine> {
         let engine = self.engines[(id - 1) as usize].clone();
-        RegionPeer::open(id, engine, REGION, PeerOptions::default(), 1000 + id).unwrap()
+        RegionPeer::open(id, engine, REGION, self.options, 1000 + id).unwrap()
     }
 
     fn peer(&mut self, id: u64) -> &mut RegionPeer<MemoryEngine> {
@@ -422,4 +424,38 @@ fn a_peer_behind_the_compacted_log_catches_up_from_a_snapshot() {
     group.tick(PeerOptions::default().heartbeat_tick);
     assert_eq!(outcome(&after), Some(Ok(CommandResponse::Written)));
     assert_eq!(group.value_on(3, b"after"), Some(b"y".to_vec()));
+}
+
+#[test]
+fn the_leader_compacts_the_log_once_enough_applied_entries_pile_up() {
+    let mut group = Group::new(region(b"", b""));
+    group.options = PeerOptions {
+        raft_log_gc_tick_interval: 5,
+        raft_log_gc_count_limit: 20,
+        ..PeerOptions::default()
+    };
+    group.peers = (1..=3).map(|id| Some(group.open(id))).collect();
+    group.elect(1);
+    for i in 0..15 {
+        group.put(1, format!("k{i}").as_bytes(), b"x");
+    }
+    group.tick(10);
+    assert_eq!(
+        group.peer(1).storage().apply_state().truncated.index,
+        super::peer_storage::RAFT_INIT_LOG_INDEX,
+        "below the limit nothing is compacted"
+    );
+    for i in 15..40 {
+        group.put(1, format!("k{i}").as_bytes(), b"x");
+    }
+    group.tick(10);
+    let applied = group.peer(1).applied_index();
+    for id in 1..=3 {
+        let truncated = group.peer(id).storage().apply_state().truncated.index;
+        assert!(
+            truncated + 20 > applied && truncated > 20,
+            "peer {id}: truncated at {truncated}, applied {applied}"
+        );
+        assert_eq!(group.value_on(id, b"k39"), Some(b"x".to_vec()));
+    }
 }
