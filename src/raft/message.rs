@@ -98,6 +98,22 @@ impl ConfChange {
         out
     }
 
+    /// The entry data of a change that carries the application's `context` after it.
+    pub fn encode_with_context(&self, context: &[u8]) -> Vec<u8> {
+        let mut out = self.encode();
+        out.extend_from_slice(context);
+        out
+    }
+
+    /// Splits entry data into the change and the context after it.
+    pub fn decode_with_context(data: &[u8]) -> Option<(ConfChange, &[u8])> {
+        if data.len() < 9 {
+            return None;
+        }
+        let (change, context) = data.split_at(9);
+        Some((ConfChange::decode(change)?, context))
+    }
+
     pub fn decode(data: &[u8]) -> Option<ConfChange> {
         let (&kind, id) = data.split_first()?;
         let node_id = u64::from_be_bytes(id.try_into().ok()?);
@@ -257,5 +273,15 @@ mod tests {
         }
         assert_eq!(ConfChange::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 1]), None);
         assert_eq!(ConfChange::decode(&[0, 1]), None);
+        let change = ConfChange {
+            change_type: ConfChangeType::AddNode,
+            node_id: 7,
+        };
+        let data = change.encode_with_context(b"ctx");
+        assert_eq!(
+            ConfChange::decode_with_context(&data),
+            Some((change, &b"ctx"[..]))
+        );
+        assert_eq!(ConfChange::decode_with_context(&data[..8]), None);
     }
 }

@@ -87,6 +87,15 @@ impl<S: Storage> RawNode<S> {
         self.raft.propose_conf_change(change)
     }
 
+    /// A membership change whose entry also carries `context` (see [`conf_change_of`]).
+    pub fn propose_conf_change_with_context(
+        &mut self,
+        change: &ConfChange,
+        context: &[u8],
+    ) -> Result<(), RaftError> {
+        self.raft.propose_conf_change_with_context(change, context)
+    }
+
     /// Applies a committed conf change entry; returns the new membership.
     pub fn apply_conf_change(&mut self, change: &ConfChange) -> ConfState {
         self.raft.apply_conf_change(change)
@@ -194,9 +203,10 @@ impl<S: Storage> RawNode<S> {
     }
 }
 
-/// Whether an entry is a conf change, and which.
+/// Whether an entry is a conf change, and which (any context after it is ignored).
 pub fn conf_change_of(entry: &Entry) -> Option<ConfChange> {
     (entry.entry_type == EntryType::ConfChange)
-        .then(|| ConfChange::decode(&entry.data))
+        .then(|| ConfChange::decode_with_context(&entry.data))
         .flatten()
+        .map(|(change, _)| change)
 }

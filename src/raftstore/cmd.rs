@@ -11,6 +11,7 @@
 //! (see `meta.rs`).
 
 use super::meta::{DecodeError, Peer, Reader, Region, RegionEpoch, Writer};
+use crate::raft::ConfChangeType;
 use crate::storage::{Cf, StorageError};
 
 /// Who a command is for, and what its sender knew.
@@ -44,6 +45,8 @@ impl Mutation {
 pub enum AdminCommand {
     /// Drop the raft log through `index` (whose term is `term`).
     CompactLog { index: u64, term: u64 },
+    /// Add or remove one peer of the region (a raft membership change).
+    ChangePeer { change_type: ConfChangeType, peer: Peer },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +120,7 @@ const BODY_ADMIN: u8 = 2;
 const MUTATION_PUT: u8 = 1;
 const MUTATION_DELETE: u8 = 2;
 const ADMIN_COMPACT_LOG: u8 = 1;
+const ADMIN_CHANGE_PEER: u8 = 2;
 /// More mutations than this in one command is corrupt input, not a command.
 const MAX_MUTATIONS: u64 = 1 << 24;
 
@@ -157,6 +161,17 @@ impl RaftCommand {
             }
             CommandBody::Admin(AdminCommand::CompactLog { index, term }) => {
                 w.u8(BODY_ADMIN).u8(ADMIN_COMPACT_LOG).u64(*index).u64(*term);
+            }
+            CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
+                let kind = match change_type {
+                    ConfChangeType::AddNode => 0,
+                    ConfChangeType::RemoveNode => 1,
+                };
+                w.u8(BODY_ADMIN)
+                    .u8(ADMIN_CHANGE_PEER)
+                    .u8(kind)
+                    .u64(peer.id)
+                    .u64(peer.store_id);
             }
         }
         w.0
@@ -207,6 +222,20 @@ impl RaftCommand {
                     index: r.u64()?,
                     term: r.u64()?,
                 }),
+                ADMIN_CHANGE_PEER => {
+                    let change_type = match r.u8()? {
+                        0 => ConfChangeType::AddNode,
+                        1 => ConfChangeType::RemoveNode,
+                        _ => return Err(r.error("unknown peer change")),
+                    };
+                    CommandBody::Admin(AdminCommand::ChangePeer {
+                        change_type,
+                        peer: Peer {
+                            id: r.u64()?,
+                            store_id: r.u64()?,
+                        },
+                    })
+                }
                 _ => return Err(r.error("unknown admin command")),
             },
             _ => return Err(r.error("unknown command body")),
@@ -255,6 +284,13 @@ mod tests {
             RaftCommand {
                 header: CommandHeader::default(),
                 body: CommandBody::Admin(AdminCommand::CompactLog { index: 10, term: 3 }),
+            },
+            RaftCommand {
+                header: header(),
+                body: CommandBody::Admin(AdminCommand::ChangePeer {
+                    change_type: ConfChangeType::RemoveNode,
+                    peer: Peer { id: 4, store_id: 9 },
+                }),
             },
         ];
         for command in commands {

@@ -33,8 +33,9 @@
 //! - No network transport or timer drives stores yet, and the node does not use this layer:
 //!   today's server still writes through the single-node group-commit sink.
 //! - Snapshots (`snap`) are built in memory when the raft core asks and travel inside the raft
-//!   message: no region worker, no chunking yet. Membership changes and splits are not
-//!   proposed yet.
+//!   message: no region worker, no chunking yet.
+//! - Membership changes are one peer at a time (`ChangePeer`, carried in the raft conf-change
+//!   entry's context); no joint consensus, no learners. Splits and merges do not exist yet.
 
 pub mod cmd;
 pub mod keys;

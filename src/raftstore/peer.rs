@@ -23,7 +23,9 @@
 //!   The leader proposes `CompactLog` every `raft_log_gc_tick_interval` ticks once
 //!   `raft_log_gc_count_limit` applied entries are in the log; entries are deleted in the
 //!   apply batch, not by a background worker.
-//! - Membership changes and splits are not proposed yet; the region's peers are fixed.
+//! - `ChangePeer` adds or removes one peer at a time; applying it updates the region (and
+//!   `conf_ver`) in the same batch, and a peer that removes itself is destroyed after one more
+//!   ready (so a leader's hand-over message still leaves). Splits do not exist yet.
 
 use std::collections::VecDeque;
 
@@ -33,7 +35,7 @@ use super::cmd::{
 };
 use super::meta::{Peer, Region, TruncatedState};
 use super::peer_storage::{PeerStorage, PeerStorageError};
-use crate::raft::{Config, EntryType, Message, RawNode, StateRole};
+use crate::raft::{ConfChange, ConfChangeType, Config, EntryType, Message, RawNode, StateRole};
 use crate::storage::{Cf, Engine, WriteBatch, WriteOptions};
 
 /// Called once with the outcome of a proposal.
@@ -80,6 +82,9 @@ pub struct RegionPeer<E: Engine> {
     proposals: VecDeque<Proposal>,
     options: PeerOptions,
     ticks_since_log_gc: usize,
+    /// A membership change removed this peer; it is destroyed at the end of the ready.
+    removed: bool,
+    destroyed: bool,
 }
 
 fn storage_error(e: PeerStorageError) -> RaftstoreError {
@@ -104,6 +109,31 @@ impl<E: Engine + Clone> RegionPeer<E> {
             .region()
             .peer_on_store(store_id)
             .ok_or(RaftstoreError::RegionNotFound(region_id))?;
+        Self::start(store_id, me, engine, storage, options, seed)
+    }
+
+    /// A peer `me` of region `region_id` that this store learned of from a message: it has no
+    /// data until the leader sends a snapshot.
+    pub fn uninitialized(
+        store_id: u64,
+        me: Peer,
+        engine: E,
+        region_id: u64,
+        options: PeerOptions,
+        seed: u64,
+    ) -> Result<Self, RaftstoreError> {
+        let storage = PeerStorage::uninitialized(engine.clone(), region_id).map_err(storage_error)?;
+        Self::start(store_id, me, engine, storage, options, seed)
+    }
+
+    fn start(
+        store_id: u64,
+        me: Peer,
+        engine: E,
+        storage: PeerStorage<E>,
+        options: PeerOptions,
+        seed: u64,
+    ) -> Result<Self, RaftstoreError> {
         let mut config = Config::new(
             me.id,
             Vec::new(),
@@ -125,6 +155,8 @@ impl<E: Engine + Clone> RegionPeer<E> {
             proposals: VecDeque::new(),
             options,
             ticks_since_log_gc: 0,
+            removed: false,
+            destroyed: false,
         })
     }
 }
@@ -136,6 +168,12 @@ impl<E: Engine> RegionPeer<E> {
 
     pub fn peer(&self) -> Peer {
         self.me
+    }
+
+    /// Whether a membership change removed this peer and its state is gone: the store drops
+    /// it.
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed
     }
 
     pub fn is_leader(&self) -> bool {
@@ -242,7 +280,18 @@ impl<E: Engine> RegionPeer<E> {
         }
         let index = self.raft.raft.raft_log.last_index() + 1;
         let term = self.raft.raft.term;
-        if self.raft.propose(command.encode()).is_err() {
+        let proposed = match &command.body {
+            CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
+                let change = ConfChange {
+                    change_type: *change_type,
+                    node_id: peer.id,
+                };
+                self.raft
+                    .propose_conf_change_with_context(&change, &command.encode())
+            }
+            _ => self.raft.propose(command.encode()),
+        };
+        if proposed.is_err() {
             callback(Err(self.not_leader()));
             return;
         }
@@ -291,7 +340,18 @@ impl<E: Engine> RegionPeer<E> {
         if header.term != 0 && self.term() > header.term + 1 {
             return Err(RaftstoreError::StaleCommand);
         }
-        self.check_command(header, &command.body)
+        self.check_command(header, &command.body)?;
+        if let CommandBody::Admin(AdminCommand::ChangePeer { peer, .. }) = &command.body {
+            // At most one membership change in flight (the raft core's rule, checked here so
+            // the proposer hears why).
+            if self.raft.raft.pending_conf_index > self.raft.raft.raft_log.applied {
+                return Err(RaftstoreError::InvalidCommand(format!(
+                    "a membership change is already in progress (changing peer {})",
+                    peer.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The checks a command must pass both when proposed and when applied: the region may have
@@ -326,6 +386,34 @@ impl<E: Engine> RegionPeer<E> {
                 Ok(())
             }
             CommandBody::Admin(AdminCommand::CompactLog { .. }) => Ok(()),
+            CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
+                if header.epoch.conf_ver != region.epoch.conf_ver {
+                    return Err(RaftstoreError::EpochNotMatch {
+                        current: vec![region.clone()],
+                    });
+                }
+                let invalid = |why: &str| Err(RaftstoreError::InvalidCommand(why.to_string()));
+                match change_type {
+                    ConfChangeType::AddNode => {
+                        if region
+                            .peers
+                            .iter()
+                            .any(|p| p.id == peer.id || p.store_id == peer.store_id)
+                        {
+                            return invalid("the peer or its store is already in the region");
+                        }
+                    }
+                    ConfChangeType::RemoveNode => {
+                        if !region.peers.contains(peer) {
+                            return invalid("the peer is not in the region");
+                        }
+                        if region.peers.len() == 1 {
+                            return invalid("a region cannot remove its last peer");
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -362,10 +450,7 @@ impl<E: Engine> RegionPeer<E> {
                 let result = match entry.entry_type {
                     EntryType::Normal if entry.data.is_empty() => None,
                     EntryType::Normal => Some(self.apply_command(&entry.data, &mut batch)),
-                    EntryType::ConfChange => panic!(
-                        "region {}: a membership change in the log, but none is proposed yet",
-                        self.region().id
-                    ),
+                    EntryType::ConfChange => Some(self.apply_conf_change(&entry.data, &mut batch)),
                 };
                 answers.push((entry.index, entry.term, result));
             }
@@ -386,7 +471,59 @@ impl<E: Engine> RegionPeer<E> {
         for (index, term, result) in answers {
             self.answer(index, term, result);
         }
+        if self.removed && !self.destroyed {
+            return self.destroy(messages);
+        }
         Ok(messages)
+    }
+
+    /// Destroys a removed peer: one more ready for the messages its removal produced (a leader
+    /// hands over to a successor), then its state goes, and waiting proposals hear that the
+    /// region is no longer here.
+    fn destroy(&mut self, mut messages: Vec<Message>) -> Result<Vec<Message>, RaftstoreError> {
+        if self.raft.has_ready() {
+            let mut ready = self.raft.ready();
+            messages.append(&mut ready.messages);
+        }
+        let mut batch = WriteBatch::new();
+        self.raft.raft.raft_log.store.destroy(&mut batch);
+        self.engine.write(&batch, WriteOptions::SYNC)?;
+        self.destroyed = true;
+        let region_id = self.region().id;
+        for proposal in self.proposals.drain(..) {
+            (proposal.callback)(Err(RaftstoreError::RegionNotFound(region_id)));
+        }
+        tracing::info!(
+            region = region_id,
+            peer = self.me.id,
+            "peer removed from its region and destroyed"
+        );
+        Ok(messages)
+    }
+
+    fn apply_conf_change(&mut self, data: &[u8], batch: &mut WriteBatch) -> CommandResult {
+        let region_id = self.region().id;
+        let (change, context) = ConfChange::decode_with_context(data)
+            .unwrap_or_else(|| panic!("region {region_id}: a malformed membership change in the log"));
+        let command = RaftCommand::decode(context)
+            .unwrap_or_else(|e| panic!("region {region_id}: a membership change without its command: {e}"));
+        let CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) = command.body else {
+            panic!("region {region_id}: a membership change entry holds another command");
+        };
+        // Refused here, the change is not applied: raft's membership stays as it is.
+        self.check_command(&command.header, &command.body)?;
+        let mut region = self.region().clone();
+        match change_type {
+            ConfChangeType::AddNode => region.peers.push(peer),
+            ConfChangeType::RemoveNode => region.peers.retain(|p| p.id != peer.id),
+        }
+        region.epoch.conf_ver += 1;
+        self.raft.raft.raft_log.store.set_region(region, batch);
+        self.raft.apply_conf_change(&change);
+        if change_type == ConfChangeType::RemoveNode && peer.id == self.me.id {
+            self.removed = true;
+        }
+        Ok(CommandResponse::Admin)
     }
 
     fn apply_command(&mut self, data: &[u8], batch: &mut WriteBatch) -> CommandResult {
@@ -406,6 +543,12 @@ impl<E: Engine> RegionPeer<E> {
                     }
                 }
                 Ok(CommandResponse::Written)
+            }
+            CommandBody::Admin(AdminCommand::ChangePeer { .. }) => {
+                panic!(
+                    "region {}: a membership change in a normal entry",
+                    self.region().id
+                )
             }
             CommandBody::Admin(AdminCommand::CompactLog { index, term }) => {
                 let storage = &mut self.raft.raft.raft_log.store;

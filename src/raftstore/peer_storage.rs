@@ -94,18 +94,54 @@ impl<E: Engine> PeerStorage<E> {
         Ok(storage)
     }
 
-    /// The peer of a region this store learned of from a raft message: no range, no log, no
-    /// state. The leader brings it up to date with a snapshot.
-    pub fn uninitialized(engine: E, region_id: u64) -> Self {
-        PeerStorage {
+    /// The peer of a region this store learned of from a raft message: no range and no log.
+    /// The leader brings it up to date with a snapshot. A hard state it persisted before a
+    /// restart (its vote) is loaded, so it never votes twice in a term.
+    pub fn uninitialized(engine: E, region_id: u64) -> Result<Self, PeerStorageError> {
+        let mut raft_state = RaftLocalState::default();
+        if let Some(bytes) = engine.get(Cf::Raft, &raft_state_key(region_id))? {
+            raft_state.hard_state = RaftLocalState::decode(&bytes)?.hard_state;
+        }
+        Ok(PeerStorage {
             engine,
             region: Region {
                 id: region_id,
                 ..Region::default()
             },
-            raft_state: RaftLocalState::default(),
+            raft_state,
             apply_state: RaftApplyState::default(),
+        })
+    }
+
+    /// Records a new region layout (a membership change was applied) in `batch`.
+    pub fn set_region(&mut self, region: Region, batch: &mut WriteBatch) {
+        let state = RegionLocalState {
+            state: PeerState::Normal,
+            region,
+        };
+        batch.put(Cf::Raft, region_state_key(state.region.id), state.encode());
+        self.region = state.region;
+    }
+
+    /// Removes this peer (it was taken out of its region): its log and states, and the data of
+    /// its range, go; a tombstone with the region as of the removal stays, so stale messages
+    /// do not bring the peer back.
+    pub fn destroy(&mut self, batch: &mut WriteBatch) {
+        if self.is_initialized() {
+            let snapshot = self.engine.snapshot();
+            for cf in DATA_CFS {
+                for item in snapshot.iter(cf, region_bounds(&self.region)) {
+                    let (key, _) = item.expect("reading region data from the engine");
+                    batch.delete(cf, key);
+                }
+            }
         }
+        self.clear_meta(batch);
+        let tombstone = RegionLocalState {
+            state: PeerState::Tombstone,
+            region: self.region.clone(),
+        };
+        batch.put(Cf::Raft, region_state_key(self.region.id), tombstone.encode());
     }
 
     fn check_invariants(&self) {
@@ -536,6 +572,10 @@ mod tests {
             engine.snapshot().iter(Cf::Raft, IterOptions::default()).count(),
             0
         );
-        assert!(!PeerStorage::<MemoryEngine>::uninitialized(engine, 9).is_initialized());
+        assert!(
+            !PeerStorage::<MemoryEngine>::uninitialized(engine, 9)
+                .unwrap()
+                .is_initialized()
+        );
     }
 }

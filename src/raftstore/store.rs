@@ -9,15 +9,19 @@
 //! Messages travel in a [`RaftMessage`] envelope naming the region and both peers, so a store
 //! can route them and drop the ones for peers it does not host.
 //!
+//! A store hosts the regions whose state is on its engine (bootstrapped, restarted, or filled
+//! by a snapshot), and creates an empty peer when a leader first contacts a member it added.
+//! A peer removed from its region is destroyed and leaves a tombstone.
+//!
 //! ## Caveats
 //!
-//! - A store only hosts regions whose state is on its engine (bootstrapped, or restarted):
-//!   creating a peer on the first message for an unknown region comes with membership changes.
+//! - A snapshot is not yet checked against the ranges of the store's other regions (splits
+//!   do not exist yet, so ranges cannot overlap).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::cmd::{RaftCommand, RaftstoreError};
-use super::keys::{region_id_of_state_key, region_state_range};
+use super::keys::{region_id_of_state_key, region_state_key, region_state_range};
 use super::meta::{Peer, PeerState, Region, RegionEpoch, RegionLocalState};
 use super::peer::{Callback, PeerOptions, RegionPeer};
 use super::peer_storage::PeerStorage;
@@ -57,6 +61,9 @@ pub struct Store<E: Engine + Clone, T: Transport> {
     options: PeerOptions,
     seed: u64,
     peers: BTreeMap<u64, RegionPeer<E>>,
+    /// The stores of peers heard from, for replying where the region does not say (a peer
+    /// still waiting for its first snapshot knows no members). Peer ids are unique.
+    peer_cache: HashMap<u64, Peer>,
 }
 
 impl<E: Engine + Clone, T: Transport> Store<E, T> {
@@ -107,6 +114,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             options,
             seed,
             peers,
+            peer_cache: HashMap::new(),
         })
     }
 
@@ -156,22 +164,89 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
     /// store, an unknown region or another peer id (a removed or replaced peer) are dropped:
     /// raft tolerates loss, and the sender retries.
     pub fn on_raft_message(&mut self, message: RaftMessage) {
+        self.peer_cache.insert(message.from_peer.id, message.from_peer);
         if message.to_peer.store_id != self.store_id {
             tracing::debug!(to = ?message.to_peer, store = self.store_id, "raft message for another store");
             return;
         }
-        let Some(peer) = self.peers.get_mut(&message.region_id) else {
-            tracing::debug!(
-                region = message.region_id,
-                "raft message for a region not on this store"
-            );
+        if !self.peers.contains_key(&message.region_id) && !self.maybe_create_peer(&message) {
             return;
-        };
+        }
+        let peer = self
+            .peers
+            .get_mut(&message.region_id)
+            .expect("present or just created");
         if peer.peer().id != message.to_peer.id || message.message.to != message.to_peer.id {
             tracing::debug!(region = message.region_id, to = ?message.to_peer, "raft message for another peer");
             return;
         }
         peer.step(message.message);
+    }
+
+    /// Creates the peer a message is for when this store has no peer of its region: the
+    /// leader is adding it. Only a message a leader sends a new member (a heartbeat that
+    /// commits nothing) or a candidate's vote request creates one, and never against a
+    /// tombstone at least as new as the message's epoch (the peer was removed since).
+    fn maybe_create_peer(&mut self, message: &RaftMessage) -> bool {
+        let m = &message.message;
+        let initial = match m.msg_type {
+            MessageType::RequestVote | MessageType::RequestPreVote => true,
+            MessageType::Heartbeat => m.commit == 0,
+            _ => false,
+        };
+        if !initial {
+            tracing::debug!(
+                region = message.region_id,
+                "raft message for a region not on this store"
+            );
+            return false;
+        }
+        let state = match self.engine.get(Cf::Raft, &region_state_key(message.region_id)) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(region = message.region_id, "reading region state: {e}");
+                return false;
+            }
+        };
+        if let Some(bytes) = state {
+            match RegionLocalState::decode(&bytes) {
+                Ok(state)
+                    if state.state == PeerState::Tombstone
+                        && message.epoch.conf_ver <= state.region.epoch.conf_ver =>
+                {
+                    tracing::debug!(region = message.region_id, "raft message for a removed peer");
+                    return false;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(region = message.region_id, "malformed region state: {e}");
+                    return false;
+                }
+            }
+        }
+        let seed = self.seed.wrapping_mul(31).wrapping_add(message.region_id);
+        match RegionPeer::uninitialized(
+            self.store_id,
+            message.to_peer,
+            self.engine.clone(),
+            message.region_id,
+            self.options,
+            seed,
+        ) {
+            Ok(peer) => {
+                tracing::info!(
+                    region = message.region_id,
+                    peer = message.to_peer.id,
+                    "created a peer for a new member"
+                );
+                self.peers.insert(message.region_id, peer);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(region = message.region_id, "creating a peer: {e}");
+                false
+            }
+        }
     }
 
     /// Handles every peer's ready: persist, send, apply, answer. A storage error is fatal
@@ -186,7 +261,14 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             let (from_peer, epoch) = (peer.peer(), region.epoch);
             let targets: Vec<Option<Peer>> = messages
                 .iter()
-                .map(|m| region.peers.iter().copied().find(|p| p.id == m.to))
+                .map(|m| {
+                    region
+                        .peers
+                        .iter()
+                        .copied()
+                        .find(|p| p.id == m.to)
+                        .or_else(|| self.peer_cache.get(&m.to).copied())
+                })
                 .collect();
             for (message, to_peer) in messages.into_iter().zip(targets) {
                 let Some(to_peer) = to_peer else {
@@ -209,6 +291,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
                 }
             }
         }
+        self.peers.retain(|_, peer| !peer.is_destroyed());
         Ok(())
     }
 }

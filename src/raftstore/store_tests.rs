@@ -6,11 +6,13 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::cmd::{
-    CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand, RaftstoreError,
+    AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand,
+    RaftstoreError,
 };
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::PeerOptions;
 use super::store::{RaftMessage, Store, Transport, Unreachable};
+use crate::raft::ConfChangeType;
 use crate::storage::{Cf, Engine, MemoryEngine};
 
 type Queue = Arc<Mutex<VecDeque<RaftMessage>>>;
@@ -56,10 +58,10 @@ fn region(id: u64, start: &[u8], end: &[u8]) -> Region {
 }
 
 impl Cluster {
-    /// Regions 1 (`[.., "m")`) and 2 (`["m", ..)`) on three stores.
+    /// Regions 1 (`[.., "m")`) and 2 (`["m", ..)`) on stores 1 to 3; store 4 starts empty.
     fn new() -> Cluster {
-        let engines: Vec<MemoryEngine> = (0..3).map(|_| MemoryEngine::new()).collect();
-        for engine in &engines {
+        let engines: Vec<MemoryEngine> = (0..4).map(|_| MemoryEngine::new()).collect();
+        for engine in &engines[..3] {
             for r in [region(1, b"", b"m"), region(2, b"m", b"")] {
                 Store::<MemoryEngine, QueueTransport>::bootstrap_region(engine, &r).unwrap();
             }
@@ -70,7 +72,7 @@ impl Cluster {
             queue: Queue::default(),
             down: Arc::default(),
         };
-        cluster.stores = (1..=3).map(|s| Some(cluster.open(s))).collect();
+        cluster.stores = (1..=4).map(|s| Some(cluster.open(s))).collect();
         cluster
     }
 
@@ -152,6 +154,31 @@ impl Cluster {
             key: key.to_vec(),
             value: value.to_vec(),
         }]);
+        store.propose(
+            RaftCommand { header, body },
+            Box::new(move |result| *answer.lock().unwrap() = Some(result)),
+        );
+        slot
+    }
+
+    fn change_peer(
+        &mut self,
+        store_id: u64,
+        region_id: u64,
+        change_type: ConfChangeType,
+        peer: Peer,
+    ) -> Arc<Mutex<Option<CommandResult>>> {
+        let store = self.store(store_id);
+        let leader = store.peer(region_id).unwrap();
+        let header = CommandHeader {
+            region_id,
+            peer: leader.peer(),
+            epoch: leader.region().epoch,
+            term: leader.term(),
+        };
+        let slot = Arc::new(Mutex::new(None));
+        let answer = slot.clone();
+        let body = CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer });
         store.propose(
             RaftCommand { header, body },
             Box::new(move |result| *answer.lock().unwrap() = Some(result)),
@@ -276,4 +303,103 @@ fn a_reopened_store_finds_its_regions_and_catches_up() {
     cluster.stores[(restarted - 1) as usize] = Some(store);
     cluster.tick(PeerOptions::default().heartbeat_tick * 3);
     assert_eq!(cluster.value_on(restarted, b"while-down"), Some(b"x".to_vec()));
+}
+
+#[test]
+fn a_region_adds_a_peer_on_a_new_store_and_removes_its_leader() {
+    let mut cluster = Cluster::new();
+    assert_eq!(cluster.store(4).region_ids().count(), 0);
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(1).unwrap();
+    cluster.put(leader, 1, b"before", b"1");
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+
+    // A peer on a store that already has one is refused.
+    let duplicate = cluster.change_peer(
+        leader,
+        1,
+        ConfChangeType::AddNode,
+        Peer {
+            id: 99,
+            store_id: leader,
+        },
+    );
+    assert!(matches!(
+        duplicate.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::InvalidCommand(_)))
+    ));
+
+    let new_peer = Peer { id: 14, store_id: 4 };
+    let added = cluster.change_peer(leader, 1, ConfChangeType::AddNode, new_peer);
+    let second = cluster.change_peer(
+        leader,
+        1,
+        ConfChangeType::RemoveNode,
+        Peer {
+            id: 10 + leader,
+            store_id: leader,
+        },
+    );
+    assert!(
+        matches!(
+            second.lock().unwrap().clone(),
+            Some(Err(RaftstoreError::InvalidCommand(_)))
+        ),
+        "one membership change at a time"
+    );
+    cluster.tick(PeerOptions::default().heartbeat_tick * 5);
+    assert_eq!(added.lock().unwrap().clone(), Some(Ok(CommandResponse::Admin)));
+    // Store 4 got a peer, then the region's data by snapshot.
+    let peer = cluster.store(4).peer(1).expect("store 4 hosts region 1");
+    assert_eq!(peer.region().epoch.conf_ver, 2);
+    assert!(peer.region().peers.contains(&new_peer));
+    assert_eq!(cluster.value_on(4, b"before"), Some(b"1".to_vec()));
+    let after = cluster.put(leader, 1, b"after", b"2");
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(after.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    assert_eq!(cluster.value_on(4, b"after"), Some(b"2".to_vec()));
+    assert!(cluster.store(4).peer(2).is_none(), "region 2 is untouched");
+
+    // The leader removes its own peer: it hands over, and its store forgets the region.
+    let removed_peer = Peer {
+        id: 10 + leader,
+        store_id: leader,
+    };
+    let stale_epoch = cluster.store(leader).peer(1).unwrap().region().epoch;
+    let removed = cluster.change_peer(leader, 1, ConfChangeType::RemoveNode, removed_peer);
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    assert_eq!(removed.lock().unwrap().clone(), Some(Ok(CommandResponse::Admin)));
+    assert!(cluster.store(leader).peer(1).is_none());
+    assert_eq!(
+        cluster.value_on(leader, b"before"),
+        None,
+        "a removed peer's data is deleted"
+    );
+    let new_leader = cluster.leader_of(1).expect("the others elect a leader");
+    assert_ne!(new_leader, leader);
+    let last = cluster.put(new_leader, 1, b"last", b"3");
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(last.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    assert_eq!(cluster.value_on(4, b"last"), Some(b"3".to_vec()));
+
+    // A stale message does not bring the removed peer back, and neither does a restart.
+    let mut beat = crate::raft::Message::new(
+        crate::raft::MessageType::Heartbeat,
+        10 + new_leader,
+        removed_peer.id,
+    );
+    beat.term = cluster.store(new_leader).peer(1).unwrap().term();
+    cluster.store(leader).on_raft_message(RaftMessage {
+        region_id: 1,
+        from_peer: Peer {
+            id: 10 + new_leader,
+            store_id: new_leader,
+        },
+        to_peer: removed_peer,
+        epoch: stale_epoch,
+        message: beat,
+    });
+    assert!(cluster.store(leader).peer(1).is_none());
+    let reopened = cluster.open(leader);
+    assert_eq!(reopened.region_ids().collect::<Vec<_>>(), vec![2]);
 }

@@ -348,10 +348,19 @@ impl<S: Storage> Raft<S> {
 
     /// Proposes a membership change.
     pub fn propose_conf_change(&mut self, change: &ConfChange) -> Result<(), RaftError> {
+        self.propose_conf_change_with_context(change, &[])
+    }
+
+    /// Proposes a membership change carrying the application's `context` in the entry.
+    pub fn propose_conf_change_with_context(
+        &mut self,
+        change: &ConfChange,
+        context: &[u8],
+    ) -> Result<(), RaftError> {
         let mut m = Message::new(MessageType::Propose, self.id, NONE);
         m.entries = vec![Entry {
             entry_type: EntryType::ConfChange,
-            data: change.encode(),
+            data: change.encode_with_context(context),
             ..Default::default()
         }];
         self.step(m)
