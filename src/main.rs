@@ -95,17 +95,23 @@ fn options(cli: &Cli) -> Result<NodeOptions, Box<dyn std::error::Error>> {
 }
 
 async fn run(options: NodeOptions) -> Result<(), Box<dyn std::error::Error>> {
+    // Handlers go in before the node listens: once a client can connect, SIGTERM is a clean
+    // shutdown, never the default kill.
+    let shutdown = shutdown_signal()?;
     let node = RunningNode::start(options).await?;
-    node.run_until(shutdown_signal()).await?;
+    node.run_until(shutdown).await?;
     Ok(())
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future completes on the first signal.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
-        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
-    }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+        }
+    })
 }
