@@ -320,7 +320,11 @@ impl TsoClient {
             }
         };
         if let Some(rx) = queued {
-            match rx.await {
+            let mut waiting = Waiting {
+                batcher: &self.batcher,
+                rx,
+            };
+            match (&mut waiting.rx).await {
                 Ok(Handoff::Timestamp(result)) => return result,
                 Ok(Handoff::Lead) => {}
                 Err(_) => return Err(TsoErrorKind("the timestamp batch was abandoned".into())),
@@ -361,13 +365,36 @@ impl Drop for Lead<'_> {
                 "the timestamp fetch was cancelled".into(),
             ))));
         }
-        let mut state = self.batcher.state.lock();
-        while let Some(next) = state.waiting.pop_front() {
-            if next.send(Handoff::Lead).is_ok() {
-                return;
-            }
+        pass_lead(self.batcher);
+    }
+}
+
+/// Hands the lead to the first waiter still listening, or frees it when nobody waits.
+fn pass_lead(batcher: &Batcher) {
+    let mut state = batcher.state.lock();
+    while let Some(next) = state.waiting.pop_front() {
+        if next.send(Handoff::Lead).is_ok() {
+            return;
         }
-        state.leading = false;
+    }
+    state.leading = false;
+}
+
+/// A caller's place in the queue. If the caller's future is dropped after the lead was sent to
+/// it but before it ran, dropping this passes the lead on instead of losing it (which would
+/// leave every later caller queued behind a leader that does not exist).
+struct Waiting<'a> {
+    batcher: &'a Batcher,
+    rx: oneshot::Receiver<Handoff>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        // After `close`, no send can succeed, so what `try_recv` sees is final.
+        self.rx.close();
+        if let Ok(Handoff::Lead) = self.rx.try_recv() {
+            pass_lead(self.batcher);
+        }
     }
 }
 
@@ -518,5 +545,42 @@ mod tests {
             calls < total as u64,
             "{calls} provider calls for {total} timestamps: no batching"
         );
+    }
+    #[tokio::test]
+    async fn a_dropped_waiter_never_takes_the_lead_with_it() {
+        struct Gated {
+            tso: Tso,
+            gate: tokio::sync::Semaphore,
+        }
+        impl TsoProvider for Gated {
+            async fn request_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
+                self.gate.acquire().await.unwrap().forget();
+                self.tso.get_timestamps(count)
+            }
+        }
+        let provider = Arc::new(Gated {
+            tso: Tso::open(EngineTsoStore(MemoryEngine::new()), system_clock(), 3000).unwrap(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
+        let client = TsoClient::start(provider.clone());
+        // A leader blocks in its fetch; a waiter queues behind it.
+        let mut leader = Box::pin(client.get_timestamp());
+        let mut waiter = Box::pin(client.get_timestamp());
+        for future in [&mut leader, &mut waiter] {
+            tokio::select! {
+                biased;
+                _ = future => panic!("nothing can complete while the fetch is blocked"),
+                _ = std::future::ready(()) => {}
+            }
+        }
+        // The fetch returns; the waiter is dropped without ever running again.
+        provider.gate.add_permits(1);
+        leader.await.unwrap();
+        drop(waiter);
+        provider.gate.add_permits(100);
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), client.get_timestamp())
+            .await
+            .expect("the lead was lost with the dropped waiter");
+        next.unwrap();
     }
 }
