@@ -243,9 +243,16 @@ impl MemoryLocks {
             let Some((key, notify)) = blocking else { return };
             let notified = notify.notified();
             tokio::pin!(notified);
-            // Register before checking again, so a release in between is not missed.
+            // Register, then check that this very lock is still held: if it was lifted in
+            // between (and the key perhaps locked again by the next commit, with its own
+            // wake-up), nobody will notify the old one, so look again instead of waiting.
             notified.as_mut().enable();
-            if self.table.read().contains_key(&key) {
+            let still_held = self
+                .table
+                .read()
+                .get(&key)
+                .is_some_and(|(_, current)| Arc::ptr_eq(current, &notify));
+            if still_held {
                 notified.await;
             }
         }
@@ -426,5 +433,50 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
             super::gc::gc_range(&self.engine.snapshot(), start, limit_keys, safe_point, filter)?;
         self.apply(txn).await?;
         Ok((removed, next.map(|key| key.as_encoded().to_vec())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A key locked again by the next one-phase commit right after its previous lock was
+    /// lifted must not strand a reader on the old lock's (never again notified) wake-up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_are_not_stranded_when_a_key_is_locked_again_at_once() {
+        let locks = Arc::new(MemoryLocks::default());
+        // The writer relocks at once on its own thread, so a reader between seeing a lock and
+        // registering for its wake-up often finds the key locked again by the next commit.
+        let writer = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                for ts in 1..=2_000_000u64 {
+                    let guard = locks.lock(vec![b"x".to_vec()], TimeStamp::new(ts));
+                    std::hint::spin_loop();
+                    drop(guard);
+                }
+            })
+        };
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let locks = locks.clone();
+                tokio::spawn(async move {
+                    for _ in 0..50_000 {
+                        let read = locks.wait_clear(b"x", Bound::Included(&b"x"[..]), TimeStamp::MAX);
+                        // A liveness bound, not a performance one: every wait ends by the
+                        // time the writer's short locks are done.
+                        tokio::time::timeout(Duration::from_secs(20), read)
+                            .await
+                            .expect("a reader waited on a lock that was already gone");
+                    }
+                })
+            })
+            .collect();
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        writer.join().unwrap();
     }
 }
