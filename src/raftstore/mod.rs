@@ -26,7 +26,9 @@
 //! `tests.rs` runs one region on three in-memory stores with hand-delivered messages;
 //! `store_tests.rs` runs two regions on three `Store`s over an in-process transport;
 //! `sim_tests.rs` adds seeded chaos (loss, duplication, reordering, partitions, crashes that
-//! lose every unsynced write) and checks that exactly the acknowledged writes survive.
+//! lose every unsynced write) and checks that exactly the acknowledged writes survive;
+//! `store_sim_tests.rs` does the same for a region whose members keep changing across four
+//! `Store`s, and checks that every member ends with the same region and data.
 //!
 //! ## Caveats
 //!
@@ -47,6 +49,8 @@ pub mod store;
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod store_sim_tests;
 #[cfg(test)]
 mod store_tests;
 #[cfg(test)]

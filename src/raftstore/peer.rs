@@ -477,9 +477,15 @@ impl<E: Engine> RegionPeer<E> {
         Ok(messages)
     }
 
+    /// Destroys this peer because its region moved on without it: it was removed while it was
+    /// away, and the region now has another peer on this store (see `Store::on_raft_message`).
+    pub fn destroy_stale(&mut self) -> Result<(), RaftstoreError> {
+        self.destroy(Vec::new()).map(|_| ())
+    }
+
     /// Destroys a removed peer: one more ready for the messages its removal produced (a leader
-    /// hands over to a successor), then its state goes, and waiting proposals hear that the
-    /// region is no longer here.
+    /// hands over to a successor), then its state goes. Waiting proposals are answered
+    /// `Undetermined`: the group may still commit them without this peer.
     fn destroy(&mut self, mut messages: Vec<Message>) -> Result<Vec<Message>, RaftstoreError> {
         if self.raft.has_ready() {
             let mut ready = self.raft.ready();
@@ -490,8 +496,9 @@ impl<E: Engine> RegionPeer<E> {
         self.engine.write(&batch, WriteOptions::SYNC)?;
         self.destroyed = true;
         let region_id = self.region().id;
+        // Their entries may still commit in the group this peer left: the outcome is unknown.
         for proposal in self.proposals.drain(..) {
-            (proposal.callback)(Err(RaftstoreError::RegionNotFound(region_id)));
+            (proposal.callback)(Err(RaftstoreError::Undetermined));
         }
         tracing::info!(
             region = region_id,

@@ -27,14 +27,14 @@ const STEPS: u64 = 1500;
 /// An engine that loses, on [`CrashableEngine::crash`], every write made since the last
 /// synced one — what a power cut does to RocksDB's write-ahead log tail.
 #[derive(Clone)]
-struct CrashableEngine {
+pub(super) struct CrashableEngine {
     live: MemoryEngine,
     durable: MemoryEngine,
     unsynced: Arc<Mutex<Vec<WriteBatch>>>,
 }
 
 impl CrashableEngine {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         CrashableEngine {
             live: MemoryEngine::new(),
             durable: MemoryEngine::new(),
@@ -43,7 +43,7 @@ impl CrashableEngine {
     }
 
     /// The engine as a restarted process finds it.
-    fn crash(&self) -> CrashableEngine {
+    pub(super) fn crash(&self) -> CrashableEngine {
         let live = MemoryEngine::new();
         let snapshot = self.durable.snapshot();
         let mut batch = WriteBatch::new();
@@ -94,10 +94,10 @@ impl Engine for CrashableEngine {
 }
 
 /// SplitMix64: small, seedable, good enough to pick actions.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -105,11 +105,11 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }

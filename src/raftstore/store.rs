@@ -11,7 +11,9 @@
 //!
 //! A store hosts the regions whose state is on its engine (bootstrapped, restarted, or filled
 //! by a snapshot), and creates an empty peer when a leader first contacts a member it added.
-//! A peer removed from its region is destroyed and leaves a tombstone.
+//! A peer removed from its region is destroyed and leaves a tombstone. A peer removed while
+//! it was away never hears of it; when a message from a newer epoch names another peer of the
+//! region on this store, the stale one is destroyed and replaced.
 //!
 //! ## Caveats
 //!
@@ -168,6 +170,24 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
         if message.to_peer.store_id != self.store_id {
             tracing::debug!(to = ?message.to_peer, store = self.store_id, "raft message for another store");
             return;
+        }
+        if let Some(existing) = self.peers.get_mut(&message.region_id)
+            && existing.peer().id != message.to_peer.id
+            && message.epoch.conf_ver > existing.region().epoch.conf_ver
+        {
+            // A region has one peer per store, so a newer epoch naming another peer here means
+            // this one was removed while it was away and never heard.
+            tracing::info!(
+                region = message.region_id,
+                stale = existing.peer().id,
+                new = message.to_peer.id,
+                "replacing a removed peer"
+            );
+            if let Err(e) = existing.destroy_stale() {
+                tracing::warn!(region = message.region_id, "destroying a stale peer: {e}");
+                return;
+            }
+            self.peers.remove(&message.region_id);
         }
         if !self.peers.contains_key(&message.region_id) && !self.maybe_create_peer(&message) {
             return;
