@@ -67,6 +67,9 @@ pub struct RaftCommand {
 pub enum CommandResponse {
     Written,
     Admin,
+    /// A read may go ahead: everything committed when it arrived is applied, and this peer
+    /// was the leader then (ReadIndex). Read the engine now.
+    Readable,
 }
 
 /// Why a store refused or could not finish a command. The client layer reacts to each:

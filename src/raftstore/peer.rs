@@ -17,6 +17,10 @@
 //! snapshot from a newer leader jumped over is answered [`RaftstoreError::Undetermined`]: the
 //! snapshot holds its effects or not, and does not say which.
 //!
+//! Reads go through [`RegionPeer::read_index`]: the leader confirms with a quorum that it
+//! still leads, and the read is released once everything committed at that point is applied,
+//! so a deposed leader never serves a stale value.
+//!
 //! ## Caveats
 //!
 //! - Snapshots are built inline when the core asks (see `snap.rs`), not by a region worker.
@@ -67,6 +71,14 @@ impl Default for PeerOptions {
     }
 }
 
+struct PendingRead {
+    ctx: Vec<u8>,
+    /// The term the request was made in: a leader of a later term never answers it.
+    term: u64,
+    index: Option<u64>,
+    callback: Callback,
+}
+
 struct Proposal {
     index: u64,
     term: u64,
@@ -82,6 +94,9 @@ pub struct RegionPeer<E: Engine> {
     proposals: VecDeque<Proposal>,
     options: PeerOptions,
     ticks_since_log_gc: usize,
+    /// Reads waiting for their read index (`None`) or for it to be applied, by context.
+    reads: VecDeque<PendingRead>,
+    next_read_ctx: u64,
     /// A membership change removed this peer; it is destroyed at the end of the ready.
     removed: bool,
     destroyed: bool,
@@ -155,6 +170,8 @@ impl<E: Engine + Clone> RegionPeer<E> {
             proposals: VecDeque::new(),
             options,
             ticks_since_log_gc: 0,
+            reads: VecDeque::new(),
+            next_read_ctx: 0,
             removed: false,
             destroyed: false,
         })
@@ -309,6 +326,48 @@ impl<E: Engine> RegionPeer<E> {
         });
     }
 
+    /// Asks for a linearizable read (ReadIndex, Raft thesis §6.4): `callback` hears
+    /// `Readable` once this peer, confirmed as leader by a quorum after the request arrived,
+    /// has applied everything committed at that moment. Refused like a write if this peer
+    /// does not lead or the header's epoch is stale; `StaleCommand` if it loses leadership
+    /// before the confirmation (the read may be retried).
+    pub fn read_index(&mut self, header: CommandHeader, callback: Callback) {
+        // The checks of a write with no keys: store, region, leadership, peer, term, epoch.
+        let checked = self.check_proposal(&RaftCommand {
+            header,
+            body: CommandBody::Write(Vec::new()),
+        });
+        if let Err(e) = checked {
+            callback(Err(e));
+            return;
+        }
+        self.next_read_ctx += 1;
+        let ctx = self.next_read_ctx.to_be_bytes().to_vec();
+        self.raft.read_index(ctx.clone());
+        self.reads.push_back(PendingRead {
+            ctx,
+            term: self.term(),
+            index: None,
+            callback,
+        });
+    }
+
+    /// Answers the reads whose index is applied; fails the unconfirmed ones if this peer no
+    /// longer leads (the core drops their requests).
+    fn serve_reads(&mut self) {
+        let applied = self.applied_index();
+        let (leading, term) = (self.is_leader(), self.term());
+        let mut waiting = VecDeque::with_capacity(self.reads.len());
+        for read in self.reads.drain(..) {
+            match read.index {
+                Some(index) if index <= applied => (read.callback)(Ok(CommandResponse::Readable)),
+                None if !leading || read.term != term => (read.callback)(Err(RaftstoreError::StaleCommand)),
+                _ => waiting.push_back(read),
+            }
+        }
+        self.reads = waiting;
+    }
+
     fn not_leader(&self) -> RaftstoreError {
         RaftstoreError::NotLeader {
             region_id: self.region().id,
@@ -441,6 +500,11 @@ impl<E: Engine> RegionPeer<E> {
             self.engine.write(&batch, WriteOptions::SYNC)?;
         }
         let messages = std::mem::take(&mut ready.messages);
+        for state in std::mem::take(&mut ready.read_states) {
+            if let Some(read) = self.reads.iter_mut().find(|r| r.ctx == state.request_ctx) {
+                read.index = Some(state.index);
+            }
+        }
 
         let mut answers = Vec::new();
         if let Some(last) = ready.committed_entries.last() {
@@ -471,6 +535,7 @@ impl<E: Engine> RegionPeer<E> {
         for (index, term, result) in answers {
             self.answer(index, term, result);
         }
+        self.serve_reads();
         if self.removed && !self.destroyed {
             return self.destroy(messages);
         }
@@ -499,6 +564,9 @@ impl<E: Engine> RegionPeer<E> {
         // Their entries may still commit in the group this peer left: the outcome is unknown.
         for proposal in self.proposals.drain(..) {
             (proposal.callback)(Err(RaftstoreError::Undetermined));
+        }
+        for read in self.reads.drain(..) {
+            (read.callback)(Err(RaftstoreError::StaleCommand));
         }
         tracing::info!(
             region = region_id,

@@ -459,3 +459,49 @@ fn the_leader_compacts_the_log_once_enough_applied_entries_pile_up() {
         assert_eq!(group.value_on(id, b"k39"), Some(b"x".to_vec()));
     }
 }
+
+#[test]
+fn a_read_waits_for_a_quorum_to_confirm_the_leader_and_for_its_index_to_apply() {
+    let mut group = Group::new(region(b"", b""));
+    group.elect(1);
+    group.put(1, b"k", b"v");
+    group.settle();
+
+    let read = |group: &mut Group, id: u64| {
+        let slot = Arc::new(Mutex::new(None));
+        let answer = slot.clone();
+        let header = group.header(id);
+        group.peer(id).read_index(
+            header,
+            Box::new(move |result| {
+                assert!(answer.lock().unwrap().replace(result).is_none(), "answered twice");
+            }),
+        );
+        slot
+    };
+    let slot = read(&mut group, 1);
+    assert_eq!(
+        outcome(&slot),
+        None,
+        "not before a heartbeat round confirms the leader"
+    );
+    group.settle();
+    assert_eq!(outcome(&slot), Some(Ok(CommandResponse::Readable)));
+    assert_eq!(group.value_on(1, b"k"), Some(b"v".to_vec()));
+
+    let at_follower = read(&mut group, 2);
+    assert!(matches!(
+        outcome(&at_follower),
+        Some(Err(RaftstoreError::NotLeader { .. }))
+    ));
+
+    // Cut off, the old leader cannot confirm itself; once it steps down the read is refused
+    // (never served from what may be a stale state).
+    group.cut.insert(1);
+    let isolated = read(&mut group, 1);
+    group.settle();
+    assert_eq!(outcome(&isolated), None);
+    group.tick(PeerOptions::default().election_tick * 3);
+    assert!(!group.peer(1).is_leader());
+    assert_eq!(outcome(&isolated), Some(Err(RaftstoreError::StaleCommand)));
+}
