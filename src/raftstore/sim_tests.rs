@@ -1,6 +1,8 @@
 //! Seeded chaos for one region on three stores: messages dropped, duplicated and reordered,
 //! partitions, log compaction (explicit and automatic, so lagging peers need snapshots), and stores crashed and
-//! restarted with every write they had not synced thrown away. At the end the network heals and every store must hold exactly the acknowledged
+//! restarted with every write they had not synced thrown away. Linearizable reads are
+//! checked as they are released: the reading peer must hold every write acknowledged before
+//! the read was asked for. At the end the network heals and every store must hold exactly the acknowledged
 //! writes that applied, and nothing that was answered as stale or refused.
 //!
 //! `RAFTSTORE_SIM_SEEDS=n` runs n seeds (default 200); `RAFTSTORE_SIM_SEED=s` replays one.
@@ -127,6 +129,7 @@ struct Sim {
     proposals: Vec<(Vec<u8>, Vec<u8>, Slot)>,
     restarts: u64,
     crashes: u64,
+    reads_served: Arc<Mutex<u64>>,
     snapshots_delivered: u64,
 }
 
@@ -138,6 +141,7 @@ struct Tally {
     unanswered: u64,
     crashes: u64,
     snapshots: u64,
+    reads: u64,
 }
 
 impl Sim {
@@ -164,6 +168,7 @@ impl Sim {
             proposals: Vec::new(),
             restarts: 0,
             crashes: 0,
+            reads_served: Arc::default(),
             snapshots_delivered: 0,
         };
         sim.peers = (1..=STORES).map(|id| Some(sim.open(id))).collect();
@@ -268,6 +273,52 @@ impl Sim {
 
     /// Has a leader compact its log through what it applied, so lagging and restarted peers
     /// need snapshots.
+    /// A linearizable read at a random leader: when it is released, that peer's engine must
+    /// hold every write acknowledged before the read was asked for.
+    fn read(&mut self) {
+        let leaders: Vec<u64> = (1..=STORES)
+            .filter(|&id| {
+                self.peers[(id - 1) as usize]
+                    .as_ref()
+                    .is_some_and(|p| p.is_leader())
+            })
+            .collect();
+        let Some(&id) = leaders.get(self.rng.below(leaders.len().max(1) as u64) as usize) else {
+            return;
+        };
+        let acknowledged: Vec<(Vec<u8>, Vec<u8>)> = self
+            .proposals
+            .iter()
+            .filter(|(_, _, slot)| matches!(slot.lock().unwrap().as_ref(), Some(Ok(_))))
+            .map(|(key, value, _)| (key.clone(), value.clone()))
+            .collect();
+        let engine = self.engines[(id - 1) as usize].clone();
+        let served = self.reads_served.clone();
+        let peer = self.peers[(id - 1) as usize].as_mut().unwrap();
+        let header = CommandHeader {
+            region_id: REGION,
+            peer: peer.peer(),
+            epoch: peer.region().epoch,
+            term: peer.term(),
+        };
+        peer.read_index(
+            header,
+            Box::new(move |result| {
+                if result.is_ok() {
+                    for (key, value) in &acknowledged {
+                        assert_eq!(
+                            engine.get(Cf::Default, key).unwrap().as_ref(),
+                            Some(value),
+                            "a released read missed the acknowledged write {}",
+                            String::from_utf8_lossy(key)
+                        );
+                    }
+                    *served.lock().unwrap() += 1;
+                }
+            }),
+        );
+    }
+
     fn compact_log(&mut self) {
         let Some(peer) = self.peers.iter_mut().flatten().find(|p| p.is_leader()) else {
             return;
@@ -314,6 +365,8 @@ impl Sim {
             }
         } else if roll < 93 {
             self.compact_log();
+        } else if roll < 95 {
+            self.read();
         } else if roll < 96 {
             self.isolated.clear();
             if self.rng.chance(50) {
@@ -388,6 +441,7 @@ fn run(seed: u64) -> Tally {
     let mut tally = Tally {
         crashes: sim.crashes,
         snapshots: sim.snapshots_delivered,
+        reads: *sim.reads_served.lock().unwrap(),
         ..Tally::default()
     };
     for (key, value, slot) in &sim.proposals {
@@ -443,11 +497,16 @@ fn seeded_chaos_keeps_every_acknowledged_write_and_nothing_else() {
         total.unanswered += tally.unanswered;
         total.crashes += tally.crashes;
         total.snapshots += tally.snapshots;
+        total.reads += tally.reads;
     }
     eprintln!("all seeds: {total:?}");
     // The runs must have met what they are meant to survive.
     assert!(
-        total.crashes > 0 && total.refused > 0 && total.unanswered > 0 && total.snapshots > 0,
+        total.crashes > 0
+            && total.refused > 0
+            && total.unanswered > 0
+            && total.snapshots > 0
+            && total.reads > 0,
         "{total:?}"
     );
 }
