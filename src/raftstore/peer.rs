@@ -187,6 +187,17 @@ impl<E: Engine> RegionPeer<E> {
         self.me
     }
 
+    /// The header of a command sent to this peer by a client whose view of the region is
+    /// this peer's own: its region, epoch and term.
+    pub fn command_header(&self) -> CommandHeader {
+        CommandHeader {
+            region_id: self.region().id,
+            peer: self.me,
+            epoch: self.region().epoch,
+            term: self.term(),
+        }
+    }
+
     /// Whether a membership change removed this peer and its state is gone: the store drops
     /// it.
     pub fn is_destroyed(&self) -> bool {
@@ -240,12 +251,7 @@ impl<E: Engine> RegionPeer<E> {
             return;
         };
         let command = RaftCommand {
-            header: CommandHeader {
-                region_id: self.region().id,
-                peer: self.me,
-                epoch: self.region().epoch,
-                term: self.term(),
-            },
+            header: self.command_header(),
             body: CommandBody::Admin(AdminCommand::CompactLog { index: applied, term }),
         };
         let region_id = self.region().id;

@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use super::cmd::{
-    AdminCommand, CommandBody, CommandHeader, CommandResult, Mutation, RaftCommand, RaftstoreError,
-};
+use super::cmd::{AdminCommand, CommandBody, CommandResult, Mutation, RaftCommand, RaftstoreError};
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::{PeerOptions, RegionPeer};
 use super::peer_storage::PeerStorage;
@@ -251,12 +249,7 @@ impl Sim {
         let value = format!("value-{n}-at-{id}").into_bytes();
         let slot: Slot = Arc::new(Mutex::new(None));
         let answer = slot.clone();
-        let header = CommandHeader {
-            region_id: REGION,
-            peer: peer.peer(),
-            epoch: peer.region().epoch,
-            term: peer.term(),
-        };
+        let header = peer.command_header();
         let body = CommandBody::Write(vec![Mutation::Put {
             cf: Cf::Default,
             key: key.clone(),
@@ -295,12 +288,7 @@ impl Sim {
         let engine = self.engines[(id - 1) as usize].clone();
         let served = self.reads_served.clone();
         let peer = self.peers[(id - 1) as usize].as_mut().unwrap();
-        let header = CommandHeader {
-            region_id: REGION,
-            peer: peer.peer(),
-            epoch: peer.region().epoch,
-            term: peer.term(),
-        };
+        let header = peer.command_header();
         peer.read_index(
             header,
             Box::new(move |result| {
@@ -327,12 +315,7 @@ impl Sim {
         let Ok(term) = peer.storage().term(index) else {
             return;
         };
-        let header = CommandHeader {
-            region_id: REGION,
-            peer: peer.peer(),
-            epoch: peer.region().epoch,
-            term: peer.term(),
-        };
+        let header = peer.command_header();
         let body = CommandBody::Admin(AdminCommand::CompactLog { index, term });
         peer.propose(RaftCommand { header, body }, Box::new(|_| {}));
     }

@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::cmd::{
-    AdminCommand, CommandBody, CommandHeader, CommandResult, Mutation, RaftCommand, RaftstoreError,
-};
+use super::cmd::{AdminCommand, CommandBody, CommandResult, Mutation, RaftCommand, RaftstoreError};
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::PeerOptions;
 use super::sim_tests::{CrashableEngine, Rng};
@@ -130,12 +128,7 @@ impl Sim {
     fn propose(&mut self, store_id: u64, body: CommandBody) -> Slot {
         let store = self.stores[(store_id - 1) as usize].as_mut().unwrap();
         let peer = store.peer(REGION).unwrap();
-        let header = CommandHeader {
-            region_id: REGION,
-            peer: peer.peer(),
-            epoch: peer.region().epoch,
-            term: peer.term(),
-        };
+        let header = peer.command_header();
         let slot: Slot = Arc::new(Mutex::new(None));
         let answer = slot.clone();
         store.propose(

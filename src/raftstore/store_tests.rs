@@ -126,21 +126,17 @@ impl Cluster {
             .map(|s| s.store_id())
     }
 
-    fn put(
+    /// Proposes `body` at `store_id`'s peer of the region (a made-up header if it has none);
+    /// the returned slot fills in with the outcome.
+    fn propose(
         &mut self,
         store_id: u64,
         region_id: u64,
-        key: &[u8],
-        value: &[u8],
+        body: CommandBody,
     ) -> Arc<Mutex<Option<CommandResult>>> {
         let store = self.store(store_id);
         let header = match store.peer(region_id) {
-            Some(peer) => CommandHeader {
-                region_id,
-                peer: peer.peer(),
-                epoch: peer.region().epoch,
-                term: peer.term(),
-            },
+            Some(peer) => peer.command_header(),
             None => CommandHeader {
                 region_id,
                 peer: Peer { id: 0, store_id },
@@ -149,16 +145,26 @@ impl Cluster {
         };
         let slot = Arc::new(Mutex::new(None));
         let answer = slot.clone();
-        let body = CommandBody::Write(vec![Mutation::Put {
-            cf: Cf::Default,
-            key: key.to_vec(),
-            value: value.to_vec(),
-        }]);
         store.propose(
             RaftCommand { header, body },
             Box::new(move |result| *answer.lock().unwrap() = Some(result)),
         );
         slot
+    }
+
+    fn put(
+        &mut self,
+        store_id: u64,
+        region_id: u64,
+        key: &[u8],
+        value: &[u8],
+    ) -> Arc<Mutex<Option<CommandResult>>> {
+        let body = CommandBody::Write(vec![Mutation::Put {
+            cf: Cf::Default,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }]);
+        self.propose(store_id, region_id, body)
     }
 
     fn change_peer(
@@ -168,22 +174,8 @@ impl Cluster {
         change_type: ConfChangeType,
         peer: Peer,
     ) -> Arc<Mutex<Option<CommandResult>>> {
-        let store = self.store(store_id);
-        let leader = store.peer(region_id).unwrap();
-        let header = CommandHeader {
-            region_id,
-            peer: leader.peer(),
-            epoch: leader.region().epoch,
-            term: leader.term(),
-        };
-        let slot = Arc::new(Mutex::new(None));
-        let answer = slot.clone();
         let body = CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer });
-        store.propose(
-            RaftCommand { header, body },
-            Box::new(move |result| *answer.lock().unwrap() = Some(result)),
-        );
-        slot
+        self.propose(store_id, region_id, body)
     }
 
     fn value_on(&self, store_id: u64, key: &[u8]) -> Option<Vec<u8>> {

@@ -117,12 +117,7 @@ impl Group {
 
     fn header(&mut self, id: u64) -> CommandHeader {
         let peer = self.peer(id);
-        CommandHeader {
-            region_id: REGION,
-            peer: peer.peer(),
-            epoch: peer.region().epoch,
-            term: peer.term(),
-        }
+        peer.command_header()
     }
 
     /// Proposes at peer `id`; the returned slot fills in when the outcome is known.
