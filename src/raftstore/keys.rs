@@ -10,7 +10,7 @@
 //! | apply state | `01 02 region:8 03` | `RaftApplyState` |
 //! | region state | `01 03 region:8 01` | `RegionLocalState` |
 
-use super::meta::DecodeError;
+use super::meta::{DecodeError, Reader, Writer};
 use crate::raft::{Entry, EntryType};
 
 const LOCAL_PREFIX: u8 = 0x01;
@@ -75,42 +75,34 @@ pub fn region_id_of_state_key(key: &[u8]) -> Option<u64> {
 
 /// `type:u8 term:u64 index:u64 data_len:u32 data`.
 pub fn encode_entry(entry: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(21 + entry.data.len());
-    out.push(match entry.entry_type {
+    let mut w = Writer(Vec::with_capacity(21 + entry.data.len()));
+    w.u8(match entry.entry_type {
         EntryType::Normal => 0,
         EntryType::ConfChange => 1,
-    });
-    out.extend_from_slice(&entry.term.to_be_bytes());
-    out.extend_from_slice(&entry.index.to_be_bytes());
-    out.extend_from_slice(&(entry.data.len() as u32).to_be_bytes());
-    out.extend_from_slice(&entry.data);
-    out
+    })
+    .u64(entry.term)
+    .u64(entry.index)
+    .bytes(&entry.data);
+    w.0
 }
 
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, DecodeError> {
-    let error = |detail: &str| DecodeError {
+    let mut r = Reader {
+        bytes,
         what: "raft log entry",
-        detail: detail.to_string(),
     };
-    if bytes.len() < 21 {
-        return Err(error("truncated"));
-    }
-    let entry_type = match bytes[0] {
+    let entry_type = match r.u8()? {
         0 => EntryType::Normal,
         1 => EntryType::ConfChange,
-        _ => return Err(error("unknown entry type")),
+        _ => return Err(r.error("unknown entry type")),
     };
-    let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-    let len = u32::from_be_bytes(bytes[17..21].try_into().expect("4 bytes")) as usize;
-    if bytes.len() != 21 + len {
-        return Err(error("length mismatch"));
-    }
-    Ok(Entry {
+    let entry = Entry {
         entry_type,
-        term: u64_at(1),
-        index: u64_at(9),
-        data: bytes[21..].to_vec(),
-    })
+        term: r.u64()?,
+        index: r.u64()?,
+        data: r.bytes()?,
+    };
+    r.finish(entry)
 }
 
 #[cfg(test)]

@@ -128,13 +128,7 @@ impl<E: Engine> PeerStorage<E> {
     /// do not bring the peer back.
     pub fn destroy(&mut self, batch: &mut WriteBatch) {
         if self.is_initialized() {
-            let snapshot = self.engine.snapshot();
-            for cf in DATA_CFS {
-                for item in snapshot.iter(cf, region_bounds(&self.region)) {
-                    let (key, _) = item.expect("reading region data from the engine");
-                    batch.delete(cf, key);
-                }
-            }
+            self.delete_region_data(&self.region, batch);
         }
         self.clear_meta(batch);
         let tombstone = RegionLocalState {
@@ -255,19 +249,10 @@ impl<E: Engine> PeerStorage<E> {
             });
         }
         let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
-        let engine = self.engine.snapshot();
-        let mut ranges = vec![&data.region];
         if self.is_initialized() {
-            ranges.push(&self.region);
+            self.delete_region_data(&self.region, batch);
         }
-        for region in ranges {
-            for cf in DATA_CFS {
-                for item in engine.iter(cf, region_bounds(region)) {
-                    let (key, _) = item.expect("reading region data from the engine");
-                    batch.delete(cf, key);
-                }
-            }
-        }
+        self.delete_region_data(&data.region, batch);
         let (start, end) = raft_log_range(self.region.id);
         batch.delete_range(Cf::Raft, start, end);
         for (cf, key, value) in &data.pairs {
@@ -291,6 +276,17 @@ impl<E: Engine> PeerStorage<E> {
         batch.put(Cf::Raft, apply_state_key(id), self.apply_state.encode());
         batch.put(Cf::Raft, region_state_key(id), region_state.encode());
         Ok(())
+    }
+
+    /// Deletes, in `batch`, the data-CF keys of `region`'s range as the engine holds them now.
+    fn delete_region_data(&self, region: &Region, batch: &mut WriteBatch) {
+        let snapshot = self.engine.snapshot();
+        for cf in DATA_CFS {
+            for item in snapshot.iter(cf, region_bounds(region)) {
+                let (key, _) = item.expect("reading region data from the engine");
+                batch.delete(cf, key);
+            }
+        }
     }
 
     /// Deletes everything this peer stored: log, raft, apply and region states.
