@@ -45,11 +45,9 @@ impl CrashableEngine {
     /// The engine as a restarted process finds it.
     pub(super) fn crash(&self) -> CrashableEngine {
         let live = MemoryEngine::new();
-        let snapshot = self.durable.snapshot();
         let mut batch = WriteBatch::new();
         for cf in Cf::ALL {
-            for item in snapshot.iter(cf, IterOptions::from(Vec::new())) {
-                let (key, value) = item.unwrap();
+            for (key, value) in cf_contents(&self.durable, cf) {
                 batch.put(cf, key, value);
             }
         }
@@ -114,7 +112,7 @@ impl Rng {
     }
 }
 
-type Slot = Arc<Mutex<Option<CommandResult>>>;
+pub(super) type Slot = Arc<Mutex<Option<CommandResult>>>;
 
 struct Sim {
     rng: Rng,
@@ -233,7 +231,8 @@ impl Sim {
         true
     }
 
-    fn propose(&mut self, n: u64) {
+    /// One of the peers that believe they lead (after a partition there may be two).
+    fn random_leader(&mut self) -> Option<u64> {
         let leaders: Vec<u64> = (1..=STORES)
             .filter(|&id| {
                 self.peers[(id - 1) as usize]
@@ -241,9 +240,13 @@ impl Sim {
                     .is_some_and(|p| p.is_leader())
             })
             .collect();
-        let Some(&id) = leaders.get(self.rng.below(leaders.len().max(1) as u64) as usize) else {
-            return;
-        };
+        leaders
+            .get(self.rng.below(leaders.len().max(1) as u64) as usize)
+            .copied()
+    }
+
+    fn propose(&mut self, n: u64) {
+        let Some(id) = self.random_leader() else { return };
         let peer = self.peers[(id - 1) as usize].as_mut().unwrap();
         let key = format!("key-{n:05}").into_bytes();
         let value = format!("value-{n}-at-{id}").into_bytes();
@@ -264,21 +267,10 @@ impl Sim {
         self.proposals.push((key, value, slot));
     }
 
-    /// Has a leader compact its log through what it applied, so lagging and restarted peers
-    /// need snapshots.
     /// A linearizable read at a random leader: when it is released, that peer's engine must
     /// hold every write acknowledged before the read was asked for.
     fn read(&mut self) {
-        let leaders: Vec<u64> = (1..=STORES)
-            .filter(|&id| {
-                self.peers[(id - 1) as usize]
-                    .as_ref()
-                    .is_some_and(|p| p.is_leader())
-            })
-            .collect();
-        let Some(&id) = leaders.get(self.rng.below(leaders.len().max(1) as u64) as usize) else {
-            return;
-        };
+        let Some(id) = self.random_leader() else { return };
         let acknowledged: Vec<(Vec<u8>, Vec<u8>)> = self
             .proposals
             .iter()
@@ -307,6 +299,8 @@ impl Sim {
         );
     }
 
+    /// Has a leader compact its log through what it applied, so lagging and restarted peers
+    /// need snapshots.
     fn compact_log(&mut self) {
         let Some(peer) = self.peers.iter_mut().flatten().find(|p| p.is_leader()) else {
             return;
@@ -379,11 +373,7 @@ impl Sim {
     }
 
     fn data(&self, id: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let snapshot = self.engines[(id - 1) as usize].snapshot();
-        snapshot
-            .iter(Cf::Default, IterOptions::from(Vec::new()))
-            .map(|item| item.unwrap())
-            .collect()
+        cf_contents(&self.engines[(id - 1) as usize], Cf::Default)
     }
 }
 
@@ -421,16 +411,41 @@ fn run(seed: u64) -> Tally {
             "seed {seed}: store {id} differs from store 1"
         );
     }
-    let mut tally = Tally {
+    let outcomes = check_outcomes(seed, &sim.proposals, &data);
+    Tally {
+        acknowledged: outcomes.acknowledged,
+        refused: outcomes.refused,
+        unanswered: outcomes.unanswered,
         crashes: sim.crashes,
         snapshots: sim.snapshots_delivered,
         reads: *sim.reads_served.lock().unwrap(),
-        ..Tally::default()
+    }
+}
+
+/// How the writes of a run were answered.
+pub(super) struct Outcomes {
+    pub(super) acknowledged: u64,
+    pub(super) refused: u64,
+    pub(super) unanswered: u64,
+}
+
+/// Checks each write's answer against the final `data`: acknowledged ones are there, refused
+/// ones are not (unanswered or undetermined ones may be either), and the last write, made
+/// after healing, was acknowledged.
+pub(super) fn check_outcomes(
+    seed: u64,
+    proposals: &[(Vec<u8>, Vec<u8>, Slot)],
+    data: &BTreeMap<Vec<u8>, Vec<u8>>,
+) -> Outcomes {
+    let mut outcomes = Outcomes {
+        acknowledged: 0,
+        refused: 0,
+        unanswered: 0,
     };
-    for (key, value, slot) in &sim.proposals {
+    for (key, value, slot) in proposals {
         match slot.lock().unwrap().as_ref() {
             Some(Ok(_)) => {
-                tally.acknowledged += 1;
+                outcomes.acknowledged += 1;
                 assert_eq!(
                     data.get(key),
                     Some(value),
@@ -439,9 +454,9 @@ fn run(seed: u64) -> Tally {
                 );
             }
             // Unanswered (its peer crashed first) or undetermined: either outcome is fine.
-            None | Some(Err(RaftstoreError::Undetermined)) => tally.unanswered += 1,
+            None | Some(Err(RaftstoreError::Undetermined)) => outcomes.unanswered += 1,
             Some(Err(e)) => {
-                tally.refused += 1;
+                outcomes.refused += 1;
                 assert!(
                     !data.contains_key(key),
                     "seed {seed}: {} was answered {e} but applied",
@@ -450,16 +465,26 @@ fn run(seed: u64) -> Tally {
             }
         }
     }
-    let last = &sim.proposals.last().unwrap().2;
+    let last = &proposals.last().unwrap().2;
     assert!(
         matches!(last.lock().unwrap().as_ref(), Some(Ok(_))),
         "seed {seed}: the write after healing did not commit"
     );
-    assert!(tally.acknowledged > 0, "seed {seed}: nothing was acknowledged");
-    tally
+    assert!(outcomes.acknowledged > 0, "seed {seed}: nothing was acknowledged");
+    outcomes
 }
 
-fn env_number(name: &str) -> Option<u64> {
+/// Everything in `cf` of `engine`.
+pub(super) fn cf_contents(engine: &impl Engine, cf: Cf) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    engine
+        .snapshot()
+        .iter(cf, IterOptions::from(Vec::new()))
+        .map(|item| item.unwrap())
+        .collect()
+}
+
+/// A number from the environment, for seed counts and replays.
+pub(super) fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.parse()
             .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))

@@ -10,20 +10,19 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::cmd::{AdminCommand, CommandBody, CommandResult, Mutation, RaftCommand, RaftstoreError};
+use super::cmd::{AdminCommand, CommandBody, Mutation, RaftCommand};
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::PeerOptions;
-use super::sim_tests::{CrashableEngine, Rng};
+use super::sim_tests::{CrashableEngine, Rng, Slot, cf_contents, check_outcomes, env_number};
 use super::store::{RaftMessage, Store, Transport, Unreachable};
 use crate::raft::ConfChangeType;
-use crate::storage::{Cf, Engine, IterOptions, Snapshot as _};
+use crate::storage::Cf;
 
 const REGION: u64 = 1;
 const STORES: u64 = 4;
 const STEPS: u64 = 1200;
 
 type Queue = Arc<Mutex<VecDeque<RaftMessage>>>;
-type Slot = Arc<Mutex<Option<CommandResult>>>;
 
 struct QueueTransport(Queue);
 
@@ -232,11 +231,7 @@ impl Sim {
     }
 
     fn data(&self, store_id: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
-        let snapshot = self.engines[(store_id - 1) as usize].snapshot();
-        snapshot
-            .iter(Cf::Default, IterOptions::from(Vec::new()))
-            .map(|item| item.unwrap())
-            .collect()
+        cf_contents(&self.engines[(store_id - 1) as usize], Cf::Default)
     }
 }
 
@@ -288,41 +283,13 @@ fn run(seed: u64) -> (u64, u64) {
             members[0]
         );
     }
-    let mut acknowledged = 0;
-    for (key, value, slot) in &sim.proposals {
-        match slot.lock().unwrap().as_ref() {
-            Some(Ok(_)) => {
-                acknowledged += 1;
-                assert_eq!(data.get(key), Some(value), "seed {seed}: acknowledged write lost");
-            }
-            None | Some(Err(RaftstoreError::Undetermined)) => {}
-            Some(Err(e)) => assert!(
-                !data.contains_key(key),
-                "seed {seed}: {} was answered {e} but applied",
-                String::from_utf8_lossy(key)
-            ),
-        }
-    }
-    assert!(
-        matches!(
-            sim.proposals.last().unwrap().2.lock().unwrap().as_ref(),
-            Some(Ok(_))
-        ),
-        "seed {seed}: the write after healing did not commit"
-    );
+    let acknowledged = check_outcomes(seed, &sim.proposals, &data).acknowledged;
     let changes = sim
         .membership_changes
         .iter()
         .filter(|slot| matches!(slot.lock().unwrap().as_ref(), Some(Ok(_))))
         .count() as u64;
     (acknowledged, changes)
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))
-    })
 }
 
 #[test]
