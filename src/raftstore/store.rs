@@ -166,7 +166,6 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
     /// store, an unknown region or another peer id (a removed or replaced peer) are dropped:
     /// raft tolerates loss, and the sender retries.
     pub fn on_raft_message(&mut self, message: RaftMessage) {
-        self.peer_cache.insert(message.from_peer.id, message.from_peer);
         if message.to_peer.store_id != self.store_id {
             tracing::debug!(to = ?message.to_peer, store = self.store_id, "raft message for another store");
             return;
@@ -199,6 +198,12 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
         if peer.peer().id != message.to_peer.id || message.message.to != message.to_peer.id {
             tracing::debug!(region = message.region_id, to = ?message.to_peer, "raft message for another peer");
             return;
+        }
+        // Remember where a sender the region does not list lives (a peer waiting for its first
+        // snapshot lists nobody), so replies can reach it.
+        let from = message.from_peer;
+        if !peer.region().peers.contains(&from) {
+            self.peer_cache.insert(from.id, from);
         }
         peer.step(message.message);
     }
