@@ -124,28 +124,12 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
         self.store_id
     }
 
-    pub fn engine(&self) -> &E {
-        &self.engine
-    }
-
-    pub fn options(&self) -> PeerOptions {
-        self.options
-    }
-
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
     pub fn region_ids(&self) -> impl Iterator<Item = u64> + '_ {
         self.peers.keys().copied()
     }
 
     pub fn peer(&self, region_id: u64) -> Option<&RegionPeer<E>> {
         self.peers.get(&region_id)
-    }
-
-    pub fn peer_mut(&mut self, region_id: u64) -> Option<&mut RegionPeer<E>> {
-        self.peers.get_mut(&region_id)
     }
 
     pub fn tick(&mut self) {
