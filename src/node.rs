@@ -1,10 +1,15 @@
 //! Wiring one node: open the engine, start the store, serve RESP, shut down cleanly.
 //!
-//! A node keeps its RocksDB database in `<data_dir>/db`. Today a node is a whole single-node
-//! database: the timestamp oracle, the Percolator transaction server (writing through a
-//! group-commit sink to the engine) and its client, under the RESP server, plus a task that
-//! garbage-collects old MVCC versions every `gc.interval_secs`. The multi-raft
-//! store will take the sink's place, and the scheduler will grow around the oracle.
+//! A node keeps its RocksDB database in `<data_dir>/db`. It runs the multi-raft store (a raft
+//! thread and an apply thread, `raftstore::driver`), the timestamp oracle, the Percolator
+//! transaction server at the store's region leaders and its client, under the RESP server,
+//! plus a task that garbage-collects old MVCC versions every `gc.interval_secs`.
+//!
+//! **A single node is a cluster of one.** On its first start the node bootstraps its store
+//! (store 1 of a new cluster) with region 1, covering every key, whose only peer is here; its
+//! raft group of one elects itself at once. Every write is a raft proposal, answered once it
+//! is committed (the log fsync'd) and applied, exactly as in a cluster. A restart replays the
+//! log from the applied index.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,13 +23,15 @@ use tokio::task::JoinHandle;
 use crate::config::{ClusterConfig, ConfigError, NodeConfig};
 use crate::percolator::client::{ClientConfig, PercolatorClient};
 use crate::percolator::server::TxnServer;
-use crate::percolator::sink::GroupCommitSink;
+use crate::raftstore::cmd::RaftstoreError;
+use crate::raftstore::driver::{DriverOptions, StoreDriver};
+use crate::raftstore::peer::PeerOptions;
 use crate::resp::{NodeInfo, Server, serve};
 use crate::scheduler::tso::{EngineTsoStore, Tso, TsoClient, TsoError, system_clock};
 use crate::storage::{Engine, RocksEngine, RocksOptions, StorageError};
 
 /// The transaction server as this node runs it.
-pub type NodeTxnServer = TxnServer<RocksEngine, GroupCommitSink>;
+pub type NodeTxnServer = TxnServer<RocksEngine>;
 /// The client the RESP layer runs its commands through.
 pub type NodeTxnClient = PercolatorClient<NodeTxnServer>;
 
@@ -50,6 +57,12 @@ pub enum NodeError {
     MultiNode { count: usize },
     #[error("timestamp oracle: {0}")]
     Tso(#[from] TsoError),
+    #[error("the store in {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: RaftstoreError,
+    },
     #[error("shutdown: flushing the database: {0}")]
     Shutdown(#[source] StorageError),
 }
@@ -68,6 +81,7 @@ pub struct NodeOptions {
 pub struct RunningNode {
     resp_addr: SocketAddr,
     txn_server: Arc<NodeTxnServer>,
+    driver: StoreDriver<RocksEngine>,
     gc_task: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     server_task: JoinHandle<()>,
@@ -94,9 +108,32 @@ impl RunningNode {
             Tso::DEFAULT_WINDOW_MS,
         )?);
         let tso_client = TsoClient::start(tso);
-        let sink = GroupCommitSink::start(engine.clone());
+        let store_error = |source| NodeError::Store {
+            path: db_path.clone(),
+            source,
+        };
+        let raft = &options.cluster.raft;
+        let peer_options = PeerOptions {
+            election_tick: raft.election_timeout_ticks as usize,
+            heartbeat_tick: raft.heartbeat_ticks as usize,
+            raft_log_gc_tick_interval: (options.cluster.raft_log_gc.tick_ms / raft.tick_ms.max(1)).max(1)
+                as usize,
+            raft_log_gc_count_limit: options.cluster.raft_log_gc.count_limit,
+            ..PeerOptions::default()
+        };
+        let (driver, _ident) = StoreDriver::start_cluster_of_one(
+            engine,
+            new_cluster_id(),
+            peer_options,
+            DriverOptions {
+                tick_ms: raft.tick_ms,
+            },
+            u64::from(std::process::id()),
+        )
+        .map_err(store_error)?;
         let txn_server = Arc::new(
-            TxnServer::new(engine, sink, tso_client.clone()).with_gc_filter(crate::resp::HashFieldGcFilter),
+            TxnServer::new(driver.handle().clone(), tso_client.clone())
+                .with_gc_filter(crate::resp::HashFieldGcFilter),
         );
         let store = PercolatorClient::new(txn_server.clone(), tso_client, ClientConfig::default());
         let gc_task = tokio::spawn(run_gc(store.clone(), options.cluster.gc.clone()));
@@ -129,6 +166,7 @@ impl RunningNode {
         Ok(RunningNode {
             resp_addr,
             txn_server,
+            driver,
             gc_task,
             stop,
             server_task,
@@ -148,8 +186,9 @@ impl RunningNode {
         self.gc_task.abort();
         let _ = self.gc_task.await;
         let txn_server = self.txn_server;
+        let driver = self.driver;
         tokio::task::spawn_blocking(move || {
-            txn_server.sink().shutdown();
+            driver.stop();
             txn_server.engine().flush()
         })
         .await
@@ -185,4 +224,13 @@ async fn run_gc(store: NodeTxnClient, config: crate::config::GcConfig) {
             Err(e) => tracing::warn!(error = %e, "MVCC garbage collection failed; will retry"),
         }
     }
+}
+
+/// An id for a new cluster: the clock and the process id, so two clusters started apart never
+/// share one.
+fn new_cluster_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 48)
 }

@@ -40,6 +40,9 @@ pub struct ClientConfig {
     pub max_one_pc_keys: usize,
     /// How long a read or prewrite keeps waiting for a live lock to go away.
     pub lock_wait_budget_ms: u64,
+    /// How long a request keeps being sent again while its region has no ready leader (an
+    /// election, a leader transfer, a split).
+    pub region_retry_budget_ms: u64,
 }
 
 impl Default for ClientConfig {
@@ -48,6 +51,7 @@ impl Default for ClientConfig {
             lock_ttl_ms: 3_000,
             max_one_pc_keys: 4_096,
             lock_wait_budget_ms: 10_000,
+            region_retry_budget_ms: 10_000,
         }
     }
 }
@@ -110,7 +114,9 @@ impl<K: KvApi> PercolatorClient<K> {
         let mut report = GcReport::default();
         let mut start = Vec::new();
         loop {
-            let locks = self.kv.kv_scan_locks(safe_point, start.clone(), GC_BATCH).await?;
+            let locks = self
+                .retry_region(|| self.kv.kv_scan_locks(safe_point, start.clone(), GC_BATCH))
+                .await?;
             let done = locks.len() < GC_BATCH;
             for lock in &locks {
                 if resolve_lock(self, lock).await? {
@@ -132,7 +138,9 @@ impl<K: KvApi> PercolatorClient<K> {
         report.safe_point = safe_point;
         let mut next = None;
         loop {
-            let (removed, resume) = self.kv.kv_gc(safe_point, next, GC_BATCH).await?;
+            let (removed, resume) = self
+                .retry_region(|| self.kv.kv_gc(safe_point, next.clone(), GC_BATCH))
+                .await?;
             report.versions_removed += removed;
             match resume {
                 Some(resume) => next = Some(resume),
@@ -143,6 +151,27 @@ impl<K: KvApi> PercolatorClient<K> {
 
     pub fn kv(&self) -> &Arc<K> {
         &self.kv
+    }
+
+    /// Runs `call` again, with backoff, while it fails with a region error that retrying can
+    /// fix (no leader yet, a stale epoch...), within the region retry budget.
+    async fn retry_region<T, F, Fut>(&self, mut call: F) -> std::result::Result<T, MvccError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, MvccError>>,
+    {
+        let since = Instant::now();
+        let budget = Duration::from_millis(self.config.region_retry_budget_ms);
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(MvccError::Region(e)) if e.is_retryable() && since.elapsed() < budget => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -268,6 +297,15 @@ impl<K: KvApi> PercolatorTxn<K> {
         for error in errors {
             match error {
                 MvccError::KeyIsLocked(lock) => self.handle_lock(&lock, since, attempt).await?,
+                MvccError::Region(e)
+                    if e.is_retryable()
+                        && since.elapsed()
+                            < Duration::from_millis(self.client.config.region_retry_budget_ms) =>
+                {
+                    *attempt += 1;
+                    tokio::time::sleep(backoff(*attempt)).await;
+                    return Ok(());
+                }
                 other => return Err(other.into()),
             }
         }
@@ -287,10 +325,15 @@ impl<K: KvApi> PercolatorTxn<K> {
         let commit_ts = self.client.tso.get_timestamp().await.map_err(tso_error)?;
         let keys: Vec<Vec<u8>> = request.mutations.iter().map(|m| m.key.clone()).collect();
         let (primary, secondaries) = keys.split_first().expect("a prewrite has keys");
-        if let Err(e) = kv
-            .kv_commit(vec![primary.clone()], self.start_ts, commit_ts)
-            .await
-        {
+        let committed = self
+            .client
+            .retry_region(|| kv.kv_commit(vec![primary.clone()], self.start_ts, commit_ts))
+            .await;
+        if let Err(e) = committed {
+            if matches!(e, MvccError::Region(_)) {
+                // The commit's fate is not known here: never roll back what may have committed.
+                return Err(e.into());
+            }
             // The primary was rolled back under us (our locks outlived their TTL): the
             // transaction is aborted. Clean up what is left of it.
             let _ = kv.kv_batch_rollback(keys.clone(), self.start_ts).await;
@@ -306,7 +349,10 @@ impl<K: KvApi> PercolatorTxn<K> {
         }
         // Committed. A failure from here on leaves locks that readers resolve as committed.
         if !secondaries.is_empty()
-            && let Err(e) = kv.kv_commit(secondaries.to_vec(), self.start_ts, commit_ts).await
+            && let Err(e) = self
+                .client
+                .retry_region(|| kv.kv_commit(secondaries.to_vec(), self.start_ts, commit_ts))
+                .await
         {
             tracing::warn!(start_ts = %self.start_ts, error = %e, "committing secondaries failed; readers will resolve them");
         }
@@ -318,8 +364,11 @@ impl<K: KvApi> PercolatorTxn<K> {
 async fn resolve_lock<K: KvApi>(client: &PercolatorClient<K>, lock: &LockInfo) -> Result<bool> {
     let current_ts = client.tso.get_timestamp().await.map_err(tso_error)?;
     let status = client
-        .kv
-        .kv_check_txn_status(lock.primary.clone(), lock.start_ts, current_ts)
+        .retry_region(|| {
+            client
+                .kv
+                .kv_check_txn_status(lock.primary.clone(), lock.start_ts, current_ts)
+        })
         .await?;
     let commit_ts = match status {
         TxnStatus::Locked { .. } => return Ok(false),
@@ -327,8 +376,11 @@ async fn resolve_lock<K: KvApi>(client: &PercolatorClient<K>, lock: &LockInfo) -
         TxnStatus::RolledBack { .. } => None,
     };
     client
-        .kv
-        .kv_resolve_lock(lock.start_ts, commit_ts, vec![lock.key.clone()])
+        .retry_region(|| {
+            client
+                .kv
+                .kv_resolve_lock(lock.start_ts, commit_ts, vec![lock.key.clone()])
+        })
         .await?;
     Ok(true)
 }
@@ -352,7 +404,11 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
         let since = Instant::now();
         let mut attempt = 0;
         loop {
-            match self.client.kv.kv_get(key.to_vec(), self.start_ts).await {
+            let read = self
+                .client
+                .retry_region(|| self.client.kv.kv_get(key.to_vec(), self.start_ts))
+                .await;
+            match read {
                 Ok(value) => return Ok(value.map(Bytes::from)),
                 Err(MvccError::KeyIsLocked(lock)) => self.handle_lock(&lock, since, &mut attempt).await?,
                 Err(other) => return Err(other.into()),
@@ -437,8 +493,11 @@ impl<K: KvApi> PercolatorTxn<K> {
         loop {
             let entries = self
                 .client
-                .kv
-                .kv_scan(start.to_vec(), end.map(<[u8]>::to_vec), limit, self.start_ts)
+                .retry_region(|| {
+                    self.client
+                        .kv
+                        .kv_scan(start.to_vec(), end.map(<[u8]>::to_vec), limit, self.start_ts)
+                })
                 .await?;
             let mut pairs = Vec::with_capacity(entries.len());
             let mut blocked = None;
@@ -463,23 +522,31 @@ impl<K: KvApi> PercolatorTxn<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::percolator::server::TxnServer;
-    use crate::percolator::sink::GroupCommitSink;
+    use crate::percolator::server::{TxnServer, test_server};
+    use crate::raftstore::driver::StoreDriver;
     use crate::scheduler::tso::{EngineTsoStore, Tso, system_clock};
     use crate::storage::MemoryEngine;
 
-    type Server = TxnServer<MemoryEngine, GroupCommitSink>;
+    type Server = TxnServer<MemoryEngine>;
 
-    fn setup(config: ClientConfig) -> (PercolatorClient<Server>, Arc<Server>, TsoClient) {
+    /// A client, its server and oracle, on a cluster of one (kept running by the driver).
+    struct Setup(
+        PercolatorClient<Server>,
+        Arc<Server>,
+        TsoClient,
+        StoreDriver<MemoryEngine>,
+    );
+
+    fn setup(config: ClientConfig) -> Setup {
         let engine = MemoryEngine::new();
         let tso = Arc::new(Tso::open(EngineTsoStore(engine.clone()), system_clock(), 3_000).unwrap());
         let tso = TsoClient::start(tso);
-        let sink = GroupCommitSink::start(engine.clone());
-        let server = Arc::new(TxnServer::new(engine, sink, tso.clone()));
-        (
+        let (server, driver) = test_server(engine, tso.clone());
+        Setup(
             PercolatorClient::new(server.clone(), tso.clone(), config),
             server,
             tso,
+            driver,
         )
     }
 
@@ -530,7 +597,7 @@ mod tests {
     #[tokio::test]
     async fn both_commit_paths_write_and_read_back() {
         for max_one_pc_keys in [0, 100] {
-            let (client, _, _) = setup(ClientConfig {
+            let Setup(client, _, _, _driver) = setup(ClientConfig {
                 max_one_pc_keys,
                 ..ClientConfig::default()
             });
@@ -552,7 +619,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_after_prewrite_is_rolled_back_by_a_reader_once_the_lock_expires() {
-        let (client, server, tso) = setup(ClientConfig::default());
+        let Setup(client, server, tso, _driver) = setup(ClientConfig::default());
         put(&client, &[("p", "old-p"), ("s", "old-s")]).await;
         prewrite_only(&server, &tso, &[("p", "new-p"), ("s", "new-s")], 50).await;
         // The reader meets the secondary's lock, waits out the TTL, rolls the primary back,
@@ -566,7 +633,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_crash_after_the_primary_commit_is_completed_by_a_reader() {
-        let (client, server, tso) = setup(ClientConfig::default());
+        let Setup(client, server, tso, _driver) = setup(ClientConfig::default());
         let start_ts = prewrite_only(&server, &tso, &[("p", "new-p"), ("s", "new-s")], 60_000).await;
         let commit_ts = tso.get_timestamp().await.unwrap();
         server
@@ -585,7 +652,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_one_phase_request_naming_a_key_twice_commits_the_last_mutation() {
-        let (client, server, tso) = setup(ClientConfig::default());
+        let Setup(client, server, tso, _driver) = setup(ClientConfig::default());
         let start_ts = tso.get_timestamp().await.unwrap();
         let request = PrewriteRequest {
             mutations: vec![
@@ -615,7 +682,7 @@ mod tests {
 
     #[tokio::test]
     async fn gc_drops_old_versions_but_not_what_a_running_transaction_reads() {
-        let (client, server, _) = setup(ClientConfig::default());
+        let Setup(client, server, _, _driver) = setup(ClientConfig::default());
         for i in 0..5 {
             put(&client, &[("k", &i.to_string())]).await;
         }
@@ -638,7 +705,7 @@ mod tests {
 
     #[tokio::test]
     async fn gc_settles_old_locks_through_their_primary_before_collecting() {
-        let (client, server, tso) = setup(ClientConfig::default());
+        let Setup(client, server, tso, _driver) = setup(ClientConfig::default());
         // A transaction committed its primary and died before its secondary.
         let start_ts = prewrite_only(&server, &tso, &[("p", "new-p"), ("s", "new-s")], 1).await;
         let commit_ts = tso.get_timestamp().await.unwrap();
@@ -659,7 +726,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn gc_running_alongside_writers_and_readers_changes_nothing_they_see() {
-        let (client, server, _) = setup(ClientConfig::default());
+        let Setup(client, server, _, _driver) = setup(ClientConfig::default());
         put(&client, &[("n", "0")]).await;
         let writer = {
             let client = client.clone();
@@ -702,7 +769,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_lock_makes_a_reader_time_out_rather_than_guess() {
-        let (client, server, tso) = setup(ClientConfig {
+        let Setup(client, server, tso, _driver) = setup(ClientConfig {
             lock_wait_budget_ms: 100,
             ..ClientConfig::default()
         });
@@ -713,7 +780,7 @@ mod tests {
 
     #[tokio::test]
     async fn first_committer_wins() {
-        let (client, _, _) = setup(ClientConfig::default());
+        let Setup(client, _, _, _driver) = setup(ClientConfig::default());
         let mut first = client.begin().await.unwrap();
         let mut second = client.begin().await.unwrap();
         first.put(b("k"), b("first"));
@@ -729,7 +796,7 @@ mod tests {
     #[tokio::test]
     async fn write_skew_is_allowed_without_watch_and_prevented_with_it() {
         for watch in [false, true] {
-            let (client, _, _) = setup(ClientConfig::default());
+            let Setup(client, _, _, _driver) = setup(ClientConfig::default());
             put(&client, &[("x", "1"), ("y", "1")]).await;
             let since = client.timestamp().await.unwrap();
             let mut t1 = client.begin().await.unwrap();
@@ -761,7 +828,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn readers_never_miss_a_one_phase_commit_below_their_timestamp() {
-        let (client, _, _) = setup(ClientConfig::default());
+        let Setup(client, _, _, _driver) = setup(ClientConfig::default());
         put(&client, &[("k", "0")]).await;
         let writer = {
             let client = client.clone();

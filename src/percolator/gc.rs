@@ -146,7 +146,7 @@ pub fn gc_range<S: Snapshot>(
             ..Default::default()
         },
     );
-    let storage = |e: crate::storage::StorageError| MvccError::Storage(e.to_string());
+    let storage = |e: crate::storage::StorageError| MvccError::Storage(e.into());
     let mut valid = cursor.seek(lower.as_deref().unwrap_or(&[])).map_err(storage)?;
     let mut keys = 0;
     while valid {

@@ -12,9 +12,9 @@
 //! possible. [`Transaction::watch`] closes that gap for chosen keys: the commit also fails if a
 //! watched key's value changed after the watch timestamp, which is what Redis `WATCH` needs.
 //!
-//! **Durability.** A commit returns only after its writes are durable (today fsync'd to the
-//! local write-ahead log by [`sink::GroupCommitSink`]; with replication, committed on a
-//! majority).
+//! **Durability.** A commit returns only after its writes are durable: every command's writes
+//! are one raft proposal to the region holding its keys, answered once the entry is committed
+//! (fsync'd on a majority of the region's stores) and applied.
 //!
 //! ## The pieces, TiKV's way
 //!
@@ -23,16 +23,17 @@
 //! - [`actions`]: prewrite, commit, rollback and check-status of *one key*; pure functions.
 //! - [`commands`]: Get, Prewrite, Commit, Scan, CheckTxnStatus, BatchRollback, ResolveLock,
 //!   looping over keys against one snapshot and returning their writes.
-//! - [`server`]: runs commands under [`latches`] and applies their writes through a
-//!   [`sink::WriteSink`] (the seam where raft proposals will go); one-phase commit with
-//!   in-memory locks; the [`server::KvApi`] clients call.
+//! - [`server`]: runs commands at the region leaders of this node's store, under [`latches`],
+//!   and proposes their writes to the region's raft group; one-phase commit with in-memory
+//!   locks; the [`server::KvApi`] clients call.
 //! - [`client`]: the coordinator: snapshot reads, buffered writes, one- or two-phase commit,
 //!   lock resolution with backoff; and garbage-collection rounds ([`gc`]).
 //!
 //! ## Caveats
 //!
-//! - One store: every transaction's keys are local, so most commit in one phase. Region
-//!   routing, and prewrites split by region, come with the multi-raft store.
+//! - One store, one region: every transaction's keys are in the local region, so most commit in
+//!   one phase. Routing to other nodes' regions, and prewrites split by region, are not built
+//!   yet.
 //! - Garbage collection ([`gc`]) keeps, per key, the newest version at the safe point, so a
 //!   deleted key keeps one tombstone; the safe point is node-local (the scheduler will own it
 //!   once there are several nodes).
@@ -47,7 +48,6 @@ pub mod latches;
 pub mod mvcc;
 pub mod records;
 pub mod server;
-pub mod sink;
 
 #[cfg(test)]
 mod tests;
@@ -56,8 +56,9 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+use crate::raftstore::cmd::RaftstoreError;
 use crate::scheduler::tso::TimeStamp;
-use crate::storage::StorageError;
+use crate::storage::{SharedStorageError, StorageError};
 use records::LockInfo;
 
 /// Errors of the MVCC layer and its commands, per key. Cloneable, so one per key can be
@@ -96,7 +97,14 @@ pub enum MvccError {
     #[error("malformed MVCC data: {0}")]
     BadFormat(String),
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(SharedStorageError),
+    /// The region's store refused or could not finish the command (not the leader, a stale
+    /// epoch, an outcome it cannot tell...).
+    #[error("region: {0}")]
+    Region(RaftstoreError),
+    /// The timestamp oracle could not be asked.
+    #[error("timestamp: {0}")]
+    Timestamp(String),
 }
 
 /// Errors a transaction reports.
@@ -123,12 +131,23 @@ pub enum TxnError {
     #[error("{0}")]
     Aborted(String),
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(SharedStorageError),
     #[error("timestamp: {0}")]
     Timestamp(String),
     /// The store is shutting down and takes no more commits.
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// The data could not be reached (no leader for its region within the retry budget, or
+    /// a refusal that retrying cannot fix). Nothing was written.
+    #[error("unavailable: {0}")]
+    Unavailable(RaftstoreError),
+    /// The commit may or may not have happened (its proposal's fate is unknown): the client
+    /// must read to find out.
+    #[error("the transaction's outcome is unknown")]
+    Undetermined,
+    /// Malformed data in the store (or a bug): not retried.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl TxnError {
@@ -151,15 +170,19 @@ impl From<MvccError> for TxnError {
                 start_ts,
                 conflict_commit_ts,
             },
-            MvccError::Storage(message) if message.contains("shutting down") => TxnError::ShuttingDown,
-            other => TxnError::Storage(other.to_string()),
+            MvccError::Storage(e) => TxnError::Storage(e),
+            MvccError::Region(RaftstoreError::StoreStopped) => TxnError::ShuttingDown,
+            MvccError::Region(RaftstoreError::Undetermined) => TxnError::Undetermined,
+            MvccError::Region(e) => TxnError::Unavailable(e),
+            MvccError::Timestamp(e) => TxnError::Timestamp(e),
+            other => TxnError::Internal(other.to_string()),
         }
     }
 }
 
 impl From<StorageError> for TxnError {
     fn from(e: StorageError) -> Self {
-        TxnError::Storage(e.to_string())
+        TxnError::Storage(e.into())
     }
 }
 

@@ -133,7 +133,7 @@ impl Iterator for WriteVersions<'_, '_> {
 }
 
 fn storage(e: crate::storage::StorageError) -> MvccError {
-    MvccError::Storage(e.to_string())
+    MvccError::Storage(e.into())
 }
 
 impl<'a, S: Snapshot> MvccReader<'a, S> {

@@ -1,9 +1,15 @@
-//! The transaction server: runs Percolator commands for clients.
+//! The transaction server: runs Percolator commands for clients, at the region leaders of this
+//! node's store.
 //!
-//! Each write command takes the latches of its keys, reads a fresh snapshot, computes its
-//! writes with the pure functions of `commands.rs`, and hands them to the [`WriteSink`]; the
-//! latches are released only once the writes are durable, so the next command on the same key
-//! sees them. Reads take no latches.
+//! Each write command finds the region of its keys, asks the store whether this node leads it
+//! and is ready to serve (an entry of its term applied, so its engine holds everything
+//! committed before), takes the latches of its keys, reads the engine, computes its writes with
+//! the pure functions of `commands.rs`, and proposes them to the region's raft group as one
+//! command under the term it checked (a leader change in between makes the proposal fail
+//! rather than commit what was computed from an old state). The latches are released only once
+//! the writes are applied, so the next command on the same key sees them. Reads take no
+//! latches: they wait for a ReadIndex confirmation (see `raftstore::peer`) and then read the
+//! engine.
 //!
 //! **One-phase commit.** A transaction whose keys all live here may prewrite and commit in one
 //! step: no locks are written, only commit records. The subtlety is the commit timestamp. It
@@ -29,11 +35,14 @@ use super::MvccError;
 use super::actions::{PrewriteMode, TxnStatus};
 use super::commands::{self, PrewriteRequest, ScanEntry};
 use super::gc::GcFilter;
+use super::key::Key;
 use super::latches::Latches;
+use super::mvcc::MvccTxn;
 use super::records::LockInfo;
-use super::sink::WriteSink;
+use crate::raftstore::cmd::{CommandBody, CommandHeader, RaftCommand, RaftstoreError};
+use crate::raftstore::driver::{RegionView, StoreHandle};
 use crate::scheduler::tso::{TimeStamp, TsoClient};
-use crate::storage::Engine;
+use crate::storage::{self, Engine};
 
 /// The Percolator operations a client needs. Keys and values are raw user bytes.
 pub trait KvApi: Send + Sync + 'static {
@@ -259,21 +268,30 @@ impl MemoryLocks {
     }
 }
 
-/// The transaction server on one engine. See the module docs.
-pub struct TxnServer<E: Engine, W: WriteSink> {
-    engine: E,
-    sink: W,
+/// The transaction server on one store. See the module docs.
+pub struct TxnServer<E: Engine> {
+    store: StoreHandle<E>,
     latches: Latches,
     memory_locks: MemoryLocks,
     tso: TsoClient,
     gc_filter: Option<Box<dyn GcFilter>>,
 }
 
-impl<E: Engine, W: WriteSink> TxnServer<E, W> {
-    pub fn new(engine: E, sink: W, tso: TsoClient) -> Self {
+/// A region's leader snapshot for a write command: what to read, and the header to propose
+/// the command's writes with.
+struct WriteContext<S> {
+    snapshot: S,
+    header: CommandHeader,
+}
+
+fn region_error(e: RaftstoreError) -> MvccError {
+    MvccError::Region(e)
+}
+
+impl<E: Engine> TxnServer<E> {
+    pub fn new(store: StoreHandle<E>, tso: TsoClient) -> Self {
         TxnServer {
-            engine,
-            sink,
+            store,
             latches: Latches::default(),
             memory_locks: MemoryLocks::default(),
             tso,
@@ -287,31 +305,113 @@ impl<E: Engine, W: WriteSink> TxnServer<E, W> {
         self
     }
 
-    pub fn sink(&self) -> &W {
-        &self.sink
+    pub fn store(&self) -> &StoreHandle<E> {
+        &self.store
     }
 
     pub fn engine(&self) -> &E {
-        &self.engine
+        self.store.engine()
     }
 
-    async fn apply(&self, txn: super::mvcc::MvccTxn) -> Result<(), MvccError> {
+    /// The region on this store holding the user key `raw`.
+    fn region_of(&self, raw: &[u8]) -> Result<RegionView, MvccError> {
+        let encoded = Key::from_raw(raw);
+        self.store.region_for_key(encoded.as_encoded()).ok_or_else(|| {
+            region_error(RaftstoreError::KeyNotInRegion {
+                key: encoded.as_encoded().to_vec(),
+                region_id: 0,
+                start_key: Vec::new(),
+                end_key: Vec::new(),
+            })
+        })
+    }
+
+    /// Waits until a read of the region holding `raw` is linearizable: the leader has
+    /// confirmed its leadership and applied everything committed when the read arrived. A
+    /// snapshot taken after this sees every write acknowledged before it was called.
+    async fn read_barrier(&self, raw: &[u8]) -> Result<(), MvccError> {
+        let view = self.region_of(raw)?;
+        if view.reads_locally() {
+            return Ok(());
+        }
+        let header = CommandHeader {
+            region_id: view.region.id,
+            peer: view.peer,
+            epoch: view.region.epoch,
+            term: 0,
+        };
+        self.store.read_index(header).await.map_err(region_error)?;
+        Ok(())
+    }
+
+    /// A linearizable snapshot of the region holding `raw` (see [`TxnServer::read_barrier`]).
+    async fn read_snapshot(&self, raw: &[u8]) -> Result<E::Snapshot, MvccError> {
+        self.read_barrier(raw).await?;
+        Ok(self.store.engine().snapshot())
+    }
+
+    /// The leader's snapshot and proposal header for a write to the region holding `raw`.
+    /// Call with the command's latches held.
+    async fn write_context(&self, raw: &[u8]) -> Result<WriteContext<E::Snapshot>, MvccError> {
+        let view = self.region_of(raw)?;
+        let header = self
+            .store
+            .leader_header(view.region.id)
+            .await
+            .map_err(region_error)?;
+        Ok(WriteContext {
+            snapshot: self.store.engine().snapshot(),
+            header,
+        })
+    }
+
+    /// Proposes a command's writes to its region and waits until they are applied.
+    async fn apply(&self, header: CommandHeader, txn: MvccTxn) -> Result<(), MvccError> {
         if txn.is_empty() {
             return Ok(());
         }
-        self.sink
-            .write(txn.into_batch())
+        let mutations = txn
+            .into_batch()
+            .mutations()
+            .iter()
+            .map(|m| match m {
+                storage::Mutation::Put { cf, key, value } => crate::raftstore::cmd::Mutation::Put {
+                    cf: *cf,
+                    key: key.clone(),
+                    value: value.clone(),
+                },
+                storage::Mutation::Delete { cf, key } => crate::raftstore::cmd::Mutation::Delete {
+                    cf: *cf,
+                    key: key.clone(),
+                },
+                storage::Mutation::DeleteRange { .. } => unreachable!("MVCC writes no range deletes"),
+            })
+            .collect();
+        self.store
+            .propose(RaftCommand {
+                header,
+                body: CommandBody::Write(mutations),
+            })
             .await
-            .map_err(|e| MvccError::Storage(e.to_string()))
+            .map(|_| ())
+            .map_err(region_error)
     }
 }
 
-impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
+/// The first key a command touches, which picks its region.
+fn first_key(keys: &[Vec<u8>]) -> &[u8] {
+    keys.first().map_or(&[], Vec::as_slice)
+}
+
+impl<E: Engine> KvApi for TxnServer<E> {
     async fn kv_get(&self, key: Vec<u8>, ts: TimeStamp) -> Result<Option<Vec<u8>>, MvccError> {
+        self.read_barrier(&key).await?;
+        // A one-phase commit lifts its memory locks only once its writes are applied, so the
+        // snapshot is taken after the wait.
         self.memory_locks
             .wait_clear(&key, Bound::Included(&key), ts)
             .await;
-        commands::get(&self.engine.snapshot(), &key, ts)
+        commands::get(&self.store.engine().snapshot(), &key, ts)
     }
 
     async fn kv_scan(
@@ -321,9 +421,10 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         limit: usize,
         ts: TimeStamp,
     ) -> Result<Vec<ScanEntry>, MvccError> {
+        self.read_barrier(&start).await?;
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.memory_locks.wait_clear(&start, upper, ts).await;
-        commands::scan(&self.engine.snapshot(), &start, end.as_deref(), limit, ts)
+        commands::scan(&self.store.engine().snapshot(), &start, end.as_deref(), limit, ts)
     }
 
     async fn kv_prewrite(
@@ -340,9 +441,10 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
             .into_iter()
             .collect();
         let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
+        let context = self.write_context(first_key(&keys)).await.map_err(|e| vec![e])?;
         if !one_pc {
-            let txn = commands::prewrite(&self.engine.snapshot(), &request, PrewriteMode::TwoPhase)?;
-            self.apply(txn).await.map_err(|e| vec![e])?;
+            let txn = commands::prewrite(&context.snapshot, &request, PrewriteMode::TwoPhase)?;
+            self.apply(context.header, txn).await.map_err(|e| vec![e])?;
             return Ok(None);
         }
         let _memory_locks = self.memory_locks.lock(keys, request.start_ts);
@@ -350,13 +452,9 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
             .tso
             .get_timestamp()
             .await
-            .map_err(|e| vec![MvccError::Storage(e.to_string())])?;
-        let txn = commands::prewrite(
-            &self.engine.snapshot(),
-            &request,
-            PrewriteMode::OnePhase { commit_ts },
-        )?;
-        self.apply(txn).await.map_err(|e| vec![e])?;
+            .map_err(|e| vec![MvccError::Timestamp(e.to_string())])?;
+        let txn = commands::prewrite(&context.snapshot, &request, PrewriteMode::OnePhase { commit_ts })?;
+        self.apply(context.header, txn).await.map_err(|e| vec![e])?;
         Ok(Some(commit_ts))
     }
 
@@ -367,14 +465,16 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         commit_ts: TimeStamp,
     ) -> Result<(), MvccError> {
         let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
-        let txn = commands::commit(&self.engine.snapshot(), &keys, start_ts, commit_ts)?;
-        self.apply(txn).await
+        let context = self.write_context(first_key(&keys)).await?;
+        let txn = commands::commit(&context.snapshot, &keys, start_ts, commit_ts)?;
+        self.apply(context.header, txn).await
     }
 
     async fn kv_batch_rollback(&self, keys: Vec<Vec<u8>>, start_ts: TimeStamp) -> Result<(), MvccError> {
         let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
-        let txn = commands::batch_rollback(&self.engine.snapshot(), &keys, start_ts)?;
-        self.apply(txn).await
+        let context = self.write_context(first_key(&keys)).await?;
+        let txn = commands::batch_rollback(&context.snapshot, &keys, start_ts)?;
+        self.apply(context.header, txn).await
     }
 
     async fn kv_check_txn_status(
@@ -384,9 +484,9 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         current_ts: TimeStamp,
     ) -> Result<TxnStatus, MvccError> {
         let _latches = self.latches.acquire([primary.as_slice()]).await;
-        let (status, txn) =
-            commands::check_txn_status(&self.engine.snapshot(), &primary, lock_ts, current_ts)?;
-        self.apply(txn).await?;
+        let context = self.write_context(&primary).await?;
+        let (status, txn) = commands::check_txn_status(&context.snapshot, &primary, lock_ts, current_ts)?;
+        self.apply(context.header, txn).await?;
         Ok(status)
     }
 
@@ -397,13 +497,15 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         keys: Vec<Vec<u8>>,
     ) -> Result<(), MvccError> {
         let keys = if keys.is_empty() {
-            commands::locked_keys_of(&self.engine.snapshot(), start_ts, usize::MAX)?
+            let snapshot = self.read_snapshot(&[]).await?;
+            commands::locked_keys_of(&snapshot, start_ts, usize::MAX)?
         } else {
             keys
         };
         let _latches = self.latches.acquire(keys.iter().map(Vec::as_slice)).await;
-        let txn = commands::resolve_lock(&self.engine.snapshot(), &keys, start_ts, commit_ts)?;
-        self.apply(txn).await
+        let context = self.write_context(first_key(&keys)).await?;
+        let txn = commands::resolve_lock(&context.snapshot, &keys, start_ts, commit_ts)?;
+        self.apply(context.header, txn).await
     }
 
     async fn kv_scan_locks(
@@ -412,7 +514,7 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         start: Vec<u8>,
         limit: usize,
     ) -> Result<Vec<LockInfo>, MvccError> {
-        let snapshot = self.engine.snapshot();
+        let snapshot = self.read_snapshot(&start).await?;
         let reader = super::mvcc::MvccReader::new(&snapshot);
         reader
             .scan_locks(&start, None, |lock| lock.start_ts <= max_ts, limit)?
@@ -428,12 +530,40 @@ impl<E: Engine, W: WriteSink> KvApi for TxnServer<E, W> {
         limit_keys: usize,
     ) -> Result<(usize, Option<Vec<u8>>), MvccError> {
         let start = start.map(super::key::Key::from_encoded);
+        let raw_start = match &start {
+            Some(key) => key.to_raw()?,
+            None => Vec::new(),
+        };
+        let context = self.write_context(&raw_start).await?;
         let filter = self.gc_filter.as_deref();
         let (txn, removed, next) =
-            super::gc::gc_range(&self.engine.snapshot(), start, limit_keys, safe_point, filter)?;
-        self.apply(txn).await?;
+            super::gc::gc_range(&context.snapshot, start, limit_keys, safe_point, filter)?;
+        self.apply(context.header, txn).await?;
         Ok((removed, next.map(|key| key.as_encoded().to_vec())))
     }
+}
+
+/// A transaction server on a cluster of one over an in-memory engine, for tests: the driver
+/// must outlive the server's use.
+#[cfg(test)]
+pub(crate) fn test_server(
+    engine: crate::storage::MemoryEngine,
+    tso: TsoClient,
+) -> (
+    Arc<TxnServer<crate::storage::MemoryEngine>>,
+    crate::raftstore::driver::StoreDriver<crate::storage::MemoryEngine>,
+) {
+    use crate::raftstore::driver::{DriverOptions, StoreDriver};
+    let (driver, _) = StoreDriver::start_cluster_of_one(
+        engine,
+        1,
+        crate::raftstore::peer::PeerOptions::default(),
+        DriverOptions { tick_ms: 10 },
+        1,
+    )
+    .expect("starting a test store");
+    let server = Arc::new(TxnServer::new(driver.handle().clone(), tso));
+    (server, driver)
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! The Raft log: what storage has persisted, plus the unstable tail not yet persisted.
 //!
 //! ```text
-//!  snapshot/first_index ..... applied ..... committed ..... stabled ..... last_index
-//!  |<------------------- storage ---------------------------->|<- unstable ->|
+//!  snapshot/first_index ..... applied ... applying ..... committed ..... stabled ..... last_index
+//!  |<------------------- storage ------------------------------------------>|<- unstable ->|
 //! ```
 //!
-//! Invariants, asserted where they change: `applied <= committed <= last_index`; `committed`
-//! never goes back; entries are contiguous; an entry's term never decreases along the log.
+//! Invariants, asserted where they change: `applied <= applying <= committed <= last_index`;
+//! `committed` never goes back; entries are contiguous; an entry's term never decreases along
+//! the log. `applying` is what the application was handed to apply (an apply worker may still
+//! be at it); `applied` is what it has finished.
 
 use super::message::{Entry, Snapshot};
 use super::storage::{Storage, StorageError, limit_size};
@@ -26,8 +28,11 @@ pub struct RaftLog<S: Storage> {
     unstable: Unstable,
     /// The highest index known committed on a quorum.
     pub committed: u64,
-    /// The highest index the application has applied. Invariant: `applied <= committed`.
+    /// The highest index the application has applied. Invariant: `applied <= applying`.
     pub applied: u64,
+    /// The highest index handed to the application for applying. Invariant:
+    /// `applying <= committed`.
+    pub applying: u64,
 }
 
 impl<S: Storage> RaftLog<S> {
@@ -44,6 +49,7 @@ impl<S: Storage> RaftLog<S> {
             // Everything up to the snapshot is committed and applied.
             committed: first - 1,
             applied: first - 1,
+            applying: first - 1,
         }
     }
 
@@ -268,11 +274,23 @@ impl<S: Storage> RaftLog<S> {
             self.committed
         );
         self.applied = applied;
+        self.applying = self.applying.max(applied);
     }
 
-    /// Committed entries not yet applied, at most `max_size` bytes.
+    /// Records that the entries through `applying` were handed to the application, which
+    /// reports them applied later ([`RaftLog::applied_to`]).
+    pub fn applying_to(&mut self, applying: u64) {
+        assert!(
+            applying <= self.committed,
+            "applying {applying} is past commit {}",
+            self.committed
+        );
+        self.applying = self.applying.max(applying);
+    }
+
+    /// Committed entries not yet handed out for applying, at most `max_size` bytes.
     pub fn next_entries(&self, max_size: Option<u64>) -> Vec<Entry> {
-        let low = self.applied.max(self.first_index() - 1) + 1;
+        let low = self.applying.max(self.first_index() - 1) + 1;
         if self.committed + 1 > low {
             self.slice(low, self.committed + 1, max_size)
                 .expect("committed entries after the snapshot are in the log")
@@ -282,7 +300,7 @@ impl<S: Storage> RaftLog<S> {
     }
 
     pub fn has_next_entries(&self) -> bool {
-        self.committed + 1 > self.applied.max(self.first_index() - 1) + 1
+        self.committed + 1 > self.applying.max(self.first_index() - 1) + 1
     }
 
     pub fn unstable_entries(&self) -> &[Entry] {

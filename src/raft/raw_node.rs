@@ -10,6 +10,12 @@
 //! 4. `read_states`: serve the reads once `applied >= index`;
 //!
 //! and then calls [`RawNode::advance`] with the same `Ready`.
+//!
+//! A driver that applies on another thread calls [`RawNode::advance_append`] instead once
+//! steps 1 and 2 are done and the committed entries are handed to its apply worker, and
+//! [`RawNode::advance_apply_to`] when the worker reports them applied. Until then the core
+//! counts them as not applied (no new membership change is accepted, and no campaign starts,
+//! while a handed-out one is pending).
 
 use super::core::read_only::ReadState;
 use super::core::{Config, Raft, RaftError, SoftState};
@@ -171,6 +177,16 @@ impl<S: Storage> RawNode<S> {
 
     /// Records that `ready` was handled: persisted, sent and applied.
     pub fn advance(&mut self, ready: Ready) {
+        let applied = ready.committed_entries.last().map(|e| e.index);
+        self.advance_append(ready);
+        if let Some(index) = applied {
+            self.raft.raft_log.applied_to(index);
+        }
+    }
+
+    /// Records that `ready` was persisted and sent, and that its committed entries were handed
+    /// to the application, which reports them with [`RawNode::advance_apply_to`].
+    pub fn advance_append(&mut self, ready: Ready) {
         if let Some(soft_state) = ready.soft_state {
             self.prev_soft_state = soft_state;
         }
@@ -186,8 +202,13 @@ impl<S: Storage> RawNode<S> {
             log.applied_to(snapshot.metadata.index);
         }
         if let Some(last) = ready.committed_entries.last() {
-            log.applied_to(last.index);
+            log.applying_to(last.index);
         }
+    }
+
+    /// Records that the application has applied every entry through `index`.
+    pub fn advance_apply_to(&mut self, index: u64) {
+        self.raft.raft_log.applied_to(index);
     }
 
     pub fn status(&self) -> Status {

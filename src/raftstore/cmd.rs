@@ -12,7 +12,7 @@
 
 use super::meta::{DecodeError, Peer, Reader, Region, RegionEpoch, Writer};
 use crate::raft::ConfChangeType;
-use crate::storage::{Cf, StorageError};
+use crate::storage::{Cf, SharedStorageError, StorageError};
 
 /// Who a command is for, and what its sender knew.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,16 +103,45 @@ pub enum RaftstoreError {
     /// A command no store would accept (a client bug, not a routing problem).
     #[error("invalid command: {0}")]
     InvalidCommand(String),
+    /// The engine failed; the store stops.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(SharedStorageError),
+    /// Metadata on the engine does not decode.
+    #[error("corrupt store metadata: {0}")]
+    Corrupt(super::meta::DecodeError),
     /// A snapshot from the leader could not be applied.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// This peer leads the region but has not applied an entry of its own term yet, so its
+    /// engine may lack what earlier leaders committed. Retry shortly.
+    #[error("region {region_id}: the new leader is not ready yet")]
+    LeaderNotReady { region_id: u64 },
+    /// The store's driver stopped (the node is shutting down, or its engine failed).
+    #[error("the store is stopped")]
+    StoreStopped,
+}
+
+impl RaftstoreError {
+    /// Whether the same request, sent again (after refreshing where the region is and who
+    /// leads it), may succeed. `Undetermined` is not: the first attempt may have applied.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            RaftstoreError::NotLeader { .. }
+                | RaftstoreError::RegionNotFound(_)
+                | RaftstoreError::KeyNotInRegion { .. }
+                | RaftstoreError::EpochNotMatch { .. }
+                | RaftstoreError::StaleCommand
+                | RaftstoreError::LeaderNotReady { .. }
+                | RaftstoreError::StoreNotMatch { .. }
+                | RaftstoreError::PeerNotMatch { .. }
+        )
+    }
 }
 
 impl From<StorageError> for RaftstoreError {
     fn from(e: StorageError) -> Self {
-        RaftstoreError::Storage(e.to_string())
+        RaftstoreError::Storage(e.into())
     }
 }
 

@@ -9,11 +9,13 @@
 //! | raft state | `01 02 region:8 02` | `RaftLocalState` |
 //! | apply state | `01 02 region:8 03` | `RaftApplyState` |
 //! | region state | `01 03 region:8 01` | `RegionLocalState` |
+//! | store ident | `01 01` | cluster id:8, store id:8 |
 
 use super::meta::{DecodeError, Reader, Writer};
 use crate::raft::{Entry, EntryType};
 
 const LOCAL_PREFIX: u8 = 0x01;
+const STORE_IDENT_SUFFIX: u8 = 0x01;
 const REGION_RAFT_PREFIX: u8 = 0x02;
 const REGION_META_PREFIX: u8 = 0x03;
 const RAFT_LOG_SUFFIX: u8 = 0x01;
@@ -27,6 +29,11 @@ fn region_key(prefix: u8, region_id: u64, suffix: u8) -> Vec<u8> {
     key.extend_from_slice(&region_id.to_be_bytes());
     key.push(suffix);
     key
+}
+
+/// Where a store records which cluster it belongs to and its id.
+pub fn store_ident_key() -> Vec<u8> {
+    vec![LOCAL_PREFIX, STORE_IDENT_SUFFIX]
 }
 
 pub fn raft_log_key(region_id: u64, index: u64) -> Vec<u8> {

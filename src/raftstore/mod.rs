@@ -1,11 +1,12 @@
 //! # Raftstore: the multi-raft store (in progress)
 //!
-//! One `Store` per node will hold many region peers, each a raft group driven through
-//! [`crate::raft::RawNode`], with proposals, apply, routing, epochs, conf changes, splits,
-//! leader transfers and the background workers (log GC, snapshots, split checks, scheduler
-//! heartbeats), as DESIGN.md describes.
+//! One `Store` per node holds many region peers, each a raft group driven through
+//! [`crate::raft::RawNode`], with proposals, apply, routing, epochs, conf changes, and (to
+//! come) splits, leader transfers and the background workers (snapshots, split checks,
+//! scheduler heartbeats), as DESIGN.md describes. Every write of the node goes through it: the
+//! transaction server proposes each command's writes to its region.
 //!
-//! What exists so far is its foundation on the engine:
+//! The pieces:
 //!
 //! - [`meta`]: regions, peers, epochs, and the per-peer states (raft, apply, region) with
 //!   their byte encodings;
@@ -16,12 +17,18 @@
 //!   the store's typed refusals (not leader, epoch not match, key not in region, stale command);
 //! - [`snap`]: region snapshots (the region and its data) for followers behind a compacted
 //!   log;
-//! - [`peer`]: `RegionPeer`, one replica driving its raft group: proposal checks, persisting
-//!   the log before sending, applying commands with the applied index in one batch, and
-//!   answering each proposal only when its own entry applies;
+//! - [`peer`]: `RegionPeer`, the raft side of one replica: proposal checks, its share of each
+//!   round's log write, messages sent only after it, committed entries handed to the apply
+//!   side, and proposals answered only when their own entry applies; ReadIndex reads;
+//! - [`apply`]: the apply side: committed entries become data, with the applied index in the
+//!   same batch; membership changes and log compaction reported back to the raft side;
 //! - [`store`]: `Store`, every region peer of a node: loads its regions from the engine,
-//!   routes commands and raft messages (dropping those for peers it does not host), and sends
-//!   through a `Transport`, reporting unreachable stores and snapshot outcomes to the core.
+//!   routes commands and raft messages (dropping those for peers it does not host), runs
+//!   rounds (one write batch for every peer's log), and sends through a `Transport`,
+//!   reporting unreachable stores and snapshot outcomes to the core;
+//! - [`driver`]: the raft thread and the apply thread that run a store for real, and the
+//!   `StoreHandle` the node talks to it through;
+//! - [`bootstrap`]: the store's identity on its engine and a new cluster's first region.
 //!
 //! `tests.rs` runs one region on three in-memory stores with hand-delivered messages;
 //! `store_tests.rs` runs two regions on three `Store`s over an in-process transport;
@@ -32,14 +39,16 @@
 //!
 //! ## Caveats
 //!
-//! - No network transport or timer drives stores yet, and the node does not use this layer:
-//!   today's server still writes through the single-node group-commit sink.
+//! - No network transport yet: a node runs a cluster of one (`store::NoTransport`).
 //! - Snapshots (`snap`) are built in memory when the raft core asks and travel inside the raft
 //!   message: no region worker, no chunking yet.
 //! - Membership changes are one peer at a time (`ChangePeer`, carried in the raft conf-change
 //!   entry's context); no joint consensus, no learners. Splits and merges do not exist yet.
 
+pub mod apply;
+pub mod bootstrap;
 pub mod cmd;
+pub mod driver;
 pub mod keys;
 pub mod meta;
 pub mod peer;

@@ -1,15 +1,19 @@
-//! `RegionPeer`: one replica of a region, driving its raft group over the store's engine.
+//! `RegionPeer`: the raft side of one replica of a region, over the store's engine.
 //!
-//! The store's driver feeds a peer ticks and raft messages, proposes commands to it, and calls
-//! [`RegionPeer::handle_ready`] after each batch of input. One `handle_ready`:
+//! The store's driver feeds a peer ticks and raft messages, proposes commands to it, and then
+//! runs a round over all its peers:
 //!
-//! 1. persists new log entries and the hard state in one synced write (the raft log is
+//! 1. [`RegionPeer::collect_ready`] puts the peer's new log entries and hard state into the
+//!    store's one write batch for the round (group commit across regions);
+//! 2. the driver writes that batch, synced if any peer needs it (new entries, or a new term or
+//!    vote; a round that only moved commit indexes skips the fsync);
+//! 3. [`RegionPeer::on_persisted`] gives back the messages to send (only now: the raft log is
 //!    durable before any message that depends on it leaves, so a vote or an append
-//!    acknowledgement is never forgotten by a crash);
-//! 2. returns the messages for the driver to send;
-//! 3. applies committed entries: each command's mutations and the new applied index go in one
-//!    batch, so a crash between entries replays from a consistent point;
-//! 4. answers the proposals those entries settle.
+//!    acknowledgement is never forgotten by a crash, and a leader's own fsync comes before
+//!    its appends go out) and the committed entries as an apply task;
+//! 4. the apply side (`apply.rs`) applies the task and reports back through
+//!    [`RegionPeer::on_apply_result`], which follows membership changes and log compaction
+//!    and releases reads.
 //!
 //! A proposal is answered `Ok` only when its entry (same index, same term) is applied; that
 //! entry was committed, so it is on a majority's fsync'd logs. A proposal whose log slot went to
@@ -18,29 +22,34 @@
 //! snapshot holds its effects or not, and does not say which.
 //!
 //! Reads go through [`RegionPeer::read_index`]: the leader confirms with a quorum that it
-//! still leads, and the read is released once everything committed at that point is applied,
-//! so a deposed leader never serves a stale value.
+//! still leads (or relies on its lease), and the read is released once everything committed
+//! at that point is applied, so a deposed leader never serves a stale value. A new leader
+//! serves nothing before an entry of its own term is applied ([`RegionPeer::is_ready_leader`]):
+//! until then its engine may lack entries committed by its predecessors.
+//!
+//! A ready that carries a snapshot is held: the apply side installs the snapshot (after
+//! everything handed to it before), and only then are the ready's messages sent and the raft
+//! core advanced.
 //!
 //! ## Caveats
 //!
-//! - Snapshots are built inline when the core asks (see `snap.rs`), not by a region worker.
-//!   The leader proposes `CompactLog` every `raft_log_gc_tick_interval` ticks once
-//!   `raft_log_gc_count_limit` applied entries are in the log; entries are deleted in the
-//!   apply batch, not by a background worker.
-//! - `ChangePeer` adds or removes one peer at a time; applying it updates the region (and
-//!   `conf_ver`) in the same batch, and a peer that removes itself is destroyed after one more
-//!   ready (so a leader's hand-over message still leaves). Splits do not exist yet.
+//! - Snapshots are built on the raft thread when the core asks (see `snap.rs`), not by a region
+//!   worker. The leader proposes `CompactLog` every `raft_log_gc_tick_interval` ticks once
+//!   `raft_log_gc_count_limit` applied entries are in the log; the raft side deletes the
+//!   entries in its next round once the apply side has applied the command.
+//! - `ChangePeer` adds or removes one peer at a time. A peer that removes itself sends one more
+//!   round of messages (a leader's hand-over) and is then destroyed by the apply side.
 
 use std::collections::VecDeque;
 
+use super::apply::{AdminResult, ApplyResult, ApplyTask, check_command};
 use super::cmd::{
-    AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand,
-    RaftstoreError,
+    AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, RaftCommand, RaftstoreError,
 };
-use super::meta::{Peer, Region, TruncatedState};
+use super::meta::{Peer, RaftLocalState, Region, TruncatedState};
 use super::peer_storage::{PeerStorage, PeerStorageError};
-use crate::raft::{ConfChange, ConfChangeType, Config, EntryType, Message, RawNode, StateRole};
-use crate::storage::{Cf, Engine, WriteBatch, WriteOptions};
+use crate::raft::{ConfChange, ConfChangeType, Config, Message, RawNode, Ready, StateRole, Storage as _};
+use crate::storage::{Engine, WriteBatch};
 
 /// Called once with the outcome of a proposal.
 pub type Callback = Box<dyn FnOnce(CommandResult) + Send>;
@@ -85,10 +94,23 @@ struct Proposal {
     callback: Callback,
 }
 
+/// A peer's ready, taken in [`RegionPeer::collect_ready`] and finished in
+/// [`RegionPeer::on_persisted`].
+pub struct PeerReady {
+    ready: Ready,
+    /// Whether the round's write must be synced for this peer.
+    pub must_sync: bool,
+}
+
+/// A ready whose snapshot the apply side is installing.
+struct HeldReady {
+    ready: Ready,
+    raft_state: RaftLocalState,
+}
+
 pub struct RegionPeer<E: Engine> {
     store_id: u64,
     me: Peer,
-    engine: E,
     raft: RawNode<PeerStorage<E>>,
     /// Waiting proposals, in strictly increasing index order.
     proposals: VecDeque<Proposal>,
@@ -97,21 +119,34 @@ pub struct RegionPeer<E: Engine> {
     /// Reads waiting for their read index (`None`) or for it to be applied, by context.
     reads: VecDeque<PendingRead>,
     next_read_ctx: u64,
-    /// A membership change removed this peer; it is destroyed at the end of the ready.
+    /// The term of the last entry the apply side applied.
+    applied_term: u64,
+    /// The hard state last written, to tell whether a round must sync.
+    persisted_hard_state: crate::raft::HardState,
+    /// A snapshot being installed by the apply side.
+    held: Option<HeldReady>,
+    /// A log compaction applied but whose entries this side has not deleted yet.
+    pending_compaction: Option<TruncatedState>,
+    /// A membership change removed this peer: it is destroyed after its next messages leave.
     removed: bool,
+    /// The apply side was asked to destroy this peer.
+    destroying: bool,
+    /// The apply side destroyed this peer; the store drops it.
     destroyed: bool,
 }
 
 fn storage_error(e: PeerStorageError) -> RaftstoreError {
     match e {
         PeerStorageError::RegionNotFound(id) => RaftstoreError::RegionNotFound(id),
-        other => RaftstoreError::Storage(other.to_string()),
+        PeerStorageError::Engine(e) => e.into(),
+        PeerStorageError::Decode(e) => RaftstoreError::Corrupt(e),
     }
 }
 
 impl<E: Engine + Clone> RegionPeer<E> {
     /// Opens this store's peer of region `region_id` from the engine (after bootstrap, or on
-    /// restart). `seed` drives the peer's election timeouts.
+    /// restart). `seed` drives the peer's election timeouts. The apply side must be given
+    /// [`RegionPeer::register_task`] before any task of this peer.
     pub fn open(
         store_id: u64,
         engine: E,
@@ -119,12 +154,12 @@ impl<E: Engine + Clone> RegionPeer<E> {
         options: PeerOptions,
         seed: u64,
     ) -> Result<Self, RaftstoreError> {
-        let storage = PeerStorage::open(engine.clone(), region_id).map_err(storage_error)?;
+        let storage = PeerStorage::open(engine, region_id).map_err(storage_error)?;
         let me = storage
             .region()
             .peer_on_store(store_id)
             .ok_or(RaftstoreError::RegionNotFound(region_id))?;
-        Self::start(store_id, me, engine, storage, options, seed)
+        Self::start(store_id, me, storage, options, seed)
     }
 
     /// A peer `me` of region `region_id` that this store learned of from a message: it has no
@@ -137,14 +172,13 @@ impl<E: Engine + Clone> RegionPeer<E> {
         options: PeerOptions,
         seed: u64,
     ) -> Result<Self, RaftstoreError> {
-        let storage = PeerStorage::uninitialized(engine.clone(), region_id).map_err(storage_error)?;
-        Self::start(store_id, me, engine, storage, options, seed)
+        let storage = PeerStorage::uninitialized(engine, region_id).map_err(storage_error)?;
+        Self::start(store_id, me, storage, options, seed)
     }
 
     fn start(
         store_id: u64,
         me: Peer,
-        engine: E,
         storage: PeerStorage<E>,
         options: PeerOptions,
         seed: u64,
@@ -156,23 +190,40 @@ impl<E: Engine + Clone> RegionPeer<E> {
             options.heartbeat_tick,
             seed,
         );
-        config.applied = storage.apply_state().applied_index;
+        let applied = storage.apply_state().applied_index;
+        config.applied = applied;
         config.max_size_per_msg = options.max_size_per_msg;
         config.max_inflight_msgs = options.max_inflight_msgs;
         config.pre_vote = true;
         config.check_quorum = true;
-        let raft = RawNode::new(&config, storage).map_err(|e| RaftstoreError::Storage(e.to_string()))?;
+        let applied_term = if storage.is_initialized() {
+            storage.term(applied).map_err(|e| {
+                RaftstoreError::Corrupt(super::meta::DecodeError {
+                    what: "raft log",
+                    detail: format!("no term for the applied index {applied}: {e}"),
+                })
+            })?
+        } else {
+            0
+        };
+        let persisted_hard_state = storage.raft_state().hard_state;
+        let raft =
+            RawNode::new(&config, storage).map_err(|e| RaftstoreError::InvalidCommand(e.to_string()))?;
         Ok(RegionPeer {
             store_id,
             me,
-            engine,
             raft,
             proposals: VecDeque::new(),
             options,
             ticks_since_log_gc: 0,
             reads: VecDeque::new(),
             next_read_ctx: 0,
+            applied_term,
+            persisted_hard_state,
+            held: None,
+            pending_compaction: None,
             removed: false,
+            destroying: false,
             destroyed: false,
         })
     }
@@ -187,6 +238,17 @@ impl<E: Engine> RegionPeer<E> {
         self.me
     }
 
+    /// The task that starts the apply side for this peer, if it has data to apply to.
+    pub fn register_task(&self) -> Option<ApplyTask> {
+        let storage = self.storage();
+        storage.is_initialized().then(|| ApplyTask::Register {
+            region: storage.region().clone(),
+            peer_id: self.me.id,
+            apply_state: storage.apply_state(),
+            applied_term: self.applied_term,
+        })
+    }
+
     /// The header of a command sent to this peer by a client whose view of the region is
     /// this peer's own: its region, epoch and term.
     pub fn command_header(&self) -> CommandHeader {
@@ -198,14 +260,25 @@ impl<E: Engine> RegionPeer<E> {
         }
     }
 
-    /// Whether a membership change removed this peer and its state is gone: the store drops
-    /// it.
+    /// Whether the apply side destroyed this peer: the store drops it.
     pub fn is_destroyed(&self) -> bool {
         self.destroyed
     }
 
+    /// Whether this peer is on its way out (removed, or being destroyed).
+    pub fn is_removed(&self) -> bool {
+        self.removed || self.destroying || self.destroyed
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.raft.state == StateRole::Leader
+    }
+
+    /// Whether this peer leads and has applied an entry of its own term, so its engine holds
+    /// everything committed before its term: only then may it serve reads or compute writes
+    /// from its engine.
+    pub fn is_ready_leader(&self) -> bool {
+        self.is_leader() && self.applied_term == self.term() && !self.is_removed()
     }
 
     /// The leader this peer knows of, if any.
@@ -218,6 +291,7 @@ impl<E: Engine> RegionPeer<E> {
         self.raft.raft.term
     }
 
+    /// The highest index the apply side reported applied.
     pub fn applied_index(&self) -> u64 {
         self.storage().apply_state().applied_index
     }
@@ -393,6 +467,9 @@ impl<E: Engine> RegionPeer<E> {
         if header.region_id != self.region().id {
             return Err(RaftstoreError::RegionNotFound(header.region_id));
         }
+        if self.is_removed() {
+            return Err(RaftstoreError::RegionNotFound(header.region_id));
+        }
         if !self.is_leader() {
             return Err(self.not_leader());
         }
@@ -402,14 +479,16 @@ impl<E: Engine> RegionPeer<E> {
                 actual: self.me.id,
             });
         }
-        if header.term != 0 && self.term() > header.term + 1 {
+        // A command computed under one term must not be proposed in another: in between, a
+        // leader of another term may have committed what the command did not see.
+        if header.term != 0 && header.term != self.term() {
             return Err(RaftstoreError::StaleCommand);
         }
-        self.check_command(header, &command.body)?;
+        check_command(self.region(), header, &command.body)?;
         if let CommandBody::Admin(AdminCommand::ChangePeer { peer, .. }) = &command.body {
-            // At most one membership change in flight (the raft core's rule, checked here so
-            // the proposer hears why).
-            if self.raft.raft.pending_conf_index > self.raft.raft.raft_log.applied {
+            // At most one membership change in flight, counted until the apply side reports
+            // it applied (the raft core's rule, checked here so the proposer hears why).
+            if self.raft.raft.pending_conf_index > self.applied_index() {
                 return Err(RaftstoreError::InvalidCommand(format!(
                     "a membership change is already in progress (changing peer {})",
                     peer.id
@@ -419,155 +498,113 @@ impl<E: Engine> RegionPeer<E> {
         Ok(())
     }
 
-    /// The checks a command must pass both when proposed and when applied: the region may have
-    /// changed in between.
-    fn check_command(&self, header: &CommandHeader, body: &CommandBody) -> Result<(), RaftstoreError> {
-        let region = self.region();
-        match body {
-            CommandBody::Write(mutations) => {
-                if header.epoch.version != region.epoch.version {
-                    return Err(RaftstoreError::EpochNotMatch {
-                        current: vec![region.clone()],
-                    });
-                }
-                for m in mutations {
-                    if matches!(
-                        m,
-                        Mutation::Put { cf: Cf::Raft, .. } | Mutation::Delete { cf: Cf::Raft, .. }
-                    ) {
-                        return Err(RaftstoreError::InvalidCommand(
-                            "the raft column family holds the store's own metadata".into(),
-                        ));
-                    }
-                    if !region.contains(m.key()) {
-                        return Err(RaftstoreError::KeyNotInRegion {
-                            key: m.key().to_vec(),
-                            region_id: region.id,
-                            start_key: region.start_key.clone(),
-                            end_key: region.end_key.clone(),
-                        });
-                    }
-                }
-                Ok(())
-            }
-            CommandBody::Admin(AdminCommand::CompactLog { .. }) => Ok(()),
-            CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
-                if header.epoch.conf_ver != region.epoch.conf_ver {
-                    return Err(RaftstoreError::EpochNotMatch {
-                        current: vec![region.clone()],
-                    });
-                }
-                let invalid = |why: &str| Err(RaftstoreError::InvalidCommand(why.to_string()));
-                match change_type {
-                    ConfChangeType::AddNode => {
-                        if region
-                            .peers
-                            .iter()
-                            .any(|p| p.id == peer.id || p.store_id == peer.store_id)
-                        {
-                            return invalid("the peer or its store is already in the region");
-                        }
-                    }
-                    ConfChangeType::RemoveNode => {
-                        if !region.peers.contains(peer) {
-                            return invalid("the peer is not in the region");
-                        }
-                        if region.peers.len() == 1 {
-                            return invalid("a region cannot remove its last peer");
-                        }
-                    }
-                }
-                Ok(())
-            }
+    /// Step 1 of a round: takes what the raft core has ready and writes its log entries and
+    /// hard state into `batch`. `None` if there is nothing, or the peer is waiting for the
+    /// apply side.
+    pub fn collect_ready(&mut self, batch: &mut WriteBatch) -> Option<PeerReady> {
+        if self.held.is_some() || self.destroying || self.destroyed {
+            return None;
         }
+        if let Some(truncated) = self.pending_compaction.take() {
+            self.raft.raft.raft_log.store.compact_to(truncated, batch);
+        }
+        if !self.raft.has_ready() {
+            return None;
+        }
+        let ready = self.raft.ready();
+        if ready.snapshot.is_some() {
+            // The apply side writes the snapshot, the entries after it and the hard state.
+            return Some(PeerReady {
+                ready,
+                must_sync: false,
+            });
+        }
+        let storage = &mut self.raft.raft.raft_log.store;
+        storage.append(&ready.entries, batch);
+        let mut must_sync = !ready.entries.is_empty();
+        if let Some(hard_state) = ready.hard_state {
+            storage.set_hard_state(hard_state, batch);
+            must_sync |= hard_state.term != self.persisted_hard_state.term
+                || hard_state.vote != self.persisted_hard_state.vote;
+            self.persisted_hard_state = hard_state;
+        }
+        Some(PeerReady { ready, must_sync })
     }
 
-    /// Persists, sends (by returning the messages), applies and answers whatever the raft
-    /// core has ready. Storage failures are fatal to a store: the error is returned, and the
-    /// peer must not be used afterwards.
-    pub fn handle_ready(&mut self) -> Result<Vec<Message>, RaftstoreError> {
-        if !self.raft.has_ready() {
-            return Ok(Vec::new());
-        }
-        let mut ready = self.raft.ready();
-
-        let mut batch = WriteBatch::new();
-        let storage = &mut self.raft.raft.raft_log.store;
-        if let Some(snapshot) = &ready.snapshot {
-            storage
-                .apply_snapshot(snapshot, &mut batch)
-                .map_err(|e| RaftstoreError::Snapshot(e.to_string()))?;
-        }
-        storage.append(&ready.entries, &mut batch);
-        if let Some(hard_state) = ready.hard_state {
-            storage.set_hard_state(hard_state, &mut batch);
-        }
-        if !batch.is_empty() {
-            self.engine.write(&batch, WriteOptions::SYNC)?;
+    /// Step 3 of a round, once the batch is written: the messages to send now, and the tasks
+    /// for the apply side.
+    pub fn on_persisted(&mut self, ready: PeerReady) -> (Vec<Message>, Vec<ApplyTask>) {
+        let mut ready = ready.ready;
+        self.note_read_states(&mut ready);
+        if let Some(snapshot) = ready.snapshot.clone() {
+            let storage = self.storage();
+            let raft_state = storage.raft_state_after_snapshot(&snapshot, ready.hard_state, &ready.entries);
+            let task = ApplyTask::Snapshot {
+                region_id: self.region().id,
+                peer_id: self.me.id,
+                snapshot,
+                raft_state,
+                entries: ready.entries.clone(),
+            };
+            self.held = Some(HeldReady { ready, raft_state });
+            return (Vec::new(), vec![task]);
         }
         let messages = std::mem::take(&mut ready.messages);
+        let mut tasks = Vec::new();
+        tasks.extend(self.hand_out_committed(&mut ready));
+        self.raft.advance_append(ready);
+        self.serve_reads();
+        tasks.extend(self.maybe_destroy());
+        (messages, tasks)
+    }
+
+    fn note_read_states(&mut self, ready: &mut Ready) {
         for state in std::mem::take(&mut ready.read_states) {
             if let Some(read) = self.reads.iter_mut().find(|r| r.ctx == state.request_ctx) {
                 read.index = Some(state.index);
             }
         }
+    }
 
-        let mut answers = Vec::new();
-        if let Some(last) = ready.committed_entries.last() {
-            let last_index = last.index;
-            let mut batch = WriteBatch::new();
-            for entry in &ready.committed_entries {
-                let result = match entry.entry_type {
-                    EntryType::Normal if entry.data.is_empty() => None,
-                    EntryType::Normal => Some(self.apply_command(&entry.data, &mut batch)),
-                    EntryType::ConfChange => Some(self.apply_conf_change(&entry.data, &mut batch)),
-                };
-                answers.push((entry.index, entry.term, result));
+    /// The committed entries of `ready` as an apply task, with the callbacks of the proposals
+    /// they settle; proposals whose slot another entry took hear `StaleCommand` now.
+    fn hand_out_committed(&mut self, ready: &mut Ready) -> Option<ApplyTask> {
+        let entries = std::mem::take(&mut ready.committed_entries);
+        let last = entries.last()?.index;
+        let first = entries[0].index;
+        let mut callbacks = Vec::new();
+        while self.proposals.front().is_some_and(|p| p.index <= last) {
+            let proposal = self.proposals.pop_front().expect("checked");
+            let entry = (proposal.index >= first).then(|| &entries[(proposal.index - first) as usize]);
+            match entry {
+                Some(entry) if entry.term == proposal.term => {
+                    callbacks.push((proposal.index, proposal.callback))
+                }
+                _ => (proposal.callback)(Err(RaftstoreError::StaleCommand)),
             }
-            let storage = &mut self.raft.raft.raft_log.store;
-            storage.set_applied(last_index, &mut batch);
-            // Not synced: the log is, and applying it again from the last synced applied index
-            // gives the same state.
-            self.engine.write(&batch, WriteOptions::NO_SYNC)?;
         }
-        let snapshot_point = ready
-            .snapshot
-            .as_ref()
-            .map(|s| (s.metadata.index, s.metadata.term));
-        self.raft.advance(ready);
-        if let Some((index, term)) = snapshot_point {
-            self.settle_covered_by_snapshot(index, term);
-        }
-        for (index, term, result) in answers {
-            self.answer(index, term, result);
-        }
-        self.serve_reads();
-        if self.removed && !self.destroyed {
-            return self.destroy(messages);
-        }
-        Ok(messages)
+        Some(ApplyTask::Entries {
+            region_id: self.region().id,
+            entries,
+            callbacks,
+        })
     }
 
-    /// Destroys this peer because its region moved on without it: it was removed while it was
-    /// away, and the region now has another peer on this store (see `Store::on_raft_message`).
-    pub fn destroy_stale(&mut self) -> Result<(), RaftstoreError> {
-        self.destroy(Vec::new()).map(|_| ())
+    /// Once a removal's last messages are out: asks the apply side to destroy this peer.
+    /// Waiting proposals are answered `Undetermined` (the group may still commit them without
+    /// this peer), waiting reads `StaleCommand`.
+    fn maybe_destroy(&mut self) -> Option<ApplyTask> {
+        if !self.removed || self.destroying {
+            return None;
+        }
+        Some(self.destroy_task())
     }
 
-    /// Destroys a removed peer: one more ready for the messages its removal produced (a leader
-    /// hands over to a successor), then its state goes. Waiting proposals are answered
-    /// `Undetermined`: the group may still commit them without this peer.
-    fn destroy(&mut self, mut messages: Vec<Message>) -> Result<Vec<Message>, RaftstoreError> {
-        if self.raft.has_ready() {
-            let mut ready = self.raft.ready();
-            messages.append(&mut ready.messages);
-        }
-        let mut batch = WriteBatch::new();
-        self.raft.raft.raft_log.store.destroy(&mut batch);
-        self.engine.write(&batch, WriteOptions::SYNC)?;
-        self.destroyed = true;
-        let region_id = self.region().id;
-        // Their entries may still commit in the group this peer left: the outcome is unknown.
+    /// Asks the apply side to destroy this peer because its region moved on without it: it
+    /// was removed while it was away, and the region now has another peer on this store (see
+    /// `Store::on_raft_message`).
+    pub fn destroy_task(&mut self) -> ApplyTask {
+        self.destroying = true;
         for proposal in self.proposals.drain(..) {
             (proposal.callback)(Err(RaftstoreError::Undetermined));
         }
@@ -575,71 +612,89 @@ impl<E: Engine> RegionPeer<E> {
             (read.callback)(Err(RaftstoreError::StaleCommand));
         }
         tracing::info!(
-            region = region_id,
+            region = self.region().id,
             peer = self.me.id,
-            "peer removed from its region and destroyed"
+            "destroying a removed peer"
         );
-        Ok(messages)
+        ApplyTask::Destroy {
+            region_id: self.region().id,
+            region: self.region().clone(),
+        }
     }
 
-    fn apply_conf_change(&mut self, data: &[u8], batch: &mut WriteBatch) -> CommandResult {
-        let region_id = self.region().id;
-        let (change, context) = ConfChange::decode_with_context(data)
-            .unwrap_or_else(|| panic!("region {region_id}: a malformed membership change in the log"));
-        let command = RaftCommand::decode(context)
-            .unwrap_or_else(|e| panic!("region {region_id}: a membership change without its command: {e}"));
-        let CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) = command.body else {
-            panic!("region {region_id}: a membership change entry holds another command");
-        };
-        // Refused here, the change is not applied: raft's membership stays as it is.
-        self.check_command(&command.header, &command.body)?;
-        let mut region = self.region().clone();
-        match change_type {
-            ConfChangeType::AddNode => region.peers.push(peer),
-            ConfChangeType::RemoveNode => region.peers.retain(|p| p.id != peer.id),
-        }
-        region.epoch.conf_ver += 1;
-        self.raft.raft.raft_log.store.set_region(region, batch);
-        self.raft.apply_conf_change(&change);
-        if change_type == ConfChangeType::RemoveNode && peer.id == self.me.id {
-            self.removed = true;
-        }
-        Ok(CommandResponse::Admin)
-    }
-
-    fn apply_command(&mut self, data: &[u8], batch: &mut WriteBatch) -> CommandResult {
-        let command = RaftCommand::decode(data).unwrap_or_else(|e| {
-            panic!(
-                "region {}: an entry in the raft log is not a command: {e}",
-                self.region().id
-            )
-        });
-        self.check_command(&command.header, &command.body)?;
-        match command.body {
-            CommandBody::Write(mutations) => {
-                for m in mutations {
-                    match m {
-                        Mutation::Put { cf, key, value } => batch.put(cf, key, value),
-                        Mutation::Delete { cf, key } => batch.delete(cf, key),
+    /// Follows what the apply side did: returns messages to send now and further tasks.
+    pub fn on_apply_result(&mut self, result: ApplyResult) -> (Vec<Message>, Vec<ApplyTask>) {
+        match result {
+            ApplyResult::Applied {
+                applied_index,
+                applied_term,
+                admin,
+                ..
+            } => {
+                for admin in admin {
+                    match admin {
+                        AdminResult::ChangePeer { change, region } => {
+                            let removes_me = change.change_type == ConfChangeType::RemoveNode
+                                && change.node_id == self.me.id;
+                            self.raft.raft.raft_log.store.set_region(region);
+                            self.raft.apply_conf_change(&change);
+                            if removes_me {
+                                self.removed = true;
+                            }
+                        }
+                        AdminResult::CompactLog { truncated } => {
+                            let newer = self.pending_compaction.is_none_or(|t| t.index < truncated.index);
+                            if newer {
+                                self.pending_compaction = Some(truncated);
+                            }
+                        }
                     }
                 }
-                Ok(CommandResponse::Written)
-            }
-            CommandBody::Admin(AdminCommand::ChangePeer { .. }) => {
-                panic!(
-                    "region {}: a membership change in a normal entry",
-                    self.region().id
-                )
-            }
-            CommandBody::Admin(AdminCommand::CompactLog { index, term }) => {
-                let storage = &mut self.raft.raft.raft_log.store;
-                // Only entries applied before this batch may go (the batch may still fail).
-                let applied = storage.apply_state().applied_index;
-                let truncated = storage.apply_state().truncated.index;
-                if index > truncated && index <= applied {
-                    storage.compact_to(TruncatedState { index, term }, batch);
+                if applied_index > self.raft.raft.raft_log.applied {
+                    self.raft.advance_apply_to(applied_index);
                 }
-                Ok(CommandResponse::Admin)
+                if applied_index >= self.applied_index() {
+                    self.applied_term = applied_term;
+                }
+                self.raft.raft.raft_log.store.set_applied(applied_index);
+                self.serve_reads();
+                // With nothing left to send (a leader's hand-over would be), go at once.
+                let tasks = if self.raft.has_ready() {
+                    Vec::new()
+                } else {
+                    self.maybe_destroy().into_iter().collect()
+                };
+                (Vec::new(), tasks)
+            }
+            ApplyResult::SnapshotApplied {
+                region, apply_state, ..
+            } => {
+                let held = self
+                    .held
+                    .take()
+                    .expect("a snapshot applied that this peer asked for");
+                let mut ready = held.ready;
+                let snapshot = ready.snapshot.as_ref().expect("a held ready has a snapshot");
+                let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+                self.raft.raft.raft_log.store.on_snapshot_applied(
+                    region,
+                    apply_state,
+                    held.raft_state,
+                    &ready.entries,
+                );
+                self.persisted_hard_state = held.raft_state.hard_state;
+                self.applied_term = term;
+                let messages = std::mem::take(&mut ready.messages);
+                let mut tasks = Vec::new();
+                tasks.extend(self.hand_out_committed(&mut ready));
+                self.raft.advance_append(ready);
+                self.settle_covered_by_snapshot(index, term);
+                self.serve_reads();
+                (messages, tasks)
+            }
+            ApplyResult::Destroyed { .. } => {
+                self.destroyed = true;
+                (Vec::new(), Vec::new())
             }
         }
     }
@@ -658,20 +713,70 @@ impl<E: Engine> RegionPeer<E> {
             (proposal.callback)(Err(outcome));
         }
     }
+}
 
-    /// Settles the proposals up to the applied entry `(index, term)`.
-    fn answer(&mut self, index: u64, term: u64, mut result: Option<CommandResult>) {
-        while let Some(front) = self.proposals.front() {
-            if front.index > index {
-                break;
+/// A peer and an apply side of its own, run one after the other on the caller's thread: the
+/// whole pipeline, for tests that drive a single region by hand.
+#[cfg(test)]
+pub struct InlinePeer<E: Engine + Clone> {
+    pub peer: RegionPeer<E>,
+    pub applier: super::apply::Applier<E>,
+    engine: E,
+}
+
+#[cfg(test)]
+impl<E: Engine + Clone> InlinePeer<E> {
+    pub fn open(
+        store_id: u64,
+        engine: E,
+        region_id: u64,
+        options: PeerOptions,
+        seed: u64,
+    ) -> Result<Self, RaftstoreError> {
+        let peer = RegionPeer::open(store_id, engine.clone(), region_id, options, seed)?;
+        let mut applier = super::apply::Applier::new(engine.clone());
+        applier.apply(peer.register_task().into_iter().collect())?;
+        Ok(InlinePeer {
+            peer,
+            applier,
+            engine,
+        })
+    }
+
+    /// Persists, sends (by returning the messages), applies and answers whatever is ready.
+    pub fn handle_ready(&mut self) -> Result<Vec<Message>, RaftstoreError> {
+        let mut batch = WriteBatch::new();
+        let Some(ready) = self.peer.collect_ready(&mut batch) else {
+            if !batch.is_empty() {
+                self.engine.write(&batch, crate::storage::WriteOptions::SYNC)?;
             }
-            let proposal = self.proposals.pop_front().expect("checked");
-            let outcome = if proposal.index == index && proposal.term == term {
-                result.take().unwrap_or(Err(RaftstoreError::StaleCommand))
-            } else {
-                Err(RaftstoreError::StaleCommand)
-            };
-            (proposal.callback)(outcome);
+            return Ok(Vec::new());
+        };
+        self.engine.write(&batch, crate::storage::WriteOptions::SYNC)?;
+        let (mut messages, mut tasks) = self.peer.on_persisted(ready);
+        while !tasks.is_empty() {
+            let results = self.applier.apply(std::mem::take(&mut tasks))?;
+            for result in results {
+                let (more_messages, more_tasks) = self.peer.on_apply_result(result);
+                messages.extend(more_messages);
+                tasks.extend(more_tasks);
+            }
         }
+        Ok(messages)
+    }
+}
+
+#[cfg(test)]
+impl<E: Engine + Clone> std::ops::Deref for InlinePeer<E> {
+    type Target = RegionPeer<E>;
+    fn deref(&self) -> &RegionPeer<E> {
+        &self.peer
+    }
+}
+
+#[cfg(test)]
+impl<E: Engine + Clone> std::ops::DerefMut for InlinePeer<E> {
+    fn deref_mut(&mut self) -> &mut RegionPeer<E> {
+        &mut self.peer
     }
 }

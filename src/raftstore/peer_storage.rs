@@ -1,17 +1,23 @@
 //! `PeerStorage`: one region peer's raft log and states on the store's engine, read by the raft
-//! core through [`raft::Storage`](crate::raft::Storage).
+//! core through [`raft::Storage`](crate::raft::Storage), and the encoders the apply side uses
+//! for the states it owns.
 //!
 //! The log lives in the raft column family (see `keys.rs`); the raft state (hard state, last
-//! index and term) beside it; the apply state (applied index, truncated state) and the region
-//! state too, written in the same batch as the data they describe. The peer writes through
-//! [`WriteBatch`]es its driver commits; reads go to the engine, so a change is visible once its
-//! batch is written, before the driver calls `advance`.
+//! index and term) beside it. The raft side of a peer writes those two, through the store's
+//! shared [`WriteBatch`] of each round. The apply state (applied index, truncated state) and
+//! the region state belong to the apply side (`apply.rs`), written in the same batch as the
+//! data they describe; the raft side keeps copies, updated from the apply results. Reads of
+//! the log go to an in-memory cache of recent entries first and to the engine otherwise, so
+//! replicating what was just appended never touches RocksDB.
 //!
 //! A region bootstrapped on this store starts with its log truncated at
 //! [`RAFT_INIT_LOG_INDEX`] (term [`RAFT_INIT_LOG_TERM`]), as TinyKV's do: a peer that joins
 //! later with an empty log can only be caught up by a snapshot, which carries the membership
 //! (see the raft module docs).
 
+use std::collections::VecDeque;
+
+use super::cmd::RaftstoreError;
 use super::keys::{
     apply_state_key, decode_entry, encode_entry, raft_log_key, raft_log_range, raft_state_key,
     region_state_key,
@@ -23,12 +29,17 @@ use super::snap::{DATA_CFS, SnapshotData, region_bounds};
 use crate::raft::message::{Snapshot, SnapshotMetadata};
 use crate::raft::storage::{RaftState, Storage, StorageError as RaftStorageError, limit_size};
 use crate::raft::{ConfState, Entry, HardState};
-use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, StorageError, WriteBatch};
+use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, StorageError, WriteBatch, WriteOptions};
 
 /// The index a bootstrapped region's log starts after.
 pub const RAFT_INIT_LOG_INDEX: u64 = 5;
 /// The term of that index.
 pub const RAFT_INIT_LOG_TERM: u64 = 5;
+
+/// Most entries kept in a peer's entry cache.
+const ENTRY_CACHE_MAX_ENTRIES: usize = 4_096;
+/// Most bytes of entry data kept in a peer's entry cache.
+const ENTRY_CACHE_MAX_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerStorageError {
@@ -40,11 +51,81 @@ pub enum PeerStorageError {
     RegionNotFound(u64),
 }
 
+/// The most recent entries of a peer's log, contiguous, ending at the last persisted one.
+#[derive(Default)]
+struct EntryCache {
+    entries: VecDeque<Entry>,
+    bytes: u64,
+}
+
+impl EntryCache {
+    /// Records entries just appended (they replace any cached entry from their first index on).
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else { return };
+        match self.entries.front() {
+            Some(front)
+                if first.index >= front.index && first.index <= front.index + self.entries.len() as u64 =>
+            {
+                let keep = (first.index - front.index) as usize;
+                while self.entries.len() > keep {
+                    let dropped = self.entries.pop_back().expect("non-empty");
+                    self.bytes -= dropped.size();
+                }
+            }
+            _ => self.clear(),
+        }
+        for entry in entries {
+            self.bytes += entry.size();
+            self.entries.push_back(entry.clone());
+        }
+        while self.entries.len() > ENTRY_CACHE_MAX_ENTRIES || self.bytes > ENTRY_CACHE_MAX_BYTES {
+            let dropped = self.entries.pop_front().expect("non-empty");
+            self.bytes -= dropped.size();
+        }
+    }
+
+    /// Forgets entries through `index` (compacted).
+    fn compact_to(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|e| e.index <= index) {
+            let dropped = self.entries.pop_front().expect("non-empty");
+            self.bytes -= dropped.size();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// `[low, high)` if the cache holds all of it.
+    fn slice(&self, low: u64, high: u64) -> Option<Vec<Entry>> {
+        let front = self.entries.front()?.index;
+        if low < front || high > front + self.entries.len() as u64 {
+            return None;
+        }
+        Some(
+            self.entries
+                .range((low - front) as usize..(high - front) as usize)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 pub struct PeerStorage<E: Engine> {
     engine: E,
+    /// The region as of the last membership change the raft side heard of.
     region: Region,
     raft_state: RaftLocalState,
+    /// The raft side's copy of the apply state: the applied index the apply side last
+    /// reported, and the truncated state whose log entries this side has deleted.
     apply_state: RaftApplyState,
+    cache: EntryCache,
+}
+
+/// Writes the initial states of a region created on a store (by bootstrap or split).
+pub fn write_initial_states(region: &Region, batch: &mut WriteBatch) {
+    PeerStorage::<crate::storage::MemoryEngine>::write_initial_states(region, batch);
 }
 
 impl<E: Engine> PeerStorage<E> {
@@ -66,13 +147,9 @@ impl<E: Engine> PeerStorage<E> {
                 term: RAFT_INIT_LOG_TERM,
             },
         };
-        let region_state = RegionLocalState {
-            state: PeerState::Normal,
-            region: region.clone(),
-        };
         batch.put(Cf::Raft, raft_state_key(region.id), raft_state.encode());
-        batch.put(Cf::Raft, apply_state_key(region.id), apply_state.encode());
-        batch.put(Cf::Raft, region_state_key(region.id), region_state.encode());
+        write_apply_state(region.id, &apply_state, batch);
+        write_region_state(region, batch);
     }
 
     /// Loads the peer of region `region_id` from the engine.
@@ -89,6 +166,7 @@ impl<E: Engine> PeerStorage<E> {
             raft_state: RaftLocalState::decode(&raft_state)?,
             apply_state: RaftApplyState::decode(&apply_state)?,
             engine,
+            cache: EntryCache::default(),
         };
         storage.check_invariants();
         Ok(storage)
@@ -110,32 +188,13 @@ impl<E: Engine> PeerStorage<E> {
             },
             raft_state,
             apply_state: RaftApplyState::default(),
+            cache: EntryCache::default(),
         })
     }
 
-    /// Records a new region layout (a membership change was applied) in `batch`.
-    pub fn set_region(&mut self, region: Region, batch: &mut WriteBatch) {
-        let state = RegionLocalState {
-            state: PeerState::Normal,
-            region,
-        };
-        batch.put(Cf::Raft, region_state_key(state.region.id), state.encode());
-        self.region = state.region;
-    }
-
-    /// Removes this peer (it was taken out of its region): its log and states, and the data of
-    /// its range, go; a tombstone with the region as of the removal stays, so stale messages
-    /// do not bring the peer back.
-    pub fn destroy(&mut self, batch: &mut WriteBatch) {
-        if self.is_initialized() {
-            self.delete_region_data(&self.region, batch);
-        }
-        self.clear_meta(batch);
-        let tombstone = RegionLocalState {
-            state: PeerState::Tombstone,
-            region: self.region.clone(),
-        };
-        batch.put(Cf::Raft, region_state_key(self.region.id), tombstone.encode());
+    /// Adopts a new region layout the apply side wrote (a membership change was applied).
+    pub fn set_region(&mut self, region: Region) {
+        self.region = region;
     }
 
     fn check_invariants(&self) {
@@ -172,9 +231,10 @@ impl<E: Engine> PeerStorage<E> {
     /// leader replaced them), and the raft state moves to the new last entry.
     pub fn append(&mut self, entries: &[Entry], batch: &mut WriteBatch) {
         let first_keep = self.apply_state.truncated.index + 1;
-        let entries: Vec<&Entry> = entries.iter().filter(|e| e.index >= first_keep).collect();
+        let skip = entries.iter().take_while(|e| e.index < first_keep).count();
+        let entries = &entries[skip..];
         let Some(last) = entries.last() else { return };
-        for entry in &entries {
+        for entry in entries {
             batch.put(
                 Cf::Raft,
                 raft_log_key(self.region.id, entry.index),
@@ -189,6 +249,7 @@ impl<E: Engine> PeerStorage<E> {
                 raft_log_key(self.region.id, self.raft_state.last_index + 1),
             );
         }
+        self.cache.append(entries);
         self.raft_state.last_index = new_last;
         self.raft_state.last_term = new_last_term;
         batch.put(Cf::Raft, raft_state_key(self.region.id), self.raft_state.encode());
@@ -199,110 +260,174 @@ impl<E: Engine> PeerStorage<E> {
         batch.put(Cf::Raft, raft_state_key(self.region.id), self.raft_state.encode());
     }
 
-    /// Records that entries up to `index` are applied (in the batch that applies them).
-    pub fn set_applied(&mut self, index: u64, batch: &mut WriteBatch) {
-        assert!(
-            index >= self.apply_state.applied_index,
-            "applied index went back to {index}"
-        );
-        self.apply_state.applied_index = index;
-        batch.put(
-            Cf::Raft,
-            apply_state_key(self.region.id),
-            self.apply_state.encode(),
-        );
+    /// Records the applied index the apply side reported.
+    pub fn set_applied(&mut self, index: u64) {
+        self.apply_state.applied_index = self.apply_state.applied_index.max(index);
     }
 
-    /// Compacts the log through `truncated` (a log GC command was applied): the state moves
-    /// now, the entries are deleted in the same batch.
+    /// Follows a log compaction the apply side applied: the entries through `truncated` are
+    /// deleted (in `batch`) and forgotten.
     pub fn compact_to(&mut self, truncated: TruncatedState, batch: &mut WriteBatch) {
         let old = self.apply_state.truncated.index;
         if truncated.index <= old {
             return;
         }
-        assert!(
-            truncated.index <= self.apply_state.applied_index,
-            "compacting past applied"
-        );
         batch.delete_range(
             Cf::Raft,
             raft_log_key(self.region.id, old + 1),
             raft_log_key(self.region.id, truncated.index + 1),
         );
         self.apply_state.truncated = truncated;
-        batch.put(
-            Cf::Raft,
-            apply_state_key(self.region.id),
-            self.apply_state.encode(),
-        );
+        self.cache.compact_to(truncated.index);
     }
 
-    /// Replaces this peer's data and log with `snapshot` (TinyKV's `ApplySnapshot`): the data
-    /// of the old and new ranges is cleared and the snapshot's written, the log is dropped, and
-    /// the states move to the snapshot's index, all in `batch`.
-    pub fn apply_snapshot(&mut self, snapshot: &Snapshot, batch: &mut WriteBatch) -> Result<(), DecodeError> {
-        let data = SnapshotData::decode(&snapshot.data)?;
-        if data.region.id != self.region.id {
-            return Err(DecodeError {
-                what: "region snapshot",
-                detail: format!("for region {}, not {}", data.region.id, self.region.id),
-            });
+    /// The raft state after installing `snapshot` and appending `entries` after it, with
+    /// `hard_state` (the snapshot's ready's) if it changed.
+    pub fn raft_state_after_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        hard_state: Option<HardState>,
+        entries: &[Entry],
+    ) -> RaftLocalState {
+        let mut state = self.raft_state;
+        if let Some(hard_state) = hard_state {
+            state.hard_state = hard_state;
         }
-        let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
-        if self.is_initialized() {
-            self.delete_region_data(&self.region, batch);
-        }
-        self.delete_region_data(&data.region, batch);
-        let (start, end) = raft_log_range(self.region.id);
-        batch.delete_range(Cf::Raft, start, end);
-        for (cf, key, value) in &data.pairs {
-            batch.put(*cf, key.clone(), value.clone());
-        }
-
-        self.raft_state.last_index = index;
-        self.raft_state.last_term = term;
-        self.raft_state.hard_state.commit = self.raft_state.hard_state.commit.max(index);
-        self.apply_state = RaftApplyState {
-            applied_index: index,
-            truncated: TruncatedState { index, term },
-        };
-        self.region = data.region;
-        let region_state = RegionLocalState {
-            state: PeerState::Normal,
-            region: self.region.clone(),
-        };
-        let id = self.region.id;
-        batch.put(Cf::Raft, raft_state_key(id), self.raft_state.encode());
-        batch.put(Cf::Raft, apply_state_key(id), self.apply_state.encode());
-        batch.put(Cf::Raft, region_state_key(id), region_state.encode());
-        Ok(())
-    }
-
-    /// Deletes, in `batch`, the data-CF keys of `region`'s range as the engine holds them now.
-    fn delete_region_data(&self, region: &Region, batch: &mut WriteBatch) {
-        let snapshot = self.engine.snapshot();
-        for cf in DATA_CFS {
-            for item in snapshot.iter(cf, region_bounds(region)) {
-                let (key, _) = item.expect("reading region data from the engine");
-                batch.delete(cf, key);
+        state.hard_state.commit = state.hard_state.commit.max(snapshot.metadata.index);
+        match entries.last() {
+            Some(last) => {
+                state.last_index = last.index;
+                state.last_term = last.term;
+            }
+            None => {
+                state.last_index = snapshot.metadata.index;
+                state.last_term = snapshot.metadata.term;
             }
         }
+        state
     }
 
-    /// Deletes everything this peer stored: log, raft, apply and region states.
-    pub fn clear_meta(&mut self, batch: &mut WriteBatch) {
-        let (start, end) = raft_log_range(self.region.id);
-        batch.delete_range(Cf::Raft, start, end);
-        batch.delete(Cf::Raft, raft_state_key(self.region.id));
-        batch.delete(Cf::Raft, apply_state_key(self.region.id));
-        batch.delete(Cf::Raft, region_state_key(self.region.id));
-        self.raft_state = RaftLocalState::default();
-        self.apply_state = RaftApplyState::default();
+    /// Adopts what the apply side wrote for a snapshot (see [`write_snapshot`]).
+    pub fn on_snapshot_applied(
+        &mut self,
+        region: Region,
+        apply_state: RaftApplyState,
+        raft_state: RaftLocalState,
+        entries: &[Entry],
+    ) {
+        self.region = region;
+        self.apply_state = apply_state;
+        self.raft_state = raft_state;
+        self.cache.clear();
+        self.cache.append(entries);
     }
 
     fn truncated(&self) -> TruncatedState {
         self.apply_state.truncated
     }
+}
+
+/// Writes a region's apply state into `batch`.
+pub fn write_apply_state(region_id: u64, state: &RaftApplyState, batch: &mut WriteBatch) {
+    batch.put(Cf::Raft, apply_state_key(region_id), state.encode());
+}
+
+/// Writes a live region's layout into `batch`.
+pub fn write_region_state(region: &Region, batch: &mut WriteBatch) {
+    let state = RegionLocalState {
+        state: PeerState::Normal,
+        region: region.clone(),
+    };
+    batch.put(Cf::Raft, region_state_key(region.id), state.encode());
+}
+
+/// Deletes a removed peer, in `batch`: its log and states, and (if it had any) the data of its
+/// range; a tombstone with the region as of the removal stays, so stale messages do not bring
+/// the peer back.
+pub fn write_destroy(
+    engine: &impl Engine,
+    region: &Region,
+    initialized: bool,
+    batch: &mut WriteBatch,
+) -> Result<(), StorageError> {
+    if initialized {
+        delete_region_data(engine, region, batch)?;
+    }
+    let (start, end) = raft_log_range(region.id);
+    batch.delete_range(Cf::Raft, start, end);
+    batch.delete(Cf::Raft, raft_state_key(region.id));
+    batch.delete(Cf::Raft, apply_state_key(region.id));
+    let tombstone = RegionLocalState {
+        state: PeerState::Tombstone,
+        region: region.clone(),
+    };
+    batch.put(Cf::Raft, region_state_key(region.id), tombstone.encode());
+    Ok(())
+}
+
+/// Deletes, in `batch`, the data-CF keys of `region`'s range as `engine` holds them now
+/// (key by key: a range delete has no upper bound to use for the last region).
+pub fn delete_region_data(
+    engine: &impl Engine,
+    region: &Region,
+    batch: &mut WriteBatch,
+) -> Result<(), StorageError> {
+    let snapshot = engine.snapshot();
+    for cf in DATA_CFS {
+        for item in snapshot.iter(cf, region_bounds(region)) {
+            let (key, _) = item?;
+            batch.delete(cf, key);
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a peer's data and log with `snapshot` (TinyKV's `ApplySnapshot`) in one synced
+/// write: the data of the old range (`old_region`, if the peer had one) and of the new one is
+/// cleared and the snapshot's written, the log is replaced by `entries`, and the raft, apply
+/// and region states move to the snapshot. Returns the new region and apply state.
+pub fn write_snapshot(
+    engine: &impl Engine,
+    region_id: u64,
+    old_region: Option<&Region>,
+    snapshot: &Snapshot,
+    raft_state: RaftLocalState,
+    entries: &[Entry],
+) -> Result<(Region, RaftApplyState), RaftstoreError> {
+    let data = SnapshotData::decode(&snapshot.data).map_err(|e| RaftstoreError::Snapshot(e.to_string()))?;
+    if data.region.id != region_id {
+        return Err(RaftstoreError::Snapshot(format!(
+            "a snapshot of region {} sent to region {region_id}",
+            data.region.id
+        )));
+    }
+    let (index, term) = (snapshot.metadata.index, snapshot.metadata.term);
+    let mut batch = WriteBatch::new();
+    if let Some(old) = old_region {
+        delete_region_data(engine, old, &mut batch)?;
+    }
+    delete_region_data(engine, &data.region, &mut batch)?;
+    let (start, end) = raft_log_range(region_id);
+    batch.delete_range(Cf::Raft, start, end);
+    for (cf, key, value) in data.pairs {
+        batch.put(cf, key, value);
+    }
+    for entry in entries {
+        batch.put(
+            Cf::Raft,
+            raft_log_key(region_id, entry.index),
+            encode_entry(entry),
+        );
+    }
+    let apply_state = RaftApplyState {
+        applied_index: index,
+        truncated: TruncatedState { index, term },
+    };
+    batch.put(Cf::Raft, raft_state_key(region_id), raft_state.encode());
+    write_apply_state(region_id, &apply_state, &mut batch);
+    write_region_state(&data.region, &mut batch);
+    engine.write(&batch, WriteOptions::SYNC)?;
+    Ok((data.region, apply_state))
 }
 
 impl<E: Engine> Storage for PeerStorage<E> {
@@ -322,6 +447,9 @@ impl<E: Engine> Storage for PeerStorage<E> {
         }
         if low >= high {
             return Ok(Vec::new());
+        }
+        if let Some(entries) = self.cache.slice(low, high) {
+            return Ok(limit_size(&entries, max_size));
         }
         let snapshot = self.engine.snapshot();
         let opts = IterOptions::range(
@@ -538,7 +666,7 @@ mod tests {
     fn compaction_and_restart() {
         let (engine, mut storage) = storage_3_to_5();
         let mut batch = WriteBatch::new();
-        storage.set_applied(5, &mut batch);
+        storage.set_applied(5);
         storage.set_hard_state(
             HardState {
                 term: 5,
@@ -548,6 +676,8 @@ mod tests {
             &mut batch,
         );
         storage.compact_to(TruncatedState { index: 4, term: 4 }, &mut batch);
+        // The apply side writes the apply state (here by hand).
+        write_apply_state(1, &storage.apply_state(), &mut batch);
         write(&engine, batch);
         assert_eq!(storage.first_index().unwrap(), 5);
         assert_eq!(storage.term(4), Ok(4));
@@ -559,19 +689,45 @@ mod tests {
     }
 
     #[test]
-    fn clear_meta_leaves_nothing_behind() {
-        let (engine, mut storage) = storage_3_to_5();
+    fn destroy_leaves_only_a_tombstone() {
+        let (engine, storage) = storage_3_to_5();
         let mut batch = WriteBatch::new();
-        storage.clear_meta(&mut batch);
+        batch.put(Cf::Write, b"k".to_vec(), b"v".to_vec());
         write(&engine, batch);
-        assert_eq!(
-            engine.snapshot().iter(Cf::Raft, IterOptions::default()).count(),
-            0
-        );
-        assert!(
-            !PeerStorage::<MemoryEngine>::uninitialized(engine, 9)
-                .unwrap()
-                .is_initialized()
-        );
+        let mut batch = WriteBatch::new();
+        write_destroy(&engine, storage.region(), true, &mut batch).unwrap();
+        write(&engine, batch);
+        let raft_keys: Vec<Vec<u8>> = engine
+            .snapshot()
+            .iter(Cf::Raft, IterOptions::default())
+            .map(|item| item.unwrap().0)
+            .collect();
+        assert_eq!(raft_keys, vec![region_state_key(1)]);
+        let state =
+            RegionLocalState::decode(&engine.get(Cf::Raft, &region_state_key(1)).unwrap().unwrap()).unwrap();
+        assert_eq!(state.state, PeerState::Tombstone);
+        assert_eq!(engine.get(Cf::Write, b"k").unwrap(), None);
+    }
+
+    #[test]
+    fn recent_entries_are_read_from_the_cache() {
+        let (engine, mut storage) = storage_3_to_5();
+        // Take the entries out from under the storage: reads still find them in the cache.
+        let (start, end) = raft_log_range(1);
+        let mut batch = WriteBatch::new();
+        batch.delete_range(Cf::Raft, start, end);
+        write(&engine, batch);
+        assert_eq!(terms(&storage, 4, 6), vec![4, 5]);
+        // A conflicting append replaces the cached tail, and compaction drops the head.
+        let mut batch = WriteBatch::new();
+        storage.append(&[Entry::new(7, 5), Entry::new(7, 6)], &mut batch);
+        write(&engine, batch);
+        assert_eq!(terms(&storage, 4, 7), vec![4, 7, 7]);
+        let mut batch = WriteBatch::new();
+        storage.set_applied(5);
+        storage.compact_to(TruncatedState { index: 4, term: 4 }, &mut batch);
+        write(&engine, batch);
+        assert_eq!(terms(&storage, 5, 7), vec![7, 7]);
+        assert_eq!(storage.entries(4, 7, None), Err(RaftStorageError::Compacted));
     }
 }

@@ -12,84 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use super::cmd::{AdminCommand, CommandBody, CommandResult, Mutation, RaftCommand, RaftstoreError};
 use super::meta::{Peer, Region, RegionEpoch};
-use super::peer::{PeerOptions, RegionPeer};
+use super::peer::{InlinePeer, PeerOptions};
 use super::peer_storage::PeerStorage;
 use crate::raft::Message;
 use crate::raft::Storage as _;
-use crate::storage::{
-    Cf, Engine, IterOptions, MemoryEngine, Result as StorageResult, Snapshot as _, WriteBatch, WriteOptions,
-};
+use crate::storage::{Cf, CrashableEngine, Engine, WriteBatch, WriteOptions, cf_contents};
 
 const REGION: u64 = 1;
 const STORES: u64 = 3;
 const STEPS: u64 = 1500;
-
-/// An engine that loses, on [`CrashableEngine::crash`], every write made since the last
-/// synced one — what a power cut does to RocksDB's write-ahead log tail.
-#[derive(Clone)]
-pub(super) struct CrashableEngine {
-    live: MemoryEngine,
-    durable: MemoryEngine,
-    unsynced: Arc<Mutex<Vec<WriteBatch>>>,
-}
-
-impl CrashableEngine {
-    pub(super) fn new() -> Self {
-        CrashableEngine {
-            live: MemoryEngine::new(),
-            durable: MemoryEngine::new(),
-            unsynced: Arc::default(),
-        }
-    }
-
-    /// The engine as a restarted process finds it.
-    pub(super) fn crash(&self) -> CrashableEngine {
-        let live = MemoryEngine::new();
-        let mut batch = WriteBatch::new();
-        for cf in Cf::ALL {
-            for (key, value) in cf_contents(&self.durable, cf) {
-                batch.put(cf, key, value);
-            }
-        }
-        live.write(&batch, WriteOptions::SYNC).unwrap();
-        CrashableEngine {
-            live,
-            durable: self.durable.clone(),
-            unsynced: Arc::default(),
-        }
-    }
-}
-
-impl Engine for CrashableEngine {
-    type Snapshot = <MemoryEngine as Engine>::Snapshot;
-
-    fn get(&self, cf: Cf, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        self.live.get(cf, key)
-    }
-
-    fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> StorageResult<()> {
-        let mut unsynced = self.unsynced.lock().unwrap();
-        self.live.write(batch, opts)?;
-        if opts.sync {
-            // A sync makes everything written before it durable too, as a WAL fsync does.
-            for earlier in unsynced.drain(..) {
-                self.durable.write(&earlier, WriteOptions::SYNC)?;
-            }
-            self.durable.write(batch, WriteOptions::SYNC)?;
-        } else {
-            unsynced.push(batch.clone());
-        }
-        Ok(())
-    }
-
-    fn snapshot(&self) -> Self::Snapshot {
-        self.live.snapshot()
-    }
-
-    fn flush(&self) -> StorageResult<()> {
-        self.write(&WriteBatch::new(), WriteOptions::SYNC)
-    }
-}
 
 /// SplitMix64: small, seedable, good enough to pick actions.
 pub(super) struct Rng(pub(super) u64);
@@ -117,7 +48,7 @@ pub(super) type Slot = Arc<Mutex<Option<CommandResult>>>;
 struct Sim {
     rng: Rng,
     engines: Vec<CrashableEngine>,
-    peers: Vec<Option<RegionPeer<CrashableEngine>>>,
+    peers: Vec<Option<InlinePeer<CrashableEngine>>>,
     in_flight: Vec<Message>,
     /// Stores cut off from the others.
     isolated: HashSet<u64>,
@@ -171,7 +102,7 @@ impl Sim {
         sim
     }
 
-    fn open(&mut self, id: u64) -> RegionPeer<CrashableEngine> {
+    fn open(&mut self, id: u64) -> InlinePeer<CrashableEngine> {
         self.restarts += 1;
         let engine = self.engines[(id - 1) as usize].clone();
         let seed = self.rng.next() ^ self.restarts;
@@ -180,7 +111,7 @@ impl Sim {
             raft_log_gc_count_limit: 30,
             ..PeerOptions::default()
         };
-        RegionPeer::open(id, engine, REGION, options, seed).unwrap()
+        InlinePeer::open(id, engine, REGION, options, seed).unwrap()
     }
 
     fn pump(&mut self, lossy: bool) {
@@ -472,15 +403,6 @@ pub(super) fn check_outcomes(
     );
     assert!(outcomes.acknowledged > 0, "seed {seed}: nothing was acknowledged");
     outcomes
-}
-
-/// Everything in `cf` of `engine`.
-pub(super) fn cf_contents(engine: &impl Engine, cf: Cf) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    engine
-        .snapshot()
-        .iter(cf, IterOptions::from(Vec::new()))
-        .map(|item| item.unwrap())
-        .collect()
 }
 
 /// A number from the environment, for seed counts and replays.

@@ -2,9 +2,13 @@
 //!
 //! A store is synchronous and owns no threads: its driver calls [`Store::tick`] on a timer,
 //! [`Store::on_raft_message`] for each message from another store, [`Store::propose`] for each
-//! command, and [`Store::handle_readies`] after each batch of input, which persists, applies
-//! and sends through the [`Transport`]. The same code runs under the tokio driver and under the
-//! deterministic tests.
+//! command, and then runs a round: [`Store::collect_readies`] gathers every peer's log entries
+//! and hard state into one write batch, the driver writes it (synced only when some peer needs
+//! it), and [`Store::on_round_persisted`] sends the messages through the [`Transport`] and
+//! queues the committed entries for the apply side ([`Store::take_apply_tasks`]), whose
+//! results come back through [`Store::on_apply_results`]. The raft thread of `driver.rs` and
+//! the deterministic tests ([`Store::handle_readies`], which applies inline) run the same
+//! code.
 //!
 //! Messages travel in a [`RaftMessage`] envelope naming the region and both peers, so a store
 //! can route them and drop the ones for peers it does not host.
@@ -22,10 +26,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::cmd::{RaftCommand, RaftstoreError};
+use super::apply::{Applier, ApplyResult, ApplyTask};
+use super::cmd::{CommandHeader, RaftCommand, RaftstoreError};
 use super::keys::{region_id_of_state_key, region_state_key, region_state_range};
 use super::meta::{Peer, PeerState, Region, RegionEpoch, RegionLocalState};
-use super::peer::{Callback, PeerOptions, RegionPeer};
+use super::peer::{Callback, PeerOptions, PeerReady, RegionPeer};
 use super::peer_storage::PeerStorage;
 use crate::raft::{Message, MessageType};
 use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, WriteBatch, WriteOptions};
@@ -56,6 +61,18 @@ pub trait Transport {
     fn send(&mut self, message: RaftMessage) -> Result<(), Unreachable>;
 }
 
+/// The transport of a store with no other stores to talk to (a cluster of one): every send
+/// fails, which no peer of a one-member region ever attempts.
+pub struct NoTransport;
+
+impl Transport for NoTransport {
+    fn send(&mut self, message: RaftMessage) -> Result<(), Unreachable> {
+        Err(Unreachable {
+            store_id: message.to_peer.store_id,
+        })
+    }
+}
+
 pub struct Store<E: Engine + Clone, T: Transport> {
     store_id: u64,
     engine: E,
@@ -66,6 +83,23 @@ pub struct Store<E: Engine + Clone, T: Transport> {
     /// The stores of peers heard from, for replying where the region does not say (a peer
     /// still waiting for its first snapshot knows no members). Peer ids are unique.
     peer_cache: HashMap<u64, Peer>,
+    /// Work for the apply side, in the order it was made.
+    apply_tasks: Vec<ApplyTask>,
+}
+
+/// One round's persistence work: the write batch of every peer's log entries and hard state.
+pub struct StoreRound {
+    pub batch: WriteBatch,
+    /// Whether the batch must be synced before the round goes on.
+    pub must_sync: bool,
+    readies: Vec<(u64, PeerReady)>,
+}
+
+impl StoreRound {
+    /// Whether the round has nothing to write and no peer to finish.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.readies.is_empty()
+    }
 }
 
 impl<E: Engine + Clone, T: Transport> Store<E, T> {
@@ -95,8 +129,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             let Some(region_id) = region_id_of_state_key(&key) else {
                 continue;
             };
-            let state =
-                RegionLocalState::decode(&value).map_err(|e| RaftstoreError::Storage(e.to_string()))?;
+            let state = RegionLocalState::decode(&value).map_err(RaftstoreError::Corrupt)?;
             if state.state == PeerState::Tombstone || state.region.peer_on_store(store_id).is_none() {
                 continue;
             }
@@ -109,6 +142,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             )?;
             peers.insert(region_id, peer);
         }
+        let apply_tasks = peers.values().filter_map(RegionPeer::register_task).collect();
         Ok(Store {
             store_id,
             engine,
@@ -117,6 +151,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             seed,
             peers,
             peer_cache: HashMap::new(),
+            apply_tasks,
         })
     }
 
@@ -130,6 +165,30 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
 
     pub fn peer(&self, region_id: u64) -> Option<&RegionPeer<E>> {
         self.peers.get(&region_id)
+    }
+
+    pub fn peer_mut(&mut self, region_id: u64) -> Option<&mut RegionPeer<E>> {
+        self.peers.get_mut(&region_id)
+    }
+
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Every region of this store with a live peer.
+    pub fn regions(&self) -> impl Iterator<Item = &Region> + '_ {
+        self.peers
+            .values()
+            .filter(|p| p.storage().is_initialized() && !p.is_removed())
+            .map(|p| p.region())
+    }
+
+    /// Asks for a linearizable read of a region (see [`RegionPeer::read_index`]).
+    pub fn read_index(&mut self, header: CommandHeader, callback: Callback) {
+        match self.peers.get_mut(&header.region_id) {
+            Some(peer) => peer.read_index(header, callback),
+            None => callback(Err(RaftstoreError::RegionNotFound(header.region_id))),
+        }
     }
 
     pub fn tick(&mut self) {
@@ -160,17 +219,19 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
         {
             // A region has one peer per store, so a newer epoch naming another peer here means
             // this one was removed while it was away and never heard.
-            tracing::info!(
-                region = message.region_id,
-                stale = existing.peer().id,
-                new = message.to_peer.id,
-                "replacing a removed peer"
-            );
-            if let Err(e) = existing.destroy_stale() {
-                tracing::warn!(region = message.region_id, "destroying a stale peer: {e}");
-                return;
+            // The message is dropped; once the old peer is gone, the leader's next one creates
+            // the new peer.
+            if !existing.is_removed() {
+                tracing::info!(
+                    region = message.region_id,
+                    stale = existing.peer().id,
+                    new = message.to_peer.id,
+                    "replacing a removed peer"
+                );
+                let task = existing.destroy_task();
+                self.apply_tasks.push(task);
             }
-            self.peers.remove(&message.region_id);
+            return;
         }
         if !self.peers.contains_key(&message.region_id) && !self.maybe_create_peer(&message) {
             return;
@@ -258,49 +319,166 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
         }
     }
 
-    /// Handles every peer's ready: persist, send, apply, answer. A storage error is fatal
-    /// to the store and is returned; the store must not be used afterwards.
-    pub fn handle_readies(&mut self) -> Result<(), RaftstoreError> {
+    /// Round step 1: every peer's log entries and hard state, in one batch.
+    pub fn collect_readies(&mut self) -> StoreRound {
+        let mut round = StoreRound {
+            batch: WriteBatch::new(),
+            must_sync: false,
+            readies: Vec::new(),
+        };
         for (&region_id, peer) in self.peers.iter_mut() {
-            let messages = peer.handle_ready()?;
-            if messages.is_empty() {
-                continue;
-            }
-            let region = peer.region();
-            let (from_peer, epoch) = (peer.peer(), region.epoch);
-            let targets: Vec<Option<Peer>> = messages
-                .iter()
-                .map(|m| {
-                    region
-                        .peers
-                        .iter()
-                        .copied()
-                        .find(|p| p.id == m.to)
-                        .or_else(|| self.peer_cache.get(&m.to).copied())
-                })
-                .collect();
-            for (message, to_peer) in messages.into_iter().zip(targets) {
-                let Some(to_peer) = to_peer else {
-                    tracing::debug!(region = region_id, to = message.to, "no store known for peer");
-                    continue;
-                };
-                let is_snapshot = message.msg_type == MessageType::Snapshot;
-                let sent = self.transport.send(RaftMessage {
-                    region_id,
-                    from_peer,
-                    to_peer,
-                    epoch,
-                    message,
-                });
-                match (sent, is_snapshot) {
-                    (Ok(()), true) => peer.report_snapshot(to_peer.id, false),
-                    (Ok(()), false) => {}
-                    (Err(_), true) => peer.report_snapshot(to_peer.id, true),
-                    (Err(_), false) => peer.report_unreachable(to_peer.id),
-                }
+            if let Some(ready) = peer.collect_ready(&mut round.batch) {
+                round.must_sync |= ready.must_sync;
+                round.readies.push((region_id, ready));
             }
         }
+        round
+    }
+
+    /// Round step 3, once the round's batch is written: sends the messages and queues the
+    /// committed entries for the apply side.
+    pub fn on_round_persisted(&mut self, round: StoreRound) {
+        for (region_id, ready) in round.readies {
+            let Some(peer) = self.peers.get_mut(&region_id) else {
+                continue;
+            };
+            let (messages, tasks) = peer.on_persisted(ready);
+            self.apply_tasks.extend(tasks);
+            self.send(region_id, messages);
+        }
+    }
+
+    /// What the apply side should do next, in order.
+    pub fn take_apply_tasks(&mut self) -> Vec<ApplyTask> {
+        std::mem::take(&mut self.apply_tasks)
+    }
+
+    /// Follows the apply side's results: membership changes, compactions, installed
+    /// snapshots (whose held messages leave now), destroyed peers.
+    pub fn on_apply_results(&mut self, results: Vec<ApplyResult>) {
+        for result in results {
+            let region_id = match &result {
+                ApplyResult::Applied { region_id, .. }
+                | ApplyResult::SnapshotApplied { region_id, .. }
+                | ApplyResult::Destroyed { region_id } => *region_id,
+            };
+            let Some(peer) = self.peers.get_mut(&region_id) else {
+                continue;
+            };
+            let (messages, tasks) = peer.on_apply_result(result);
+            self.apply_tasks.extend(tasks);
+            self.send(region_id, messages);
+        }
         self.peers.retain(|_, peer| !peer.is_destroyed());
-        Ok(())
+    }
+
+    /// Sends a peer's messages, reporting failures to its raft core.
+    fn send(&mut self, region_id: u64, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let Some(peer) = self.peers.get_mut(&region_id) else {
+            return;
+        };
+        let region = peer.region();
+        let (from_peer, epoch) = (peer.peer(), region.epoch);
+        let targets: Vec<Option<Peer>> = messages
+            .iter()
+            .map(|m| {
+                region
+                    .peers
+                    .iter()
+                    .copied()
+                    .find(|p| p.id == m.to)
+                    .or_else(|| self.peer_cache.get(&m.to).copied())
+            })
+            .collect();
+        for (message, to_peer) in messages.into_iter().zip(targets) {
+            let Some(to_peer) = to_peer else {
+                tracing::debug!(region = region_id, to = message.to, "no store known for peer");
+                continue;
+            };
+            let is_snapshot = message.msg_type == MessageType::Snapshot;
+            let sent = self.transport.send(RaftMessage {
+                region_id,
+                from_peer,
+                to_peer,
+                epoch,
+                message,
+            });
+            match (sent, is_snapshot) {
+                (Ok(()), true) => peer.report_snapshot(to_peer.id, false),
+                (Ok(()), false) => {}
+                (Err(_), true) => peer.report_snapshot(to_peer.id, true),
+                (Err(_), false) => peer.report_unreachable(to_peer.id),
+            }
+        }
+    }
+
+    /// A whole round with the apply side run inline on `applier`, until nothing is left to
+    /// apply: for deterministic tests and simple drivers. A storage error is fatal to the
+    /// store and is returned; the store must not be used afterwards.
+    pub fn handle_readies(&mut self, applier: &mut Applier<E>) -> Result<(), RaftstoreError> {
+        let round = self.collect_readies();
+        if !round.batch.is_empty() {
+            let options = if round.must_sync {
+                WriteOptions::SYNC
+            } else {
+                WriteOptions::NO_SYNC
+            };
+            self.engine.write(&round.batch, options)?;
+        }
+        self.on_round_persisted(round);
+        loop {
+            let tasks = self.take_apply_tasks();
+            if tasks.is_empty() {
+                return Ok(());
+            }
+            let results = applier.apply(tasks)?;
+            self.on_apply_results(results);
+        }
+    }
+}
+
+/// A store and its apply side run one after the other on the caller's thread, for tests.
+#[cfg(test)]
+pub struct InlineStore<E: Engine + Clone, T: Transport> {
+    pub store: Store<E, T>,
+    pub applier: Applier<E>,
+}
+
+#[cfg(test)]
+impl<E: Engine + Clone, T: Transport> InlineStore<E, T> {
+    pub fn open(
+        store_id: u64,
+        engine: E,
+        transport: T,
+        options: PeerOptions,
+        seed: u64,
+    ) -> Result<Self, RaftstoreError> {
+        let store = Store::open(store_id, engine.clone(), transport, options, seed)?;
+        Ok(InlineStore {
+            store,
+            applier: Applier::new(engine),
+        })
+    }
+
+    pub fn handle_readies(&mut self) -> Result<(), RaftstoreError> {
+        self.store.handle_readies(&mut self.applier)
+    }
+}
+
+#[cfg(test)]
+impl<E: Engine + Clone, T: Transport> std::ops::Deref for InlineStore<E, T> {
+    type Target = Store<E, T>;
+    fn deref(&self) -> &Store<E, T> {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+impl<E: Engine + Clone, T: Transport> std::ops::DerefMut for InlineStore<E, T> {
+    fn deref_mut(&mut self) -> &mut Store<E, T> {
+        &mut self.store
     }
 }

@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use super::cmd::{AdminCommand, CommandBody, Mutation, RaftCommand};
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::PeerOptions;
-use super::sim_tests::{CrashableEngine, Rng, Slot, cf_contents, check_outcomes, env_number};
-use super::store::{RaftMessage, Store, Transport, Unreachable};
+use super::sim_tests::{Rng, Slot, check_outcomes, env_number};
+use super::store::{InlineStore, RaftMessage, Store, Transport, Unreachable};
 use crate::raft::ConfChangeType;
 use crate::storage::Cf;
+use crate::storage::{CrashableEngine, cf_contents};
 
 const REGION: u64 = 1;
 const STORES: u64 = 4;
@@ -36,7 +37,7 @@ impl Transport for QueueTransport {
 struct Sim {
     rng: Rng,
     engines: Vec<CrashableEngine>,
-    stores: Vec<Option<Store<CrashableEngine, QueueTransport>>>,
+    stores: Vec<Option<InlineStore<CrashableEngine, QueueTransport>>>,
     queue: Queue,
     proposals: Vec<(Vec<u8>, Vec<u8>, Slot)>,
     next_peer_id: u64,
@@ -79,10 +80,10 @@ impl Sim {
         sim
     }
 
-    fn open(&mut self, store_id: u64) -> Store<CrashableEngine, QueueTransport> {
+    fn open(&mut self, store_id: u64) -> InlineStore<CrashableEngine, QueueTransport> {
         let engine = self.engines[(store_id - 1) as usize].clone();
         let seed = self.rng.next();
-        Store::open(
+        InlineStore::open(
             store_id,
             engine,
             QueueTransport(self.queue.clone()),

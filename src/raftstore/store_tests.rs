@@ -11,7 +11,7 @@ use super::cmd::{
 };
 use super::meta::{Peer, Region, RegionEpoch};
 use super::peer::PeerOptions;
-use super::store::{RaftMessage, Store, Transport, Unreachable};
+use super::store::{InlineStore, RaftMessage, Store, Transport, Unreachable};
 use crate::raft::ConfChangeType;
 use crate::storage::{Cf, Engine, MemoryEngine};
 
@@ -36,7 +36,7 @@ impl Transport for QueueTransport {
 
 struct Cluster {
     engines: Vec<MemoryEngine>,
-    stores: Vec<Option<Store<MemoryEngine, QueueTransport>>>,
+    stores: Vec<Option<InlineStore<MemoryEngine, QueueTransport>>>,
     queue: Queue,
     down: Arc<Mutex<HashSet<u64>>>,
 }
@@ -76,16 +76,16 @@ impl Cluster {
         cluster
     }
 
-    fn open(&self, store_id: u64) -> Store<MemoryEngine, QueueTransport> {
+    fn open(&self, store_id: u64) -> InlineStore<MemoryEngine, QueueTransport> {
         let transport = QueueTransport {
             queue: self.queue.clone(),
             down: self.down.clone(),
         };
         let engine = self.engines[(store_id - 1) as usize].clone();
-        Store::open(store_id, engine, transport, PeerOptions::default(), store_id).unwrap()
+        InlineStore::open(store_id, engine, transport, PeerOptions::default(), store_id).unwrap()
     }
 
-    fn store(&mut self, store_id: u64) -> &mut Store<MemoryEngine, QueueTransport> {
+    fn store(&mut self, store_id: u64) -> &mut InlineStore<MemoryEngine, QueueTransport> {
         self.stores[(store_id - 1) as usize]
             .as_mut()
             .expect("store is up")

@@ -11,7 +11,7 @@ use super::cmd::{
 };
 use super::keys::raft_log_key;
 use super::meta::{Peer, Region, RegionEpoch};
-use super::peer::{PeerOptions, RegionPeer};
+use super::peer::{InlinePeer, PeerOptions};
 use super::peer_storage::PeerStorage;
 use crate::raft::Message;
 use crate::raft::Storage as _;
@@ -32,7 +32,7 @@ fn region(start: &[u8], end: &[u8]) -> Region {
 /// Three stores (store `i` holds peer `i`), each with its own engine.
 struct Group {
     engines: Vec<MemoryEngine>,
-    peers: Vec<Option<RegionPeer<MemoryEngine>>>,
+    peers: Vec<Option<InlinePeer<MemoryEngine>>>,
     /// Peers whose messages, in and out, are dropped.
     cut: HashSet<u64>,
     options: PeerOptions,
@@ -56,12 +56,12 @@ impl Group {
         group
     }
 
-    fn open(&self, id: u64) -> RegionPeer<MemoryEngine> {
+    fn open(&self, id: u64) -> InlinePeer<MemoryEngine> {
         let engine = self.engines[(id - 1) as usize].clone();
-        RegionPeer::open(id, engine, REGION, self.options, 1000 + id).unwrap()
+        InlinePeer::open(id, engine, REGION, self.options, 1000 + id).unwrap()
     }
 
-    fn peer(&mut self, id: u64) -> &mut RegionPeer<MemoryEngine> {
+    fn peer(&mut self, id: u64) -> &mut InlinePeer<MemoryEngine> {
         self.peers[(id - 1) as usize].as_mut().expect("peer is running")
     }
 

@@ -108,8 +108,18 @@ impl CommandError {
                 "TRYAGAIN a key stayed locked by a running transaction; retry".into()
             }
             CommandError::Txn(TxnError::ShuttingDown) => "ERR the server is shutting down".into(),
+            CommandError::Txn(TxnError::Unavailable(e)) => {
+                format!("TRYAGAIN the data is unavailable right now ({e}); nothing was written")
+            }
+            CommandError::Txn(TxnError::Undetermined) => {
+                "ERR the write's outcome is unknown (it may or may not have been applied); read the key to find out"
+                    .into()
+            }
             CommandError::Txn(
-                e @ (TxnError::Storage(_) | TxnError::Timestamp(_) | TxnError::WatchedKeyChanged { .. }),
+                e @ (TxnError::Storage(_)
+                | TxnError::Timestamp(_)
+                | TxnError::WatchedKeyChanged { .. }
+                | TxnError::Internal(_)),
             ) => format!("ERR {e}"),
         }
     }

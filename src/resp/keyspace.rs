@@ -307,8 +307,7 @@ mod gc_tests {
     use crate::percolator::client::{ClientConfig, PercolatorClient};
     use crate::percolator::gc::version_count;
     use crate::percolator::key::Key;
-    use crate::percolator::server::TxnServer;
-    use crate::percolator::sink::GroupCommitSink;
+    use crate::percolator::server::test_server;
     use crate::scheduler::tso::{EngineTsoStore, Tso, TsoClient, system_clock};
     use crate::storage::{Engine, MemoryEngine};
 
@@ -318,9 +317,12 @@ mod gc_tests {
         let tso = TsoClient::start(Arc::new(
             Tso::open(EngineTsoStore(engine.clone()), system_clock(), 3_000).unwrap(),
         ));
-        let sink = GroupCommitSink::start(engine.clone());
-        let server =
-            Arc::new(TxnServer::new(engine.clone(), sink, tso.clone()).with_gc_filter(HashFieldGcFilter));
+        let (server, _driver) = test_server(engine.clone(), tso.clone());
+        let server = Arc::new(
+            Arc::into_inner(server)
+                .expect("one owner")
+                .with_gc_filter(HashFieldGcFilter),
+        );
         let client = PercolatorClient::new(server, tso, ClientConfig::default());
         let version = |seq| HashVersion {
             created_at: TimeStamp::new(1),

@@ -76,6 +76,10 @@ impl Engine for MemoryEngine {
         }
     }
 
+    fn sync_wal(&self) -> Result<()> {
+        Ok(())
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }

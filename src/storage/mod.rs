@@ -33,6 +33,7 @@
 //!   was taken (copy on write), so it is meant for tests, not for large data.
 //! - Values are returned as owned `Vec<u8>`; pinned slices would save a copy on hot reads.
 
+mod crashable;
 mod memory;
 pub mod raw;
 mod rocks;
@@ -40,6 +41,7 @@ mod rocks;
 #[cfg(test)]
 mod contract_tests;
 
+pub use crashable::{CrashableEngine, cf_contents};
 pub use memory::MemoryEngine;
 pub use rocks::{RocksEngine, RocksOptions};
 
@@ -94,6 +96,31 @@ pub enum StorageError {
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A storage error that several waiters can each be handed (the layers above report one
+/// engine failure to every request it affects).
+#[derive(Debug, Clone)]
+pub struct SharedStorageError(pub std::sync::Arc<StorageError>);
+
+impl PartialEq for SharedStorageError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedStorageError {}
+
+impl fmt::Display for SharedStorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<StorageError> for SharedStorageError {
+    fn from(e: StorageError) -> Self {
+        SharedStorageError(std::sync::Arc::new(e))
+    }
+}
 
 /// One change inside a [`WriteBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,6 +298,11 @@ pub trait Engine: Send + Sync + 'static {
 
     /// A consistent view of everything written so far.
     fn snapshot(&self) -> Self::Snapshot;
+
+    /// Makes every write so far durable (an fsync of the write-ahead log), without holding
+    /// up writes that arrive meanwhile: a writer that needs durability writes unsynced and
+    /// then calls this, so writers that do not need it never queue behind its fsync.
+    fn sync_wal(&self) -> Result<()>;
 
     /// Makes every write so far durable (fsync of the WAL, flush of memtables). Called on
     /// clean shutdown.
