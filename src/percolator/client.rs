@@ -61,6 +61,9 @@ pub struct PercolatorClient<K: KvApi> {
     kv: Arc<K>,
     tso: TsoClient,
     config: Arc<ClientConfig>,
+    /// The newest timestamp this client has seen from the oracle: a lower bound for every
+    /// timestamp it will be handed.
+    last_ts: Arc<std::sync::atomic::AtomicU64>,
     /// Start timestamps of the transactions running through this client, with how many run
     /// at each; garbage collection stays below the oldest.
     running: Arc<Mutex<BTreeMap<TimeStamp, usize>>>,
@@ -73,6 +76,7 @@ impl<K: KvApi> Clone for PercolatorClient<K> {
             tso: self.tso.clone(),
             config: self.config.clone(),
             running: self.running.clone(),
+            last_ts: self.last_ts.clone(),
         }
     }
 }
@@ -95,13 +99,14 @@ impl<K: KvApi> PercolatorClient<K> {
             tso,
             config: Arc::new(config),
             running: Arc::new(Mutex::new(BTreeMap::new())),
+            last_ts: Arc::default(),
         }
     }
 
     /// The timestamp at or below which no transaction of this client reads: below every
     /// running transaction's start, and at least `life_time_ms` in the past.
     pub async fn safe_point(&self, life_time_ms: u64) -> Result<TimeStamp> {
-        let now = self.tso.get_timestamp().await.map_err(tso_error)?;
+        let now = self.fetch_timestamp().await?;
         let by_age = TimeStamp::compose(now.physical().saturating_sub(life_time_ms), 0);
         let oldest_running = self.running.lock().keys().next().copied();
         Ok(oldest_running.map_or(by_age, |oldest| by_age.min(oldest.prev())))
@@ -153,6 +158,14 @@ impl<K: KvApi> PercolatorClient<K> {
         &self.kv
     }
 
+    /// A timestamp from the oracle, remembered as the newest seen.
+    async fn fetch_timestamp(&self) -> Result<TimeStamp> {
+        let ts = self.tso.get_timestamp().await.map_err(tso_error)?;
+        self.last_ts
+            .fetch_max(ts.into_inner(), std::sync::atomic::Ordering::AcqRel);
+        Ok(ts)
+    }
+
     /// Runs `call` again, with backoff, while it fails with a region error that retrying can
     /// fix (no leader yet, a stale epoch...), within the region retry budget.
     async fn retry_region<T, F, Fut>(&self, mut call: F) -> std::result::Result<T, MvccError>
@@ -183,8 +196,22 @@ impl<K: KvApi> TxnClient for PercolatorClient<K> {
     type Txn = PercolatorTxn<K>;
 
     async fn begin(&self) -> Result<PercolatorTxn<K>> {
-        let start_ts = self.tso.get_timestamp().await.map_err(tso_error)?;
-        *self.running.lock().entry(start_ts).or_insert(0) += 1;
+        // Counted as running from below its start timestamp before asking for it: a garbage
+        // collection that reads the running set meanwhile must not put its safe point above
+        // a start timestamp handed out before its own "now".
+        let floor = TimeStamp::new(self.last_ts.load(std::sync::atomic::Ordering::Acquire));
+        *self.running.lock().entry(floor).or_insert(0) += 1;
+        let start_ts = self.fetch_timestamp().await;
+        let mut running = self.running.lock();
+        if let Some(count) = running.get_mut(&floor) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&floor);
+            }
+        }
+        let start_ts = start_ts?;
+        *running.entry(start_ts).or_insert(0) += 1;
+        drop(running);
         Ok(PercolatorTxn {
             client: self.clone(),
             start_ts,

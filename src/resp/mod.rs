@@ -16,6 +16,8 @@
 //! - **Data commands** run through the transaction interface of [`crate::percolator`], one
 //!   transaction per command (one per `EXEC` for a `MULTI`), retried on write conflicts, so
 //!   each is atomic; the reply is sent only after the commit is durable. Keys and values are laid out as `keyspace` says.
+//!   Concurrent writes of one key from different clients run together in one transaction
+//!   (`combiner`), so a hot key gets as many writes per fsync as clients wait for it.
 //! - **Shutdown.** The accept loop stops, each connection finishes the command it is running
 //!   and closes, and [`server::serve`] returns after at most `shutdown_grace_ms`.
 //!
@@ -29,6 +31,7 @@
 
 mod args;
 pub mod cmd;
+mod combiner;
 mod connection;
 pub mod error;
 mod glob;

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use super::combiner::Combiner;
 use super::connection::Connection;
 use super::scan_cursors::ScanCursors;
 use super::session::ClientHandle;
@@ -52,6 +53,8 @@ pub struct Server<C: TxnClient> {
     pub cursors: ScanCursors,
     /// Serialize same-key write commands on this node (see `latches`).
     pub latches: Latches,
+    /// Runs concurrent writes of one key together (see `combiner`).
+    pub combiner: Combiner,
     pub started: Instant,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
@@ -71,6 +74,7 @@ impl<C: TxnClient> Server<C> {
             clients: DashMap::new(),
             cursors: ScanCursors::default(),
             latches: Latches::default(),
+            combiner: Combiner::default(),
             started: Instant::now(),
             local_addr,
             run_id: make_run_id(),

@@ -65,3 +65,42 @@ fn concurrent_append_and_msetnx_are_atomic() {
         assert_eq!(a, b, "both keys of a pair come from one MSETNX");
     }
 }
+
+/// Concurrent writes of one key run together (the combiner): every client still gets its own
+/// command's reply, a command that fails writes nothing while the others apply, and each
+/// append sees a distinct length (none lost, none doubled).
+#[test]
+fn same_key_writers_each_get_their_own_reply() {
+    let server = TestServer::start();
+    let threads: Vec<_> = (0..12)
+        .map(|t| {
+            let mut con = server.client();
+            thread::spawn(move || {
+                let mut lengths = Vec::new();
+                for _ in 0..100 {
+                    if t % 3 == 0 {
+                        // Runs, fails (past proto-max-bulk-len), and must write nothing.
+                        let err = redis::cmd("SETRANGE")
+                            .arg("log")
+                            .arg(600_000_000)
+                            .arg("x")
+                            .query::<i64>(&mut con)
+                            .unwrap_err();
+                        assert!(err.to_string().contains("maximum allowed size"), "{err}");
+                    } else {
+                        let len: i64 = redis::cmd("APPEND").arg("log").arg("ab").query(&mut con).unwrap();
+                        lengths.push(len);
+                    }
+                }
+                lengths
+            })
+        })
+        .collect();
+    let mut lengths: Vec<i64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    lengths.sort_unstable();
+    let expected: Vec<i64> = (1..=800).map(|i| i * 2).collect();
+    assert_eq!(lengths, expected, "every append saw its own, distinct length");
+    let mut con = server.client();
+    let log: String = con.get("log").unwrap();
+    assert_eq!(log, "ab".repeat(800));
+}

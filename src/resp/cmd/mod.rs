@@ -65,6 +65,11 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
         "flushdb" | "flushall" => server::flush(&args, server).await,
         _ => match DataCommand::parse(spec, &args[1..]) {
             Ok(Some(command)) => {
+                if let Some(key) = single_write_key(spec, &args) {
+                    // A write of one key runs with the other writes of that key waiting now,
+                    // in one transaction (see `combiner`).
+                    return server.combiner.run(key, command, server).await;
+                }
                 // Same-key writers queue here instead of conflicting (see `latches`).
                 let _latches = if spec.is_write() {
                     Some(server.latches.acquire(spec.keys(&args)).await)
@@ -88,6 +93,26 @@ pub struct Batched {
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
     command: DataCommand,
+}
+
+impl Batched {
+    /// The key, if the command writes exactly one (the combiner's case).
+    fn single_write_key(&self) -> Option<Bytes> {
+        single_write_key(self.spec, &self.args)
+    }
+}
+
+/// The key of a command that writes exactly one key.
+fn single_write_key(spec: &CommandSpec, args: &[Bytes]) -> Option<Bytes> {
+    if !spec.is_write() {
+        return None;
+    }
+    let mut keys = spec.keys(args);
+    let key = keys.next()?;
+    if keys.next().is_some() {
+        return None;
+    }
+    args.iter().find(|a| a.as_ref() == key).cloned()
 }
 
 /// Whether `args` can join a pipelined batch: a well-formed data command outside `MULTI`.
@@ -124,6 +149,12 @@ pub async fn execute_batch<C: TxnClient>(
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     if let Some(last) = batch.last() {
         *session.client.last_command.lock() = last.spec.name;
+    }
+    if let [only] = &batch[..]
+        && let Some(key) = only.single_write_key()
+    {
+        let only = batch.into_iter().next().expect("one command");
+        return vec![server.combiner.run(key, only.command, server).await];
     }
     let write_keys = batch
         .iter()
