@@ -9,5 +9,6 @@ pub mod percolator;
 pub mod raft;
 pub mod raftstore;
 pub mod resp;
+pub mod rpc;
 pub mod scheduler;
 pub mod storage;

@@ -110,6 +110,27 @@ fn decode_bytes(encoded: &[u8]) -> Result<(Vec<u8>, usize), MvccError> {
 mod tests {
     use super::*;
 
+    /// Region boundaries are encoded user keys; every version of a user key falls on the same
+    /// side of any boundary as the key itself (see `raftstore::meta::Region`).
+    #[test]
+    fn a_region_boundary_never_separates_a_keys_versions() {
+        let keys: [&[u8]; 6] = [b"", b"a", b"a\x00", b"abcdefgh", b"abcdefgh\x00", b"b"];
+        for boundary in keys {
+            let boundary = Key::from_raw(boundary);
+            for key in keys {
+                let key = Key::from_raw(key);
+                let below = key < boundary;
+                for ts in [TimeStamp::ZERO, TimeStamp::new(42), TimeStamp::MAX] {
+                    assert_eq!(
+                        key.append_ts(ts).as_slice() < boundary.as_encoded(),
+                        below,
+                        "{key:?} at {ts} against {boundary:?}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn encoding_matches_the_documented_examples() {
         assert_eq!(Key::from_raw(&[]).as_encoded(), &[0, 0, 0, 0, 0, 0, 0, 0, 0xF7]);

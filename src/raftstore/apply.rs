@@ -24,9 +24,12 @@ use super::cmd::{
     AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand,
     RaftstoreError,
 };
-use super::meta::{RaftApplyState, RaftLocalState, Region, TruncatedState};
+use super::meta::{Peer, RaftApplyState, RaftLocalState, Region, TruncatedState};
 use super::peer::Callback;
-use super::peer_storage::{write_apply_state, write_destroy, write_region_state, write_snapshot};
+use super::peer_storage::{
+    RAFT_INIT_LOG_TERM, initial_apply_state, write_apply_state, write_destroy, write_region_state,
+    write_snapshot, write_split_region,
+};
 use crate::raft::message::Snapshot;
 use crate::raft::{ConfChange, ConfChangeType, Entry, EntryType};
 use crate::storage::{Cf, Engine, WriteBatch, WriteOptions};
@@ -86,6 +89,14 @@ pub enum AdminResult {
     ChangePeer { change: ConfChange, region: Region },
     /// The log may be deleted through `truncated`.
     CompactLog { truncated: TruncatedState },
+    /// The region split: it is now `left`, and `right` is a new region whose peer on this
+    /// store the raft side creates (`created`: the apply side wrote its initial state; false
+    /// when the store already had that region from a snapshot).
+    Split {
+        left: Region,
+        right: Region,
+        created: bool,
+    },
 }
 
 /// A region as the apply side sees it.
@@ -140,6 +151,40 @@ pub fn check_command(
             Ok(())
         }
         CommandBody::Admin(AdminCommand::CompactLog { .. }) => Ok(()),
+        CommandBody::Admin(AdminCommand::Split {
+            split_key,
+            new_region_id,
+            new_peer_ids,
+        }) => {
+            if header.epoch != region.epoch {
+                return Err(RaftstoreError::EpochNotMatch {
+                    current: vec![region.clone()],
+                });
+            }
+            let invalid = |why: String| Err(RaftstoreError::InvalidCommand(why));
+            if split_key.as_slice() <= region.start_key.as_slice() || !region.contains(split_key) {
+                return invalid(format!(
+                    "split key {split_key:?} is not strictly inside region {}",
+                    region.id
+                ));
+            }
+            if new_peer_ids.len() != region.peers.len() {
+                return invalid(format!(
+                    "a split of region {} needs {} new peer ids, not {}",
+                    region.id,
+                    region.peers.len(),
+                    new_peer_ids.len()
+                ));
+            }
+            if *new_region_id == region.id
+                || new_peer_ids
+                    .iter()
+                    .any(|id| region.peers.iter().any(|p| p.id == *id))
+            {
+                return invalid("a split needs ids the region does not use".to_string());
+            }
+            Ok(())
+        }
         CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
             if header.epoch.conf_ver != region.epoch.conf_ver {
                 return Err(RaftstoreError::EpochNotMatch {
@@ -305,6 +350,7 @@ impl<E: Engine> Applier<E> {
         answers: &mut Vec<Answer>,
     ) -> Option<ApplyResult> {
         let mut callbacks: HashMap<u64, Callback> = callbacks.into_iter().collect();
+        let engine = &self.engine;
         let Some(delegate) = self.delegates.get_mut(&region_id) else {
             // The peer is gone (destroyed after its removal); its group applies without it.
             for (_, callback) in callbacks {
@@ -322,7 +368,7 @@ impl<E: Engine> Applier<E> {
             }
             let result = match entry.entry_type {
                 EntryType::Normal if entry.data.is_empty() => None,
-                EntryType::Normal => Some(apply_command(delegate, &entry.data, batch, &mut admin)),
+                EntryType::Normal => Some(apply_command(engine, delegate, &entry.data, batch, &mut admin)),
                 EntryType::ConfChange => Some(apply_conf_change(delegate, &entry.data, batch, &mut admin)),
             };
             delegate.apply_state.applied_index = entry.index;
@@ -335,6 +381,32 @@ impl<E: Engine> Applier<E> {
             answers.push((callback, Err(RaftstoreError::StaleCommand)));
         }
         write_apply_state(region_id, &delegate.apply_state, batch);
+        let peer_id = delegate.peer_id;
+        let store_id = delegate
+            .region
+            .peers
+            .iter()
+            .find(|p| p.id == peer_id)
+            .map(|p| p.store_id);
+        for result in &admin {
+            if let AdminResult::Split {
+                right, created: true, ..
+            } = result
+                && let Some(peer) = store_id.and_then(|s| right.peer_on_store(s))
+            {
+                self.delegates.insert(
+                    right.id,
+                    ApplyDelegate {
+                        region: right.clone(),
+                        peer_id: peer.id,
+                        apply_state: initial_apply_state(),
+                        applied_term: RAFT_INIT_LOG_TERM,
+                        removed: false,
+                    },
+                );
+            }
+        }
+        let delegate = &self.delegates[&region_id];
         Some(ApplyResult::Applied {
             region_id,
             applied_index: delegate.apply_state.applied_index,
@@ -345,6 +417,7 @@ impl<E: Engine> Applier<E> {
 }
 
 fn apply_command(
+    engine: &impl Engine,
     delegate: &mut ApplyDelegate,
     data: &[u8],
     batch: &mut WriteBatch,
@@ -366,6 +439,40 @@ fn apply_command(
         }
         CommandBody::Admin(AdminCommand::ChangePeer { .. }) => {
             panic!("region {region_id}: a membership change in a normal entry")
+        }
+        CommandBody::Admin(AdminCommand::Split {
+            split_key,
+            new_region_id,
+            new_peer_ids,
+        }) => {
+            let mut left = delegate.region.clone();
+            left.epoch.version += 1;
+            let right = Region {
+                id: new_region_id,
+                start_key: split_key.clone(),
+                end_key: std::mem::replace(&mut left.end_key, split_key),
+                epoch: left.epoch,
+                peers: left
+                    .peers
+                    .iter()
+                    .zip(new_peer_ids)
+                    .map(|(p, id)| Peer {
+                        id,
+                        store_id: p.store_id,
+                    })
+                    .collect(),
+            };
+            write_region_state(&left, batch);
+            let created = write_split_region(engine, &right, batch)?;
+            delegate.region = left.clone();
+            tracing::info!(
+                region = left.id,
+                new_region = right.id,
+                split_key = ?right.start_key,
+                "region split"
+            );
+            admin.push(AdminResult::Split { left, right, created });
+            Ok(CommandResponse::Admin)
         }
         CommandBody::Admin(AdminCommand::CompactLog { index, term }) => {
             let state = &mut delegate.apply_state;

@@ -41,12 +41,21 @@ impl Mutation {
 }
 
 /// Commands that change the region or its log rather than the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminCommand {
     /// Drop the raft log through `index` (whose term is `term`).
     CompactLog { index: u64, term: u64 },
     /// Add or remove one peer of the region (a raft membership change).
     ChangePeer { change_type: ConfChangeType, peer: Peer },
+    /// Split the region at `split_key`: the region keeps `[start, split_key)`, and a new
+    /// region `new_region_id` takes `[split_key, end)`, with one new peer (of id
+    /// `new_peer_ids[i]`) on the store of each of the region's peers (in the order of
+    /// `Region::peers`). Both regions' `version` grows by one.
+    Split {
+        split_key: Vec<u8>,
+        new_region_id: u64,
+        new_peer_ids: Vec<u64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +162,9 @@ const MUTATION_PUT: u8 = 1;
 const MUTATION_DELETE: u8 = 2;
 const ADMIN_COMPACT_LOG: u8 = 1;
 const ADMIN_CHANGE_PEER: u8 = 2;
+const ADMIN_SPLIT: u8 = 3;
+/// More new peers than this in a split is corrupt input.
+const MAX_SPLIT_PEERS: u64 = 1_000;
 /// More mutations than this in one command is corrupt input, not a command.
 const MAX_MUTATIONS: u64 = 1 << 24;
 
@@ -193,6 +205,20 @@ impl RaftCommand {
             }
             CommandBody::Admin(AdminCommand::CompactLog { index, term }) => {
                 w.u8(BODY_ADMIN).u8(ADMIN_COMPACT_LOG).u64(*index).u64(*term);
+            }
+            CommandBody::Admin(AdminCommand::Split {
+                split_key,
+                new_region_id,
+                new_peer_ids,
+            }) => {
+                w.u8(BODY_ADMIN)
+                    .u8(ADMIN_SPLIT)
+                    .bytes(split_key)
+                    .u64(*new_region_id)
+                    .u64(new_peer_ids.len() as u64);
+                for id in new_peer_ids {
+                    w.u64(*id);
+                }
             }
             CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
                 let kind = match change_type {
@@ -268,6 +294,20 @@ impl RaftCommand {
                         },
                     })
                 }
+                ADMIN_SPLIT => {
+                    let split_key = r.bytes()?;
+                    let new_region_id = r.u64()?;
+                    let count = r.u64()?;
+                    if count > MAX_SPLIT_PEERS {
+                        return Err(r.error("implausible peer count"));
+                    }
+                    let new_peer_ids = (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?;
+                    CommandBody::Admin(AdminCommand::Split {
+                        split_key,
+                        new_region_id,
+                        new_peer_ids,
+                    })
+                }
                 _ => return Err(r.error("unknown admin command")),
             },
             _ => return Err(r.error("unknown command body")),
@@ -322,6 +362,14 @@ mod tests {
                 body: CommandBody::Admin(AdminCommand::ChangePeer {
                     change_type: ConfChangeType::RemoveNode,
                     peer: Peer { id: 4, store_id: 9 },
+                }),
+            },
+            RaftCommand {
+                header: header(),
+                body: CommandBody::Admin(AdminCommand::Split {
+                    split_key: b"m".to_vec(),
+                    new_region_id: 8,
+                    new_peer_ids: vec![11, 12, 13],
                 }),
             },
         ];

@@ -1,7 +1,7 @@
 //! The store's driver: the threads that run a [`Store`] for real, and the [`StoreHandle`] the
 //! rest of the node talks to it through.
 //!
-//! **Threads.** Each store runs two threads of its own, never tokio workers (a blocking fsync
+//! **Threads.** Each store runs three threads of its own, never tokio workers (a blocking fsync
 //! there would stall every connection):
 //!
 //! - the *raft thread* owns the `Store` and every peer's raft state. It waits on one inbox for
@@ -12,6 +12,8 @@
 //!   the apply thread.
 //! - the *apply thread* owns the [`Applier`]: it applies what it is handed, in order, runs the
 //!   proposers' callbacks after each write, and sends the results back to the raft thread.
+//! - the *region worker* builds the snapshots the raft core asks for (reading an engine
+//!   snapshot of the region's data and apply state) and hands them back to the raft thread.
 //!
 //! The leader's own fsync comes before its appends leave (messages are sent only after the
 //! round's batch is durable), so an entry is never counted as stored on the leader before it
@@ -62,6 +64,14 @@ enum StoreMsg {
     /// region is a leader ready to serve (see `RegionPeer::is_ready_leader`).
     LeaderHeader(u64, HeaderCallback),
     Campaign(u64),
+    /// The region worker built a snapshot of a region (or could not).
+    SnapshotGenerated(u64, Option<crate::raft::message::Snapshot>),
+    /// How sending a snapshot to a peer of a region ended.
+    SnapshotStatus {
+        region_id: u64,
+        to_peer: u64,
+        failed: bool,
+    },
     ApplyResults(Vec<ApplyResult>),
     Stop,
 }
@@ -146,6 +156,19 @@ impl<E: Engine + Clone> StoreDriver<E> {
             }
         }
         let results = inbox.clone();
+        let (snapshot_requests, snapshot_rx) = mpsc::channel::<u64>();
+        let snapshot_requests = Mutex::new(snapshot_requests);
+        store.set_snapshot_generator(Arc::new(move |region_id| {
+            let _ = snapshot_requests.lock().send(region_id);
+        }));
+        let region_thread = {
+            let engine = engine.clone();
+            let inbox = inbox.clone();
+            std::thread::Builder::new()
+                .name(format!("region-{store_id}"))
+                .spawn(move || run_region_worker(engine, snapshot_rx, inbox))
+                .expect("spawning the region worker")
+        };
         let raft_thread = {
             let engine = engine.clone();
             let regions = regions.clone();
@@ -168,7 +191,7 @@ impl<E: Engine + Clone> StoreDriver<E> {
                 store_id,
                 regions,
             },
-            threads: Mutex::new(vec![raft_thread, apply_thread]),
+            threads: Mutex::new(vec![raft_thread, apply_thread, region_thread]),
         }
     }
 
@@ -322,6 +345,16 @@ impl<E: Engine> StoreHandle<E> {
         self.post(StoreMsg::Raft(message))
     }
 
+    /// Reports how sending a snapshot to `to_peer` of `region_id` ended (for transports that
+    /// deliver snapshots after `send` returned).
+    pub fn report_snapshot(&self, region_id: u64, to_peer: u64, failed: bool) {
+        let _ = self.post(StoreMsg::SnapshotStatus {
+            region_id,
+            to_peer,
+            failed,
+        });
+    }
+
     /// Makes this store's peer of `region_id` campaign now.
     pub fn campaign(&self, region_id: u64) -> Result<(), RaftstoreError> {
         self.post(StoreMsg::Campaign(region_id))
@@ -440,6 +473,20 @@ fn handle<E: Engine + Clone, T: Transport>(store: &mut Store<E, T>, message: Sto
                 peer.campaign();
             }
         }
+        StoreMsg::SnapshotGenerated(region_id, snapshot) => {
+            if let Some(peer) = store.peer_mut(region_id) {
+                peer.set_generated_snapshot(snapshot);
+            }
+        }
+        StoreMsg::SnapshotStatus {
+            region_id,
+            to_peer,
+            failed,
+        } => {
+            if let Some(peer) = store.peer_mut(region_id) {
+                peer.report_snapshot(to_peer, failed);
+            }
+        }
         StoreMsg::ApplyResults(results) => store.on_apply_results(results),
         StoreMsg::Stop => unreachable!("handled by the loop"),
     }
@@ -490,6 +537,28 @@ fn refresh_view<E: Engine + Clone, T: Transport>(
         .collect();
     *regions.write() = view;
     *signature = current;
+}
+
+/// The region worker: builds the snapshots peers ask for, off the raft thread, and hands them
+/// back. It stops when the raft thread (and with it every generator) is gone.
+fn run_region_worker<E: Engine>(engine: E, requests: Receiver<u64>, inbox: Sender<StoreMsg>) {
+    while let Ok(region_id) = requests.recv() {
+        let snapshot = super::peer_storage::generate_snapshot(&engine, region_id);
+        if let Some(snapshot) = &snapshot {
+            tracing::debug!(
+                region = region_id,
+                index = snapshot.metadata.index,
+                bytes = snapshot.data.len(),
+                "snapshot generated"
+            );
+        }
+        if inbox
+            .send(StoreMsg::SnapshotGenerated(region_id, snapshot))
+            .is_err()
+        {
+            break;
+        }
+    }
 }
 
 fn run_apply<E: Engine>(mut applier: Applier<E>, tasks: Receiver<Vec<ApplyTask>>, results: Sender<StoreMsg>) {

@@ -44,6 +44,15 @@ pub struct Peer {
 
 /// A contiguous key range `[start_key, end_key)` (an empty `end_key` is unbounded) replicated
 /// by one raft group.
+///
+/// **Which keys.** The keys a region holds are the engine keys of the data column families as
+/// Percolator writes them (`percolator::key`): a user key in memcomparable form, followed in
+/// `write` and `default` by 8 bytes of inverted timestamp. Region boundaries are always
+/// encoded user keys *without* a timestamp (a split key is chosen as one). Because no
+/// memcomparable encoding is a prefix of another's, every version `encode(k) ++ ts` of a user
+/// key sorts after `encode(k)` and before `encode(k')` for every user key `k' > k`: so
+/// [`Region::contains`] answers the same for all versions of a key and for its lock, and a
+/// split never separates them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Region {
     pub id: u64,
@@ -54,6 +63,8 @@ pub struct Region {
 }
 
 impl Region {
+    /// Whether the engine key `key` lies in `[start_key, end_key)` (see the type's docs for
+    /// why all of a user key's versions answer alike).
     pub fn contains(&self, key: &[u8]) -> bool {
         key >= self.start_key.as_slice() && (self.end_key.is_empty() || key < self.end_key.as_slice())
     }

@@ -1,9 +1,9 @@
 //! # Raftstore: the multi-raft store (in progress)
 //!
 //! One `Store` per node holds many region peers, each a raft group driven through
-//! [`crate::raft::RawNode`], with proposals, apply, routing, epochs, conf changes, and (to
-//! come) splits, leader transfers and the background workers (snapshots, split checks,
-//! scheduler heartbeats), as DESIGN.md describes. Every write of the node goes through it: the
+//! [`crate::raft::RawNode`], with proposals, apply, routing, epochs, conf changes and splits,
+//! a region worker that builds snapshots, and (to come) split checks and scheduler
+//! heartbeats, as DESIGN.md describes. Every write of the node goes through it: the
 //! transaction server proposes each command's writes to its region.
 //!
 //! The pieces:
@@ -39,11 +39,16 @@
 //!
 //! ## Caveats
 //!
-//! - No network transport yet: a node runs a cluster of one (`store::NoTransport`).
-//! - Snapshots (`snap`) are built in memory when the raft core asks and travel inside the raft
-//!   message: no region worker, no chunking yet.
+//! - The node runs a cluster of one (`store::NoTransport`); the gRPC transport (`crate::rpc`)
+//!   is tested between stores but not wired into multi-node start-up yet.
+//! - Snapshots (`snap`) are built whole in memory, by the driver's region worker thread (off
+//!   the raft thread) when the raft core asks; the gRPC transport sends them in chunks on a
+//!   stream of their own, and the receiver holds the whole snapshot before applying it.
 //! - Membership changes are one peer at a time (`ChangePeer`, carried in the raft conf-change
-//!   entry's context); no joint consensus, no learners. Splits and merges do not exist yet.
+//!   entry's context); no joint consensus, no learners.
+//! - Splits (`AdminCommand::Split`) are a mechanism only: a region's boundary is an encoded
+//!   (memcomparable) user key, so all versions of a key stay in one region; nothing but tests
+//!   triggers a split yet. No merges.
 
 pub mod apply;
 pub mod bootstrap;

@@ -33,8 +33,9 @@
 //!
 //! ## Caveats
 //!
-//! - Snapshots are built on the raft thread when the core asks (see `snap.rs`), not by a region
-//!   worker. The leader proposes `CompactLog` every `raft_log_gc_tick_interval` ticks once
+//! - Snapshots are built by the store's region worker when the core asks (see `snap.rs` and
+//!   `driver.rs`; inline where there is no worker, as in the deterministic tests). The leader
+//!   proposes `CompactLog` every `raft_log_gc_tick_interval` ticks once
 //!   `raft_log_gc_count_limit` applied entries are in the log; the raft side deletes the
 //!   entries in its next round once the apply side has applied the command.
 //! - `ChangePeer` adds or removes one peer at a time. A peer that removes itself sends one more
@@ -47,7 +48,7 @@ use super::cmd::{
     AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, RaftCommand, RaftstoreError,
 };
 use super::meta::{Peer, RaftLocalState, Region, TruncatedState};
-use super::peer_storage::{PeerStorage, PeerStorageError};
+use super::peer_storage::{PeerStorage, PeerStorageError, SnapshotGenerator};
 use crate::raft::{ConfChange, ConfChangeType, Config, Message, RawNode, Ready, StateRole, Storage as _};
 use crate::storage::{Engine, WriteBatch};
 
@@ -82,6 +83,9 @@ impl Default for PeerOptions {
 
 struct PendingRead {
     ctx: Vec<u8>,
+    /// The region version the read was asked under: a split since voids it (the key may be
+    /// another region's now, led elsewhere).
+    version: u64,
     /// The term the request was made in: a leader of a later term never answers it.
     term: u64,
     index: Option<u64>,
@@ -127,6 +131,9 @@ pub struct RegionPeer<E: Engine> {
     held: Option<HeldReady>,
     /// A log compaction applied but whose entries this side has not deleted yet.
     pending_compaction: Option<TruncatedState>,
+    /// Regions split off this one that the store has yet to create peers for (and whether the
+    /// apply side wrote their initial state).
+    splits: Vec<(Region, bool)>,
     /// A membership change removed this peer: it is destroyed after its next messages leave.
     removed: bool,
     /// The apply side was asked to destroy this peer.
@@ -222,6 +229,7 @@ impl<E: Engine + Clone> RegionPeer<E> {
             persisted_hard_state,
             held: None,
             pending_compaction: None,
+            splits: Vec::new(),
             removed: false,
             destroying: false,
             destroyed: false,
@@ -258,6 +266,11 @@ impl<E: Engine> RegionPeer<E> {
             epoch: self.region().epoch,
             term: self.term(),
         }
+    }
+
+    /// The regions split off this one since the last call, for the store to start peers of.
+    pub fn take_splits(&mut self) -> Vec<(Region, bool)> {
+        std::mem::take(&mut self.splits)
     }
 
     /// Whether the apply side destroyed this peer: the store drops it.
@@ -298,6 +311,16 @@ impl<E: Engine> RegionPeer<E> {
 
     pub fn storage(&self) -> &PeerStorage<E> {
         &self.raft.raft.raft_log.store
+    }
+
+    /// Has snapshots built by `generator` (the store's region worker) instead of inline.
+    pub fn set_snapshot_generator(&mut self, generator: SnapshotGenerator) {
+        self.raft.raft.raft_log.store.set_snapshot_generator(generator);
+    }
+
+    /// Hands over a snapshot the region worker built (or `None`: it could not).
+    pub fn set_generated_snapshot(&mut self, snapshot: Option<crate::raft::message::Snapshot>) {
+        self.raft.raft.raft_log.store.set_generated_snapshot(snapshot);
     }
 
     pub fn tick(&mut self) {
@@ -426,6 +449,7 @@ impl<E: Engine> RegionPeer<E> {
         self.raft.read_index(ctx.clone());
         self.reads.push_back(PendingRead {
             ctx,
+            version: header.epoch.version,
             term: self.term(),
             index: None,
             callback,
@@ -437,15 +461,23 @@ impl<E: Engine> RegionPeer<E> {
     fn serve_reads(&mut self) {
         let applied = self.applied_index();
         let (leading, term) = (self.is_leader(), self.term());
+        let version = self.region().epoch.version;
         let mut waiting = VecDeque::with_capacity(self.reads.len());
+        let mut split_away = Vec::new();
         for read in self.reads.drain(..) {
             match read.index {
+                Some(_) if read.version != version => split_away.push(read.callback),
                 Some(index) if index <= applied => (read.callback)(Ok(CommandResponse::Readable)),
                 None if !leading || read.term != term => (read.callback)(Err(RaftstoreError::StaleCommand)),
                 _ => waiting.push_back(read),
             }
         }
         self.reads = waiting;
+        for callback in split_away {
+            callback(Err(RaftstoreError::EpochNotMatch {
+                current: vec![self.region().clone()],
+            }));
+        }
     }
 
     fn not_leader(&self) -> RaftstoreError {
@@ -647,6 +679,10 @@ impl<E: Engine> RegionPeer<E> {
                             if newer {
                                 self.pending_compaction = Some(truncated);
                             }
+                        }
+                        AdminResult::Split { left, right, created } => {
+                            self.raft.raft.raft_log.store.set_region(left);
+                            self.splits.push((right, created));
                         }
                     }
                 }

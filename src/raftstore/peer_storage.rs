@@ -112,8 +112,23 @@ impl EntryCache {
     }
 }
 
+/// Asks the store's region worker to build a snapshot of a region.
+pub type SnapshotGenerator = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Where a snapshot built off the raft thread stands.
+#[derive(Default)]
+enum GeneratedSnapshot {
+    #[default]
+    Idle,
+    Generating,
+    Ready(Snapshot),
+}
+
 pub struct PeerStorage<E: Engine> {
     engine: E,
+    /// Builds snapshots off the raft thread; `None` builds them inline (tests, tools).
+    snapshot_generator: Option<SnapshotGenerator>,
+    generated: std::cell::RefCell<GeneratedSnapshot>,
     /// The region as of the last membership change the raft side heard of.
     region: Region,
     raft_state: RaftLocalState,
@@ -140,15 +155,8 @@ impl<E: Engine> PeerStorage<E> {
             last_index: RAFT_INIT_LOG_INDEX,
             last_term: RAFT_INIT_LOG_TERM,
         };
-        let apply_state = RaftApplyState {
-            applied_index: RAFT_INIT_LOG_INDEX,
-            truncated: TruncatedState {
-                index: RAFT_INIT_LOG_INDEX,
-                term: RAFT_INIT_LOG_TERM,
-            },
-        };
         batch.put(Cf::Raft, raft_state_key(region.id), raft_state.encode());
-        write_apply_state(region.id, &apply_state, batch);
+        write_apply_state(region.id, &initial_apply_state(), batch);
         write_region_state(region, batch);
     }
 
@@ -166,6 +174,8 @@ impl<E: Engine> PeerStorage<E> {
             raft_state: RaftLocalState::decode(&raft_state)?,
             apply_state: RaftApplyState::decode(&apply_state)?,
             engine,
+            snapshot_generator: None,
+            generated: Default::default(),
             cache: EntryCache::default(),
         };
         storage.check_invariants();
@@ -188,8 +198,24 @@ impl<E: Engine> PeerStorage<E> {
             },
             raft_state,
             apply_state: RaftApplyState::default(),
+            snapshot_generator: None,
+            generated: Default::default(),
             cache: EntryCache::default(),
         })
+    }
+
+    /// Builds snapshots through `generator` from now on (see `Storage::snapshot`).
+    pub fn set_snapshot_generator(&mut self, generator: SnapshotGenerator) {
+        self.snapshot_generator = Some(generator);
+    }
+
+    /// A snapshot the region worker built, for the next time the raft core asks (`None`: it
+    /// could not, and the next ask starts over).
+    pub fn set_generated_snapshot(&mut self, snapshot: Option<Snapshot>) {
+        *self.generated.borrow_mut() = match snapshot {
+            Some(snapshot) => GeneratedSnapshot::Ready(snapshot),
+            None => GeneratedSnapshot::Idle,
+        };
     }
 
     /// Adopts a new region layout the apply side wrote (a membership change was applied).
@@ -325,6 +351,53 @@ impl<E: Engine> PeerStorage<E> {
     fn truncated(&self) -> TruncatedState {
         self.apply_state.truncated
     }
+}
+
+/// The apply state of a region created on this store (by bootstrap or split).
+pub fn initial_apply_state() -> RaftApplyState {
+    RaftApplyState {
+        applied_index: RAFT_INIT_LOG_INDEX,
+        truncated: TruncatedState {
+            index: RAFT_INIT_LOG_INDEX,
+            term: RAFT_INIT_LOG_TERM,
+        },
+    }
+}
+
+/// Writes, in `batch`, the initial states of `region`, just split off on this store, unless
+/// the store already holds that region's data (it got a snapshot of it from the new region's
+/// leader first): returns whether it wrote them. A vote the store's uninitialized peer of the
+/// region may have cast is kept, so it never votes twice in a term.
+pub fn write_split_region(
+    engine: &impl Engine,
+    region: &Region,
+    batch: &mut WriteBatch,
+) -> Result<bool, RaftstoreError> {
+    if let Some(bytes) = engine.get(Cf::Raft, &region_state_key(region.id))? {
+        let existing = RegionLocalState::decode(&bytes).map_err(RaftstoreError::Corrupt)?;
+        if existing.state != PeerState::Tombstone && !existing.region.peers.is_empty() {
+            return Ok(false);
+        }
+    }
+    write_initial_states(region, batch);
+    if let Some(bytes) = engine.get(Cf::Raft, &raft_state_key(region.id))? {
+        let voted = RaftLocalState::decode(&bytes)
+            .map_err(RaftstoreError::Corrupt)?
+            .hard_state;
+        if voted.term > RAFT_INIT_LOG_TERM {
+            let state = RaftLocalState {
+                hard_state: HardState {
+                    term: voted.term,
+                    vote: voted.vote,
+                    commit: RAFT_INIT_LOG_INDEX,
+                },
+                last_index: RAFT_INIT_LOG_INDEX,
+                last_term: RAFT_INIT_LOG_TERM,
+            };
+            batch.put(Cf::Raft, raft_state_key(region.id), state.encode());
+        }
+    }
+    Ok(true)
 }
 
 /// Writes a region's apply state into `batch`.
@@ -496,43 +569,73 @@ impl<E: Engine> Storage for PeerStorage<E> {
         Ok(self.raft_state.last_index)
     }
 
-    /// The region as of the last applied entry: its data, read from one engine snapshot
-    /// together with the apply state it matches (they are written in the same batches).
-    fn snapshot(&self, _request_index: u64) -> Result<Snapshot, RaftStorageError> {
+    /// A snapshot of the region for a follower behind the compacted log. With a generator
+    /// (the store's region worker), the first call asks it to build one and answers
+    /// "temporarily unavailable"; once [`PeerStorage::set_generated_snapshot`] has it, the
+    /// next call hands it out (if it is recent enough). Without one, it is built here.
+    fn snapshot(&self, request_index: u64) -> Result<Snapshot, RaftStorageError> {
         if !self.is_initialized() {
             return Err(RaftStorageError::SnapshotTemporarilyUnavailable);
         }
-        let id = self.region.id;
-        let snap = self.engine.snapshot();
-        let load = |key: Vec<u8>| {
-            snap.get(Cf::Raft, &key)
-                .expect("reading peer state from the engine")
-                .unwrap_or_else(|| panic!("region {id}: state missing from the engine"))
+        let Some(generator) = &self.snapshot_generator else {
+            return generate_snapshot(&self.engine, self.region.id)
+                .ok_or(RaftStorageError::SnapshotTemporarilyUnavailable);
         };
-        let apply_state = RaftApplyState::decode(&load(apply_state_key(id))).expect("apply state");
-        let region_state = RegionLocalState::decode(&load(region_state_key(id))).expect("region state");
-        if region_state.state != PeerState::Normal {
-            return Err(RaftStorageError::SnapshotTemporarilyUnavailable);
+        let mut state = self.generated.borrow_mut();
+        match std::mem::replace(&mut *state, GeneratedSnapshot::Idle) {
+            GeneratedSnapshot::Ready(snapshot) if snapshot.metadata.index >= request_index => Ok(snapshot),
+            GeneratedSnapshot::Generating => {
+                *state = GeneratedSnapshot::Generating;
+                Err(RaftStorageError::SnapshotTemporarilyUnavailable)
+            }
+            // Nothing yet, or one too old for this follower: build a new one.
+            _ => {
+                *state = GeneratedSnapshot::Generating;
+                generator(self.region.id);
+                Err(RaftStorageError::SnapshotTemporarilyUnavailable)
+            }
         }
-        let index = apply_state.applied_index;
-        let term = if index == apply_state.truncated.index {
-            apply_state.truncated.term
-        } else {
-            decode_entry(&load(raft_log_key(id, index)))
-                .expect("a raft log entry written by this store")
-                .term
-        };
-        let data =
-            SnapshotData::read(&snap, &region_state.region).expect("reading region data from the engine");
-        Ok(Snapshot {
-            metadata: SnapshotMetadata {
-                index,
-                term,
-                conf_state: ConfState::new(region_state.region.peers.iter().map(|p| p.id).collect()),
-            },
-            data: data.encode(),
-        })
     }
+}
+
+/// Builds a snapshot of `region_id` as of its last applied entry: its data, read from one
+/// engine snapshot together with the apply state it matches (they are written in the same
+/// batches). `None` if the region is not (or no longer) a live region on this engine.
+pub fn generate_snapshot(engine: &impl Engine, region_id: u64) -> Option<Snapshot> {
+    let snap = engine.snapshot();
+    let load = |key: Vec<u8>| match snap.get(Cf::Raft, &key) {
+        Ok(value) => value,
+        Err(e) => {
+            tracing::error!(region = region_id, "reading a snapshot's state: {e}");
+            None
+        }
+    };
+    let apply_state = RaftApplyState::decode(&load(apply_state_key(region_id))?).ok()?;
+    let region_state = RegionLocalState::decode(&load(region_state_key(region_id))?).ok()?;
+    if region_state.state != PeerState::Normal {
+        return None;
+    }
+    let index = apply_state.applied_index;
+    let term = if index == apply_state.truncated.index {
+        apply_state.truncated.term
+    } else {
+        decode_entry(&load(raft_log_key(region_id, index))?).ok()?.term
+    };
+    let data = match SnapshotData::read(&snap, &region_state.region) {
+        Ok(data) => data,
+        Err(e) => {
+            tracing::error!(region = region_id, "reading a snapshot's data: {e}");
+            return None;
+        }
+    };
+    Some(Snapshot {
+        metadata: SnapshotMetadata {
+            index,
+            term,
+            conf_state: ConfState::new(region_state.region.peers.iter().map(|p| p.id).collect()),
+        },
+        data: data.encode(),
+    })
 }
 
 #[cfg(test)]

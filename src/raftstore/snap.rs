@@ -60,6 +60,16 @@ impl SnapshotData {
         w.0
     }
 
+    /// The region a snapshot is of, read from the head of its encoding without decoding the
+    /// data.
+    pub fn region_of(bytes: &[u8]) -> Result<Region, DecodeError> {
+        let mut r = Reader {
+            bytes,
+            what: "region snapshot",
+        };
+        read_region(&mut r)
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<SnapshotData, DecodeError> {
         let mut r = Reader {
             bytes,

@@ -19,10 +19,10 @@
 //! it was away never hears of it; when a message from a newer epoch names another peer of the
 //! region on this store, the stale one is destroyed and replaced.
 //!
-//! ## Caveats
-//!
-//! - A snapshot is not yet checked against the ranges of the store's other regions (splits
-//!   do not exist yet, so ranges cannot overlap).
+//! A split applied on a region starts the store's peer of the new region (the apply side has
+//! written its initial state); if this store led the parent, the new peer campaigns at once. A
+//! snapshot whose range overlaps another region of this store is dropped: the region was split
+//! off elsewhere and this store has not applied the split yet, which will create the peer.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,7 +31,8 @@ use super::cmd::{CommandHeader, RaftCommand, RaftstoreError};
 use super::keys::{region_id_of_state_key, region_state_key, region_state_range};
 use super::meta::{Peer, PeerState, Region, RegionEpoch, RegionLocalState};
 use super::peer::{Callback, PeerOptions, PeerReady, RegionPeer};
-use super::peer_storage::PeerStorage;
+use super::peer_storage::{PeerStorage, SnapshotGenerator};
+use super::snap::SnapshotData;
 use crate::raft::{Message, MessageType};
 use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, WriteBatch, WriteOptions};
 
@@ -56,9 +57,16 @@ pub struct Unreachable {
 
 /// How stores reach each other: the network in a cluster, a queue in tests.
 pub trait Transport {
-    /// Hands `message` over for delivery. `Ok` for a snapshot means it was delivered whole;
-    /// the store reports the snapshot finished to the raft core on `Ok` and failed on `Err`.
+    /// Hands `message` over for delivery. `Ok` for a snapshot means it was delivered whole
+    /// (unless [`Transport::reports_snapshots_later`]); the store reports the snapshot
+    /// finished to the raft core on `Ok` and failed on `Err`.
     fn send(&mut self, message: RaftMessage) -> Result<(), Unreachable>;
+
+    /// Whether a snapshot's `Ok` only means "accepted": the transport then reports the
+    /// outcome itself later (see `StoreHandle::report_snapshot`).
+    fn reports_snapshots_later(&self) -> bool {
+        false
+    }
 }
 
 /// The transport of a store with no other stores to talk to (a cluster of one): every send
@@ -85,6 +93,8 @@ pub struct Store<E: Engine + Clone, T: Transport> {
     peer_cache: HashMap<u64, Peer>,
     /// Work for the apply side, in the order it was made.
     apply_tasks: Vec<ApplyTask>,
+    /// How peers get snapshots built off the raft thread (`None`: inline).
+    snapshot_generator: Option<SnapshotGenerator>,
 }
 
 /// One round's persistence work: the write batch of every peer's log entries and hard state.
@@ -152,6 +162,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             peers,
             peer_cache: HashMap::new(),
             apply_tasks,
+            snapshot_generator: None,
         })
     }
 
@@ -169,6 +180,22 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
 
     pub fn peer_mut(&mut self, region_id: u64) -> Option<&mut RegionPeer<E>> {
         self.peers.get_mut(&region_id)
+    }
+
+    /// Has every peer, now and later, get its snapshots from `generator` (a region worker).
+    pub fn set_snapshot_generator(&mut self, generator: SnapshotGenerator) {
+        for peer in self.peers.values_mut() {
+            peer.set_snapshot_generator(generator.clone());
+        }
+        self.snapshot_generator = Some(generator);
+    }
+
+    /// Starts tracking a peer created on this store.
+    fn insert_peer(&mut self, region_id: u64, mut peer: RegionPeer<E>) {
+        if let Some(generator) = &self.snapshot_generator {
+            peer.set_snapshot_generator(generator.clone());
+        }
+        self.peers.insert(region_id, peer);
     }
 
     pub fn transport_mut(&mut self) -> &mut T {
@@ -244,6 +271,15 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             tracing::debug!(region = message.region_id, to = ?message.to_peer, "raft message for another peer");
             return;
         }
+        if let Some(snapshot) = &message.message.snapshot
+            && !self.snapshot_fits(message.region_id, &snapshot.data)
+        {
+            return;
+        }
+        let peer = self
+            .peers
+            .get_mut(&message.region_id)
+            .expect("present or just created");
         // Remember where a sender the region does not list lives (a peer waiting for its first
         // snapshot lists nobody), so replies can reach it.
         let from = message.from_peer;
@@ -251,6 +287,37 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             self.peer_cache.insert(from.id, from);
         }
         peer.step(message.message);
+    }
+
+    /// Whether a snapshot of `region_id` may be installed here: its range must not overlap
+    /// another region of this store (which happens when the region was split off one of
+    /// them elsewhere and this store has not applied that split yet; the split then creates
+    /// the peer, or the leader sends again later).
+    fn snapshot_fits(&self, region_id: u64, data: &[u8]) -> bool {
+        let region = match SnapshotData::region_of(data) {
+            Ok(region) => region,
+            Err(e) => {
+                tracing::warn!(region = region_id, "dropping a malformed snapshot: {e}");
+                return false;
+            }
+        };
+        let overlapping = self.peers.values().find(|p| {
+            let other = p.region();
+            other.id != region_id
+                && p.storage().is_initialized()
+                && !p.is_removed()
+                && (region.end_key.is_empty() || other.start_key < region.end_key)
+                && (other.end_key.is_empty() || region.start_key < other.end_key)
+        });
+        if let Some(other) = overlapping {
+            tracing::info!(
+                region = region_id,
+                overlaps = other.region().id,
+                "dropping a snapshot that overlaps another region here"
+            );
+            return false;
+        }
+        true
     }
 
     /// Creates the peer a message is for when this store has no peer of its region: the
@@ -309,7 +376,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
                     peer = message.to_peer.id,
                     "created a peer for a new member"
                 );
-                self.peers.insert(message.region_id, peer);
+                self.insert_peer(message.region_id, peer);
                 true
             }
             Err(e) => {
@@ -366,10 +433,40 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
                 continue;
             };
             let (messages, tasks) = peer.on_apply_result(result);
+            let splits = peer.take_splits();
+            let campaign = peer.is_leader();
             self.apply_tasks.extend(tasks);
             self.send(region_id, messages);
+            for (right, created) in splits {
+                self.start_split_peer(right, created, campaign);
+            }
         }
         self.peers.retain(|_, peer| !peer.is_destroyed());
+    }
+
+    /// Starts this store's peer of a region just split off one of its regions. An
+    /// uninitialized peer of it (created by a message from its leader elsewhere) is replaced;
+    /// one already filled by a snapshot stays. The peer of a region whose parent this store
+    /// led campaigns at once, so the new region has a leader soon.
+    fn start_split_peer(&mut self, right: Region, created: bool, campaign: bool) {
+        if let Some(existing) = self.peers.get(&right.id)
+            && existing.storage().is_initialized()
+        {
+            return;
+        }
+        if !created {
+            return;
+        }
+        let seed = self.seed.wrapping_mul(31).wrapping_add(right.id);
+        match RegionPeer::open(self.store_id, self.engine.clone(), right.id, self.options, seed) {
+            Ok(mut peer) => {
+                if campaign {
+                    peer.campaign();
+                }
+                self.insert_peer(right.id, peer);
+            }
+            Err(e) => tracing::error!(region = right.id, "starting the peer of a split region: {e}"),
+        }
     }
 
     /// Sends a peer's messages, reporting failures to its raft core.
@@ -399,6 +496,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
                 continue;
             };
             let is_snapshot = message.msg_type == MessageType::Snapshot;
+            let reported_later = self.transport.reports_snapshots_later();
             let sent = self.transport.send(RaftMessage {
                 region_id,
                 from_peer,
@@ -407,7 +505,8 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
                 message,
             });
             match (sent, is_snapshot) {
-                (Ok(()), true) => peer.report_snapshot(to_peer.id, false),
+                (Ok(()), true) if !reported_later => peer.report_snapshot(to_peer.id, false),
+                (Ok(()), true) => {}
                 (Ok(()), false) => {}
                 (Err(_), true) => peer.report_snapshot(to_peer.id, true),
                 (Err(_), false) => peer.report_unreachable(to_peer.id),

@@ -395,3 +395,115 @@ fn a_region_adds_a_peer_on_a_new_store_and_removes_its_leader() {
     let reopened = cluster.open(leader);
     assert_eq!(reopened.region_ids().collect::<Vec<_>>(), vec![2]);
 }
+
+/// TinyKV's `TestOneSplit3B`, by hand: a split through raft bumps the version, leaves the
+/// region with the left half, and starts a new region on every replica's store, which elects
+/// a leader and takes writes of its half; commands under the old epoch, or for keys now in
+/// the other half, are refused.
+#[test]
+fn a_split_starts_a_new_region_on_every_replica() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(2).expect("region 2 has a leader");
+    let old = cluster.store(leader).peer(2).unwrap().command_header();
+    for key in [&b"n"[..], b"t", b"x"] {
+        cluster.put(leader, 2, key, b"before");
+    }
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+
+    // Region 2 is ["m", ..): split it at "t" into 2 = ["m", "t") and 5 = ["t", ..).
+    let split = CommandBody::Admin(AdminCommand::Split {
+        split_key: b"t".to_vec(),
+        new_region_id: 5,
+        new_peer_ids: vec![51, 52, 53],
+    });
+    let outcome = cluster.propose(leader, 2, split);
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(outcome.lock().unwrap().clone(), Some(Ok(CommandResponse::Admin)));
+    for store_id in 1..=3 {
+        let store = cluster.store(store_id);
+        let left = store.peer(2).unwrap().region().clone();
+        let right = store
+            .peer(5)
+            .expect("the new region has a peer on every replica")
+            .region()
+            .clone();
+        assert_eq!(
+            (left.start_key.as_slice(), left.end_key.as_slice()),
+            (&b"m"[..], &b"t"[..])
+        );
+        assert_eq!(
+            (right.start_key.as_slice(), right.end_key.as_slice()),
+            (&b"t"[..], &b""[..])
+        );
+        assert_eq!(left.epoch.version, old.epoch.version + 1);
+        assert_eq!(right.epoch, left.epoch);
+        assert_eq!(right.peer_on_store(store_id).map(|p| p.id), Some(50 + store_id));
+    }
+    assert!(
+        cluster.store(4).peer(5).is_none(),
+        "store 4 held no replica of region 2"
+    );
+
+    // The new region has a leader at once (its parent's leader campaigned) and takes writes
+    // of its half; the data written before the split is there on every replica.
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    let right_leader = cluster.leader_of(5).expect("region 5 has a leader");
+    let put = cluster.put(right_leader, 5, b"zz", b"after");
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(put.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    for store_id in 1..=3 {
+        assert_eq!(cluster.value_on(store_id, b"x"), Some(b"before".to_vec()));
+        assert_eq!(cluster.value_on(store_id, b"zz"), Some(b"after".to_vec()));
+    }
+
+    // Stale routing is refused: the old epoch, and a key of the other half.
+    let body = CommandBody::Write(vec![Mutation::Put {
+        cf: Cf::Default,
+        key: b"o".to_vec(),
+        value: b"stale".to_vec(),
+    }]);
+    let stale = Arc::new(Mutex::new(None));
+    let answer = stale.clone();
+    cluster.store(leader).propose(
+        RaftCommand {
+            header: CommandHeader { term: 0, ..old },
+            body,
+        },
+        Box::new(move |result| *answer.lock().unwrap() = Some(result)),
+    );
+    assert!(matches!(
+        stale.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::EpochNotMatch { .. }))
+    ));
+    let left_leader = cluster.leader_of(2).expect("region 2 still has a leader");
+    let outside = cluster.put(left_leader, 2, b"zzz", b"wrong region");
+    assert!(matches!(
+        outside.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::KeyNotInRegion { .. }))
+    ));
+    // A split key outside the region, or a wrong number of new peers, is refused too.
+    let bad = cluster.propose(
+        left_leader,
+        2,
+        CommandBody::Admin(AdminCommand::Split {
+            split_key: b"z".to_vec(),
+            new_region_id: 6,
+            new_peer_ids: vec![61, 62, 63],
+        }),
+    );
+    assert!(matches!(
+        bad.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::InvalidCommand(_)))
+    ));
+
+    // After a restart every store opens both halves from its engine.
+    for store_id in 1..=3u64 {
+        let reopened = cluster.open(store_id);
+        cluster.stores[(store_id - 1) as usize] = Some(reopened);
+        let store = cluster.store(store_id);
+        assert_eq!(store.region_ids().collect::<Vec<_>>(), vec![1, 2, 5]);
+        assert_eq!(store.peer(5).unwrap().region().start_key, b"t".to_vec());
+        assert_eq!(store.peer(2).unwrap().region().end_key, b"t".to_vec());
+    }
+}
