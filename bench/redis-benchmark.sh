@@ -18,6 +18,7 @@ TESTS=${TESTS:-"set get incr mset"}
 KEYSPACE=${KEYSPACE:-100000}
 
 scripts/setup.sh --bench >/dev/null
+. scripts/env.sh
 cargo build --release --quiet
 work=$(mktemp -d)
 pids=()
@@ -41,7 +42,7 @@ wait_ready() {
 }
 
 ferrokv_port=$(free_port)
-target/release/ferrokv --port "$ferrokv_port" --data-dir "$work/ferrokv" --log-level warn &
+"${CARGO_TARGET_DIR:-target}/release/ferrokv" --port "$ferrokv_port" --data-dir "$work/ferrokv" --log-level warn &
 pids+=($!)
 memory_port=$(free_port)
 redis-server --port "$memory_port" --save "" --appendonly no --dir "$work" --logfile "" >/dev/null &

@@ -1,7 +1,8 @@
 //! # ferrokv
 //!
 //! A Redis-protocol server whose data lives in a transactional key-value store built the way
-//! TiKV is built. See `DESIGN.md` for the layers; each module's own docs say the rest.
+//! TiKV is built. See `docs/ARCHITECTURE.md` for the layers and threads; each module's own
+//! docs say the rest.
 
 pub mod config;
 pub mod node;

@@ -116,20 +116,20 @@ pub struct RegionLocalState {
 }
 
 /// Appends the encodings' primitives; shared with the command encoding (`cmd.rs`).
-pub(super) struct Writer(pub(super) Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    pub(super) fn u64(&mut self, v: u64) -> &mut Self {
+    pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
 
-    pub(super) fn u8(&mut self, v: u8) -> &mut Self {
+    pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.0.push(v);
         self
     }
 
-    pub(super) fn bytes(&mut self, b: &[u8]) -> &mut Self {
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.0.extend_from_slice(&(b.len() as u32).to_be_bytes());
         self.0.extend_from_slice(b);
         self
@@ -137,13 +137,13 @@ impl Writer {
 }
 
 /// Reads what [`Writer`] wrote, rejecting truncated or trailing input.
-pub(super) struct Reader<'a> {
-    pub(super) bytes: &'a [u8],
-    pub(super) what: &'static str,
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    pub(super) fn error(&self, detail: &str) -> DecodeError {
+    pub(crate) fn error(&self, detail: &str) -> DecodeError {
         DecodeError {
             what: self.what,
             detail: detail.to_string(),
@@ -159,20 +159,20 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(super) fn u64(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
 
-    pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
-    pub(super) fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
         let len = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
         Ok(self.take(len)?.to_vec())
     }
 
-    pub(super) fn finish<T>(self, value: T) -> Result<T, DecodeError> {
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, DecodeError> {
         if self.bytes.is_empty() {
             Ok(value)
         } else {
@@ -181,7 +181,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(super) fn put_region(w: &mut Writer, region: &Region) {
+pub(crate) fn put_region(w: &mut Writer, region: &Region) {
     w.u64(region.id)
         .bytes(&region.start_key)
         .bytes(&region.end_key)
@@ -193,7 +193,7 @@ pub(super) fn put_region(w: &mut Writer, region: &Region) {
     }
 }
 
-pub(super) fn read_region(r: &mut Reader<'_>) -> Result<Region, DecodeError> {
+pub(crate) fn read_region(r: &mut Reader<'_>) -> Result<Region, DecodeError> {
     let id = r.u64()?;
     let start_key = r.bytes()?;
     let end_key = r.bytes()?;

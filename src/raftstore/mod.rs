@@ -3,7 +3,7 @@
 //! One `Store` per node holds many region peers, each a raft group driven through
 //! [`crate::raft::RawNode`], with proposals, apply, routing, epochs, conf changes and splits,
 //! a region worker that builds snapshots, and (to come) split checks and scheduler
-//! heartbeats, as DESIGN.md describes. Every write of the node goes through it: the
+//! heartbeats (see `docs/ARCHITECTURE.md`). Every write of the node goes through it: the
 //! transaction server proposes each command's writes to its region.
 //!
 //! The pieces:
@@ -61,6 +61,8 @@ pub mod peer_storage;
 pub mod snap;
 pub mod store;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
