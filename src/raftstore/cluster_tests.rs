@@ -130,12 +130,13 @@ impl Cluster {
 
     /// Stops `store_id` and throws away every write it had not synced: a power cut.
     fn crash(&mut self, store_id: u64) {
+        // The power goes first: whatever the store does while stopping is lost.
+        let engine = &mut self.engines[(store_id - 1) as usize];
+        *engine = engine.crash();
         self.router.stores.write().remove(&store_id);
         if let Some(driver) = self.drivers.remove(&store_id) {
             driver.stop();
         }
-        let engine = &mut self.engines[(store_id - 1) as usize];
-        *engine = engine.crash();
     }
 
     fn handle(&self, store_id: u64) -> Option<StoreHandle<CrashableEngine>> {

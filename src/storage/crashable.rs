@@ -14,6 +14,9 @@ pub struct CrashableEngine {
     live: MemoryEngine,
     durable: MemoryEngine,
     unsynced: Arc<Mutex<Vec<WriteBatch>>>,
+    /// How long a `sync_wal` takes, like a real fsync: only what was written before it began
+    /// is durable when it returns.
+    sync_delay: std::time::Duration,
 }
 
 impl Default for CrashableEngine {
@@ -28,23 +31,38 @@ impl CrashableEngine {
             live: MemoryEngine::new(),
             durable: MemoryEngine::new(),
             unsynced: Arc::default(),
+            sync_delay: std::time::Duration::ZERO,
         }
     }
 
-    /// The engine as a restarted process finds it.
+    /// An engine whose `sync_wal` takes `delay` (writes made meanwhile are not covered).
+    pub fn with_sync_delay(delay: std::time::Duration) -> Self {
+        CrashableEngine {
+            sync_delay: delay,
+            ..Self::new()
+        }
+    }
+
+    /// The engine as a restarted process finds it: what was synced at this instant, in an
+    /// engine of its own (writes still arriving at this one do not reach it), like a machine
+    /// that lost power now.
     pub fn crash(&self) -> CrashableEngine {
-        let live = MemoryEngine::new();
+        let _writes = self.unsynced.lock().unwrap();
         let mut batch = WriteBatch::new();
         for cf in Cf::ALL {
             for (key, value) in cf_contents(&self.durable, cf) {
                 batch.put(cf, key, value);
             }
         }
+        let live = MemoryEngine::new();
         live.write(&batch, WriteOptions::SYNC).unwrap();
+        let durable = MemoryEngine::new();
+        durable.write(&batch, WriteOptions::SYNC).unwrap();
         CrashableEngine {
             live,
-            durable: self.durable.clone(),
+            durable,
             unsynced: Arc::default(),
+            sync_delay: self.sync_delay,
         }
     }
 }
@@ -76,7 +94,17 @@ impl Engine for CrashableEngine {
     }
 
     fn sync_wal(&self) -> Result<()> {
-        self.write(&WriteBatch::new(), WriteOptions::SYNC)
+        if self.sync_delay.is_zero() {
+            return self.write(&WriteBatch::new(), WriteOptions::SYNC);
+        }
+        // What is written when the fsync starts is what it makes durable, once it is done.
+        let covered = self.unsynced.lock().unwrap().len();
+        std::thread::sleep(self.sync_delay);
+        let mut unsynced = self.unsynced.lock().unwrap();
+        for batch in unsynced.drain(..covered) {
+            self.durable.write(&batch, WriteOptions::SYNC)?;
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {
