@@ -1,27 +1,21 @@
 //! The store's driver: the threads that run a [`Store`] for real, and the [`StoreHandle`] the
 //! rest of the node talks to it through.
 //!
-//! **Threads.** Each store runs four threads of its own, never tokio workers (a blocking fsync
+//! **Threads.** Each store runs three threads of its own, never tokio workers (a blocking fsync
 //! there would stall every connection):
 //!
 //! - the *raft thread* owns the `Store` and every peer's raft state. It waits on one inbox for
-//!   raft messages, proposals, read requests, apply results and sync notices, with a timeout
-//!   for the next tick (`tick_ms`); then it runs a round: step what arrived, gather every
-//!   peer's ready, write all their log entries and hard states in **one** batch (group commit
-//!   across regions), unsynced, and ask the log sync thread to fsync it if any peer needs that
-//!   (new entries, or a new term or vote). It then goes on with the next round at once.
-//! - the *log sync thread* fsyncs the log (one fsync for every round that asked meanwhile) and
-//!   tells the raft thread how far it got. Only then does the raft thread release a round's
-//!   output: its messages are sent and its committed entries handed to the apply thread, in
-//!   round order. So the fsync of one round overlaps the work of the next, and still nothing
-//!   leaves the node, and nothing is applied or acknowledged, before the log entries and votes
-//!   it depends on are durable.
+//!   raft messages, proposals, read requests and apply results, with a timeout for the next
+//!   tick (`tick_ms`); then it runs a round: step what arrived, gather every peer's ready,
+//!   write all their log entries and hard states in **one** batch (synced if any peer needs
+//!   it: group commit across regions), send the messages, and hand the committed entries to
+//!   the apply thread.
 //! - the *apply thread* owns the [`Applier`]: it applies what it is handed, in order, runs the
 //!   proposers' callbacks after each write, and sends the results back to the raft thread.
 //! - the *region worker* builds the snapshots the raft core asks for (reading an engine
 //!   snapshot of the region's data and apply state) and hands them back to the raft thread.
 //!
-//! The leader's own fsync comes before its appends leave (messages are released only once the
+//! The leader's own fsync comes before its appends leave (messages are sent only after the
 //! round's batch is durable), so an entry is never counted as stored on the leader before it
 //! is; the price is one fsync of latency before replication starts, shared by every proposal of
 //! the round.
@@ -55,7 +49,7 @@ use super::meta::Region;
 use super::peer::Callback;
 use super::peer::PeerOptions;
 use super::store::NoTransport;
-use super::store::{RaftMessage, RoundOutput, Store, Transport};
+use super::store::{RaftMessage, Store, Transport};
 use crate::storage::{Engine, WriteOptions};
 
 /// Most inbox messages handled before a round runs, so a flood of input cannot starve it.
@@ -70,10 +64,6 @@ enum StoreMsg {
     /// region is a leader ready to serve (see `RegionPeer::is_ready_leader`).
     LeaderHeader(u64, HeaderCallback),
     Campaign(u64),
-    /// The log writer's fsync covered every round up to this sequence number.
-    Synced(u64),
-    /// The log writer could not sync: nothing more may be acknowledged.
-    SyncFailed,
     /// The region worker built a snapshot of a region (or could not).
     SnapshotGenerated(u64, Option<crate::raft::message::Snapshot>),
     /// How sending a snapshot to a peer of a region ended.
@@ -179,21 +169,12 @@ impl<E: Engine + Clone> StoreDriver<E> {
                 .spawn(move || run_region_worker(engine, snapshot_rx, inbox))
                 .expect("spawning the region worker")
         };
-        let (sync_requests, sync_rx) = mpsc::channel::<u64>();
-        let sync_thread = {
-            let engine = engine.clone();
-            let inbox = inbox.clone();
-            std::thread::Builder::new()
-                .name(format!("log-sync-{store_id}"))
-                .spawn(move || run_log_sync(engine, sync_rx, inbox))
-                .expect("spawning the log sync thread")
-        };
         let raft_thread = {
             let engine = engine.clone();
             let regions = regions.clone();
             std::thread::Builder::new()
                 .name(format!("raft-{store_id}"))
-                .spawn(move || run_raft(store, engine, raft_rx, apply_tx, sync_requests, regions, options))
+                .spawn(move || run_raft(store, engine, raft_rx, apply_tx, regions, options))
                 .expect("spawning the raft thread")
         };
         let apply_thread = {
@@ -210,7 +191,7 @@ impl<E: Engine + Clone> StoreDriver<E> {
                 store_id,
                 regions,
             },
-            threads: Mutex::new(vec![raft_thread, apply_thread, region_thread, sync_thread]),
+            threads: Mutex::new(vec![raft_thread, apply_thread, region_thread]),
         }
     }
 
@@ -403,19 +384,11 @@ impl<E: Engine> StoreHandle<E> {
     }
 }
 
-/// A written round whose output waits for a sync (and for the rounds before it).
-struct PendingRound {
-    seq: u64,
-    needs_sync: bool,
-    output: RoundOutput,
-}
-
 fn run_raft<E: Engine + Clone, T: Transport>(
     mut store: Store<E, T>,
     engine: E,
     inbox: Receiver<StoreMsg>,
     apply: Sender<Vec<ApplyTask>>,
-    sync: Sender<u64>,
     regions: Arc<RwLock<BTreeMap<Vec<u8>, RegionView>>>,
     options: DriverOptions,
 ) {
@@ -423,9 +396,6 @@ fn run_raft<E: Engine + Clone, T: Transport>(
     let mut next_tick = Instant::now() + tick;
     let mut view_signature = Vec::new();
     let _ = apply.send(store.take_apply_tasks());
-    // Rounds written but not yet released, in order, and how far the log is synced.
-    let mut pending: std::collections::VecDeque<PendingRound> = std::collections::VecDeque::new();
-    let (mut next_seq, mut synced_seq) = (1u64, 0u64);
     'rounds: loop {
         let timeout = next_tick.saturating_duration_since(Instant::now());
         let first = match inbox.recv_timeout(timeout) {
@@ -437,8 +407,7 @@ fn run_raft<E: Engine + Clone, T: Transport>(
         let mut next = first;
         while let Some(message) = next.take() {
             match message {
-                StoreMsg::Stop | StoreMsg::SyncFailed => break 'rounds,
-                StoreMsg::Synced(seq) => synced_seq = synced_seq.max(seq),
+                StoreMsg::Stop => break 'rounds,
                 other => handle(&mut store, other),
             }
             handled += 1;
@@ -451,36 +420,23 @@ fn run_raft<E: Engine + Clone, T: Transport>(
             next_tick = Instant::now() + tick;
         }
         let round = store.collect_readies();
-        if !round.is_empty() {
-            // Written unsynced here; the log sync thread fsyncs it while this thread goes on
-            // with the next round. The round's messages and committed entries wait (in round
-            // order) until a sync covers it, so nothing leaves or is acknowledged before the
-            // entries and votes it depends on are durable.
-            if !round.batch.is_empty()
-                && let Err(e) = engine.write(&round.batch, WriteOptions::NO_SYNC)
-            {
+        if !round.batch.is_empty() {
+            // Written unsynced, then the log synced on its own: the apply thread's writes, which
+            // need no fsync, do not queue behind this one's.
+            let written = engine.write(&round.batch, WriteOptions::NO_SYNC).and_then(|()| {
+                if round.must_sync {
+                    engine.sync_wal()
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = written {
+                // The log can no longer be made durable: nothing more may be acknowledged.
                 tracing::error!(store = store.store_id(), error = %e, "writing the raft log failed; the store stops");
                 break;
             }
-            let needs_sync = round.must_sync;
-            let seq = next_seq;
-            next_seq += 1;
-            pending.push_back(PendingRound {
-                seq,
-                needs_sync,
-                output: store.finish_round(round),
-            });
-            if needs_sync && sync.send(seq).is_err() {
-                break;
-            }
         }
-        while pending
-            .front()
-            .is_some_and(|round| !round.needs_sync || round.seq <= synced_seq)
-        {
-            let round = pending.pop_front().expect("checked");
-            store.release_round(round.output);
-        }
+        store.on_round_persisted(round);
         let tasks = store.take_apply_tasks();
         if !tasks.is_empty() && apply.send(tasks).is_err() {
             tracing::error!(
@@ -532,9 +488,7 @@ fn handle<E: Engine + Clone, T: Transport>(store: &mut Store<E, T>, message: Sto
             }
         }
         StoreMsg::ApplyResults(results) => store.on_apply_results(results),
-        StoreMsg::Stop | StoreMsg::Synced(_) | StoreMsg::SyncFailed => {
-            unreachable!("handled by the loop")
-        }
+        StoreMsg::Stop => unreachable!("handled by the loop"),
     }
 }
 
@@ -583,27 +537,6 @@ fn refresh_view<E: Engine + Clone, T: Transport>(
         .collect();
     *regions.write() = view;
     *signature = current;
-}
-
-/// The log sync thread: fsyncs the log for the rounds the raft thread wrote, one fsync for all
-/// that queued meanwhile, and tells the raft thread how far it got.
-fn run_log_sync<E: Engine>(engine: E, requests: Receiver<u64>, inbox: Sender<StoreMsg>) {
-    while let Ok(mut seq) = requests.recv() {
-        while let Ok(later) = requests.try_recv() {
-            seq = seq.max(later);
-        }
-        let message = match engine.sync_wal() {
-            Ok(()) => StoreMsg::Synced(seq),
-            Err(e) => {
-                // The log can no longer be made durable: nothing more may be acknowledged.
-                tracing::error!(error = %e, "syncing the raft log failed; the store stops");
-                StoreMsg::SyncFailed
-            }
-        };
-        if inbox.send(message).is_err() {
-            break;
-        }
-    }
 }
 
 /// The region worker: builds the snapshots peers ask for, off the raft thread, and hands them

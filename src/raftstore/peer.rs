@@ -5,13 +5,12 @@
 //!
 //! 1. [`RegionPeer::collect_ready`] puts the peer's new log entries and hard state into the
 //!    store's one write batch for the round (group commit across regions);
-//! 2. the driver writes that batch, and has it fsync'd if any peer needs it (new entries, or
-//!    a new term or vote; a round that only moved commit indexes skips the fsync);
-//! 3. [`RegionPeer::on_persisted`] gives back the messages to send and the committed entries
-//!    as an apply task; the driver releases them only once the batch is durable (the raft log
-//!    is durable before any message that depends on it leaves, so a vote or an append
-//!    acknowledgement is never forgotten by a crash, and a leader's own fsync comes before its
-//!    appends go out);
+//! 2. the driver writes that batch, synced if any peer needs it (new entries, or a new term or
+//!    vote; a round that only moved commit indexes skips the fsync);
+//! 3. [`RegionPeer::on_persisted`] gives back the messages to send (only now: the raft log is
+//!    durable before any message that depends on it leaves, so a vote or an append
+//!    acknowledgement is never forgotten by a crash, and a leader's own fsync comes before
+//!    its appends go out) and the committed entries as an apply task;
 //! 4. the apply side (`apply.rs`) applies the task and reports back through
 //!    [`RegionPeer::on_apply_result`], which follows membership changes and log compaction
 //!    and releases reads.

@@ -105,13 +105,6 @@ pub struct StoreRound {
     readies: Vec<(u64, PeerReady)>,
 }
 
-/// What a round produced that may leave only once its writes are durable.
-#[derive(Default)]
-pub struct RoundOutput {
-    messages: Vec<(u64, Vec<Message>)>,
-    tasks: Vec<ApplyTask>,
-}
-
 impl StoreRound {
     /// Whether the round has nothing to write and no peer to finish.
     pub fn is_empty(&self) -> bool {
@@ -412,34 +405,12 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
     /// Round step 3, once the round's batch is written: sends the messages and queues the
     /// committed entries for the apply side.
     pub fn on_round_persisted(&mut self, round: StoreRound) {
-        let output = self.finish_round(round);
-        self.release_round(output);
-    }
-
-    /// Round step 3 for a driver that syncs on another thread: once the round's batch is
-    /// written (not yet synced), advances every peer past its ready and returns what the round
-    /// produced, to be released with [`Store::release_round`] once a sync covers the batch.
-    /// Further rounds may run meanwhile; their outputs must be released in order.
-    pub fn finish_round(&mut self, round: StoreRound) -> RoundOutput {
-        let mut output = RoundOutput::default();
         for (region_id, ready) in round.readies {
             let Some(peer) = self.peers.get_mut(&region_id) else {
                 continue;
             };
             let (messages, tasks) = peer.on_persisted(ready);
-            output.tasks.extend(tasks);
-            if !messages.is_empty() {
-                output.messages.push((region_id, messages));
-            }
-        }
-        output
-    }
-
-    /// Sends a finished round's messages and queues its apply tasks: only once the round's
-    /// log writes are durable (and every earlier round's output is out).
-    pub fn release_round(&mut self, output: RoundOutput) {
-        self.apply_tasks.extend(output.tasks);
-        for (region_id, messages) in output.messages {
+            self.apply_tasks.extend(tasks);
             self.send(region_id, messages);
         }
     }
