@@ -9,14 +9,21 @@
 //! - [`state`]: the scheduler's replicated state as a deterministic state machine: the
 //!   timestamp bound, the id allocator, the stores and the region directory (with TinyKV's
 //!   epoch rules for region reports), with its encoding.
+//! - [`replica`]: one replica of the scheduler's raft group (our raft core on a thread of its
+//!   own, its log in the node's engine under [`SCHEDULER_PREFIX`]), hosted by each of the
+//!   `scheduler_nodes`.
+//! - [`service`]: the requests the leader replica serves (timestamps from an oracle over the
+//!   replicated bound, ids, bootstrap, stores, regions, heartbeats) and [`service::SchedulerApi`],
+//!   the interface stores and clients use, in process or over gRPC.
 //!
 //! ## Caveats
 //!
-//! - The scheduler runs inside the node's process and keeps its state in the node's engine
-//!   (column family `raft`, under the `SCHEDULER_PREFIX` keys). It is not replicated yet:
-//!   [`state`] is the state machine its raft group will replicate, not yet driven by one.
 //! - It uses the region types of `raftstore::meta` (an arrow pointing down the layer table).
 
+pub mod replica;
+#[cfg(test)]
+mod replica_tests;
+pub mod service;
 pub mod state;
 pub mod tso;
 

@@ -96,6 +96,9 @@ pub enum TsoError {
     Storage(#[from] StorageError),
     #[error("the timestamp oracle is gone")]
     Closed,
+    /// The scheduler could not replicate or serve the request (not its leader, stopped...).
+    #[error("scheduler: {0}")]
+    Scheduler(String),
 }
 
 /// Where the oracle keeps its persisted bound.
@@ -185,6 +188,16 @@ impl Tso {
     /// Reserves `count` consecutive timestamps and returns the last; the first is
     /// `last - count + 1`.
     pub fn get_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
+        Ok(self.issue(count, true)?.expect("issuing may persist"))
+    }
+
+    /// [`Tso::get_timestamps`] without waiting for storage: `None` when the persisted bound
+    /// must be extended first (then call `get_timestamps` where blocking is allowed).
+    pub fn try_get_timestamps(&self, count: u32) -> Result<Option<TimeStamp>, TsoError> {
+        self.issue(count, false)
+    }
+
+    fn issue(&self, count: u32, may_persist: bool) -> Result<Option<TimeStamp>, TsoError> {
         if count == 0 {
             return Err(TsoError::ZeroCount);
         }
@@ -194,23 +207,29 @@ impl Tso {
         let count = u64::from(count);
         let mut state = self.state.lock();
         let now = (self.clock)();
-        if now > state.physical {
-            state.physical = now;
-            state.logical = 0;
+        let (mut physical, mut logical) = (state.physical, state.logical);
+        if now > physical {
+            physical = now;
+            logical = 0;
         }
-        if state.logical + count >= MAX_LOGICAL {
+        if logical + count >= MAX_LOGICAL {
             // This millisecond is used up: borrow the next one.
-            state.physical += 1;
-            state.logical = 0;
+            physical += 1;
+            logical = 0;
         }
-        if state.physical >= state.bound {
-            let bound = state.physical + self.window_ms;
+        if physical >= state.bound {
+            if !may_persist {
+                return Ok(None);
+            }
+            let bound = physical + self.window_ms;
             self.store.save_bound_ms(bound)?;
             state.bound = bound;
         }
-        state.logical += count;
+        logical += count;
+        state.physical = physical;
+        state.logical = logical;
         assert!(state.physical < state.bound && state.logical < MAX_LOGICAL);
-        Ok(TimeStamp::compose(state.physical, state.logical))
+        Ok(Some(TimeStamp::compose(state.physical, state.logical)))
     }
 
     /// Makes sure no timestamp at or below `ts` is ever issued again.

@@ -1,0 +1,340 @@
+//! The scheduler's requests, as the leader replica serves them, and [`SchedulerApi`]: what
+//! stores and clients ask of the scheduler, wherever it runs.
+//!
+//! [`Scheduler`] serves on a replica ([`super::replica`]): writes are proposals, reads run on
+//! the ready leader's state. Timestamps come from a [`Tso`] that the leader opens once per
+//! term over the replicated bound: opening it proposes a bound above everything any earlier
+//! leader could have issued (the old bound is in the state the new leader applied), so
+//! timestamps never go back across a leader change; extending the bound is a proposal too.
+//!
+//! Which store leads each region is soft state, as in PD: region heartbeats update it in the
+//! leader's memory and it is not replicated (a new scheduler leader learns it from the next
+//! heartbeats; meanwhile clients try the region's peers). A heartbeat whose layout differs from
+//! the directory's is proposed, and the state machine keeps only the newest epoch.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::replica::{ReplicaHandle, SchedulerError};
+use super::state::{SchedulerCommand, SchedulerResponse, SchedulerState, StoreMeta};
+use super::tso::{Clock, TimeStamp, Tso, TsoError, TsoProvider, TsoStore};
+use crate::raftstore::meta::{Peer, Region};
+
+/// A region and the peer that last reported itself its leader, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionRoute {
+    pub region: Region,
+    pub leader: Option<Peer>,
+}
+
+/// The cluster's identity and members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Zero while the cluster is not bootstrapped.
+    pub cluster_id: u64,
+    pub stores: Vec<StoreMeta>,
+    /// Region 1 as the directory has it (for a store deciding whether to create it).
+    pub first_region: Option<Region>,
+}
+
+/// What stores and clients ask of the scheduler: served in process by [`Scheduler`], and over
+/// gRPC by the node's scheduler client.
+pub trait SchedulerApi: Send + Sync + 'static {
+    /// Reserves `count` consecutive timestamps; returns the last.
+    fn timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, SchedulerError>> + Send;
+    /// Reserves `count` consecutive ids; returns the first.
+    fn alloc_ids(&self, count: u64) -> impl Future<Output = Result<u64, SchedulerError>> + Send;
+    /// Makes the cluster unless it exists; returns its id either way.
+    fn bootstrap(
+        &self,
+        cluster_id: u64,
+        stores: Vec<StoreMeta>,
+        first_region: Region,
+        next_id: u64,
+    ) -> impl Future<Output = Result<u64, SchedulerError>> + Send;
+    fn cluster(&self) -> impl Future<Output = Result<ClusterInfo, SchedulerError>> + Send;
+    fn put_store(&self, store: StoreMeta) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+    /// The region holding the encoded key `key`.
+    fn region_by_key(&self, key: Vec<u8>)
+    -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
+    fn region_by_id(&self, id: u64) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
+    fn store(&self, id: u64) -> impl Future<Output = Result<Option<StoreMeta>, SchedulerError>> + Send;
+    /// A region leader's report of its region.
+    fn region_heartbeat(
+        &self,
+        region: Region,
+        leader: Peer,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+}
+
+impl<S: SchedulerApi> SchedulerApi for Arc<S> {
+    fn timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, SchedulerError>> + Send {
+        (**self).timestamps(count)
+    }
+    fn alloc_ids(&self, count: u64) -> impl Future<Output = Result<u64, SchedulerError>> + Send {
+        (**self).alloc_ids(count)
+    }
+    fn bootstrap(
+        &self,
+        cluster_id: u64,
+        stores: Vec<StoreMeta>,
+        first_region: Region,
+        next_id: u64,
+    ) -> impl Future<Output = Result<u64, SchedulerError>> + Send {
+        (**self).bootstrap(cluster_id, stores, first_region, next_id)
+    }
+    fn cluster(&self) -> impl Future<Output = Result<ClusterInfo, SchedulerError>> + Send {
+        (**self).cluster()
+    }
+    fn put_store(&self, store: StoreMeta) -> impl Future<Output = Result<(), SchedulerError>> + Send {
+        (**self).put_store(store)
+    }
+    fn region_by_key(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send {
+        (**self).region_by_key(key)
+    }
+    fn region_by_id(&self, id: u64) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send {
+        (**self).region_by_id(id)
+    }
+    fn store(&self, id: u64) -> impl Future<Output = Result<Option<StoreMeta>, SchedulerError>> + Send {
+        (**self).store(id)
+    }
+    fn region_heartbeat(
+        &self,
+        region: Region,
+        leader: Peer,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send {
+        (**self).region_heartbeat(region, leader)
+    }
+}
+
+/// Hands out a scheduler's timestamps to a [`super::tso::TsoClient`].
+pub struct SchedulerTso<S: SchedulerApi>(pub S);
+
+impl<S: SchedulerApi> TsoProvider for SchedulerTso<S> {
+    async fn request_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
+        self.0
+            .timestamps(count)
+            .await
+            .map_err(|e| TsoError::Scheduler(e.to_string()))
+    }
+}
+
+/// The timestamp bound kept in the replicated state.
+struct ReplicatedBound(ReplicaHandle);
+
+impl TsoStore for ReplicatedBound {
+    fn load_bound_ms(&self) -> Result<Option<u64>, TsoError> {
+        let bound = self
+            .0
+            .read_blocking(|state: &SchedulerState| state.tso_bound_ms)
+            .map_err(|e| TsoError::Scheduler(e.to_string()))?;
+        Ok(Some(bound))
+    }
+
+    fn save_bound_ms(&self, bound_ms: u64) -> Result<(), TsoError> {
+        match self.0.propose_blocking(SchedulerCommand::AdvanceTso { bound_ms }) {
+            Ok(SchedulerResponse::TsoBound { bound_ms: saved }) if saved >= bound_ms => Ok(()),
+            Ok(other) => Err(TsoError::Scheduler(format!("unexpected answer {other:?}"))),
+            Err(e) => Err(TsoError::Scheduler(e.to_string())),
+        }
+    }
+}
+
+/// See the module docs.
+pub struct Scheduler {
+    replica: ReplicaHandle,
+    clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    window_ms: u64,
+    /// The oracle of the term this replica leads, opened on the first request of the term.
+    tso: Mutex<Option<(u64, Arc<Tso>)>>,
+    /// Serializes opening the oracle.
+    opening: tokio::sync::Mutex<()>,
+    /// Region id → the peer that last reported leading it.
+    leaders: Mutex<HashMap<u64, Peer>>,
+}
+
+impl Scheduler {
+    pub fn new(replica: ReplicaHandle, clock: Clock, window_ms: u64) -> Self {
+        Scheduler {
+            replica,
+            clock: Arc::from(clock),
+            window_ms,
+            tso: Mutex::new(None),
+            opening: tokio::sync::Mutex::new(()),
+            leaders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn replica(&self) -> &ReplicaHandle {
+        &self.replica
+    }
+
+    async fn propose(&self, command: SchedulerCommand) -> Result<SchedulerResponse, SchedulerError> {
+        self.replica.propose(command).await
+    }
+
+    /// The oracle for the current term, opening it if needed.
+    async fn term_tso(&self) -> Result<Arc<Tso>, SchedulerError> {
+        let status = self.replica.status();
+        if !status.ready_leader {
+            return Err(SchedulerError::NotLeader {
+                leader: status.leader,
+            });
+        }
+        if let Some((term, tso)) = &*self.tso.lock()
+            && *term == status.term
+        {
+            return Ok(tso.clone());
+        }
+        let _opening = self.opening.lock().await;
+        if let Some((term, tso)) = &*self.tso.lock()
+            && *term == status.term
+        {
+            return Ok(tso.clone());
+        }
+        let store = ReplicatedBound(self.replica.clone());
+        let clock = self.clock.clone();
+        let window_ms = self.window_ms;
+        let tso = tokio::task::spawn_blocking(move || Tso::open(store, Box::new(move || clock()), window_ms))
+            .await
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))?
+            .map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
+        let tso = Arc::new(tso);
+        *self.tso.lock() = Some((status.term, tso.clone()));
+        Ok(tso)
+    }
+
+    fn route(&self, region: Option<Region>) -> Option<RegionRoute> {
+        region.map(|region| {
+            let leader = self
+                .leaders
+                .lock()
+                .get(&region.id)
+                .copied()
+                .filter(|l| region.peers.contains(l));
+            RegionRoute { region, leader }
+        })
+    }
+}
+
+fn tso_failure(e: TsoError) -> SchedulerError {
+    SchedulerError::Unavailable(e.to_string())
+}
+
+impl SchedulerApi for Scheduler {
+    async fn timestamps(&self, count: u32) -> Result<TimeStamp, SchedulerError> {
+        let tso = self.term_tso().await?;
+        let term = self.replica.status().term;
+        let ts = match tso.try_get_timestamps(count).map_err(tso_failure)? {
+            Some(ts) => ts,
+            None => tokio::task::spawn_blocking(move || tso.get_timestamps(count))
+                .await
+                .map_err(|e| SchedulerError::Unavailable(e.to_string()))?
+                .map_err(tso_failure)?,
+        };
+        // A leader deposed meanwhile must not hand out what the next leader may repeat.
+        let status = self.replica.status();
+        if !status.ready_leader || status.term != term {
+            return Err(SchedulerError::NotLeader {
+                leader: status.leader,
+            });
+        }
+        Ok(ts)
+    }
+
+    async fn alloc_ids(&self, count: u64) -> Result<u64, SchedulerError> {
+        match self.propose(SchedulerCommand::AllocIds { count }).await? {
+            SchedulerResponse::Ids { first, .. } => Ok(first),
+            other => Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn bootstrap(
+        &self,
+        cluster_id: u64,
+        stores: Vec<StoreMeta>,
+        first_region: Region,
+        next_id: u64,
+    ) -> Result<u64, SchedulerError> {
+        let command = SchedulerCommand::Bootstrap {
+            cluster_id,
+            stores,
+            first_region,
+            next_id,
+        };
+        match self.propose(command).await? {
+            SchedulerResponse::Bootstrapped => Ok(cluster_id),
+            SchedulerResponse::AlreadyBootstrapped { cluster_id } => Ok(cluster_id),
+            other => Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn cluster(&self) -> Result<ClusterInfo, SchedulerError> {
+        self.replica
+            .read(|state| ClusterInfo {
+                cluster_id: state.cluster_id,
+                stores: state.stores.values().cloned().collect(),
+                first_region: state.regions.get(&1).cloned(),
+            })
+            .await
+    }
+
+    async fn put_store(&self, store: StoreMeta) -> Result<(), SchedulerError> {
+        match self.propose(SchedulerCommand::PutStore(store)).await? {
+            SchedulerResponse::StorePut => Ok(()),
+            SchedulerResponse::NotBootstrapped => Err(SchedulerError::NotBootstrapped),
+            SchedulerResponse::StoreNameTaken { name, store_id } => Err(SchedulerError::Refused(format!(
+                "the name {name:?} belongs to store {store_id}"
+            ))),
+            other => Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn region_by_key(&self, key: Vec<u8>) -> Result<Option<RegionRoute>, SchedulerError> {
+        let region = self
+            .replica
+            .read(move |state| state.region_by_key(&key).cloned())
+            .await?;
+        Ok(self.route(region))
+    }
+
+    async fn region_by_id(&self, id: u64) -> Result<Option<RegionRoute>, SchedulerError> {
+        let region = self
+            .replica
+            .read(move |state| state.regions.get(&id).cloned())
+            .await?;
+        Ok(self.route(region))
+    }
+
+    async fn store(&self, id: u64) -> Result<Option<StoreMeta>, SchedulerError> {
+        self.replica
+            .read(move |state| state.stores.get(&id).cloned())
+            .await
+    }
+
+    async fn region_heartbeat(&self, region: Region, leader: Peer) -> Result<(), SchedulerError> {
+        let known = {
+            let id = region.id;
+            self.replica
+                .read(move |state| state.regions.get(&id).cloned())
+                .await?
+        };
+        if known.as_ref() != Some(&region) {
+            match self.propose(SchedulerCommand::PutRegion(region.clone())).await? {
+                SchedulerResponse::RegionPut => {}
+                // An older layout than the directory's: its leader claim is old too.
+                SchedulerResponse::RegionStale { .. } => return Ok(()),
+                SchedulerResponse::NotBootstrapped => return Err(SchedulerError::NotBootstrapped),
+                other => return Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
+            }
+        }
+        self.leaders.lock().insert(region.id, leader);
+        Ok(())
+    }
+}
