@@ -6,6 +6,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; nothing else reads the environment here.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(&["proto/raft.proto"], &["proto"])?;
+    tonic_prost_build::configure().compile_protos(
+        &["proto/raft.proto", "proto/kv.proto", "proto/scheduler.proto"],
+        &["proto"],
+    )?;
     Ok(())
 }

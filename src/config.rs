@@ -36,8 +36,10 @@ pub enum ConfigError {
 pub struct ClusterConfig {
     /// Every node of the cluster.
     pub nodes: Vec<NodeConfig>,
-    /// The name of the node that hosts the scheduler (placement driver). Defaults to the first.
-    pub scheduler_node: Option<String>,
+    /// The nodes that host the scheduler's replicas (placement driver): 1 or 3 names.
+    /// Defaults to the first three nodes, or all of them if fewer.
+    pub scheduler_nodes: Option<Vec<String>>,
+    pub replication: ReplicationConfig,
     pub raft: RaftConfig,
     pub region: RegionConfig,
     pub raft_log_gc: RaftLogGcConfig,
@@ -55,6 +57,20 @@ pub struct NodeConfig {
     /// Address other nodes reach this node on (raft messages, scheduler calls).
     pub peer_addr: SocketAddr,
     pub data_dir: PathBuf,
+}
+
+/// How many copies of each region the cluster keeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Replicas per region (the first region starts on min(max_replicas, nodes) stores).
+    pub max_replicas: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig { max_replicas: 3 }
+    }
 }
 
 /// Raft timing. All durations are in logical ticks of `tick_ms`.
@@ -128,7 +144,8 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             nodes: vec![NodeConfig::default_single()],
-            scheduler_node: None,
+            scheduler_nodes: None,
+            replication: ReplicationConfig::default(),
             raft: RaftConfig::default(),
             region: RegionConfig::default(),
             raft_log_gc: RaftLogGcConfig::default(),
@@ -280,10 +297,24 @@ impl ClusterConfig {
                 ));
             }
         }
-        if let Some(scheduler) = &self.scheduler_node
-            && !self.nodes.iter().any(|n| &n.name == scheduler)
-        {
-            return invalid(format!("scheduler_node {scheduler:?} is not one of the nodes"));
+        if let Some(schedulers) = &self.scheduler_nodes {
+            if schedulers.len() != 1 && schedulers.len() != 3 {
+                return invalid(format!(
+                    "scheduler_nodes lists {} nodes; list 1 or 3",
+                    schedulers.len()
+                ));
+            }
+            for (i, scheduler) in schedulers.iter().enumerate() {
+                if !self.nodes.iter().any(|n| &n.name == scheduler) {
+                    return invalid(format!("scheduler_nodes: {scheduler:?} is not one of the nodes"));
+                }
+                if schedulers[..i].contains(scheduler) {
+                    return invalid(format!("scheduler_nodes names {scheduler:?} twice"));
+                }
+            }
+        }
+        if self.replication.max_replicas == 0 {
+            return invalid("replication.max_replicas must be at least 1".into());
         }
         let raft = &self.raft;
         if raft.tick_ms == 0 {
@@ -323,6 +354,17 @@ impl ClusterConfig {
             return invalid("resp.max_query_buffer_bytes must be at least resp.max_inline_bytes".into());
         }
         Ok(())
+    }
+
+    /// The nodes hosting the scheduler's replicas, in replica order (replica ids 1, 2, 3).
+    pub fn scheduler_nodes(&self) -> Vec<&NodeConfig> {
+        match &self.scheduler_nodes {
+            Some(names) => names
+                .iter()
+                .filter_map(|name| self.nodes.iter().find(|n| &n.name == name))
+                .collect(),
+            None => self.nodes.iter().take(3).collect(),
+        }
     }
 
     /// The node this process runs as: the one named, or the only one.
@@ -389,7 +431,10 @@ mod tests {
         let config = ClusterConfig::parse(THREE_NODES).unwrap();
         assert_eq!(config.nodes.len(), 3);
         assert!(config.nodes.iter().all(|n| n.resp_addr.ip().is_loopback()));
-        assert_eq!(config.scheduler_node.as_deref(), Some("n1"));
+        assert_eq!(
+            config.scheduler_nodes.as_deref(),
+            Some(&["n1".to_string(), "n2".to_string(), "n3".to_string()][..])
+        );
         assert_eq!(config.node(Some("n2")).unwrap().resp_addr.port(), 6380);
         assert!(matches!(
             config.node(None),
@@ -452,7 +497,7 @@ mod tests {
         assert!(
             invalid_message("region: {split_size_bytes: 10, max_size_bytes: 5}").contains("split_size_bytes")
         );
-        assert!(invalid_message("scheduler_node: nope").contains("scheduler_node"));
+        assert!(invalid_message("scheduler_nodes: [nope]").contains("scheduler_nodes"));
         assert!(invalid_message("gc: {interval_secs: 0}").contains("gc.interval_secs"));
     }
 

@@ -28,6 +28,10 @@ struct Cli {
     /// Port to accept Redis clients on (overrides the node's resp_addr port).
     #[arg(long)]
     port: Option<u16>,
+    /// Port other nodes reach this node on (overrides the node's peer_addr port; 0 picks a
+    /// free one, for a single node).
+    #[arg(long)]
+    peer_port: Option<u16>,
     /// Where the node keeps its data (overrides the node's data_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -84,8 +88,15 @@ fn options(cli: &Cli) -> Result<NodeOptions, Box<dyn std::error::Error>> {
     if let Some(port) = cli.port {
         node.resp_addr.set_port(port);
     }
+    if let Some(port) = cli.peer_port {
+        node.peer_addr.set_port(port);
+    }
     if let Some(dir) = &cli.data_dir {
         node.data_dir = dir.clone();
+    }
+    let mut cluster = cluster;
+    if let Some(entry) = cluster.nodes.iter_mut().find(|n| n.name == node.name) {
+        *entry = node.clone();
     }
     Ok(NodeOptions {
         cluster,

@@ -1,39 +1,77 @@
-//! Wiring one node: open the engine, start the store, serve RESP, shut down cleanly.
+//! Wiring one node: open the engine, join the cluster, start the store, serve RESP and node
+//! RPC, shut down cleanly.
 //!
-//! A node keeps its RocksDB database in `<data_dir>/db`. It runs the multi-raft store (a raft
-//! thread and an apply thread, `raftstore::driver`), the timestamp oracle, the Percolator
-//! transaction server at the store's region leaders and its client, under the RESP server,
-//! plus a task that garbage-collects old MVCC versions every `gc.interval_secs`.
+//! A node keeps its RocksDB database in `<data_dir>/db`. Start-up, in order:
 //!
-//! **A single node is a cluster of one.** On its first start the node bootstraps its store
-//! (store 1 of a new cluster) with region 1, covering every key, whose only peer is here; its
-//! raft group of one elects itself at once. Every write is a raft proposal, answered once it
-//! is committed (the log fsync'd) and applied, exactly as in a cluster. A restart replays the
-//! log from the applied index.
+//! 1. **Scheduler replica.** If the node is one of `scheduler_nodes`, it starts its replica of
+//!    the scheduler's raft group (`scheduler::replica`; replica ids are positions in that list).
+//! 2. **Node RPC** on `peer_addr` (gRPC): the scheduler service (on scheduler nodes), the raft
+//!    message and snapshot streams, and the KV service; the last two answer "starting" until
+//!    the store runs.
+//! 3. **Joining.** The node asks the scheduler (retrying, with progress in the log, for up to
+//!    `scheduler.startup_timeout_secs`) for the cluster. The first node to find it empty
+//!    bootstraps it: every configured node gets a store id (1, 2, ... in file order) and
+//!    region 1, covering every key, gets replicas on the first min(`max_replicas`, nodes)
+//!    stores. A node with no store ident on disk takes the id of its name and, if it holds a
+//!    replica of region 1 and the region is still as first laid out, writes region 1's initial
+//!    state with its ident (one synced batch). A node whose ident names another cluster, or
+//!    whose name the scheduler gives to another store, refuses to start.
+//! 4. **Store and clients.** The multi-raft store (raft, apply and region threads,
+//!    `raftstore::driver`) with the gRPC transport, the transaction server at its region
+//!    leaders, the router that sends each command to its region's leader (this store, or
+//!    another over gRPC) with the region cache, the timestamp client, the RESP server, a
+//!    region-heartbeat task and the MVCC GC task.
+//!
+//! **A single node is a cluster of one.** With no configuration the node is the only node
+//! and the only scheduler replica: both raft groups elect themselves at once, and every write
+//! is a raft proposal answered once committed (the log fsync'd) and applied, exactly as in a
+//! cluster. A restart replays the log from the applied index.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{ClusterConfig, ConfigError, NodeConfig};
 use crate::percolator::client::{ClientConfig, PercolatorClient};
 use crate::percolator::server::TxnServer;
+use crate::raftstore::bootstrap::{StoreIdent, bootstrap_store, first_region, load_ident};
 use crate::raftstore::cmd::RaftstoreError;
 use crate::raftstore::driver::{DriverOptions, StoreDriver};
+use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::peer::PeerOptions;
+use crate::raftstore::store::Store;
 use crate::resp::{NodeInfo, Server, serve};
-use crate::scheduler::tso::{EngineTsoStore, Tso, TsoClient, TsoError, system_clock};
+use crate::rpc::kv::KvService;
+use crate::rpc::proto::kv_server::KvServer;
+use crate::rpc::proto::raft_server::RaftServer;
+use crate::rpc::proto::scheduler_server::SchedulerServer;
+use crate::rpc::router::Router;
+use crate::rpc::scheduler::{ReplicaGrpcTransport, SchedulerRpcClient, SchedulerService};
+use crate::rpc::server::RaftService;
+use crate::rpc::transport::{GrpcTransport, StoreStatusSink};
+use crate::scheduler::replica::{ReplicaOptions, SchedulerError, SchedulerReplica};
+use crate::scheduler::service::{ClusterInfo, Scheduler, SchedulerApi, SchedulerTso};
+use crate::scheduler::state::StoreMeta;
+use crate::scheduler::tso::{Tso, TsoClient, system_clock};
 use crate::storage::{Engine, RocksEngine, RocksOptions, StorageError};
 
 /// The transaction server as this node runs it.
 pub type NodeTxnServer = TxnServer<RocksEngine>;
+/// The scheduler client of a node.
+pub type NodeScheduler = Arc<SchedulerRpcClient>;
+/// What the node's transaction client calls: the router to region leaders.
+pub type NodeRouter = Router<RocksEngine, NodeScheduler>;
 /// The client the RESP layer runs its commands through.
-pub type NodeTxnClient = PercolatorClient<NodeTxnServer>;
+pub type NodeTxnClient = PercolatorClient<NodeRouter>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -53,10 +91,28 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("multi-node clusters are not supported yet: {count} nodes are configured, this build runs one")]
-    MultiNode { count: usize },
-    #[error("timestamp oracle: {0}")]
-    Tso(#[from] TsoError),
+    #[error("the scheduler: {0}")]
+    Scheduler(#[from] SchedulerError),
+    #[error(
+        "no scheduler leader reachable after {waited_secs} s (scheduler nodes: {nodes}); start them, or check their peer_addr: {last_error}"
+    )]
+    SchedulerUnreachable {
+        waited_secs: u64,
+        nodes: String,
+        last_error: SchedulerError,
+    },
+    #[error(
+        "the data directory {path} belongs to cluster {found}, but the scheduler's cluster is {expected}: point data_dir at this cluster's directory, or empty it"
+    )]
+    OtherCluster {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+    #[error(
+        "the scheduler gives node name {name:?} to store {store_id}, but this data directory is store {local}"
+    )]
+    StoreMismatch { name: String, store_id: u64, local: u64 },
     #[error("the store in {path}: {source}")]
     Store {
         path: PathBuf,
@@ -80,63 +136,189 @@ pub struct NodeOptions {
 /// A started node.
 pub struct RunningNode {
     resp_addr: SocketAddr,
+    peer_addr: SocketAddr,
     txn_server: Arc<NodeTxnServer>,
     driver: StoreDriver<RocksEngine>,
-    gc_task: JoinHandle<()>,
+    replica: Option<SchedulerReplica>,
+    tasks: Vec<JoinHandle<()>>,
     stop: oneshot::Sender<()>,
     server_task: JoinHandle<()>,
+    rpc_stop: oneshot::Sender<()>,
+    rpc_task: JoinHandle<()>,
 }
 
+/// Snapshots larger than this are refused by the receiving side.
+const MAX_SNAPSHOT_BYTES: usize = 4 << 30;
+
 impl RunningNode {
-    /// Opens the data directory and starts serving RESP.
+    /// Opens the data directory, joins (or makes) the cluster and starts serving.
     pub async fn start(options: NodeOptions) -> Result<Self, NodeError> {
-        if options.cluster.nodes.len() > 1 {
-            return Err(NodeError::MultiNode {
-                count: options.cluster.nodes.len(),
-            });
-        }
-        let node = &options.node;
+        let node = options.node.clone();
+        let cluster = &options.cluster;
         let db_path = node.data_dir.join("db");
         let engine =
             RocksEngine::open(&db_path, &RocksOptions::default()).map_err(|source| NodeError::Storage {
                 path: db_path.clone(),
                 source,
             })?;
-        let tso = Arc::new(Tso::open(
-            EngineTsoStore(engine.clone()),
-            system_clock(),
-            Tso::DEFAULT_WINDOW_MS,
-        )?);
-        let tso_client = TsoClient::start(tso);
+        let raft = &cluster.raft;
+        let runtime = tokio::runtime::Handle::current();
+
+        // 1. The scheduler replica, on scheduler nodes.
+        let scheduler_nodes: Vec<(u64, String)> = cluster
+            .scheduler_nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u64 + 1, n.peer_addr.to_string()))
+            .collect();
+        let my_replica_id = cluster
+            .scheduler_nodes()
+            .iter()
+            .position(|n| n.name == node.name)
+            .map(|i| i as u64 + 1);
+        let (replica, local_scheduler) = match my_replica_id {
+            Some(id) => {
+                let others: HashMap<u64, String> = scheduler_nodes
+                    .iter()
+                    .filter(|(other, _)| *other != id)
+                    .cloned()
+                    .collect();
+                let replica = SchedulerReplica::start(
+                    engine.clone(),
+                    ReplicaOptions {
+                        id,
+                        peers: scheduler_nodes.iter().map(|(id, _)| *id).collect(),
+                        tick_ms: raft.tick_ms,
+                        election_tick: raft.election_timeout_ticks as usize,
+                        heartbeat_tick: raft.heartbeat_ticks as usize,
+                        compact_every: 10_000,
+                        seed: u64::from(std::process::id()) ^ id,
+                    },
+                    ReplicaGrpcTransport::new(runtime.clone(), others),
+                )?;
+                let scheduler = Arc::new(Scheduler::new(
+                    replica.handle().clone(),
+                    system_clock(),
+                    Tso::DEFAULT_WINDOW_MS,
+                ));
+                (Some(replica), Some((id, scheduler)))
+            }
+            None => (None, None),
+        };
+
+        // 2. Node RPC.
+        let (raft_service, store_slot) = RaftService::lazy(MAX_SNAPSHOT_BYTES);
+        let (kv_service, kv_slot) = KvService::lazy();
+        let peer_listener = TcpListener::bind(node.peer_addr)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: node.peer_addr,
+                source,
+            })?;
+        let peer_addr = peer_listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: node.peer_addr,
+            source,
+        })?;
+        let (rpc_stop, rpc_stopped) = oneshot::channel::<()>();
+        let rpc_task = {
+            let router = tonic::transport::Server::builder()
+                .add_service(RaftServer::new(raft_service))
+                .add_service(KvServer::new(kv_service))
+                .add_optional_service(
+                    local_scheduler
+                        .as_ref()
+                        .map(|(_, s)| SchedulerServer::new(SchedulerService::new(s.clone()))),
+                );
+            tokio::spawn(async move {
+                let incoming = TcpListenerStream::new(peer_listener);
+                let shutdown = async {
+                    let _ = rpc_stopped.await;
+                };
+                if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                    tracing::error!(error = %e, "node RPC server failed");
+                }
+            })
+        };
+        let scheduler: NodeScheduler = Arc::new(SchedulerRpcClient::new(
+            local_scheduler.clone(),
+            scheduler_nodes.clone(),
+            Duration::from_secs(10),
+        ));
+
+        // 3. Joining.
+        let ident = join_cluster(&options, peer_addr, &engine, &scheduler, &db_path).await?;
+        tracing::info!(
+            cluster = ident.cluster_id,
+            store = ident.store_id,
+            "joined the cluster"
+        );
+
+        // 4. The store and its clients.
+        let store_addrs: Arc<RwLock<HashMap<u64, String>>> = Arc::default();
+        refresh_store_addrs(&scheduler, &store_addrs).await;
+        let status = Arc::new(StoreStatusSink::<RocksEngine>::default());
+        let resolver = {
+            let addrs = store_addrs.clone();
+            Arc::new(move |store_id: u64| addrs.read().get(&store_id).cloned())
+        };
+        let transport = GrpcTransport::new(runtime.clone(), resolver, status.clone());
+        let peer_options = PeerOptions {
+            election_tick: raft.election_timeout_ticks as usize,
+            heartbeat_tick: raft.heartbeat_ticks as usize,
+            raft_log_gc_tick_interval: (cluster.raft_log_gc.tick_ms / raft.tick_ms.max(1)).max(1) as usize,
+            raft_log_gc_count_limit: cluster.raft_log_gc.count_limit,
+            ..PeerOptions::default()
+        };
         let store_error = |source| NodeError::Store {
             path: db_path.clone(),
             source,
         };
-        let raft = &options.cluster.raft;
-        let peer_options = PeerOptions {
-            election_tick: raft.election_timeout_ticks as usize,
-            heartbeat_tick: raft.heartbeat_ticks as usize,
-            raft_log_gc_tick_interval: (options.cluster.raft_log_gc.tick_ms / raft.tick_ms.max(1)).max(1)
-                as usize,
-            raft_log_gc_count_limit: options.cluster.raft_log_gc.count_limit,
-            ..PeerOptions::default()
-        };
-        let (driver, _ident) = StoreDriver::start_cluster_of_one(
-            engine,
-            new_cluster_id(),
+        let store = Store::open(
+            ident.store_id,
+            engine.clone(),
+            transport,
             peer_options,
-            DriverOptions {
-                tick_ms: raft.tick_ms,
-            },
             u64::from(std::process::id()),
         )
         .map_err(store_error)?;
+        let solo_regions: Vec<u64> = store
+            .regions()
+            .filter(|r| r.peers.len() == 1)
+            .map(|r| r.id)
+            .collect();
+        let driver = StoreDriver::start(
+            store,
+            engine,
+            DriverOptions {
+                tick_ms: raft.tick_ms,
+            },
+        );
+        status.attach(driver.handle().clone());
+        let _ = store_slot.set(driver.handle().clone());
+        // A region of one elects itself at once; let nobody in before it can serve.
+        for region_id in solo_regions {
+            driver
+                .handle()
+                .wait_leader_ready(region_id, Duration::from_secs(30))
+                .map_err(store_error)?;
+        }
+        let tso_client = TsoClient::start(SchedulerTso(scheduler.clone()));
         let txn_server = Arc::new(
             TxnServer::new(driver.handle().clone(), tso_client.clone())
                 .with_gc_filter(crate::resp::HashFieldGcFilter),
         );
-        let store = PercolatorClient::new(txn_server.clone(), tso_client, ClientConfig::default());
-        let gc_task = tokio::spawn(run_gc(store.clone(), options.cluster.gc.clone()));
+        let _ = kv_slot.set(txn_server.clone());
+        let router = Arc::new(Router::new(txn_server.clone(), scheduler.clone()));
+        let client = PercolatorClient::new(router, tso_client, ClientConfig::default());
+        let mut tasks = vec![
+            tokio::spawn(run_gc(client.clone(), cluster.gc.clone())),
+            tokio::spawn(run_heartbeats(
+                driver.handle().clone(),
+                scheduler.clone(),
+                store_addrs,
+            )),
+        ];
+
         let listener = TcpListener::bind(node.resp_addr)
             .await
             .map_err(|source| NodeError::Bind {
@@ -152,24 +334,24 @@ impl RunningNode {
             config_file: options.config_file.clone(),
             data_dir: node.data_dir.clone(),
         };
-        let server = Arc::new(Server::new(
-            store.clone(),
-            options.cluster.resp.clone(),
-            info,
-            resp_addr,
-        ));
+        let server = Arc::new(Server::new(client, cluster.resp.clone(), info, resp_addr));
         let (stop, stopped) = oneshot::channel::<()>();
         let server_task = tokio::spawn(serve(listener, server, async {
             let _ = stopped.await;
         }));
-        tracing::info!(node = %node.name, %resp_addr, data_dir = %node.data_dir.display(), "ferrokv is ready");
+        tasks.shrink_to_fit();
+        tracing::info!(node = %node.name, %resp_addr, %peer_addr, data_dir = %node.data_dir.display(), "ferrokv is ready");
         Ok(RunningNode {
             resp_addr,
+            peer_addr,
             txn_server,
             driver,
-            gc_task,
+            replica,
+            tasks,
             stop,
             server_task,
+            rpc_stop,
+            rpc_task,
         })
     }
 
@@ -178,17 +360,30 @@ impl RunningNode {
         self.resp_addr
     }
 
+    /// The address other nodes connect to.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
     /// Stops accepting, lets in-flight commands finish, then flushes and closes the database.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let _ = self.stop.send(());
         let _ = self.server_task.await;
         // A GC round only deletes versions nobody reads; stopping it mid-round is harmless.
-        self.gc_task.abort();
-        let _ = self.gc_task.await;
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        let _ = self.rpc_stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.rpc_task).await;
         let txn_server = self.txn_server;
         let driver = self.driver;
+        let replica = self.replica;
         tokio::task::spawn_blocking(move || {
             driver.stop();
+            if let Some(replica) = replica {
+                replica.stop();
+            }
             txn_server.engine().flush()
         })
         .await
@@ -202,6 +397,188 @@ impl RunningNode {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), NodeError> {
         signal.await;
         self.shutdown().await
+    }
+}
+
+/// How long a starting node waits for a scheduler leader.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Step 3 of the module docs: the store's ident, bootstrapping the cluster or the store if
+/// they are new.
+async fn join_cluster(
+    options: &NodeOptions,
+    peer_addr: SocketAddr,
+    engine: &RocksEngine,
+    scheduler: &NodeScheduler,
+    db_path: &std::path::Path,
+) -> Result<StoreIdent, NodeError> {
+    let store_error = |source| NodeError::Store {
+        path: db_path.to_path_buf(),
+        source,
+    };
+    let local = load_ident(engine).map_err(store_error)?;
+    let info = cluster_info(options, scheduler).await?;
+    let info = if info.cluster_id == 0 {
+        let (stores, region, next_id) = initial_layout(&options.cluster);
+        let cluster_id = scheduler
+            .bootstrap(new_cluster_id(), stores, region, next_id)
+            .await?;
+        tracing::info!(cluster = cluster_id, "the cluster is bootstrapped");
+        cluster_info(options, scheduler).await?
+    } else {
+        info
+    };
+    let name = &options.node.name;
+    let mine = info.stores.iter().find(|s| &s.name == name).cloned();
+    if let Some(ident) = local {
+        if ident.cluster_id != info.cluster_id {
+            return Err(NodeError::OtherCluster {
+                path: options.node.data_dir.clone(),
+                found: ident.cluster_id,
+                expected: info.cluster_id,
+            });
+        }
+        if let Some(store) = &mine
+            && store.id != ident.store_id
+        {
+            return Err(NodeError::StoreMismatch {
+                name: name.clone(),
+                store_id: store.id,
+                local: ident.store_id,
+            });
+        }
+        update_store(options, peer_addr, scheduler, ident.store_id).await?;
+        return Ok(ident);
+    }
+    let store_id = match mine {
+        Some(store) => store.id,
+        None => scheduler.alloc_ids(1).await?,
+    };
+    update_store(options, peer_addr, scheduler, store_id).await?;
+    let ident = StoreIdent {
+        cluster_id: info.cluster_id,
+        store_id,
+    };
+    // Region 1's first replicas create it; anyone else gets it from its leader.
+    let first = info
+        .first_region
+        .filter(|r| r.epoch == RegionEpoch::INITIAL && r.peer_on_store(store_id).is_some());
+    bootstrap_store(engine, ident, first.as_ref()).map_err(store_error)?;
+    Ok(ident)
+}
+
+/// Registers (or updates) this node's store and addresses.
+async fn update_store(
+    options: &NodeOptions,
+    peer_addr: SocketAddr,
+    scheduler: &NodeScheduler,
+    store_id: u64,
+) -> Result<(), NodeError> {
+    let node = &options.node;
+    scheduler
+        .put_store(StoreMeta {
+            id: store_id,
+            name: node.name.clone(),
+            peer_addr: peer_addr.to_string(),
+            resp_addr: node.resp_addr.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// The cluster as the scheduler has it, retrying until a leader answers or the start-up
+/// timeout passes.
+async fn cluster_info(options: &NodeOptions, scheduler: &NodeScheduler) -> Result<ClusterInfo, NodeError> {
+    let since = Instant::now();
+    loop {
+        match scheduler.cluster().await {
+            Ok(info) => return Ok(info),
+            Err(e) if e.is_retryable() && since.elapsed() < STARTUP_TIMEOUT => {
+                tracing::info!(waited_secs = since.elapsed().as_secs(), error = %e, "waiting for a scheduler leader");
+            }
+            Err(e) => {
+                return Err(NodeError::SchedulerUnreachable {
+                    waited_secs: since.elapsed().as_secs(),
+                    nodes: options
+                        .cluster
+                        .scheduler_nodes()
+                        .iter()
+                        .map(|n| format!("{} ({})", n.name, n.peer_addr))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    last_error: e,
+                });
+            }
+        }
+    }
+}
+
+/// The first layout of a cluster: every configured node a store (ids 1.. in file order),
+/// region 1 over every key with replicas on the first min(max_replicas, nodes) stores.
+fn initial_layout(cluster: &ClusterConfig) -> (Vec<StoreMeta>, Region, u64) {
+    let stores: Vec<StoreMeta> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| StoreMeta {
+            id: i as u64 + 1,
+            name: n.name.clone(),
+            peer_addr: n.peer_addr.to_string(),
+            resp_addr: n.resp_addr.to_string(),
+        })
+        .collect();
+    let replicas = cluster.replication.max_replicas.min(stores.len()) as u64;
+    let first_peer = stores.len() as u64 + 1;
+    let peers = (0..replicas)
+        .map(|i| Peer {
+            id: first_peer + i,
+            store_id: i + 1,
+        })
+        .collect();
+    (stores, first_region(1, peers), first_peer + replicas)
+}
+
+async fn refresh_store_addrs(scheduler: &NodeScheduler, addrs: &RwLock<HashMap<u64, String>>) {
+    if let Ok(info) = scheduler.cluster().await {
+        let mut addrs = addrs.write();
+        for store in info.stores {
+            addrs.insert(store.id, store.peer_addr);
+        }
+    }
+}
+
+/// Every second: report the regions this store leads to the scheduler, and refresh the
+/// store addresses the raft transport uses.
+async fn run_heartbeats(
+    store: crate::raftstore::driver::StoreHandle<RocksEngine>,
+    scheduler: NodeScheduler,
+    addrs: Arc<RwLock<HashMap<u64, String>>>,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    let mut reported: HashMap<u64, (Region, Peer)> = HashMap::new();
+    let mut round = 0u64;
+    loop {
+        interval.tick().await;
+        round += 1;
+        for view in store.regions() {
+            if !view.is_leader {
+                continue;
+            }
+            let report = (view.region.clone(), view.peer);
+            // Unchanged reports go out every 10 s; changes at once.
+            if reported.get(&view.region.id) == Some(&report) && !round.is_multiple_of(10) {
+                continue;
+            }
+            match scheduler.region_heartbeat(view.region.clone(), view.peer).await {
+                Ok(()) => {
+                    reported.insert(view.region.id, report);
+                }
+                Err(e) => tracing::debug!(region = view.region.id, error = %e, "region heartbeat failed"),
+            }
+        }
+        if round.is_multiple_of(5) {
+            refresh_store_addrs(&scheduler, &addrs).await;
+        }
     }
 }
 

@@ -244,14 +244,20 @@ pub enum TxnStatus {
     },
 }
 
-/// Decides a transaction's status from its primary key, rolling it back if its lock expired or
-/// never existed.
+/// Decides a transaction's status from its primary key, rolling it back if its lock expired.
+///
+/// A primary with neither lock nor record is rolled back (a rollback record fences off a
+/// prewrite still on its way) only with `rollback_if_not_exist`; otherwise the transaction
+/// may simply not have prewritten its primary yet (prewrites of different regions run in
+/// parallel), and it is reported as running (`Locked` with a zero TTL). TiKV's rule: a reader
+/// sets it only once the lock it met has expired.
 pub fn check_txn_status<S: Snapshot>(
     txn: &mut MvccTxn,
     reader: &MvccReader<'_, S>,
     primary: &[u8],
     lock_ts: TimeStamp,
     current_ts: TimeStamp,
+    rollback_if_not_exist: bool,
 ) -> Result<TxnStatus, MvccError> {
     let key = Key::from_raw(primary);
     if let Some(lock) = reader.load_lock(&key)?
@@ -270,6 +276,7 @@ pub fn check_txn_status<S: Snapshot>(
         CommitRecord::RolledBack => Ok(TxnStatus::RolledBack {
             action: Action::NoAction,
         }),
+        CommitRecord::None if !rollback_if_not_exist => Ok(TxnStatus::Locked { ttl_ms: 0 }),
         CommitRecord::None => {
             txn.put_write(&key, lock_ts, &Write::new(WriteKind::Rollback, lock_ts, None));
             Ok(TxnStatus::RolledBack {

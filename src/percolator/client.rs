@@ -28,6 +28,7 @@ use super::commands::PrewriteRequest;
 use super::records::LockInfo;
 use super::server::KvApi;
 use super::{KvPair, MvccError, Result, Transaction, TxnClient, TxnError};
+use crate::raftstore::cmd::RaftstoreError;
 use crate::scheduler::tso::{TimeStamp, TsoClient};
 
 /// Tunables of the coordinator.
@@ -339,6 +340,29 @@ impl<K: KvApi> PercolatorTxn<K> {
         Ok(())
     }
 
+    /// A one-phase commit whose outcome is unknown (its answer was lost): asks the primary.
+    /// No lock and no record means it never applied; the check then writes a rollback record,
+    /// so the request cannot apply later either. Only a definite answer is reported as one.
+    async fn learn_one_phase_outcome(&self, primary: &[u8]) -> Result<()> {
+        let current_ts = self.client.fetch_timestamp().await?;
+        let status = self
+            .client
+            .retry_region(|| {
+                self.client
+                    .kv
+                    .kv_check_txn_status(primary.to_vec(), self.start_ts, current_ts, true)
+            })
+            .await;
+        match status {
+            Ok(TxnStatus::Committed { .. }) => Ok(()),
+            Ok(TxnStatus::RolledBack { .. }) => Err(TxnError::Aborted(format!(
+                "transaction {} did not commit (its node failed before applying it)",
+                self.start_ts
+            ))),
+            Ok(TxnStatus::Locked { .. }) | Err(_) => Err(TxnError::Undetermined),
+        }
+    }
+
     async fn two_phase_commit(&self, request: PrewriteRequest) -> Result<()> {
         let kv = &self.client.kv;
         let since = Instant::now();
@@ -349,17 +373,44 @@ impl<K: KvApi> PercolatorTxn<K> {
                 Err(errors) => self.handle_prewrite_errors(errors, since, &mut attempt).await?,
             }
         }
+        self.commit_prewritten(&request).await
+    }
+
+    /// The second phase: commit the primary (the transaction commits when that is durable),
+    /// then the secondaries.
+    async fn commit_prewritten(&self, request: &PrewriteRequest) -> Result<()> {
+        let kv = &self.client.kv;
         let commit_ts = self.client.tso.get_timestamp().await.map_err(tso_error)?;
         let keys: Vec<Vec<u8>> = request.mutations.iter().map(|m| m.key.clone()).collect();
         let (primary, secondaries) = keys.split_first().expect("a prewrite has keys");
-        let committed = self
-            .client
-            .retry_region(|| kv.kv_commit(vec![primary.clone()], self.start_ts, commit_ts))
-            .await;
+        // A commit is idempotent, so one whose answer was lost is sent again until the
+        // primary answers: the client learns the outcome and never rolls back a commit that
+        // may have applied.
+        let since = Instant::now();
+        let mut attempt = 0;
+        let committed = loop {
+            let result = self
+                .client
+                .retry_region(|| kv.kv_commit(vec![primary.clone()], self.start_ts, commit_ts))
+                .await;
+            match result {
+                Err(ref e)
+                    if is_undetermined(e)
+                        && since.elapsed()
+                            < Duration::from_millis(self.client.config.region_retry_budget_ms) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        };
         if let Err(e) = committed {
             if matches!(e, MvccError::Region(_)) {
-                // The commit's fate is not known here: never roll back what may have committed.
-                return Err(e.into());
+                // The commit's fate is not known here: never roll back what may have committed,
+                // and never claim it failed.
+                tracing::warn!(start_ts = %self.start_ts, error = %e, "the primary's commit outcome is unknown");
+                return Err(TxnError::Undetermined);
             }
             // The primary was rolled back under us (our locks outlived their TTL): the
             // transaction is aborted. Clean up what is left of it.
@@ -390,11 +441,14 @@ impl<K: KvApi> PercolatorTxn<K> {
 /// Resolves a lock (see [`PercolatorTxn::resolve`]), for any caller holding a client.
 async fn resolve_lock<K: KvApi>(client: &PercolatorClient<K>, lock: &LockInfo) -> Result<bool> {
     let current_ts = client.tso.get_timestamp().await.map_err(tso_error)?;
+    // A primary with no lock and no record may just not be prewritten yet: roll it back only
+    // once the lock we met has expired (TiKV's `rollback_if_not_exist`).
+    let expired = current_ts.physical() >= lock.start_ts.physical().saturating_add(lock.ttl_ms);
     let status = client
         .retry_region(|| {
             client
                 .kv
-                .kv_check_txn_status(lock.primary.clone(), lock.start_ts, current_ts)
+                .kv_check_txn_status(lock.primary.clone(), lock.start_ts, current_ts, expired)
         })
         .await?;
     let commit_ts = match status {
@@ -505,11 +559,20 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
         let mut attempt = 0;
         loop {
             match self.client.kv.kv_prewrite(request.clone(), true).await {
-                Ok(_) => return Ok(()),
+                Ok(Some(_)) => return Ok(()),
+                // The keys span regions: prewritten in two phases; commit them.
+                Ok(None) => return self.commit_prewritten(&request).await,
+                Err(errors) if errors.iter().any(is_undetermined) => {
+                    return self.learn_one_phase_outcome(&request.primary).await;
+                }
                 Err(errors) => self.handle_prewrite_errors(errors, since, &mut attempt).await?,
             }
         }
     }
+}
+
+fn is_undetermined(e: &MvccError) -> bool {
+    matches!(e, MvccError::Region(RaftstoreError::Undetermined))
 }
 
 impl<K: KvApi> PercolatorTxn<K> {

@@ -106,10 +106,18 @@ pub fn check_txn_status<S: Snapshot>(
     primary: &[u8],
     lock_ts: TimeStamp,
     current_ts: TimeStamp,
+    rollback_if_not_exist: bool,
 ) -> Result<(TxnStatus, MvccTxn), MvccError> {
     let reader = MvccReader::new(snapshot);
     let mut txn = MvccTxn::new();
-    let status = actions::check_txn_status(&mut txn, &reader, primary, lock_ts, current_ts)?;
+    let status = actions::check_txn_status(
+        &mut txn,
+        &reader,
+        primary,
+        lock_ts,
+        current_ts,
+        rollback_if_not_exist,
+    )?;
     Ok((status, txn))
 }
 

@@ -125,12 +125,13 @@ pub fn gc_key<S: Snapshot>(
     Ok(removed)
 }
 
-/// Collects the versions of up to `limit_keys` user keys from `start` (an encoded key, inclusive);
-/// returns the writes, the number of write records removed, and where to continue (`None`
-/// when the write column family is exhausted).
+/// Collects the versions of up to `limit_keys` user keys from `start` (an encoded key,
+/// inclusive) up to `upper` (encoded, exclusive; a region's end); returns the writes, the
+/// number of write records removed, and where to continue (`None` when the range is done).
 pub fn gc_range<S: Snapshot>(
     snapshot: &S,
     start: Option<Key>,
+    upper: Option<Vec<u8>>,
     limit_keys: usize,
     safe_point: TimeStamp,
     filter: Option<&dyn GcFilter>,
@@ -143,6 +144,7 @@ pub fn gc_range<S: Snapshot>(
         Cf::Write,
         IterOptions {
             lower: lower.clone(),
+            upper,
             ..Default::default()
         },
     );
@@ -216,7 +218,7 @@ mod tests {
 
     fn gc_all(engine: &MemoryEngine, safe_point: u64) -> usize {
         let (txn, removed, next) =
-            gc_range(&engine.snapshot(), None, usize::MAX, ts(safe_point), None).unwrap();
+            gc_range(&engine.snapshot(), None, None, usize::MAX, ts(safe_point), None).unwrap();
         assert!(next.is_none());
         apply(engine, txn);
         removed
@@ -302,12 +304,12 @@ mod tests {
             commit(&engine, Mutation::put(key, &b"1"[..]), 10, 11);
             commit(&engine, Mutation::put(key, &b"2"[..]), 20, 21);
         }
-        let (txn, removed, next) = gc_range(&engine.snapshot(), None, 2, ts(30), None).unwrap();
+        let (txn, removed, next) = gc_range(&engine.snapshot(), None, None, 2, ts(30), None).unwrap();
         apply(&engine, txn);
         assert_eq!(removed, 2);
         let next = next.expect("one key left");
         assert_eq!(next.to_raw().unwrap(), b"c");
-        let (txn, removed, next) = gc_range(&engine.snapshot(), Some(next), 2, ts(30), None).unwrap();
+        let (txn, removed, next) = gc_range(&engine.snapshot(), Some(next), None, 2, ts(30), None).unwrap();
         apply(&engine, txn);
         assert_eq!((removed, next), (1, None));
     }
@@ -361,6 +363,7 @@ mod filter_tests {
         let gc = |safe_point: u64| {
             let (txn, removed, _) = gc_range(
                 &engine.snapshot(),
+                None,
                 None,
                 usize::MAX,
                 TimeStamp::new(safe_point),

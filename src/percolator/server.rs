@@ -83,11 +83,14 @@ pub trait KvApi: Send + Sync + 'static {
         start_ts: TimeStamp,
     ) -> impl Future<Output = Result<(), MvccError>> + Send;
 
+    /// The fate of transaction `lock_ts` from its primary (see `actions::check_txn_status`
+    /// for `rollback_if_not_exist`).
     fn kv_check_txn_status(
         &self,
         primary: Vec<u8>,
         lock_ts: TimeStamp,
         current_ts: TimeStamp,
+        rollback_if_not_exist: bool,
     ) -> impl Future<Output = Result<TxnStatus, MvccError>> + Send;
 
     /// Commits (`Some(commit_ts)`) or rolls back the locks of transaction `start_ts` on `keys`
@@ -162,8 +165,9 @@ impl<K: KvApi> KvApi for Arc<K> {
         primary: Vec<u8>,
         lock_ts: TimeStamp,
         current_ts: TimeStamp,
+        rollback_if_not_exist: bool,
     ) -> impl Future<Output = Result<TxnStatus, MvccError>> + Send {
-        (**self).kv_check_txn_status(primary, lock_ts, current_ts)
+        (**self).kv_check_txn_status(primary, lock_ts, current_ts, rollback_if_not_exist)
     }
     fn kv_resolve_lock(
         &self,
@@ -326,6 +330,15 @@ impl<E: Engine> TxnServer<E> {
         })
     }
 
+    /// Where the region holding `raw` ends, as a user key (`None`: it runs to the end).
+    fn region_end(&self, raw: &[u8]) -> Result<Option<Vec<u8>>, MvccError> {
+        let view = self.region_of(raw)?;
+        if view.region.end_key.is_empty() {
+            return Ok(None);
+        }
+        Key::from_encoded(view.region.end_key.clone()).to_raw().map(Some)
+    }
+
     /// Waits until a read of the region holding `raw` is linearizable: the leader has
     /// confirmed its leadership and applied everything committed when the read arrived. A
     /// snapshot taken after this sees every write acknowledged before it was called.
@@ -398,6 +411,14 @@ impl<E: Engine> TxnServer<E> {
     }
 }
 
+/// The smaller of two exclusive ends (`None` is unbounded).
+fn clamp_end(end: Option<Vec<u8>>, region_end: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    match (end, region_end) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The first key a command touches, which picks its region.
 fn first_key(keys: &[Vec<u8>]) -> &[u8] {
     keys.first().map_or(&[], Vec::as_slice)
@@ -422,6 +443,8 @@ impl<E: Engine> KvApi for TxnServer<E> {
         ts: TimeStamp,
     ) -> Result<Vec<ScanEntry>, MvccError> {
         self.read_barrier(&start).await?;
+        // Only this region's keys: the rest of the engine may belong to regions led elsewhere.
+        let end = clamp_end(end, self.region_end(&start)?);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.memory_locks.wait_clear(&start, upper, ts).await;
         commands::scan(&self.store.engine().snapshot(), &start, end.as_deref(), limit, ts)
@@ -482,10 +505,17 @@ impl<E: Engine> KvApi for TxnServer<E> {
         primary: Vec<u8>,
         lock_ts: TimeStamp,
         current_ts: TimeStamp,
+        rollback_if_not_exist: bool,
     ) -> Result<TxnStatus, MvccError> {
         let _latches = self.latches.acquire([primary.as_slice()]).await;
         let context = self.write_context(&primary).await?;
-        let (status, txn) = commands::check_txn_status(&context.snapshot, &primary, lock_ts, current_ts)?;
+        let (status, txn) = commands::check_txn_status(
+            &context.snapshot,
+            &primary,
+            lock_ts,
+            current_ts,
+            rollback_if_not_exist,
+        )?;
         self.apply(context.header, txn).await?;
         Ok(status)
     }
@@ -515,9 +545,10 @@ impl<E: Engine> KvApi for TxnServer<E> {
         limit: usize,
     ) -> Result<Vec<LockInfo>, MvccError> {
         let snapshot = self.read_snapshot(&start).await?;
+        let end = self.region_end(&start)?;
         let reader = super::mvcc::MvccReader::new(&snapshot);
         reader
-            .scan_locks(&start, None, |lock| lock.start_ts <= max_ts, limit)?
+            .scan_locks(&start, end.as_deref(), |lock| lock.start_ts <= max_ts, limit)?
             .into_iter()
             .map(|(key, lock)| Ok(lock.info(&key.to_raw()?)))
             .collect()
@@ -535,9 +566,11 @@ impl<E: Engine> KvApi for TxnServer<E> {
             None => Vec::new(),
         };
         let context = self.write_context(&raw_start).await?;
+        let upper = self.region_of(&raw_start)?.region.end_key;
+        let upper = (!upper.is_empty()).then_some(upper);
         let filter = self.gc_filter.as_deref();
         let (txn, removed, next) =
-            super::gc::gc_range(&context.snapshot, start, limit_keys, safe_point, filter)?;
+            super::gc::gc_range(&context.snapshot, start, upper, limit_keys, safe_point, filter)?;
         self.apply(context.header, txn).await?;
         Ok((removed, next.map(|key| key.as_encoded().to_vec())))
     }

@@ -124,7 +124,7 @@ impl Store {
 
     fn check_txn_status(&self, primary: &[u8], lock_ts: TimeStamp, current: TimeStamp) -> TxnStatus {
         let (status, txn) =
-            commands::check_txn_status(&self.engine.snapshot(), primary, lock_ts, current).unwrap();
+            commands::check_txn_status(&self.engine.snapshot(), primary, lock_ts, current, true).unwrap();
         self.apply(txn);
         status
     }

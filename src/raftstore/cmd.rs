@@ -128,6 +128,13 @@ pub enum RaftstoreError {
     /// The store's driver stopped (the node is shutting down, or its engine failed).
     #[error("the store is stopped")]
     StoreStopped,
+    /// A client could not reach the store it routed a request to (before the request could
+    /// have been served, or for a request that is safe to send again).
+    #[error("store {store_id} is unreachable: {reason}")]
+    StoreUnreachable { store_id: u64, reason: String },
+    /// A remote store failed in a way this node cannot represent more precisely.
+    #[error("remote store: {0}")]
+    Remote(String),
 }
 
 impl RaftstoreError {
@@ -144,6 +151,7 @@ impl RaftstoreError {
                 | RaftstoreError::LeaderNotReady { .. }
                 | RaftstoreError::StoreNotMatch { .. }
                 | RaftstoreError::PeerNotMatch { .. }
+                | RaftstoreError::StoreUnreachable { .. }
         )
     }
 }

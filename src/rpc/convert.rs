@@ -5,7 +5,7 @@
 use super::proto;
 use crate::raft::message::{ConfState, Snapshot, SnapshotMetadata};
 use crate::raft::{Entry, EntryType, Message, MessageType};
-use crate::raftstore::meta::{Peer, RegionEpoch};
+use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::store::RaftMessage;
 
 /// A protobuf message that does not describe one of ours.
@@ -95,6 +95,40 @@ pub fn peer_from_proto(peer: Option<proto::Peer>, what: &'static str) -> Result<
     Ok(Peer {
         id: peer.id,
         store_id: peer.store_id,
+    })
+}
+
+pub fn region_to_proto(region: &Region) -> proto::Region {
+    proto::Region {
+        id: region.id,
+        start_key: region.start_key.clone(),
+        end_key: region.end_key.clone(),
+        epoch: Some(proto::RegionEpoch {
+            conf_ver: region.epoch.conf_ver,
+            version: region.epoch.version,
+        }),
+        peers: region.peers.iter().copied().map(peer_to_proto).collect(),
+    }
+}
+
+pub fn region_from_proto(region: proto::Region) -> Result<Region, ConvertError> {
+    let epoch = region.epoch.ok_or_else(|| malformed("region", "no epoch"))?;
+    Ok(Region {
+        id: region.id,
+        start_key: region.start_key,
+        end_key: region.end_key,
+        epoch: RegionEpoch {
+            conf_ver: epoch.conf_ver,
+            version: epoch.version,
+        },
+        peers: region
+            .peers
+            .into_iter()
+            .map(|p| Peer {
+                id: p.id,
+                store_id: p.store_id,
+            })
+            .collect(),
     })
 }
 

@@ -20,6 +20,9 @@
 //! - The KV and scheduler services are not built yet.
 
 pub mod convert;
+pub mod kv;
+pub mod router;
+pub mod scheduler;
 pub mod server;
 pub mod transport;
 

@@ -1,5 +1,7 @@
 //! The receiving side of node RPC: hands raft messages and snapshots to the local store.
 
+use std::sync::{Arc, OnceLock};
+
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::raft_message_from_proto;
@@ -10,17 +12,36 @@ use crate::storage::Engine;
 
 /// The `Raft` service of a node.
 pub struct RaftService<E: Engine> {
-    store: StoreHandle<E>,
+    /// Set once the store runs (a node serves RPC before its store starts: the scheduler's
+    /// replicas must talk first).
+    store: Arc<OnceLock<StoreHandle<E>>>,
     /// Largest snapshot accepted (its data is held in memory until whole).
     max_snapshot_bytes: usize,
 }
 
 impl<E: Engine> RaftService<E> {
     pub fn new(store: StoreHandle<E>, max_snapshot_bytes: usize) -> Self {
-        RaftService {
+        let (service, slot) = Self::lazy(max_snapshot_bytes);
+        let _ = slot.set(store);
+        service
+    }
+
+    /// A service that refuses messages until its store is set in the returned slot.
+    pub fn lazy(max_snapshot_bytes: usize) -> (Self, Arc<OnceLock<StoreHandle<E>>>) {
+        let store = Arc::new(OnceLock::new());
+        (
+            RaftService {
+                store: store.clone(),
+                max_snapshot_bytes,
+            },
             store,
-            max_snapshot_bytes,
-        }
+        )
+    }
+
+    fn store(&self) -> Result<&StoreHandle<E>, Status> {
+        self.store
+            .get()
+            .ok_or_else(|| Status::unavailable("the store is starting"))
     }
 }
 
@@ -32,7 +53,7 @@ impl<E: Engine + Clone> Raft for RaftService<E> {
             for message in batch.messages {
                 let message = raft_message_from_proto(message, None)
                     .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                self.store
+                self.store()?
                     .send_raft_message(message)
                     .map_err(|e| Status::unavailable(e.to_string()))?;
             }
@@ -65,7 +86,7 @@ impl<E: Engine + Clone> Raft for RaftService<E> {
             message.ok_or_else(|| Status::invalid_argument("a snapshot stream without its message"))?;
         let message = raft_message_from_proto(message, Some(data))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.store
+        self.store()?
             .send_raft_message(message)
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(Done {}))

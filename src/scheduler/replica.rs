@@ -42,7 +42,9 @@ use tokio::sync::oneshot;
 use super::SCHEDULER_PREFIX;
 use super::state::{SchedulerCommand, SchedulerResponse, SchedulerState};
 use crate::raft::message::Snapshot;
-use crate::raft::{Config, ConfState, Entry, HardState, MemStorage, Message, RawNode, Ready, StateRole, Storage};
+use crate::raft::{
+    ConfState, Config, Entry, HardState, MemStorage, Message, RawNode, Ready, StateRole, Storage,
+};
 use crate::raftstore::keys::{decode_entry, encode_entry};
 use crate::raftstore::meta::{DecodeError, Reader, Writer};
 use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, WriteBatch, WriteOptions};
@@ -75,7 +77,9 @@ impl SchedulerError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            SchedulerError::NotLeader { .. } | SchedulerError::Unavailable(_) | SchedulerError::NotBootstrapped
+            SchedulerError::NotLeader { .. }
+                | SchedulerError::Unavailable(_)
+                | SchedulerError::NotBootstrapped
         )
     }
 }
@@ -115,7 +119,10 @@ type ReadFn = Box<dyn FnOnce(&SchedulerState) + Send>;
 
 enum Inbox {
     Raft(Message),
-    Propose(SchedulerCommand, oneshot::Sender<Result<SchedulerResponse, SchedulerError>>),
+    Propose(
+        SchedulerCommand,
+        oneshot::Sender<Result<SchedulerResponse, SchedulerError>>,
+    ),
     Read(ReadFn, oneshot::Sender<SchedulerError>),
     /// A read of this replica's own state, leader or not.
     ReadLocal(ReadFn),
@@ -300,7 +307,9 @@ fn decode_hard_state(bytes: &[u8]) -> Result<HardState, DecodeError> {
 fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let meta = &snapshot.metadata;
     let mut w = Writer(Vec::new());
-    w.u64(meta.index).u64(meta.term).u64(meta.conf_state.voters.len() as u64);
+    w.u64(meta.index)
+        .u64(meta.term)
+        .u64(meta.conf_state.voters.len() as u64);
     for voter in &meta.conf_state.voters {
         w.u64(*voter);
     }
@@ -532,7 +541,9 @@ impl<E: Engine, T: ReplicaTransport> Replica<E, T> {
         if let Some(snapshot) = &ready.snapshot {
             batch.put(Cf::Raft, SNAPSHOT_KEY, encode_snapshot(snapshot));
             batch.delete_range(Cf::Raft, log_key(0), log_key(u64::MAX));
-            self.storage.apply_snapshot(snapshot.clone()).map_err(storage_error)?;
+            self.storage
+                .apply_snapshot(snapshot.clone())
+                .map_err(storage_error)?;
             self.persisted_last = snapshot.metadata.index;
             must_sync = true;
         }

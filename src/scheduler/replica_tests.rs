@@ -49,9 +49,7 @@ impl Group {
     fn new(size: u64, compact_every: u64) -> Group {
         let mut group = Group {
             net: Net::default(),
-            engines: (1..=size)
-                .map(|id| (id, CrashableEngine::new()))
-                .collect(),
+            engines: (1..=size).map(|id| (id, CrashableEngine::new())).collect(),
             replicas: HashMap::new(),
             size,
             compact_every,
@@ -72,12 +70,9 @@ impl Group {
             compact_every: self.compact_every,
             seed: id,
         };
-        let replica = SchedulerReplica::start(
-            self.engines[&id].clone(),
-            options,
-            NetTransport(self.net.clone()),
-        )
-        .expect("starting a replica");
+        let replica =
+            SchedulerReplica::start(self.engines[&id].clone(), options, NetTransport(self.net.clone()))
+                .expect("starting a replica");
         self.net.handles.write().insert(id, replica.handle().clone());
         let scheduler = Arc::new(Scheduler::new(replica.handle().clone(), system_clock(), 50));
         self.replicas.insert(id, (replica, scheduler));
@@ -158,7 +153,10 @@ async fn a_group_of_one_serves_and_keeps_its_state_across_a_power_cut() {
     // A second bootstrap (another node racing) learns the existing cluster.
     assert_eq!(bootstrap(&group, 8).await, 7);
     let first = at_leader(&group, |s| async move { s.alloc_ids(10).await }).await;
-    assert!(first >= 3, "ids below the bootstrap's next id were handed out: {first}");
+    assert!(
+        first >= 3,
+        "ids below the bootstrap's next id were handed out: {first}"
+    );
     let mut last = TimeStamp::default();
     for _ in 0..200 {
         let ts = at_leader(&group, |s| async move { s.timestamps(1).await }).await;
@@ -173,7 +171,10 @@ async fn a_group_of_one_serves_and_keeps_its_state_across_a_power_cut() {
     let after = at_leader(&group, |s| async move { s.alloc_ids(1).await }).await;
     assert!(after >= first + 10, "an id range was handed out twice: {after}");
     let ts = at_leader(&group, |s| async move { s.timestamps(1).await }).await;
-    assert!(ts > last, "a timestamp went back across a restart: {ts} after {last}");
+    assert!(
+        ts > last,
+        "a timestamp went back across a restart: {ts} after {last}"
+    );
 }
 
 /// Timestamps keep increasing while the leader is crashed and another takes over, again and

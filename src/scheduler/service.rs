@@ -58,9 +58,14 @@ pub trait SchedulerApi: Send + Sync + 'static {
     fn cluster(&self) -> impl Future<Output = Result<ClusterInfo, SchedulerError>> + Send;
     fn put_store(&self, store: StoreMeta) -> impl Future<Output = Result<(), SchedulerError>> + Send;
     /// The region holding the encoded key `key`.
-    fn region_by_key(&self, key: Vec<u8>)
-    -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
-    fn region_by_id(&self, id: u64) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
+    fn region_by_key(
+        &self,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
+    fn region_by_id(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
     fn store(&self, id: u64) -> impl Future<Output = Result<Option<StoreMeta>, SchedulerError>> + Send;
     /// A region leader's report of its region.
     fn region_heartbeat(
@@ -98,7 +103,10 @@ impl<S: SchedulerApi> SchedulerApi for Arc<S> {
     ) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send {
         (**self).region_by_key(key)
     }
-    fn region_by_id(&self, id: u64) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send {
+    fn region_by_id(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send {
         (**self).region_by_id(id)
     }
     fn store(&self, id: u64) -> impl Future<Output = Result<Option<StoreMeta>, SchedulerError>> + Send {

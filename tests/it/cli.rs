@@ -42,7 +42,14 @@ fn multi_node_config_needs_a_node_name() {
 fn a_busy_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = crate::harness::ServerProcess::start(dir.path());
-    let (ok, stderr) = run(&["--port", "0", "--data-dir", dir.path().to_str().unwrap()]);
+    let (ok, stderr) = run(&[
+        "--port",
+        "0",
+        "--peer-port",
+        "0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert!(stderr.contains("cannot open the database"), "{stderr}");
 }

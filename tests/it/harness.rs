@@ -182,7 +182,7 @@ impl ServerProcess {
 
     pub fn start_with_args(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
-            .args(["--port", "0", "--data-dir"])
+            .args(["--port", "0", "--peer-port", "0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdin(Stdio::null())
