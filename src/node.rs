@@ -374,8 +374,10 @@ impl RunningNode {
             task.abort();
             let _ = task.await;
         }
+        // Other nodes' raft streams never end by themselves: stop serving them outright.
         let _ = self.rpc_stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.rpc_task).await;
+        self.rpc_task.abort();
+        let _ = self.rpc_task.await;
         let txn_server = self.txn_server;
         let driver = self.driver;
         let replica = self.replica;

@@ -518,6 +518,20 @@ fn refresh_view<E: Engine + Clone, T: Transport>(
     if current == *signature {
         return;
     }
+    for now in &current {
+        let (id, _, _, term, _, ready) = *now;
+        let was_ready = signature.iter().any(|old| old.0 == id && old.5);
+        if ready && !was_ready {
+            tracing::info!(region = id, store = store.store_id(), term, "leading region");
+        } else if !ready && was_ready {
+            tracing::info!(
+                region = id,
+                store = store.store_id(),
+                term,
+                "no longer leading region"
+            );
+        }
+    }
     let view = store
         .region_ids()
         .filter_map(|id| store.peer(id))

@@ -1,6 +1,7 @@
 //! Integration tests: real servers, real clients. One binary, so RocksDB is linked once.
 
 mod cli;
+mod cluster;
 mod commands;
 mod concurrency;
 mod durability;

@@ -1,0 +1,306 @@
+//! Real multi-node clusters: three `ferrokv` processes on loopback from one `cluster.yaml`,
+//! killed with SIGKILL and restarted.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+
+use crate::harness::connect;
+
+struct Node {
+    name: String,
+    resp: SocketAddr,
+    child: Option<Child>,
+    /// Every line the process logged, all its lives.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+struct TestCluster {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    nodes: Vec<Node>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestCluster {
+    fn start(count: usize) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut yaml = String::from("nodes:\n");
+        let mut nodes = Vec::new();
+        for i in 1..=count {
+            let (resp, peer) = (free_port(), free_port());
+            yaml.push_str(&format!(
+                "  - {{name: n{i}, resp_addr: 127.0.0.1:{resp}, peer_addr: 127.0.0.1:{peer}, data_dir: n{i}}}\n"
+            ));
+            nodes.push(Node {
+                name: format!("n{i}"),
+                resp: format!("127.0.0.1:{resp}").parse().unwrap(),
+                child: None,
+                log: Arc::default(),
+            });
+        }
+        // Short raft timings so that elections after a kill take well under a second.
+        yaml.push_str("raft:\n  tick_ms: 20\n  election_timeout_ticks: 10\n  heartbeat_ticks: 2\n");
+        let config = dir.path().join("cluster.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let mut cluster = TestCluster {
+            _dir: dir,
+            config,
+            nodes,
+        };
+        for i in 0..count {
+            cluster.spawn(i);
+        }
+        for i in 0..count {
+            cluster.wait_ready(i);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--node", &node.name])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferrokv");
+        let stderr = child.stderr.take().unwrap();
+        let log = node.log.clone();
+        let name = node.name.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                log.lock().unwrap().push(format!("{name}: {line}"));
+            }
+        });
+        node.child = Some(child);
+    }
+
+    fn wait_ready(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ready_count(i) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready; its log:\n{}",
+                self.nodes[i].name,
+                self.nodes[i].log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no shutdown of any kind.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        let before = self.ready_count(i);
+        self.spawn(i);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ready_count(i) == before {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not restart",
+                self.nodes[i].name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ready_count(&self, i: usize) -> usize {
+        self.nodes[i]
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("ferrokv is ready"))
+            .count()
+    }
+
+    fn client(&self, i: usize) -> redis::Connection {
+        connect(self.nodes[i].resp)
+    }
+
+    /// The node whose store most recently reported leading `region` (from the logs), waiting
+    /// for one.
+    fn leader_of(&self, region: u64) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut latest: Option<(String, usize)> = None;
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.child.is_none() {
+                    continue;
+                }
+                let log = node.log.lock().unwrap();
+                let pattern = format!("region={region} ");
+                for line in log.iter() {
+                    if line.contains("leading region") && line.contains(&pattern) {
+                        // "nX: <rfc3339 timestamp> ..." sorts by time.
+                        let stamp = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let leads = !line.contains("no longer leading");
+                        if latest.as_ref().is_none_or(|(t, _)| stamp > *t) {
+                            latest = Some((stamp, if leads { i } else { usize::MAX }));
+                        }
+                    }
+                }
+            }
+            if let Some((_, i)) = latest
+                && i != usize::MAX
+            {
+                return i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader of region {region} in the logs"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+#[test]
+fn any_node_serves_any_key_and_a_counter_through_every_node_is_exact() {
+    let cluster = TestCluster::start(3);
+    for i in 0..3 {
+        let mut writer = cluster.client(i);
+        let key = format!("key-from-n{}", i + 1);
+        let _: () = writer.set(&key, i).unwrap();
+        for j in 0..3 {
+            let value: i64 = cluster.client(j).get(&key).unwrap();
+            assert_eq!(value, i as i64, "{key} read through n{}", j + 1);
+        }
+    }
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let mut con = cluster.client(i);
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    let _: i64 = con.incr("counter", 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for i in 0..3 {
+        let total: i64 = cluster.client(i).get("counter").unwrap();
+        assert_eq!(total, 300, "the counter read through n{}", i + 1);
+    }
+}
+
+/// Writers on every node; the node leading the data's region is killed with SIGKILL midway.
+/// Every write a client saw acknowledged is there afterwards, read through every node, and
+/// writes through the survivors resume.
+#[test]
+fn killing_the_region_leader_under_writes_loses_nothing_acknowledged() {
+    let mut cluster = TestCluster::start(3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let acked: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let resumed: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let writers: Vec<_> = (0..3)
+        .map(|i| {
+            let addr = cluster.nodes[i].resp;
+            let (stop, acked, killed_at, resumed) =
+                (stop.clone(), acked.clone(), killed_at.clone(), resumed.clone());
+            std::thread::spawn(move || {
+                let mut con = connect(addr);
+                let _ = con.set_read_timeout(Some(Duration::from_secs(15)));
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let key = format!("w{i}:{n}");
+                    let value = format!("v{n}");
+                    match con.set::<_, _, ()>(&key, &value) {
+                        Ok(()) => {
+                            acked.lock().unwrap().insert(key, value);
+                            if let Some(at) = *killed_at.lock().unwrap() {
+                                resumed.lock().unwrap().push(at.elapsed());
+                            }
+                        }
+                        Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                            // Our node was the one killed (or a reply was lost): stop here;
+                            // an unacknowledged write may or may not be there.
+                            return;
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let leader = cluster.leader_of(1);
+    cluster.kill(leader);
+    *killed_at.lock().unwrap() = Some(Instant::now());
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let resumed = resumed.lock().unwrap().clone();
+    assert!(
+        !resumed.is_empty(),
+        "no write succeeded through the survivors after the leader (n{}) was killed",
+        leader + 1
+    );
+    eprintln!(
+        "killed n{}; first write after it acknowledged {:?} later",
+        leader + 1,
+        resumed.iter().min().unwrap()
+    );
+    cluster.restart(leader);
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 10,
+        "too little load to mean anything: {}",
+        acked.len()
+    );
+    for i in 0..3 {
+        let mut con = cluster.client(i);
+        let keys: Vec<&String> = acked.keys().collect();
+        for chunk in keys.chunks(500) {
+            let values: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query(&mut con).unwrap();
+            for (key, value) in chunk.iter().zip(values) {
+                assert_eq!(
+                    value.as_ref(),
+                    Some(&acked[*key]),
+                    "acknowledged {key} read through n{}",
+                    i + 1
+                );
+            }
+        }
+    }
+}
