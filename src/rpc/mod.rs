@@ -8,16 +8,24 @@
 //!   snapshot on a stream of its own, in chunks of at most 1 MiB, so raft messages never wait
 //!   behind a snapshot.
 //! - [`server`]: the receiving side, handing what arrives to the local store.
+//! - [`kv`]: the KV service (the Percolator commands with a region context) and its client.
+//! - [`router`]: the `KvApi` a node's transaction client calls: each command goes to its
+//!   region's leader (this node's own server, or another node's over gRPC), with a region
+//!   cache corrected by the stores' answers.
+//! - [`scheduler`]: the scheduler service on scheduler nodes, the client every node uses
+//!   (following "not leader" hints), and the transport of the scheduler replicas' raft traffic.
 //! - [`convert`]: our types to and from their protobuf forms, refusing malformed input.
 //!
 //! Delivery contract: raft messages may be dropped (a full queue, a broken connection) and
 //! the raft core retries; a snapshot's outcome is always reported back to the sending store.
+//! A KV request whose answer is lost reports the store unreachable (the client retries
+//! through a fresh route), except a one-phase commit, whose outcome is then unknown and is
+//! learned from its primary key.
 //!
 //! ## Caveats
 //!
-//! - Stores are addressed through a resolver the node supplies (today: the `peer_addr`s of
-//!   `cluster.yaml`); the scheduler's store directory will take its place.
-//! - The KV and scheduler services are not built yet.
+//! - Store addresses come from the scheduler's store directory, refreshed every few seconds.
+//! - Connections are plain TCP (no TLS, no authentication between nodes).
 
 pub mod convert;
 pub mod kv;
