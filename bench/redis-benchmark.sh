@@ -6,8 +6,12 @@
 #   before the reply, as ferrokv does), GET against redis in memory (no persistence). Both
 #   redis baselines are printed for every test.
 #
+# Then, unless CLUSTER=0, it starts a three-node ferrokv cluster on loopback and runs the
+# CLUSTER_TESTS against each node, printing the ratio to the single node's figure.
+#
 # Usage: bench/redis-benchmark.sh            (defaults below; env vars override)
 #   REQUESTS=100000 CLIENTS=50 PIPELINES="1 16" TESTS="set get incr mset" KEYSPACE=100000
+#   CLUSTER=1 CLUSTER_TESTS="set get"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +20,8 @@ CLIENTS=${CLIENTS:-50}
 PIPELINES=${PIPELINES:-"1 16"}
 TESTS=${TESTS:-"set get incr mset"}
 KEYSPACE=${KEYSPACE:-100000}
+CLUSTER=${CLUSTER:-1}
+CLUSTER_TESTS=${CLUSTER_TESTS:-"set get"}
 
 scripts/setup.sh --bench >/dev/null
 . scripts/env.sh
@@ -42,7 +48,8 @@ wait_ready() {
 }
 
 ferrokv_port=$(free_port)
-"${CARGO_TARGET_DIR:-target}/release/ferrokv" --port "$ferrokv_port" --data-dir "$work/ferrokv" --log-level warn &
+binary="${CARGO_TARGET_DIR:-target}/release/ferrokv"
+"$binary" --port "$ferrokv_port" --peer-port 0 --data-dir "$work/ferrokv" --log-level warn &
 pids+=($!)
 memory_port=$(free_port)
 redis-server --port "$memory_port" --save "" --appendonly no --dir "$work" --logfile "" >/dev/null &
@@ -72,4 +79,32 @@ for pipeline in $PIPELINES; do
             "$(awk -v a="$ours" -v b="$memory" 'BEGIN { printf "%.2f", a / b }')" \
             "$(awk -v a="$ours" -v b="$always" 'BEGIN { printf "%.2f", a / b }')"
     done
+done
+
+[ "$CLUSTER" = 1 ] || exit 0
+# A three-node cluster on loopback, each node its own process.
+{
+    echo "nodes:"
+    for n in 1 2 3; do
+        echo "  - {name: n$n, resp_addr: 127.0.0.1:$(free_port), peer_addr: 127.0.0.1:$(free_port), data_dir: n$n}"
+    done
+} >"$work/cluster.yaml"
+cluster_ports=()
+for n in 1 2 3; do
+    "$binary" --config "$work/cluster.yaml" --node "n$n" --log-level warn &
+    pids+=($!)
+    cluster_ports+=("$(awk -v n="n$n" '$0 ~ "name: " n "," { sub(/.*resp_addr: 127.0.0.1:/, ""); sub(/,.*/, ""); print }' "$work/cluster.yaml")")
+done
+for port in "${cluster_ports[@]}"; do wait_ready "$port"; done
+echo
+echo "3-node cluster on loopback (P=1): each node, and its ratio to the single node above"
+printf '%-6s %12s %12s %12s %12s %8s %8s %8s\n' test single n1 n2 n3 n1/single n2/single n3/single
+for test in $CLUSTER_TESTS; do
+    single=$(rps "$ferrokv_port" "$test" 1)
+    r1=$(rps "${cluster_ports[0]}" "$test" 1)
+    r2=$(rps "${cluster_ports[1]}" "$test" 1)
+    r3=$(rps "${cluster_ports[2]}" "$test" 1)
+    ratio() { awk -v a="$1" -v b="$single" 'BEGIN { printf "%.2f", a / b }'; }
+    printf '%-6s %12s %12s %12s %12s %8s %8s %8s\n' "$test" "$single" "$r1" "$r2" "$r3" \
+        "$(ratio "$r1")" "$(ratio "$r2")" "$(ratio "$r3")"
 done
