@@ -50,6 +50,8 @@ pub mod records;
 pub mod server;
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod tests;
 
 use std::future::Future;

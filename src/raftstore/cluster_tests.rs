@@ -72,7 +72,7 @@ impl Transport for InProcTransport {
     }
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     seed: u64,
     engines: Vec<CrashableEngine>,
     drivers: HashMap<u64, StoreDriver<CrashableEngine>>,
@@ -82,7 +82,7 @@ struct Cluster {
 
 impl Cluster {
     /// `n` stores, each holding a peer of region 1 (every key), all started.
-    fn new(n: u64, seed: u64, options: PeerOptions) -> Cluster {
+    pub(crate) fn new(n: u64, seed: u64, options: PeerOptions) -> Cluster {
         let region = first_region(REGION, (1..=n).map(|s| Peer { id: s, store_id: s }).collect());
         let engines = (1..=n)
             .map(|store_id| {
@@ -139,7 +139,7 @@ impl Cluster {
         }
     }
 
-    fn handle(&self, store_id: u64) -> Option<StoreHandle<CrashableEngine>> {
+    pub(crate) fn handle(&self, store_id: u64) -> Option<StoreHandle<CrashableEngine>> {
         self.router.stores.read().get(&store_id).cloned()
     }
 
@@ -207,7 +207,7 @@ impl Cluster {
         }
     }
 
-    fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         for (_, driver) in self.drivers {
             driver.stop();
         }

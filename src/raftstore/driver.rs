@@ -64,6 +64,11 @@ enum StoreMsg {
     /// region is a leader ready to serve (see `RegionPeer::is_ready_leader`).
     LeaderHeader(u64, HeaderCallback),
     Campaign(u64),
+    /// Asks the leader of a region to hand leadership to one of its peers.
+    TransferLeader {
+        region_id: u64,
+        to_peer: u64,
+    },
     /// The region worker built a snapshot of a region (or could not).
     SnapshotGenerated(u64, Option<crate::raft::message::Snapshot>),
     /// How sending a snapshot to a peer of a region ended.
@@ -355,6 +360,13 @@ impl<E: Engine> StoreHandle<E> {
         });
     }
 
+    /// Asks this store's peer of `region_id`, if it leads, to hand leadership to `to_peer`
+    /// (raft's leader transfer: the target is brought up to date, then told to campaign; the
+    /// old leader stops taking proposals meanwhile).
+    pub fn transfer_leader(&self, region_id: u64, to_peer: u64) -> Result<(), RaftstoreError> {
+        self.post(StoreMsg::TransferLeader { region_id, to_peer })
+    }
+
     /// Makes this store's peer of `region_id` campaign now.
     pub fn campaign(&self, region_id: u64) -> Result<(), RaftstoreError> {
         self.post(StoreMsg::Campaign(region_id))
@@ -471,6 +483,11 @@ fn handle<E: Engine + Clone, T: Transport>(store: &mut Store<E, T>, message: Sto
         StoreMsg::Campaign(region_id) => {
             if let Some(peer) = store.peer_mut(region_id) {
                 peer.campaign();
+            }
+        }
+        StoreMsg::TransferLeader { region_id, to_peer } => {
+            if let Some(peer) = store.peer_mut(region_id) {
+                peer.transfer_leader(to_peer);
             }
         }
         StoreMsg::SnapshotGenerated(region_id, snapshot) => {

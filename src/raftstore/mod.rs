@@ -62,7 +62,7 @@ pub mod snap;
 pub mod store;
 
 #[cfg(test)]
-mod cluster_tests;
+pub(crate) mod cluster_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
