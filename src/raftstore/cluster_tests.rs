@@ -147,6 +147,24 @@ impl Cluster {
     /// ready leader; `false` if the outcome stayed unknown or no leader came within the
     /// deadline.
     async fn put(&self, key: &[u8], value: &[u8], deadline: Instant) -> bool {
+        let body = CommandBody::Write(vec![Mutation::Put {
+            cf: Cf::Default,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }]);
+        self.propose_at(Some(key), REGION, body, deadline).await
+    }
+
+    /// Proposes `body` to the region holding `key` (or, with no key, to `region_id`) through
+    /// whichever store leads it, retrying while it has no ready leader or the epoch moved;
+    /// `false` if the outcome stayed unknown or no leader came within the deadline.
+    async fn propose_at(
+        &self,
+        key: Option<&[u8]>,
+        region_id: u64,
+        body: CommandBody,
+        deadline: Instant,
+    ) -> bool {
         let mut attempt = 0u64;
         while Instant::now() < deadline {
             attempt += 1;
@@ -154,7 +172,15 @@ impl Cluster {
             let Some(handle) = self.handle(store_id) else {
                 continue;
             };
-            let header = match handle.leader_header(REGION).await {
+            let region = match key {
+                Some(key) => handle.region_for_key(key).map(|v| v.region.id),
+                None => Some(region_id),
+            };
+            let header = match region {
+                Some(region) => handle.leader_header(region).await,
+                None => Err(RaftstoreError::RegionNotFound(0)),
+            };
+            let header = match header {
                 Ok(header) => header,
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -163,29 +189,67 @@ impl Cluster {
             };
             let command = RaftCommand {
                 header,
-                body: CommandBody::Write(vec![Mutation::Put {
-                    cf: Cf::Default,
-                    key: key.to_vec(),
-                    value: value.to_vec(),
-                }]),
+                body: body.clone(),
             };
-            match handle.propose(command).await {
-                Ok(_) => return true,
-                Err(RaftstoreError::Undetermined) => return false,
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            // A leader cut off from its quorum holds a proposal until it hears of a new
+            // term; past the deadline its outcome is unknown.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, handle.propose(command)).await {
+                Ok(Ok(_)) => return true,
+                Ok(Err(RaftstoreError::Undetermined)) | Err(_) => return false,
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
         false
     }
 
+    /// The region `region_id` as its leader has it, waiting for one.
+    async fn leader_view(&self, region_id: u64) -> super::driver::RegionView {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let view = (1..=self.engines.len() as u64)
+                .filter_map(|s| self.handle(s)?.region_by_id(region_id))
+                .find(|v| v.is_ready_leader);
+            if let Some(view) = view {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "seed {}: region {region_id} has no leader",
+                self.seed
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until every store's engine holds every pair of `expected`.
     async fn wait_converged(&self, expected: &HashMap<Vec<u8>, Vec<u8>>) {
+        self.wait_converged_on(false, expected).await;
+    }
+
+    /// The stores of region 1's members, as its ready leader has them now.
+    fn members(&self) -> Option<Vec<u64>> {
+        (1..=self.engines.len() as u64)
+            .filter_map(|s| self.handle(s)?.region_by_id(REGION))
+            .find(|v| v.is_ready_leader)
+            .map(|v| v.region.peers.iter().map(|p| p.store_id).collect())
+    }
+
+    /// Waits until the engines of every store (or, with `members_only`, of region 1's members
+    /// as its leader has them at each look: a membership change may still be committing)
+    /// hold every pair of `expected`.
+    async fn wait_converged_on(&self, members_only: bool, expected: &HashMap<Vec<u8>, Vec<u8>>) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stores: Vec<u64> = (1..=self.engines.len() as u64).collect();
         loop {
+            if members_only && let Some(members) = self.members() {
+                stores = members;
+            }
             let lagging: Vec<(u64, usize)> = self
                 .engines
                 .iter()
                 .enumerate()
+                .filter(|(i, _)| stores.contains(&(*i as u64 + 1)))
                 .map(|(i, engine)| {
                     let missing = expected
                         .iter()
@@ -227,6 +291,10 @@ struct Scenario {
     partitions: bool,
     crash: bool,
     log_gc_limit: Option<u64>,
+    /// Peers of region 1 are removed and added back while clients write.
+    conf_change: bool,
+    /// The keyspace is split while clients write.
+    split: bool,
     rounds: u64,
     round_ms: u64,
 }
@@ -254,6 +322,84 @@ async fn run(scenario: Scenario, seed: u64) {
         }
         let deadline = Instant::now() + Duration::from_millis(scenario.round_ms);
         let shared = Arc::new(cluster);
+        let admin = (scenario.conf_change || scenario.split).then(|| {
+            let cluster = shared.clone();
+            let (conf_change, split, stores, clients) = (
+                scenario.conf_change,
+                scenario.split,
+                scenario.stores,
+                scenario.clients,
+            );
+            let mut rng = Rng(seed ^ round.wrapping_mul(7919));
+            tokio::spawn(async move {
+                let mut changes = 0u64;
+                let mut next_id = 1_000 + round * 1_000;
+                let mut splits = 0u64;
+                while Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                    if split && splits < clients {
+                        // Each split cuts between two clients' keys of this round.
+                        let split_key = format!("r{round} c{}", splits + 1).into_bytes();
+                        let Some(handle) = cluster.handle(1) else { continue };
+                        let Some(view) = handle.region_for_key(&split_key) else {
+                            continue;
+                        };
+                        if view.region.start_key == split_key {
+                            splits += 1;
+                            continue;
+                        }
+                        let new_peer_ids = view
+                            .region
+                            .peers
+                            .iter()
+                            .map(|_| {
+                                next_id += 1;
+                                next_id
+                            })
+                            .collect();
+                        next_id += 1;
+                        let body = CommandBody::Admin(super::cmd::AdminCommand::Split {
+                            split_key: split_key.clone(),
+                            new_region_id: next_id,
+                            new_peer_ids,
+                        });
+                        let until = Instant::now() + Duration::from_secs(2);
+                        if cluster.propose_at(Some(&split_key), 0, body, until).await {
+                            splits += 1;
+                        }
+                    }
+                    if conf_change {
+                        let view = cluster.leader_view(REGION).await;
+                        let store = rng.below(stores) + 1;
+                        let member = view.region.peer_on_store(store);
+                        let (change_type, peer) = match member {
+                            // Keep a majority of the original three at least.
+                            Some(peer) if view.region.peers.len() > 3 => {
+                                (crate::raft::ConfChangeType::RemoveNode, peer)
+                            }
+                            Some(_) => continue,
+                            None => {
+                                next_id += 1;
+                                (
+                                    crate::raft::ConfChangeType::AddNode,
+                                    Peer {
+                                        id: next_id,
+                                        store_id: store,
+                                    },
+                                )
+                            }
+                        };
+                        let body =
+                            CommandBody::Admin(super::cmd::AdminCommand::ChangePeer { change_type, peer });
+                        let until = Instant::now() + Duration::from_secs(2);
+                        if cluster.propose_at(None, REGION, body, until).await {
+                            changes += 1;
+                        }
+                    }
+                }
+                (changes, splits)
+            })
+        });
         let clients: Vec<_> = (0..scenario.clients)
             .map(|client| {
                 let cluster = shared.clone();
@@ -276,6 +422,17 @@ async fn run(scenario: Scenario, seed: u64) {
         for client in clients {
             acknowledged.extend(client.await.unwrap());
         }
+        if let Some(admin) = admin {
+            let (changes, splits) = admin.await.unwrap();
+            assert!(
+                !scenario.conf_change || changes > 0,
+                "seed {seed}: no membership change went through in round {round}"
+            );
+            assert!(
+                !scenario.split || splits > 0,
+                "seed {seed}: no split went through in round {round}"
+            );
+        }
         cluster = Arc::into_inner(shared).expect("every client is done");
         *cluster.router.filters.lock() = Filters::default();
         if scenario.crash {
@@ -286,7 +443,10 @@ async fn run(scenario: Scenario, seed: u64) {
                 cluster.start(store_id);
             }
         }
-        cluster.wait_converged(&acknowledged).await;
+        // With membership changes, only the region's members hold its data.
+        cluster
+            .wait_converged_on(scenario.conf_change, &acknowledged)
+            .await;
     }
     assert!(
         acknowledged.len() as u64 >= scenario.rounds * scenario.clients,
@@ -297,9 +457,11 @@ async fn run(scenario: Scenario, seed: u64) {
         // The log stays bounded: applied - truncated <= 2 x the limit on every store.
         tokio::time::sleep(Duration::from_millis(200)).await;
         for (i, engine) in cluster.engines.iter().enumerate() {
-            let state = super::peer_storage::PeerStorage::open(engine.clone(), REGION)
-                .unwrap()
-                .apply_state();
+            // A store the region was moved off has no log of it.
+            let Ok(storage) = super::peer_storage::PeerStorage::open(engine.clone(), REGION) else {
+                continue;
+            };
+            let state = storage.apply_state();
             assert!(
                 state.applied_index - state.truncated.index <= 2 * limit,
                 "seed {seed}: store {} keeps {} applied entries in its log",
@@ -319,6 +481,8 @@ fn scenario() -> Scenario {
         partitions: false,
         crash: false,
         log_gc_limit: None,
+        conf_change: false,
+        split: false,
         rounds: 2,
         round_ms: 600,
     }
@@ -419,4 +583,66 @@ async fn a_leader_in_the_minority_commits_nothing() {
     let expected: HashMap<Vec<u8>, Vec<u8>> = [(b"k1".to_vec(), b"changed".to_vec())].into();
     cluster.wait_converged(&expected).await;
     cluster.shutdown();
+}
+
+/// TinyKV's `TestConfChangeUnreliable3B`, in short: peers of the region are removed and added
+/// back (with new peer ids, catching up by snapshot) while clients write over a lossy network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_under_load() {
+    run(
+        Scenario {
+            stores: 5,
+            clients: 3,
+            unreliable: true,
+            conf_change: true,
+            log_gc_limit: Some(100),
+            rounds: 3,
+            round_ms: 1_000,
+            ..scenario()
+        },
+        seed_or(6),
+    )
+    .await;
+}
+
+/// TinyKV's `TestSplitUnreliable3B`, in short: the keyspace splits between clients' keys while
+/// they write, stale proposals are refused and retried, and every store ends with every
+/// acknowledged write, through crashes of every store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splits_under_load() {
+    run(
+        Scenario {
+            clients: 4,
+            unreliable: true,
+            crash: true,
+            split: true,
+            rounds: 3,
+            round_ms: 1_000,
+            ..scenario()
+        },
+        seed_or(8),
+    )
+    .await;
+}
+
+/// Seeds that found bugs in `splits_under_load`: seed 7 restarted an uninitialized peer of a
+/// split region with a commit index beyond its empty log; seed 32 had such a peer write its
+/// empty-log raft state over the split's initial one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splits_under_load_regressions() {
+    for seed in [7, 32] {
+        run(
+            Scenario {
+                clients: 4,
+                unreliable: true,
+                crash: true,
+                split: true,
+                rounds: 3,
+                round_ms: 1_000,
+                ..scenario()
+            },
+            seed,
+        )
+        .await;
+    }
 }

@@ -169,7 +169,7 @@ impl<E: Engine> PeerStorage<E> {
             load(raft_state_key(region_id))?.ok_or(PeerStorageError::RegionNotFound(region_id))?;
         let apply_state =
             load(apply_state_key(region_id))?.ok_or(PeerStorageError::RegionNotFound(region_id))?;
-        let storage = PeerStorage {
+        let mut storage = PeerStorage {
             region: RegionLocalState::decode(&region_state)?.region,
             raft_state: RaftLocalState::decode(&raft_state)?,
             apply_state: RaftApplyState::decode(&apply_state)?,
@@ -178,6 +178,23 @@ impl<E: Engine> PeerStorage<E> {
             generated: Default::default(),
             cache: EntryCache::default(),
         };
+        // A split writes the new region's initial states from the apply thread while the
+        // raft thread may still run an uninitialized peer of that region (created by a message
+        // from the new region's leader), whose next round writes its raft state with an empty
+        // log over the split's. Its term and vote are the newest and stay; the log is the
+        // split's: everything through the truncation point, which is applied.
+        let truncated = storage.apply_state.truncated;
+        if storage.raft_state.last_index < truncated.index {
+            tracing::info!(
+                region = region_id,
+                last_index = storage.raft_state.last_index,
+                truncated = truncated.index,
+                "raft state written by an uninitialized peer of a split region; its log starts at the split"
+            );
+            storage.raft_state.last_index = truncated.index;
+            storage.raft_state.last_term = truncated.term;
+            storage.raft_state.hard_state.commit = storage.raft_state.hard_state.commit.max(truncated.index);
+        }
         storage.check_invariants();
         Ok(storage)
     }
@@ -188,7 +205,12 @@ impl<E: Engine> PeerStorage<E> {
     pub fn uninitialized(engine: E, region_id: u64) -> Result<Self, PeerStorageError> {
         let mut raft_state = RaftLocalState::default();
         if let Some(bytes) = engine.get(Cf::Raft, &raft_state_key(region_id))? {
-            raft_state.hard_state = RaftLocalState::decode(&bytes)?.hard_state;
+            // Only the term and the vote of an earlier life of this region here must be kept
+            // (never vote twice in a term). Its commit index pointed into a log this peer no
+            // longer has (say, a split's initial state whose unsynced region state a crash
+            // lost); the leader tells the new peer its commit index again.
+            let earlier = RaftLocalState::decode(&bytes)?.hard_state;
+            raft_state.hard_state = HardState { commit: 0, ..earlier };
         }
         Ok(PeerStorage {
             engine,
