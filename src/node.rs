@@ -50,7 +50,7 @@ use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::peer::PeerOptions;
 use crate::raftstore::store::Store;
 use crate::resp::{NodeInfo, Server, serve};
-use crate::rpc::kv::KvService;
+use crate::rpc::kv::{KvBackend, KvService};
 use crate::rpc::proto::kv_server::KvServer;
 use crate::rpc::proto::raft_server::RaftServer;
 use crate::rpc::proto::scheduler_server::SchedulerServer;
@@ -307,7 +307,10 @@ impl RunningNode {
             TxnServer::new(driver.handle().clone(), tso_client.clone())
                 .with_gc_filter(crate::resp::HashFieldGcFilter),
         );
-        let _ = kv_slot.set(txn_server.clone());
+        let _ = kv_slot.set(KvBackend {
+            server: txn_server.clone(),
+            ids: scheduler.clone(),
+        });
         let router = Arc::new(Router::new(txn_server.clone(), scheduler.clone()));
         let client = PercolatorClient::new(router, tso_client, ClientConfig::default());
         let mut tasks = vec![

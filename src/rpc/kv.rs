@@ -294,23 +294,76 @@ fn invalid(e: ConvertError) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
+/// Hands out fresh ids (the scheduler's allocator), for the regions and peers of a split.
+#[tonic::async_trait]
+pub trait IdAllocator: Send + Sync + 'static {
+    /// Reserves `count` consecutive ids; returns the first.
+    async fn alloc_ids(&self, count: u64) -> Result<u64, String>;
+}
+
+/// What the `Kv` service serves with, once the store runs.
+pub struct KvBackend<E: Engine> {
+    pub server: Arc<TxnServer<E>>,
+    pub ids: Arc<dyn IdAllocator>,
+}
+
 /// The `Kv` service of a node.
 pub struct KvService<E: Engine> {
     /// Set once the store runs.
-    slot: Arc<OnceLock<Arc<TxnServer<E>>>>,
+    slot: Arc<OnceLock<KvBackend<E>>>,
 }
 
 impl<E: Engine> KvService<E> {
-    /// A service that answers "unavailable" until its server is set in the returned slot.
-    pub fn lazy() -> (Self, Arc<OnceLock<Arc<TxnServer<E>>>>) {
+    /// A service that answers "unavailable" until its backend is set in the returned slot.
+    pub fn lazy() -> (Self, Arc<OnceLock<KvBackend<E>>>) {
         let slot = Arc::new(OnceLock::new());
         (KvService { slot: slot.clone() }, slot)
     }
 
     fn server(&self) -> Result<&Arc<TxnServer<E>>, Status> {
+        self.backend().map(|b| &b.server)
+    }
+
+    fn backend(&self) -> Result<&KvBackend<E>, Status> {
         self.slot
             .get()
             .ok_or_else(|| Status::unavailable("the store is starting"))
+    }
+
+    /// Splits the region holding the user key `key` at it, proposing the split at this store,
+    /// which must lead the region. Returns the id of the region that starts at the key.
+    async fn split_at(&self, key: &[u8]) -> Result<u64, MvccError> {
+        let backend = self
+            .backend()
+            .map_err(|s| MvccError::Region(RaftstoreError::Remote(s.message().into())))?;
+        let store = backend.server.store();
+        let encoded = Key::from_raw(key).as_encoded().to_vec();
+        let view = store
+            .region_for_key(&encoded)
+            .ok_or(MvccError::Region(RaftstoreError::RegionNotFound(0)))?;
+        if view.region.start_key == encoded {
+            return Ok(view.region.id);
+        }
+        let header = store
+            .leader_header(view.region.id)
+            .await
+            .map_err(MvccError::Region)?;
+        let count = view.region.peers.len() as u64 + 1;
+        let first = backend
+            .ids
+            .alloc_ids(count)
+            .await
+            .map_err(|e| MvccError::Region(RaftstoreError::Remote(e)))?;
+        let command = crate::raftstore::cmd::RaftCommand {
+            header,
+            body: crate::raftstore::cmd::CommandBody::Admin(crate::raftstore::cmd::AdminCommand::Split {
+                split_key: encoded,
+                new_region_id: first,
+                new_peer_ids: (first + 1..first + count).collect(),
+            }),
+        };
+        store.propose(command).await.map_err(MvccError::Region)?;
+        Ok(first)
     }
 
     /// Checks that the request's region is here, at its epoch, and holds `key` (a user key).
@@ -352,6 +405,24 @@ fn result_of(r: Result<(), MvccError>) -> proto::Result {
 
 #[tonic::async_trait]
 impl<E: Engine + Clone> Kv for KvService<E> {
+    async fn split_region(
+        &self,
+        request: Request<proto::SplitRegionRequest>,
+    ) -> Result<Response<proto::SplitRegionResponse>, Status> {
+        let key = request.into_inner().key;
+        let reply = match self.split_at(&key).await {
+            Ok(region_id) => proto::SplitRegionResponse {
+                error: None,
+                region_id,
+            },
+            Err(e) => proto::SplitRegionResponse {
+                error: Some(error_to_proto(&e)),
+                region_id: 0,
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
     async fn get(&self, request: Request<proto::GetRequest>) -> Result<Response<proto::GetResponse>, Status> {
         let r = request.into_inner();
         if let Err(e) = self.check(r.context, &r.key)? {

@@ -690,3 +690,12 @@ impl SchedulerApi for SchedulerRpcClient {
         .await
     }
 }
+
+#[tonic::async_trait]
+impl super::kv::IdAllocator for SchedulerRpcClient {
+    async fn alloc_ids(&self, count: u64) -> Result<u64, String> {
+        SchedulerApi::alloc_ids(self, count)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

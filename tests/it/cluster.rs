@@ -17,6 +17,7 @@ use crate::harness::connect;
 struct Node {
     name: String,
     resp: SocketAddr,
+    peer: SocketAddr,
     child: Option<Child>,
     /// Every line the process logged, all its lives.
     log: Arc<Mutex<Vec<String>>>,
@@ -49,6 +50,7 @@ impl TestCluster {
             nodes.push(Node {
                 name: format!("n{i}"),
                 resp: format!("127.0.0.1:{resp}").parse().unwrap(),
+                peer: format!("127.0.0.1:{peer}").parse().unwrap(),
                 child: None,
                 log: Arc::default(),
             });
@@ -138,6 +140,35 @@ impl TestCluster {
             .iter()
             .filter(|l| l.contains("ferrokv is ready"))
             .count()
+    }
+
+    /// Splits the region holding `key` at it (the internal split RPC, sent to each live node
+    /// until the region's leader takes it); returns the new region's id.
+    fn split(&self, key: &[u8]) -> u64 {
+        use ferrokv::rpc::proto::SplitRegionRequest;
+        use ferrokv::rpc::proto::kv_client::KvClient;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                let addr = format!("http://{}", node.peer);
+                let reply = runtime.block_on(async {
+                    let mut client = KvClient::connect(addr).await.ok()?;
+                    let request = SplitRegionRequest { key: key.to_vec() };
+                    client.split_region(request).await.ok().map(|r| r.into_inner())
+                });
+                if let Some(reply) = reply
+                    && reply.error.is_none()
+                {
+                    return reply.region_id;
+                }
+            }
+            assert!(Instant::now() < deadline, "no node split the region at {key:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn client(&self, i: usize) -> redis::Connection {
@@ -303,4 +334,138 @@ fn killing_the_region_leader_under_writes_loses_nothing_acknowledged() {
             }
         }
     }
+}
+
+const ACCOUNTS: usize = 10;
+const BALANCE: i64 = 100;
+
+fn account(i: usize) -> String {
+    format!("acct{i}")
+}
+
+/// Every account's balance in one `MULTI`, through `con`.
+fn balances(con: &mut redis::Connection) -> redis::RedisResult<Vec<i64>> {
+    let keys: Vec<String> = (0..ACCOUNTS).map(account).collect();
+    let (values,): (Vec<i64>,) = redis::pipe().atomic().cmd("MGET").arg(&keys).query(con)?;
+    Ok(values)
+}
+
+/// Bank transfers between accounts in two regions (split at `acct5`), as `MULTI`/`EXEC`
+/// through every node, while readers check in `MULTI`s that the balances always sum to the
+/// total; the leader of a region is killed with SIGKILL and restarted midway.
+#[test]
+fn bank_transfers_across_regions_keep_the_total_through_a_kill_and_restart() {
+    let mut cluster = TestCluster::start(3);
+    {
+        let mut con = cluster.client(0);
+        let mut mset = redis::cmd("MSET");
+        for i in 0..ACCOUNTS {
+            mset.arg(account(i)).arg(BALANCE);
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    let right = cluster.split(b"acct5");
+    assert_ne!(right, 1, "the split made no new region");
+    let total = ACCOUNTS as i64 * BALANCE;
+    let stop = Arc::new(AtomicBool::new(false));
+    let transfers = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.resp).collect();
+    let mut threads = Vec::new();
+    for t in 0..3usize {
+        let (stop, transfers, addrs) = (stop.clone(), transfers.clone(), addrs.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut n = t;
+            let mut con = connect(addrs[n]);
+            let mut seed = t as u64 * 7 + 1;
+            while !stop.load(Ordering::Relaxed) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let from = (seed >> 33) as usize % 5;
+                let to = 5 + (seed >> 40) as usize % 5;
+                let amount = 1 + (seed >> 50) as i64 % 5;
+                let (from, to) = if seed & 1 == 0 { (from, to) } else { (to, from) };
+                let done: redis::RedisResult<(i64, i64)> = redis::pipe()
+                    .atomic()
+                    .cmd("DECRBY")
+                    .arg(account(from))
+                    .arg(amount)
+                    .cmd("INCRBY")
+                    .arg(account(to))
+                    .arg(amount)
+                    .query(&mut con);
+                match done {
+                    Ok(_) => {
+                        transfers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() => {
+                        // Its node is down: move to the next one.
+                        std::thread::sleep(Duration::from_millis(50));
+                        n = (n + 1) % addrs.len();
+                        if let Ok(client) = redis::Client::open(format!("redis://{}/", addrs[n]))
+                            && let Ok(c) = client.get_connection_with_timeout(Duration::from_secs(2))
+                        {
+                            con = c;
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }));
+    }
+    let mut readers = Vec::new();
+    for r in 0..2usize {
+        let (stop, addrs) = (stop.clone(), addrs.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut n = r + 1;
+            let mut con = connect(addrs[n]);
+            let mut checked = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match balances(&mut con) {
+                    Ok(values) => {
+                        let sum: i64 = values.iter().sum();
+                        assert_eq!(sum, total, "a MULTI read saw balances {values:?}");
+                        checked += 1;
+                    }
+                    Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() => {
+                        std::thread::sleep(Duration::from_millis(50));
+                        n = (n + 1) % addrs.len();
+                        if let Ok(client) = redis::Client::open(format!("redis://{}/", addrs[n]))
+                            && let Ok(c) = client.get_connection_with_timeout(Duration::from_secs(2))
+                        {
+                            con = c;
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            checked
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    let victim = cluster.leader_of(right);
+    cluster.kill(victim);
+    let before_restart = transfers.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.restart(victim);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    for r in readers {
+        assert!(r.join().unwrap() > 0, "a reader never completed a read");
+    }
+    let after = transfers.load(Ordering::Relaxed);
+    assert!(after > before_restart, "no transfer after the kill");
+    for i in 0..3 {
+        let values = balances(&mut cluster.client(i)).unwrap();
+        assert_eq!(
+            values.iter().sum::<i64>(),
+            total,
+            "balances through n{}: {values:?}",
+            i + 1
+        );
+    }
+    eprintln!("{after} transfers; killed and restarted n{}", victim + 1);
 }
