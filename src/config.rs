@@ -40,6 +40,7 @@ pub struct ClusterConfig {
     /// Defaults to the first three nodes, or all of them if fewer.
     pub scheduler_nodes: Option<Vec<String>>,
     pub replication: ReplicationConfig,
+    pub scheduler: SchedulerConfig,
     pub raft: RaftConfig,
     pub region: RegionConfig,
     pub raft_log_gc: RaftLogGcConfig,
@@ -70,6 +71,22 @@ pub struct ReplicationConfig {
 impl Default for ReplicationConfig {
     fn default() -> Self {
         ReplicationConfig { max_replicas: 3 }
+    }
+}
+
+/// How nodes deal with the scheduler.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// How long a starting node keeps trying to reach a scheduler leader before it gives up.
+    pub startup_timeout_secs: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            startup_timeout_secs: 60,
+        }
     }
 }
 
@@ -146,6 +163,7 @@ impl Default for ClusterConfig {
             nodes: vec![NodeConfig::default_single()],
             scheduler_nodes: None,
             replication: ReplicationConfig::default(),
+            scheduler: SchedulerConfig::default(),
             raft: RaftConfig::default(),
             region: RegionConfig::default(),
             raft_log_gc: RaftLogGcConfig::default(),

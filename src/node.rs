@@ -239,10 +239,11 @@ impl RunningNode {
                 }
             })
         };
+        let budget = Duration::from_secs(cluster.scheduler.startup_timeout_secs.clamp(1, 10));
         let scheduler: NodeScheduler = Arc::new(SchedulerRpcClient::new(
             local_scheduler.clone(),
             scheduler_nodes.clone(),
-            Duration::from_secs(10),
+            budget,
         ));
 
         // 3. Joining.
@@ -405,9 +406,6 @@ impl RunningNode {
     }
 }
 
-/// How long a starting node waits for a scheduler leader.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Step 3 of the module docs: the store's ident, bootstrapping the cluster or the store if
 /// they are new.
 async fn join_cluster(
@@ -495,10 +493,11 @@ async fn update_store(
 /// timeout passes.
 async fn cluster_info(options: &NodeOptions, scheduler: &NodeScheduler) -> Result<ClusterInfo, NodeError> {
     let since = Instant::now();
+    let timeout = Duration::from_secs(options.cluster.scheduler.startup_timeout_secs);
     loop {
         match scheduler.cluster().await {
             Ok(info) => return Ok(info),
-            Err(e) if e.is_retryable() && since.elapsed() < STARTUP_TIMEOUT => {
+            Err(e) if e.is_retryable() && since.elapsed() < timeout => {
                 tracing::info!(waited_secs = since.elapsed().as_secs(), error = %e, "waiting for a scheduler leader");
             }
             Err(e) => {

@@ -279,7 +279,13 @@ pub struct TxnServer<E: Engine> {
     memory_locks: MemoryLocks,
     tso: TsoClient,
     gc_filter: Option<Box<dyn GcFilter>>,
+    /// How long a read barrier may wait for its region (a leader cut off from its quorum
+    /// holds it until it hears of a new term).
+    region_timeout: std::time::Duration,
 }
+
+/// See [`TxnServer::with_region_timeout`].
+pub const DEFAULT_REGION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A region's leader snapshot for a write command: what to read, and the header to propose
 /// the command's writes with.
@@ -300,7 +306,15 @@ impl<E: Engine> TxnServer<E> {
             memory_locks: MemoryLocks::default(),
             tso,
             gc_filter: None,
+            region_timeout: DEFAULT_REGION_TIMEOUT,
         }
+    }
+
+    /// Bounds how long a read waits for its region's raft group to confirm the leader: past
+    /// it, the read fails retryably (it changed nothing).
+    pub fn with_region_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.region_timeout = timeout;
+        self
     }
 
     /// Lets garbage collection drop keys the layer above will never read again.
@@ -353,7 +367,15 @@ impl<E: Engine> TxnServer<E> {
             epoch: view.region.epoch,
             term: 0,
         };
-        self.store.read_index(header).await.map_err(region_error)?;
+        match tokio::time::timeout(self.region_timeout, self.store.read_index(header)).await {
+            Ok(result) => result.map_err(region_error)?,
+            Err(_) => {
+                return Err(region_error(RaftstoreError::NotLeader {
+                    region_id: view.region.id,
+                    leader: None,
+                }));
+            }
+        };
         Ok(())
     }
 
@@ -400,6 +422,9 @@ impl<E: Engine> TxnServer<E> {
                 storage::Mutation::DeleteRange { .. } => unreachable!("MVCC writes no range deletes"),
             })
             .collect();
+        // No timeout here: the command's latches must stay held until its writes are
+        // applied or refused, or the next command on its keys would compute from a state
+        // without them while they may still commit.
         self.store
             .propose(RaftCommand {
                 header,

@@ -394,9 +394,9 @@ pub struct SchedulerRpcClient {
     budget: Duration,
 }
 
-/// The rpc error of a call that did not get an answer.
-fn unreachable(replica: u64, status: &Status) -> SchedulerError {
-    SchedulerError::Unavailable(format!("scheduler node {replica}: {}", status.message()))
+/// The rpc error of a call that did not get an answer (the caller adds where it went).
+fn unreachable(_: u64, status: &Status) -> SchedulerError {
+    SchedulerError::Unavailable(status.message().to_string())
 }
 
 impl SchedulerRpcClient {
@@ -449,7 +449,17 @@ impl SchedulerRpcClient {
             let result = match &self.local {
                 Some((id, scheduler)) if *id == replica => local(scheduler.clone()).await,
                 _ => match self.remote(replica) {
-                    Some(client) => remote(client).await,
+                    Some(client) => remote(client).await.map_err(|e| match e {
+                        SchedulerError::Unavailable(why) => {
+                            let addr = self
+                                .nodes
+                                .iter()
+                                .find(|(id, _)| *id == replica)
+                                .map_or("?", |n| n.1.as_str());
+                            SchedulerError::Unavailable(format!("{addr}: {why}"))
+                        }
+                        other => other,
+                    }),
                     None => Err(SchedulerError::Unavailable(format!(
                         "unknown scheduler node {replica}"
                     ))),
@@ -476,7 +486,7 @@ impl SchedulerRpcClient {
                 }
                 Err(e) if e.is_retryable() => {
                     return Err(SchedulerError::Unavailable(format!(
-                        "{what}: no scheduler leader answered within {:?} (tried {}): {e}",
+                        "{what}: no scheduler leader answered within {:?} (tried {}); last: {e}",
                         self.budget,
                         self.nodes
                             .iter()

@@ -62,7 +62,7 @@ pub enum SchedulerError {
     #[error("scheduler storage: {0}")]
     Storage(String),
     /// No scheduler replica answered in time.
-    #[error("no scheduler leader reachable: {0}")]
+    #[error("{0}")]
     Unavailable(String),
     /// The cluster is not bootstrapped yet.
     #[error("the cluster is not bootstrapped yet")]

@@ -469,3 +469,114 @@ fn bank_transfers_across_regions_keep_the_total_through_a_kill_and_restart() {
     }
     eprintln!("{after} transfers; killed and restarted n{}", victim + 1);
 }
+
+/// Runs `ferrokv` with `args` until it exits (within `limit`); its exit success and stderr.
+fn run_to_exit(args: &[&str], limit: Duration) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferrokv");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return (status.success(), stderr);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let _ = child.wait();
+            panic!("ferrokv {args:?} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn two_node_yaml(dir: &std::path::Path, data: [&str; 2], ports: &[u16; 4], extra: &str) -> PathBuf {
+    let yaml = format!(
+        "nodes:\n  - {{name: n1, resp_addr: 127.0.0.1:{}, peer_addr: 127.0.0.1:{}, data_dir: {}}}\n  - {{name: n2, resp_addr: 127.0.0.1:{}, peer_addr: 127.0.0.1:{}, data_dir: {}}}\nscheduler_nodes: [n1]\nraft:\n  tick_ms: 20\n{extra}",
+        ports[0], ports[1], data[0], ports[2], ports[3], data[1]
+    );
+    let path = dir.join(format!("{}-{}.yaml", data[0], data[1]));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A name not in the file, a scheduler that never answers, and a data directory from another
+/// cluster each stop a node at start-up with an error that says so.
+#[test]
+fn start_up_errors_name_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let config = two_node_yaml(
+        dir.path(),
+        ["a1", "a2"],
+        &ports,
+        "scheduler:\n  startup_timeout_secs: 2\n",
+    );
+    let config = config.to_str().unwrap();
+
+    let (ok, stderr) = run_to_exit(&["--config", config, "--node", "n9"], Duration::from_secs(30));
+    assert!(!ok && stderr.contains("no node named \"n9\""), "{stderr}");
+
+    // n2 alone: the only scheduler node, n1, is not running.
+    let (ok, stderr) = run_to_exit(&["--config", config, "--node", "n2"], Duration::from_secs(60));
+    assert!(
+        !ok && stderr.contains("no scheduler leader reachable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("waiting for the scheduler"),
+        "no progress was logged: {stderr}"
+    );
+
+    // Cluster A: n1 and n2 on a1, a2. Then cluster B: n1 on a fresh directory (a new
+    // cluster), n2 on A's directory.
+    let mut a: Vec<Child> = ["n1", "n2"]
+        .iter()
+        .map(|node| {
+            Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+                .args(["--config", config, "--node", node])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ready = |port: u16| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                && let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(1))
+                && con.set::<_, _, ()>("probe", 1).is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the node on {port} never served");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    ready(ports[0]);
+    ready(ports[2]);
+    for child in &mut a {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let other = two_node_yaml(dir.path(), ["b1", "a2"], &ports, "");
+    let other = other.to_str().unwrap();
+    let mut b1 = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .args(["--config", other, "--node", "n1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (ok, stderr) = run_to_exit(&["--config", other, "--node", "n2"], Duration::from_secs(60));
+    b1.kill().unwrap();
+    b1.wait().unwrap();
+    assert!(!ok && stderr.contains("belongs to cluster"), "{stderr}");
+}
