@@ -27,6 +27,12 @@ const REGION: u64 = 1;
 struct Filters {
     /// Percent of messages dropped.
     drop_percent: u64,
+    /// Percent of messages delivered twice.
+    duplicate_percent: u64,
+    /// Percent of messages held back for up to `delay_max_ms` (so they also arrive out of
+    /// order).
+    delay_percent: u64,
+    delay_max_ms: u64,
     /// Messages between the two sides are dropped.
     partition: Option<HashSet<u64>>,
 }
@@ -48,6 +54,20 @@ impl Router {
         }
         filters.drop_percent == 0 || self.rng.lock().below(100) >= filters.drop_percent
     }
+
+    /// How many copies of a message to deliver, and after how long.
+    fn fate(&self) -> (usize, Option<Duration>) {
+        let filters = self.filters.lock();
+        let mut rng = self.rng.lock();
+        let copies = if filters.duplicate_percent > 0 && rng.below(100) < filters.duplicate_percent {
+            2
+        } else {
+            1
+        };
+        let delay = (filters.delay_percent > 0 && rng.below(100) < filters.delay_percent)
+            .then(|| Duration::from_millis(rng.below(filters.delay_max_ms.max(1)) + 1));
+        (copies, delay)
+    }
 }
 
 struct InProcTransport {
@@ -62,13 +82,26 @@ impl Transport for InProcTransport {
             // Lost on the way, as far as the sender can tell.
             return Ok(());
         }
-        let stores = self.router.stores.read();
-        match stores.get(&to) {
-            Some(store) => store
-                .send_raft_message(message)
-                .map_err(|_| Unreachable { store_id: to }),
-            None => Err(Unreachable { store_id: to }),
+        let (copies, delay) = self.router.fate();
+        let Some(store) = self.router.stores.read().get(&to).cloned() else {
+            return Err(Unreachable { store_id: to });
+        };
+        if let Some(delay) = delay {
+            // Delivered later, behind messages sent after it.
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                for _ in 0..copies {
+                    let _ = store.send_raft_message(message.clone());
+                }
+            });
+            return Ok(());
         }
+        for _ in 1..copies {
+            let _ = store.send_raft_message(message.clone());
+        }
+        store
+            .send_raft_message(message)
+            .map_err(|_| Unreachable { store_id: to })
     }
 }
 
@@ -290,6 +323,11 @@ struct Scenario {
     unreliable: bool,
     partitions: bool,
     crash: bool,
+    /// A random minority of the stores is down (power cut) through each round after the
+    /// first, and comes back after it.
+    crash_minority: bool,
+    /// Messages are also duplicated, delayed and reordered.
+    chaotic_delivery: bool,
     log_gc_limit: Option<u64>,
     /// Peers of region 1 are removed and added back while clients write.
     conf_change: bool,
@@ -310,10 +348,17 @@ async fn run(scenario: Scenario, seed: u64) {
     let mut cluster = Cluster::new(scenario.stores, seed, options);
     let mut rng = Rng(seed ^ 0xC1A0);
     let mut acknowledged: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    // Stores crashed for the coming round.
+    let mut down: Vec<u64> = Vec::new();
     for round in 0..scenario.rounds {
         {
             let mut filters = cluster.router.filters.lock();
             filters.drop_percent = if scenario.unreliable { 10 } else { 0 };
+            if scenario.chaotic_delivery {
+                filters.duplicate_percent = 5;
+                filters.delay_percent = 10;
+                filters.delay_max_ms = 30;
+            }
             filters.partition = scenario.partitions.then(|| {
                 (1..=scenario.stores)
                     .filter(|_| rng.chance(2))
@@ -443,10 +488,25 @@ async fn run(scenario: Scenario, seed: u64) {
                 cluster.start(store_id);
             }
         }
+        for store_id in std::mem::take(&mut down) {
+            cluster.start(store_id);
+        }
         // With membership changes, only the region's members hold its data.
         cluster
             .wait_converged_on(scenario.conf_change, &acknowledged)
             .await;
+        if scenario.crash_minority && round + 1 < scenario.rounds {
+            let minority = (scenario.stores - 1) / 2;
+            while (down.len() as u64) < minority {
+                let store_id = rng.below(scenario.stores) + 1;
+                if !down.contains(&store_id) {
+                    down.push(store_id);
+                }
+            }
+            for &store_id in &down {
+                cluster.crash(store_id);
+            }
+        }
     }
     assert!(
         acknowledged.len() as u64 >= scenario.rounds * scenario.clients,
@@ -480,6 +540,8 @@ fn scenario() -> Scenario {
         unreliable: false,
         partitions: false,
         crash: false,
+        crash_minority: false,
+        chaotic_delivery: false,
         log_gc_limit: None,
         conf_change: false,
         split: false,
@@ -517,6 +579,26 @@ async fn unreliable_network_crashes_and_log_compaction() {
             ..scenario()
         },
         seed_or(3),
+    )
+    .await;
+}
+
+/// TinyKV's `TestPersistPartitionUnreliable2B`-like: a minority of the stores is powered off
+/// through each round while clients write over a network that drops, duplicates, delays and
+/// reorders messages; the stores that come back catch up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_restart_of_a_minority_on_a_chaotic_network() {
+    run(
+        Scenario {
+            stores: 5,
+            clients: 3,
+            unreliable: true,
+            chaotic_delivery: true,
+            crash_minority: true,
+            rounds: 3,
+            ..scenario()
+        },
+        seed_or(9),
     )
     .await;
 }
