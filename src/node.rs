@@ -59,7 +59,7 @@ use crate::rpc::scheduler::{ReplicaGrpcTransport, SchedulerRpcClient, SchedulerS
 use crate::rpc::server::RaftService;
 use crate::rpc::transport::{GrpcTransport, StoreStatusSink};
 use crate::scheduler::replica::{ReplicaOptions, SchedulerError, SchedulerReplica};
-use crate::scheduler::service::{ClusterInfo, Scheduler, SchedulerApi, SchedulerTso};
+use crate::scheduler::service::{ClusterInfo, Scheduler, SchedulerApi, SchedulerTso, StoreStats};
 use crate::scheduler::state::StoreMeta;
 use crate::scheduler::tso::{Tso, TsoClient, system_clock};
 use crate::storage::{Engine, RocksEngine, RocksOptions, StorageError};
@@ -314,14 +314,7 @@ impl RunningNode {
         });
         let router = Arc::new(Router::new(txn_server.clone(), scheduler.clone()));
         let client = PercolatorClient::new(router, tso_client, ClientConfig::default());
-        let mut tasks = vec![
-            tokio::spawn(run_gc(client.clone(), cluster.gc.clone())),
-            tokio::spawn(run_heartbeats(
-                driver.handle().clone(),
-                scheduler.clone(),
-                store_addrs,
-            )),
-        ];
+        let mut tasks = vec![tokio::spawn(run_gc(client.clone(), cluster.gc.clone()))];
 
         let listener = TcpListener::bind(node.resp_addr)
             .await
@@ -333,6 +326,17 @@ impl RunningNode {
             addr: node.resp_addr,
             source,
         })?;
+        tasks.push(tokio::spawn(run_heartbeats(
+            driver.handle().clone(),
+            scheduler.clone(),
+            store_addrs,
+            StoreMeta {
+                id: ident.store_id,
+                name: node.name.clone(),
+                peer_addr: peer_addr.to_string(),
+                resp_addr: resp_addr.to_string(),
+            },
+        )));
         let info = NodeInfo {
             node_name: node.name.clone(),
             config_file: options.config_file.clone(),
@@ -557,6 +561,7 @@ async fn run_heartbeats(
     store: crate::raftstore::driver::StoreHandle<RocksEngine>,
     scheduler: NodeScheduler,
     addrs: Arc<RwLock<HashMap<u64, String>>>,
+    me: StoreMeta,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     let mut reported: HashMap<u64, (Region, Peer)> = HashMap::new();
@@ -582,6 +587,16 @@ async fn run_heartbeats(
         }
         if round.is_multiple_of(5) {
             refresh_store_addrs(&scheduler, &addrs).await;
+        }
+        if round.is_multiple_of(10) {
+            let views = store.regions();
+            let stats = StoreStats {
+                region_count: views.len() as u64,
+                leader_count: views.iter().filter(|v| v.is_leader).count() as u64,
+            };
+            if let Err(e) = scheduler.store_heartbeat(me.clone(), stats).await {
+                tracing::debug!(error = %e, "store heartbeat failed");
+            }
         }
     }
 }

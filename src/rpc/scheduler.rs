@@ -31,7 +31,7 @@ use crate::raft::Message;
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::store::RaftMessage;
 use crate::scheduler::replica::{ReplicaTransport, SchedulerError};
-use crate::scheduler::service::{ClusterInfo, RegionRoute, Scheduler, SchedulerApi};
+use crate::scheduler::service::{ClusterInfo, RegionRoute, Scheduler, SchedulerApi, StoreStats};
 use crate::scheduler::state::StoreMeta;
 use crate::scheduler::tso::TimeStamp;
 
@@ -289,6 +289,27 @@ impl SchedulerRpc for SchedulerService {
             },
         };
         Ok(Response::new(reply))
+    }
+
+    async fn store_heartbeat(
+        &self,
+        request: Request<proto::StoreHeartbeatRequest>,
+    ) -> Result<Response<proto::SchedulerResult>, Status> {
+        let r = request.into_inner();
+        let store = r
+            .store
+            .ok_or_else(|| Status::invalid_argument("a store heartbeat without its store"))?;
+        let stats = StoreStats {
+            region_count: r.region_count,
+            leader_count: r.leader_count,
+        };
+        let result = self
+            .scheduler
+            .store_heartbeat(store_from_proto(store), stats)
+            .await;
+        Ok(Response::new(proto::SchedulerResult {
+            error: result.err().as_ref().map(error_to_proto),
+        }))
     }
 
     async fn region_heartbeat(
@@ -670,6 +691,32 @@ impl SchedulerApi for SchedulerRpcClient {
                     .into_inner();
                 check(r.error)?;
                 Ok(r.store.map(store_from_proto))
+            },
+        )
+        .await
+    }
+
+    async fn store_heartbeat(&self, store: StoreMeta, stats: StoreStats) -> Result<(), SchedulerError> {
+        self.call(
+            "store_heartbeat",
+            |s| {
+                let store = store.clone();
+                async move { s.store_heartbeat(store, stats).await }
+            },
+            |mut c| {
+                let request = proto::StoreHeartbeatRequest {
+                    store: Some(store_to_proto(&store)),
+                    region_count: stats.region_count,
+                    leader_count: stats.leader_count,
+                };
+                async move {
+                    let r = c
+                        .store_heartbeat(request)
+                        .await
+                        .map_err(|s| unreachable(0, &s))?
+                        .into_inner();
+                    check(r.error)
+                }
             },
         )
         .await

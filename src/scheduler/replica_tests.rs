@@ -223,3 +223,29 @@ async fn timestamps_never_go_back_across_leader_changes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A store heartbeat with new addresses updates the directory (replicated); its counts are
+/// kept by the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_heartbeats_update_addresses_and_liveness() {
+    use super::service::StoreStats;
+    let group = Group::new(1, 1_000);
+    bootstrap(&group, 3).await;
+    let moved = StoreMeta {
+        resp_addr: "127.0.0.1:7777".into(),
+        ..store(1)
+    };
+    let stats = StoreStats {
+        region_count: 4,
+        leader_count: 2,
+    };
+    at_leader(&group, |s| {
+        let moved = moved.clone();
+        async move { s.store_heartbeat(moved, stats).await }
+    })
+    .await;
+    let found = at_leader(&group, |s| async move { s.store(1).await }).await;
+    assert_eq!(found, Some(moved));
+    let liveness = group.leader().store_liveness();
+    assert_eq!(liveness[&1].stats, stats);
+}

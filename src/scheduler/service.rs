@@ -67,6 +67,12 @@ pub trait SchedulerApi: Send + Sync + 'static {
         id: u64,
     ) -> impl Future<Output = Result<Option<RegionRoute>, SchedulerError>> + Send;
     fn store(&self, id: u64) -> impl Future<Output = Result<Option<StoreMeta>, SchedulerError>> + Send;
+    /// A store's periodic report: its addresses and how many regions it holds and leads.
+    fn store_heartbeat(
+        &self,
+        store: StoreMeta,
+        stats: StoreStats,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
     /// A region leader's report of its region.
     fn region_heartbeat(
         &self,
@@ -119,6 +125,27 @@ impl<S: SchedulerApi> SchedulerApi for Arc<S> {
     ) -> impl Future<Output = Result<(), SchedulerError>> + Send {
         (**self).region_heartbeat(region, leader)
     }
+    fn store_heartbeat(
+        &self,
+        store: StoreMeta,
+        stats: StoreStats,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send {
+        (**self).store_heartbeat(store, stats)
+    }
+}
+
+/// What a store reports about itself in its heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub region_count: u64,
+    pub leader_count: u64,
+}
+
+/// The last heartbeat of a store, as the leader replica saw it (soft state).
+#[derive(Clone, Copy, Debug)]
+pub struct StoreLiveness {
+    pub at: std::time::Instant,
+    pub stats: StoreStats,
 }
 
 /// Hands out a scheduler's timestamps to a [`super::tso::TsoClient`].
@@ -165,6 +192,8 @@ pub struct Scheduler {
     opening: tokio::sync::Mutex<()>,
     /// Region id → the peer that last reported leading it.
     leaders: Mutex<HashMap<u64, Peer>>,
+    /// Store id → its last heartbeat.
+    stores: Mutex<HashMap<u64, StoreLiveness>>,
 }
 
 impl Scheduler {
@@ -176,11 +205,17 @@ impl Scheduler {
             tso: Mutex::new(None),
             opening: tokio::sync::Mutex::new(()),
             leaders: Mutex::new(HashMap::new()),
+            stores: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn replica(&self) -> &ReplicaHandle {
         &self.replica
+    }
+
+    /// The last heartbeat of every store that sent one to this leader.
+    pub fn store_liveness(&self) -> HashMap<u64, StoreLiveness> {
+        self.stores.lock().clone()
     }
 
     async fn propose(&self, command: SchedulerCommand) -> Result<SchedulerResponse, SchedulerError> {
@@ -324,6 +359,26 @@ impl SchedulerApi for Scheduler {
         self.replica
             .read(move |state| state.stores.get(&id).cloned())
             .await
+    }
+
+    async fn store_heartbeat(&self, store: StoreMeta, stats: StoreStats) -> Result<(), SchedulerError> {
+        let known = {
+            let id = store.id;
+            self.replica
+                .read(move |state| state.stores.get(&id).cloned())
+                .await?
+        };
+        if known.as_ref() != Some(&store) {
+            self.put_store(store.clone()).await?;
+        }
+        self.stores.lock().insert(
+            store.id,
+            StoreLiveness {
+                at: std::time::Instant::now(),
+                stats,
+            },
+        );
+        Ok(())
     }
 
     async fn region_heartbeat(&self, region: Region, leader: Peer) -> Result<(), SchedulerError> {

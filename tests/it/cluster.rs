@@ -29,12 +29,12 @@ struct TestCluster {
     nodes: Vec<Node>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct ports free right now (all held open while choosing, so none repeats).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 impl TestCluster {
@@ -42,8 +42,9 @@ impl TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let mut yaml = String::from("nodes:\n");
         let mut nodes = Vec::new();
+        let ports = free_ports(2 * count);
         for i in 1..=count {
-            let (resp, peer) = (free_port(), free_port());
+            let (resp, peer) = (ports[2 * i - 2], ports[2 * i - 1]);
             yaml.push_str(&format!(
                 "  - {{name: n{i}, resp_addr: 127.0.0.1:{resp}, peer_addr: 127.0.0.1:{peer}, data_dir: n{i}}}\n"
             ));
@@ -510,7 +511,7 @@ fn two_node_yaml(dir: &std::path::Path, data: [&str; 2], ports: &[u16; 4], extra
 #[test]
 fn start_up_errors_name_their_cause() {
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports: [u16; 4] = free_ports(4).try_into().unwrap();
     let config = two_node_yaml(
         dir.path(),
         ["a1", "a2"],
