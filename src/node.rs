@@ -20,7 +20,8 @@
 //!    `raftstore::driver`) with the gRPC transport, the transaction server at its region
 //!    leaders, the router that sends each command to its region's leader (this store, or
 //!    another over gRPC) with the region cache, the timestamp client, the RESP server, a
-//!    region-heartbeat task and the MVCC GC task.
+//!    region-heartbeat task and the MVCC GC task (whose rounds run only on the node whose
+//!    scheduler replica leads).
 //!
 //! **A single node is a cluster of one.** With no configuration the node is the only node
 //! and the only scheduler replica: both raft groups elect themselves at once, and every write
@@ -314,7 +315,12 @@ impl RunningNode {
         });
         let router = Arc::new(Router::new(txn_server.clone(), scheduler.clone()));
         let client = PercolatorClient::new(router, tso_client, ClientConfig::default());
-        let mut tasks = vec![tokio::spawn(run_gc(client.clone(), cluster.gc.clone()))];
+        let gc_runner = replica.as_ref().map(|r| r.handle().clone());
+        let mut tasks = vec![tokio::spawn(run_gc(
+            client.clone(),
+            cluster.gc.clone(),
+            gc_runner,
+        ))];
 
         let listener = TcpListener::bind(node.resp_addr)
             .await
@@ -601,12 +607,20 @@ async fn run_heartbeats(
     }
 }
 
-/// Collects old MVCC versions every `gc.interval_secs`.
-async fn run_gc(store: NodeTxnClient, config: crate::config::GcConfig) {
+/// Collects old MVCC versions every `gc.interval_secs`, on the node whose scheduler replica
+/// leads (one collector for the cluster; the others skip their rounds).
+async fn run_gc(
+    store: NodeTxnClient,
+    config: crate::config::GcConfig,
+    replica: Option<crate::scheduler::replica::ReplicaHandle>,
+) {
     let mut interval = tokio::time::interval(std::time::Duration::from_secs(config.interval_secs));
     interval.tick().await;
     loop {
         interval.tick().await;
+        if !replica.as_ref().is_some_and(|r| r.status().ready_leader) {
+            continue;
+        }
         match store.gc(config.life_time_secs * 1_000).await {
             Ok(report) if report.versions_removed > 0 || report.locks_resolved > 0 => {
                 tracing::info!(
