@@ -416,7 +416,7 @@ pub struct SchedulerRpcClient {
 }
 
 /// The rpc error of a call that did not get an answer (the caller adds where it went).
-fn unreachable(_: u64, status: &Status) -> SchedulerError {
+fn unreachable(status: &Status) -> SchedulerError {
     SchedulerError::Unavailable(status.message().to_string())
 }
 
@@ -532,7 +532,7 @@ impl SchedulerApi for SchedulerRpcClient {
                 let r = c
                     .tso(proto::TsoRequest { count })
                     .await
-                    .map_err(|s| unreachable(0, &s))?
+                    .map_err(|s| unreachable(&s))?
                     .into_inner();
                 check(r.error)?;
                 Ok(TimeStamp::new(r.ts))
@@ -549,7 +549,7 @@ impl SchedulerApi for SchedulerRpcClient {
                 let r = c
                     .alloc_ids(proto::AllocIdsRequest { count })
                     .await
-                    .map_err(|s| unreachable(0, &s))?
+                    .map_err(|s| unreachable(&s))?
                     .into_inner();
                 check(r.error)?;
                 Ok(r.first)
@@ -582,7 +582,7 @@ impl SchedulerApi for SchedulerRpcClient {
                     let r = c
                         .bootstrap(request)
                         .await
-                        .map_err(|s| unreachable(0, &s))?
+                        .map_err(|s| unreachable(&s))?
                         .into_inner();
                     check(r.error)?;
                     Ok(r.cluster_id)
@@ -600,7 +600,7 @@ impl SchedulerApi for SchedulerRpcClient {
                 let r = c
                     .cluster(proto::ClusterRequest {})
                     .await
-                    .map_err(|s| unreachable(0, &s))?
+                    .map_err(|s| unreachable(&s))?
                     .into_inner();
                 check(r.error)?;
                 Ok(ClusterInfo {
@@ -632,7 +632,7 @@ impl SchedulerApi for SchedulerRpcClient {
                     let r = c
                         .put_store(request)
                         .await
-                        .map_err(|s| unreachable(0, &s))?
+                        .map_err(|s| unreachable(&s))?
                         .into_inner();
                     check(r.error)
                 }
@@ -654,7 +654,7 @@ impl SchedulerApi for SchedulerRpcClient {
                     let r = c
                         .region_by_key(proto::RegionByKeyRequest { key })
                         .await
-                        .map_err(|s| unreachable(0, &s))?
+                        .map_err(|s| unreachable(&s))?
                         .into_inner();
                     route_from_proto(r)
                 }
@@ -671,7 +671,7 @@ impl SchedulerApi for SchedulerRpcClient {
                 let r = c
                     .region_by_id(proto::RegionByIdRequest { id })
                     .await
-                    .map_err(|s| unreachable(0, &s))?
+                    .map_err(|s| unreachable(&s))?
                     .into_inner();
                 route_from_proto(r)
             },
@@ -687,7 +687,7 @@ impl SchedulerApi for SchedulerRpcClient {
                 let r = c
                     .get_store(proto::GetStoreRequest { id })
                     .await
-                    .map_err(|s| unreachable(0, &s))?
+                    .map_err(|s| unreachable(&s))?
                     .into_inner();
                 check(r.error)?;
                 Ok(r.store.map(store_from_proto))
@@ -713,7 +713,7 @@ impl SchedulerApi for SchedulerRpcClient {
                     let r = c
                         .store_heartbeat(request)
                         .await
-                        .map_err(|s| unreachable(0, &s))?
+                        .map_err(|s| unreachable(&s))?
                         .into_inner();
                     check(r.error)
                 }
@@ -738,7 +738,7 @@ impl SchedulerApi for SchedulerRpcClient {
                     let r = c
                         .region_heartbeat(request)
                         .await
-                        .map_err(|s| unreachable(0, &s))?
+                        .map_err(|s| unreachable(&s))?
                         .into_inner();
                     check(r.error)
                 }

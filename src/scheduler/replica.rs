@@ -146,29 +146,39 @@ impl ReplicaHandle {
         let _ = self.inbox.send(Inbox::Raft(message));
     }
 
-    /// Proposes `command` and waits until it applies (at a ready leader only).
-    pub async fn propose(&self, command: SchedulerCommand) -> Result<SchedulerResponse, SchedulerError> {
+    /// Queues a proposal of `command`; the receiver gets its answer.
+    fn post_propose(
+        &self,
+        command: SchedulerCommand,
+    ) -> Result<oneshot::Receiver<Result<SchedulerResponse, SchedulerError>>, SchedulerError> {
         let (tx, rx) = oneshot::channel();
         self.inbox
             .send(Inbox::Propose(command, tx))
             .map_err(|_| SchedulerError::Stopped)?;
-        rx.await.map_err(|_| SchedulerError::Stopped)?
+        Ok(rx)
+    }
+
+    /// Proposes `command` and waits until it applies (at a ready leader only).
+    pub async fn propose(&self, command: SchedulerCommand) -> Result<SchedulerResponse, SchedulerError> {
+        self.post_propose(command)?
+            .await
+            .map_err(|_| SchedulerError::Stopped)?
     }
 
     /// [`ReplicaHandle::propose`] for a caller that may block (not on a tokio worker).
     pub fn propose_blocking(&self, command: SchedulerCommand) -> Result<SchedulerResponse, SchedulerError> {
-        let (tx, rx) = oneshot::channel();
-        self.inbox
-            .send(Inbox::Propose(command, tx))
-            .map_err(|_| SchedulerError::Stopped)?;
-        rx.blocking_recv().map_err(|_| SchedulerError::Stopped)?
+        self.post_propose(command)?
+            .blocking_recv()
+            .map_err(|_| SchedulerError::Stopped)?
     }
 
-    /// Runs `read` on the state at a ready leader (see the module docs on leadership).
-    pub async fn read<T: Send + 'static>(
+    /// Queues `read` for the ready leader: the first receiver gets its value, or else the
+    /// second why it did not run.
+    #[allow(clippy::type_complexity)]
+    fn post_read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&SchedulerState) -> T + Send + 'static,
-    ) -> Result<T, SchedulerError> {
+    ) -> Result<(oneshot::Receiver<T>, oneshot::Receiver<SchedulerError>), SchedulerError> {
         let (value_tx, value_rx) = oneshot::channel();
         let (error_tx, error_rx) = oneshot::channel();
         let read: ReadFn = Box::new(move |state| {
@@ -177,9 +187,18 @@ impl ReplicaHandle {
         self.inbox
             .send(Inbox::Read(read, error_tx))
             .map_err(|_| SchedulerError::Stopped)?;
-        match value_rx.await {
+        Ok((value_rx, error_rx))
+    }
+
+    /// Runs `read` on the state at a ready leader (see the module docs on leadership).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&SchedulerState) -> T + Send + 'static,
+    ) -> Result<T, SchedulerError> {
+        let (value, error) = self.post_read(read)?;
+        match value.await {
             Ok(value) => Ok(value),
-            Err(_) => Err(error_rx.await.unwrap_or(SchedulerError::Stopped)),
+            Err(_) => Err(error.await.unwrap_or(SchedulerError::Stopped)),
         }
     }
 
@@ -188,22 +207,13 @@ impl ReplicaHandle {
         &self,
         read: impl FnOnce(&SchedulerState) -> T + Send + 'static,
     ) -> Result<T, SchedulerError> {
-        let (value_tx, value_rx) = oneshot::channel();
-        let (error_tx, error_rx) = oneshot::channel();
-        let read: ReadFn = Box::new(move |state| {
-            let _ = value_tx.send(read(state));
-        });
-        self.inbox
-            .send(Inbox::Read(read, error_tx))
-            .map_err(|_| SchedulerError::Stopped)?;
-        match value_rx.blocking_recv() {
+        let (value, error) = self.post_read(read)?;
+        match value.blocking_recv() {
             Ok(value) => Ok(value),
-            Err(_) => Err(error_rx.blocking_recv().unwrap_or(SchedulerError::Stopped)),
+            Err(_) => Err(error.blocking_recv().unwrap_or(SchedulerError::Stopped)),
         }
     }
-}
 
-impl ReplicaHandle {
     /// Runs `read` on this replica's own state, which may lag the leader's: for status
     /// reports and tests, never for answers that must be current.
     pub fn read_local_blocking<T: Send + 'static>(

@@ -344,6 +344,23 @@ fn account(i: usize) -> String {
     format!("acct{i}")
 }
 
+/// Whether an error means the node behind the connection is gone.
+fn is_node_down(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal()
+}
+
+/// After its node went down: connects to the next node of `addrs` (keeping `con` if that
+/// fails too; the next error moves on again).
+fn move_on(addrs: &[SocketAddr], n: &mut usize, con: &mut redis::Connection) {
+    std::thread::sleep(Duration::from_millis(50));
+    *n = (*n + 1) % addrs.len();
+    if let Ok(client) = redis::Client::open(format!("redis://{}/", addrs[*n]))
+        && let Ok(c) = client.get_connection_with_timeout(Duration::from_secs(2))
+    {
+        *con = c;
+    }
+}
+
 /// Every account's balance in one `MULTI`, through `con`.
 fn balances(con: &mut redis::Connection) -> redis::RedisResult<Vec<i64>> {
     let keys: Vec<String> = (0..ACCOUNTS).map(account).collect();
@@ -399,16 +416,7 @@ fn bank_transfers_across_regions_keep_the_total_through_a_kill_and_restart() {
                     Ok(_) => {
                         transfers.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() => {
-                        // Its node is down: move to the next one.
-                        std::thread::sleep(Duration::from_millis(50));
-                        n = (n + 1) % addrs.len();
-                        if let Ok(client) = redis::Client::open(format!("redis://{}/", addrs[n]))
-                            && let Ok(c) = client.get_connection_with_timeout(Duration::from_secs(2))
-                        {
-                            con = c;
-                        }
-                    }
+                    Err(e) if is_node_down(&e) => move_on(&addrs, &mut n, &mut con),
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
@@ -428,15 +436,7 @@ fn bank_transfers_across_regions_keep_the_total_through_a_kill_and_restart() {
                         assert_eq!(sum, total, "a MULTI read saw balances {values:?}");
                         checked += 1;
                     }
-                    Err(e) if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() => {
-                        std::thread::sleep(Duration::from_millis(50));
-                        n = (n + 1) % addrs.len();
-                        if let Ok(client) = redis::Client::open(format!("redis://{}/", addrs[n]))
-                            && let Ok(c) = client.get_connection_with_timeout(Duration::from_secs(2))
-                        {
-                            con = c;
-                        }
-                    }
+                    Err(e) if is_node_down(&e) => move_on(&addrs, &mut n, &mut con),
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
