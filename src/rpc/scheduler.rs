@@ -541,6 +541,15 @@ impl SchedulerApi for SchedulerRpcClient {
         .await
     }
 
+    fn try_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        match &self.local {
+            Some((id, scheduler)) if *id == self.leader.load(Ordering::Relaxed) => {
+                scheduler.try_timestamps(count)
+            }
+            _ => None,
+        }
+    }
+
     async fn alloc_ids(&self, count: u64) -> Result<u64, SchedulerError> {
         self.call(
             "alloc_ids",

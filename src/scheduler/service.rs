@@ -45,6 +45,11 @@ pub struct ClusterInfo {
 pub trait SchedulerApi: Send + Sync + 'static {
     /// Reserves `count` consecutive timestamps; returns the last.
     fn timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, SchedulerError>> + Send;
+    /// The same without waiting, when this process's replica leads and its oracle's window is
+    /// open; `None` otherwise (call [`SchedulerApi::timestamps`]).
+    fn try_timestamps(&self, _count: u32) -> Option<TimeStamp> {
+        None
+    }
     /// Reserves `count` consecutive ids; returns the first.
     fn alloc_ids(&self, count: u64) -> impl Future<Output = Result<u64, SchedulerError>> + Send;
     /// Makes the cluster unless it exists; returns its id either way.
@@ -84,6 +89,9 @@ pub trait SchedulerApi: Send + Sync + 'static {
 impl<S: SchedulerApi> SchedulerApi for Arc<S> {
     fn timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, SchedulerError>> + Send {
         (**self).timestamps(count)
+    }
+    fn try_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        (**self).try_timestamps(count)
     }
     fn alloc_ids(&self, count: u64) -> impl Future<Output = Result<u64, SchedulerError>> + Send {
         (**self).alloc_ids(count)
@@ -157,6 +165,10 @@ impl<S: SchedulerApi> TsoProvider for SchedulerTso<S> {
             .timestamps(count)
             .await
             .map_err(|e| TsoError::Scheduler(e.to_string()))
+    }
+
+    fn try_request_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        self.0.try_timestamps(count)
     }
 }
 
@@ -289,6 +301,21 @@ impl SchedulerApi for Scheduler {
             });
         }
         Ok(ts)
+    }
+
+    fn try_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        let status = self.replica.status();
+        if !status.ready_leader {
+            return None;
+        }
+        let tso = match &*self.tso.lock() {
+            Some((term, tso)) if *term == status.term => tso.clone(),
+            _ => return None,
+        };
+        let ts = tso.try_get_timestamps(count).ok().flatten()?;
+        // As in `timestamps`: a leader deposed meanwhile hands out nothing.
+        let after = self.replica.status();
+        (after.ready_leader && after.term == status.term).then_some(ts)
     }
 
     async fn alloc_ids(&self, count: u64) -> Result<u64, SchedulerError> {

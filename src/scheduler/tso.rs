@@ -254,17 +254,33 @@ impl Tso {
 pub trait TsoProvider: Send + Sync + 'static {
     /// Reserves `count` consecutive timestamps and returns the last.
     fn request_timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, TsoError>> + Send;
+
+    /// The same without waiting, when the provider can answer at once (an oracle in this
+    /// process with its window open); `None` sends the caller to [`request_timestamps`].
+    ///
+    /// [`request_timestamps`]: TsoProvider::request_timestamps
+    fn try_request_timestamps(&self, _count: u32) -> Option<TimeStamp> {
+        None
+    }
 }
 
 impl TsoProvider for Tso {
     async fn request_timestamps(&self, count: u32) -> Result<TimeStamp, TsoError> {
         Tso::get_timestamps(self, count)
     }
+
+    fn try_request_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        self.try_get_timestamps(count).ok().flatten()
+    }
 }
 
 impl<P: TsoProvider> TsoProvider for Arc<P> {
     fn request_timestamps(&self, count: u32) -> impl Future<Output = Result<TimeStamp, TsoError>> + Send {
         (**self).request_timestamps(count)
+    }
+
+    fn try_request_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        (**self).try_request_timestamps(count)
     }
 }
 
@@ -279,6 +295,8 @@ type Fetch =
 
 struct Batcher {
     fetch: Fetch,
+    /// The provider's synchronous path ([`TsoProvider::try_request_timestamps`]).
+    try_fetch: Arc<dyn Fn(u32) -> Option<TimeStamp> + Send + Sync>,
     state: Mutex<BatchState>,
 }
 
@@ -313,6 +331,7 @@ pub struct TsoErrorKind(pub String);
 impl TsoClient {
     pub fn start(provider: impl TsoProvider) -> Self {
         let provider = Arc::new(provider);
+        let try_provider = provider.clone();
         let fetch: Fetch = Arc::new(move |count| {
             let provider = provider.clone();
             Box::pin(async move { provider.request_timestamps(count).await })
@@ -320,6 +339,7 @@ impl TsoClient {
         TsoClient {
             batcher: Arc::new(Batcher {
                 fetch,
+                try_fetch: Arc::new(move |count| try_provider.try_request_timestamps(count)),
                 state: Mutex::new(BatchState::default()),
             }),
         }
@@ -327,6 +347,11 @@ impl TsoClient {
 
     /// One timestamp, greater than any handed out before this call.
     pub async fn get_timestamp(&self) -> Result<TimeStamp, TsoErrorKind> {
+        // A provider that can answer at once needs no batching. Whatever it returns is above
+        // everything it returned before, batches included, so order holds.
+        if let Some(ts) = (self.batcher.try_fetch)(1) {
+            return Ok(ts);
+        }
         let queued = {
             let mut state = self.batcher.state.lock();
             if state.leading {
