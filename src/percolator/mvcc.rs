@@ -159,7 +159,11 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
     pub fn writes_at_or_below(&self, key: &Key, ts: TimeStamp) -> WriteVersions<'_, 'a> {
         let mut cursor = self.write_cursor.borrow_mut();
         if cursor.is_none() {
-            *cursor = Some(self.snapshot.cursor(Cf::Write, IterOptions::default()));
+            let versions = IterOptions {
+                versions_only: true,
+                ..IterOptions::default()
+            };
+            *cursor = Some(self.snapshot.cursor(Cf::Write, versions));
         }
         WriteVersions {
             cursor,

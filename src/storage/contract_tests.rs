@@ -22,6 +22,8 @@ trait AnyEngine {
     fn put(&self, cf: Cf, key: &[u8], value: &[u8]) -> Result<()>;
     fn delete(&self, cf: Cf, key: &[u8]) -> Result<()>;
     fn scan(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KvPair>>;
+    /// Moves everything written to the engine's files (memtables to SSTs for RocksDB).
+    fn flush(&self) -> Result<()>;
 }
 
 trait AnySnapshot {
@@ -55,6 +57,9 @@ impl<E: Engine> AnyEngine for E {
     }
     fn scan(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KvPair>> {
         raw::raw_scan(self, cf, start, limit)
+    }
+    fn flush(&self) -> Result<()> {
+        Engine::flush(self)
     }
 }
 
@@ -383,5 +388,49 @@ fn cursors_seek_forward_and_back_within_bounds() {
             .cursor_walk(Cf::Write, IterOptions::default(), &[b"h"], 1)
             .unwrap();
         assert_eq!(unbounded[0], vec![b"i".to_vec()]);
+    });
+}
+
+#[test]
+fn versions_only_cursors_end_with_the_key_and_others_see_every_key() {
+    let version = |key: &[u8], ts: u8| [key, &[0, 0, 0, 0, 0, 0, 0, ts]].concat();
+    on_both_engines(|open| {
+        let engine = open();
+        for (key, ts) in [(&b"apple"[..], 2), (b"apple", 1), (b"apricot", 1), (b"banana", 1)] {
+            engine.put(Cf::Write, &version(key, ts), b"v").unwrap();
+        }
+        // Once from memtables, once from files (where RocksDB's prefix filters live).
+        for flushed in [false, true] {
+            if flushed {
+                engine.flush().unwrap();
+            }
+            let snapshot = engine.snapshot();
+            let versions = IterOptions {
+                versions_only: true,
+                ..IterOptions::default()
+            };
+            let walks = snapshot
+                .cursor_walk(
+                    Cf::Write,
+                    versions,
+                    &[&version(b"apple", 0), &version(b"aq", 0), &version(b"banana", 0)],
+                    10,
+                )
+                .unwrap();
+            let apples: Vec<Vec<u8>> = vec![version(b"apple", 1), version(b"apple", 2)];
+            assert_eq!(walks[0], apples, "flushed: {flushed}");
+            let no_walk: Vec<Vec<u8>> = Vec::new();
+            assert_eq!(walks[1], no_walk, "a key without versions; flushed: {flushed}");
+            assert_eq!(walks[2], vec![version(b"banana", 1)], "flushed: {flushed}");
+
+            let across = snapshot
+                .cursor_walk(Cf::Write, IterOptions::default(), &[&version(b"apple", 9)], 10)
+                .unwrap();
+            assert_eq!(
+                across[0],
+                vec![version(b"apricot", 1), version(b"banana", 1)],
+                "a total-order seek crosses keys; flushed: {flushed}"
+            );
+        }
     });
 }

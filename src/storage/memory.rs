@@ -116,6 +116,7 @@ impl Snapshot for MemorySnapshot {
         Box::new(MemoryCursor {
             map: &self.maps.0[cf as usize],
             opts,
+            prefix: None,
             current: None,
         })
     }
@@ -124,6 +125,8 @@ impl Snapshot for MemorySnapshot {
 struct MemoryCursor<'a> {
     map: &'a Map,
     opts: IterOptions,
+    /// For a `versions_only` cursor, the prefix of the last seek's target.
+    prefix: Option<Vec<u8>>,
     current: Option<(&'a Vec<u8>, &'a Vec<u8>)>,
 }
 
@@ -133,13 +136,21 @@ impl MemoryCursor<'_> {
             .map
             .range::<[u8], _>((from, Bound::Unbounded))
             .next()
-            .filter(|(k, _)| self.opts.contains(k));
+            .filter(|(k, _)| self.opts.contains(k))
+            .filter(|(k, _)| {
+                self.prefix
+                    .as_deref()
+                    .is_none_or(|prefix| super::version_prefix(k) == Some(prefix))
+            });
         self.current.is_some()
     }
 }
 
 impl Cursor for MemoryCursor<'_> {
     fn seek(&mut self, key: &[u8]) -> Result<bool> {
+        if self.opts.versions_only {
+            self.prefix = super::version_prefix(key).map(<[u8]>::to_vec);
+        }
         let lower = self.opts.lower.clone();
         let key = match &lower {
             Some(lower) if lower.as_slice() > key => lower.as_slice(),

@@ -211,6 +211,18 @@ pub enum Direction {
     Reverse,
 }
 
+/// How many bytes at the end of a [`Cf::Write`] key are its version (a timestamp). The rest is
+/// the key's *prefix*: every version of one key shares it, and engines may index it (RocksDB
+/// keeps a bloom filter of prefixes per file and per memtable, so a [`IterOptions::versions_only`]
+/// seek skips whatever cannot hold the key).
+pub const VERSION_SUFFIX_BYTES: usize = 8;
+
+/// The part of `key` that [`IterOptions::versions_only`] cursors stay within: all but its
+/// version suffix, or `None` for a key too short to have one.
+pub fn version_prefix(key: &[u8]) -> Option<&[u8]> {
+    key.len().checked_sub(VERSION_SUFFIX_BYTES).map(|end| &key[..end])
+}
+
 /// The bounds and direction of an iterator.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IterOptions {
@@ -219,6 +231,11 @@ pub struct IterOptions {
     /// Exclusive upper bound; `None` is past the last key.
     pub upper: Option<Vec<u8>>,
     pub direction: Direction,
+    /// A cursor that reads only the versions of one key after each seek (keys ending in a
+    /// [`VERSION_SUFFIX_BYTES`] version): after a seek it ends where the target's
+    /// [`version_prefix`] ends. The engine may then skip files and memtables whose filters
+    /// rule the prefix out, which a seek across keys cannot.
+    pub versions_only: bool,
 }
 
 impl IterOptions {
@@ -236,6 +253,7 @@ impl IterOptions {
             lower: Some(lower.into()),
             upper: Some(upper.into()),
             direction: Direction::Forward,
+            versions_only: false,
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRawIteratorWithThreadMode,
-    Options, ReadOptions,
+    Options, ReadOptions, SliceTransform,
 };
 
 use super::{
@@ -94,6 +94,17 @@ fn cf_options(cf: Cf, sizing: &RocksOptions, cache: &Cache) -> Options {
         table.set_bloom_filter(10.0, false);
     }
     let mut opts = Options::default();
+    if cf == Cf::Write {
+        // Reading a key's versions seeks to the key; a bloom filter of version prefixes lets
+        // that seek skip every file and memtable that has no version of it (see
+        // `IterOptions::versions_only`), as TiKV does for its write column family.
+        opts.set_prefix_extractor(SliceTransform::create(
+            "ferrokv.version_prefix",
+            |key| super::version_prefix(key).unwrap_or(key),
+            Some(|key| super::version_prefix(key).is_some()),
+        ));
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+    }
     opts.set_block_based_table_factory(&table);
     opts.set_write_buffer_size(sizing.write_buffer_bytes);
     opts.set_level_compaction_dynamic_level_bytes(true);
@@ -168,13 +179,7 @@ impl Snapshot for RocksSnapshot {
 
     fn iter(&self, cf: Cf, opts: IterOptions) -> EngineIter<'_> {
         let db = self.0.borrow_owner();
-        let mut read_opts = ReadOptions::default();
-        if let Some(lower) = opts.lower.clone() {
-            read_opts.set_iterate_lower_bound(lower);
-        }
-        if let Some(upper) = opts.upper.clone() {
-            read_opts.set_iterate_upper_bound(upper);
-        }
+        let read_opts = read_options(&opts);
         let mut raw = self
             .0
             .borrow_dependent()
@@ -192,19 +197,32 @@ impl Snapshot for RocksSnapshot {
 
     fn cursor(&self, cf: Cf, opts: IterOptions) -> Box<dyn Cursor + Send + '_> {
         let db = self.0.borrow_owner();
-        let mut read_opts = ReadOptions::default();
-        if let Some(lower) = opts.lower {
-            read_opts.set_iterate_lower_bound(lower);
-        }
-        if let Some(upper) = opts.upper {
-            read_opts.set_iterate_upper_bound(upper);
-        }
+        let read_opts = read_options(&opts);
         let raw = self
             .0
             .borrow_dependent()
             .raw_iterator_cf_opt(cf_handle(db, cf), read_opts);
         Box::new(RocksCursor { raw })
     }
+}
+
+/// RocksDB's read options for `opts`. Every iterator but a `versions_only` one reads in total
+/// order: with a prefix extractor configured, RocksDB would otherwise be free to skip keys of
+/// other prefixes.
+fn read_options(opts: &IterOptions) -> ReadOptions {
+    let mut read_opts = ReadOptions::default();
+    if let Some(lower) = opts.lower.clone() {
+        read_opts.set_iterate_lower_bound(lower);
+    }
+    if let Some(upper) = opts.upper.clone() {
+        read_opts.set_iterate_upper_bound(upper);
+    }
+    if opts.versions_only {
+        read_opts.set_prefix_same_as_start(true);
+    } else {
+        read_opts.set_total_order_seek(true);
+    }
+    read_opts
 }
 
 struct RocksCursor<'a> {
