@@ -20,8 +20,8 @@
 //!    `raftstore::driver`) with the gRPC transport, the transaction server at its region
 //!    leaders, the router that sends each command to its region's leader (this store, or
 //!    another over gRPC) with the region cache, the timestamp client, the RESP server, a
-//!    region-heartbeat task and the MVCC GC task (whose rounds run only on the node whose
-//!    scheduler replica leads).
+//!    region-heartbeat task, and the MVCC GC task and the expiry sweeper (`resp::expiry`),
+//!    both of which work only on the node whose scheduler replica leads.
 //!
 //! **A single node is a cluster of one.** With no configuration the node is the only node
 //! and the only scheduler replica: both raft groups elect themselves at once, and every write
@@ -349,6 +349,11 @@ impl RunningNode {
             data_dir: node.data_dir.clone(),
         };
         let server = Arc::new(Server::new(client, cluster.resp.clone(), info, resp_addr));
+        let sweeper_runner = replica.as_ref().map(|r| r.handle().clone());
+        tasks.push(tokio::spawn(crate::resp::expiry::run_sweeper(
+            server.clone(),
+            move || sweeper_runner.as_ref().is_some_and(|r| r.status().ready_leader),
+        )));
         let (stop, stopped) = oneshot::channel::<()>();
         let server_task = tokio::spawn(serve(listener, server, async {
             let _ = stopped.await;

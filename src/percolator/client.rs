@@ -15,7 +15,7 @@
 //! then commits or rolls back the lock it met (`ResolveLock`). If the owner is alive, the reader
 //! backs off and tries again, up to a time budget.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -217,6 +217,7 @@ impl<K: KvApi> TxnClient for PercolatorClient<K> {
             client: self.clone(),
             start_ts,
             writes: BTreeMap::new(),
+            reads: HashMap::new(),
             watches: BTreeMap::new(),
         })
     }
@@ -232,6 +233,9 @@ pub struct PercolatorTxn<K: KvApi> {
     start_ts: TimeStamp,
     /// Buffered writes: `Some` puts, `None` deletes.
     writes: BTreeMap<Bytes, Option<Bytes>>,
+    /// Values read so far. A read at `start_ts` never changes (no commit below it can appear
+    /// once read), so a key read twice costs one store read.
+    reads: HashMap<Bytes, Option<Bytes>>,
     /// Keys whose value must not have changed after the given timestamp.
     watches: BTreeMap<Bytes, TimeStamp>,
 }
@@ -482,6 +486,9 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
         if let Some(buffered) = self.writes.get(key) {
             return Ok(buffered.clone());
         }
+        if let Some(read) = self.reads.get(key) {
+            return Ok(read.clone());
+        }
         let since = Instant::now();
         let mut attempt = 0;
         loop {
@@ -490,7 +497,11 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
                 .retry_region(|| self.client.kv.kv_get(key.to_vec(), self.start_ts))
                 .await;
             match read {
-                Ok(value) => return Ok(value.map(Bytes::from)),
+                Ok(value) => {
+                    let value = value.map(Bytes::from);
+                    self.reads.insert(Bytes::copy_from_slice(key), value.clone());
+                    return Ok(value);
+                }
                 Err(MvccError::KeyIsLocked(lock)) => self.handle_lock(&lock, since, &mut attempt).await?,
                 Err(other) => return Err(other.into()),
             }

@@ -1,8 +1,8 @@
 //! How Redis keys and values are laid out in the transactional store.
 //!
-//! Every Redis key has a *meta* entry: store key `k` ++ key, whose value is a one-byte type tag
-//! and a payload. Types whose value has parts keep each part under its own store key, so a
-//! command touches only the parts it needs:
+//! Every Redis key has a *meta* entry: store key `k` ++ key, whose value is a one-byte type tag,
+//! the key's deadline if it has one, and a payload. Types whose value has parts keep each part
+//! under its own store key, so a command touches only the parts it needs:
 //!
 //! | tag | type | meta payload | parts |
 //! |---|---|---|---|
@@ -11,6 +11,17 @@
 //!
 //! All integers are big-endian. The length prefix keeps one hash's fields from running into
 //! another key's.
+//!
+//! **Expiry.** A key with a timeout has the tag's high bit (`0x80`) set, and its deadline
+//! (milliseconds since the Unix epoch, u64) between the tag and the payload. Whether a key has
+//! expired is decided by each transaction at its own clock, [`now_ms`]: the physical part of
+//! its start timestamp, which comes from the cluster's timestamp oracle. So one transaction
+//! sees one instant (every command of a `MULTI` agrees), and every node decides alike. An
+//! expired key is absent to every read and write ([`read_entry`]). Each deadline also has an
+//! entry in the *expiry index*, `i` ++ deadline (u64) ++ key → empty, ordered by deadline, from
+//! which the sweeper (`resp::expiry`) deletes expired keys in bounded batches. An index entry
+//! may outlive its deadline's key (a plain `SET` replaces a key without reading its deadline);
+//! the sweeper drops such entries when it meets them.
 //!
 //! **Versions.** A hash's fields live under the version it got when it was created: the
 //! creating transaction's `start_ts` (unique) and a sequence number within that transaction.
@@ -21,7 +32,7 @@
 //! ([`HashFieldGcFilter`]).
 //!
 //! All data lives in `[h, l)`; the meta entries, one per Redis key, in `[k, l)`, so walking the
-//! keyspace walks only meta entries.
+//! keyspace walks only meta entries; the expiry index in `[i, j)`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -32,9 +43,12 @@ use crate::scheduler::tso::TimeStamp;
 
 const META_PREFIX: u8 = b'k';
 const HASH_FIELD_PREFIX: u8 = b'h';
+const EXPIRY_INDEX_PREFIX: u8 = b'i';
 const TAG_STRING: u8 = 0x00;
 const TAG_HASH: u8 = 0x01;
-const HASH_META_BYTES: usize = 1 + 8 + 8 + 4;
+/// Set in the tag of a meta entry that carries a deadline.
+const TAG_HAS_DEADLINE: u8 = 0x80;
+const HASH_PAYLOAD_BYTES: usize = 8 + 8 + 4;
 
 /// The meta (store) key of a Redis key.
 pub fn data_key(user_key: &[u8]) -> Bytes {
@@ -138,35 +152,25 @@ pub enum Value {
 }
 
 impl Value {
+    /// A meta entry holding the string `payload`, with no deadline.
     pub fn encode_string(payload: &[u8]) -> Bytes {
-        let mut out = BytesMut::with_capacity(payload.len() + 1);
-        out.put_u8(TAG_STRING);
-        out.put_slice(payload);
-        out.freeze()
+        Entry::encode_parts(TAG_STRING, None, payload)
     }
 
-    pub fn encode_hash(meta: &HashMeta) -> Bytes {
-        let mut out = BytesMut::with_capacity(HASH_META_BYTES);
-        out.put_u8(TAG_HASH);
-        out.put_u64(meta.len);
-        meta.version.put(&mut out);
-        out.freeze()
-    }
-
-    pub fn decode(raw: Bytes) -> CommandResult<Value> {
-        match raw.first() {
-            Some(&TAG_STRING) => Ok(Value::String(raw.slice(1..))),
-            Some(&TAG_HASH) if raw.len() == HASH_META_BYTES => {
-                let u64_at = |at: usize| u64::from_be_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+    fn decode_payload(tag: u8, payload: Bytes) -> CommandResult<Value> {
+        match tag {
+            TAG_STRING => Ok(Value::String(payload)),
+            TAG_HASH if payload.len() == HASH_PAYLOAD_BYTES => {
+                let u64_at = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
                 Ok(Value::Hash(HashMeta {
-                    len: u64_at(1),
+                    len: u64_at(0),
                     version: HashVersion {
-                        created_at: TimeStamp::new(u64_at(9)),
-                        seq: u32::from_be_bytes(raw[17..21].try_into().expect("4 bytes")),
+                        created_at: TimeStamp::new(u64_at(8)),
+                        seq: u32::from_be_bytes(payload[16..20].try_into().expect("4 bytes")),
                     },
                 }))
             }
-            _ => Err(CommandError::Other("corrupt value in the store".into())),
+            _ => Err(corrupt()),
         }
     }
 
@@ -179,9 +183,85 @@ impl Value {
     }
 }
 
+fn corrupt() -> CommandError {
+    CommandError::Other("corrupt value in the store".into())
+}
+
+/// A key's meta entry: its value and its deadline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Value,
+    /// When the key expires, in milliseconds since the Unix epoch; `None`: never.
+    pub expires_at: Option<u64>,
+}
+
+impl Entry {
+    pub fn new(value: Value, expires_at: Option<u64>) -> Self {
+        Entry { value, expires_at }
+    }
+
+    /// Whether the key is gone at `now_ms` (Redis: expired once the clock is past the deadline).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|deadline| now_ms > deadline)
+    }
+
+    pub fn encode(&self) -> Bytes {
+        match &self.value {
+            Value::String(s) => Entry::encode_parts(TAG_STRING, self.expires_at, s),
+            Value::Hash(meta) => {
+                let mut payload = BytesMut::with_capacity(HASH_PAYLOAD_BYTES);
+                payload.put_u64(meta.len);
+                meta.version.put(&mut payload);
+                Entry::encode_parts(TAG_HASH, self.expires_at, &payload)
+            }
+        }
+    }
+
+    fn encode_parts(tag: u8, expires_at: Option<u64>, payload: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(1 + 8 + payload.len());
+        match expires_at {
+            Some(deadline) => {
+                out.put_u8(tag | TAG_HAS_DEADLINE);
+                out.put_u64(deadline);
+            }
+            None => out.put_u8(tag),
+        }
+        out.put_slice(payload);
+        out.freeze()
+    }
+
+    pub fn decode(raw: Bytes) -> CommandResult<Entry> {
+        let tag = *raw.first().ok_or_else(corrupt)?;
+        if tag & TAG_HAS_DEADLINE == 0 {
+            return Ok(Entry::new(Value::decode_payload(tag, raw.slice(1..))?, None));
+        }
+        let deadline = raw.get(1..9).ok_or_else(corrupt)?;
+        let deadline = u64::from_be_bytes(deadline.try_into().expect("8 bytes"));
+        let value = Value::decode_payload(tag & !TAG_HAS_DEADLINE, raw.slice(9..))?;
+        Ok(Entry::new(value, Some(deadline)))
+    }
+}
+
+/// The instant at which `txn` decides expiry: the physical part (milliseconds since the Unix
+/// epoch) of its start timestamp. See the module docs.
+pub fn now_ms<T: Transaction>(txn: &T) -> u64 {
+    txn.start_ts().physical()
+}
+
+/// The meta entry of Redis key `key` as `txn` sees it, whether or not it has expired.
+pub async fn read_raw_entry<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Entry>> {
+    txn.get(&data_key(key)).await?.map(Entry::decode).transpose()
+}
+
+/// The entry of Redis key `key`, if the key exists (has not expired at [`now_ms`]).
+pub async fn read_entry<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Entry>> {
+    let now = now_ms(txn);
+    Ok(read_raw_entry(txn, key).await?.filter(|e| !e.is_expired(now)))
+}
+
 /// The value of Redis key `key`, if it exists.
 pub async fn read_value<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<Value>> {
-    txn.get(&data_key(key)).await?.map(Value::decode).transpose()
+    Ok(read_entry(txn, key).await?.map(|e| e.value))
 }
 
 /// Deletes Redis key `key`, whatever it holds (a hash's fields are orphaned, see the module
@@ -190,9 +270,63 @@ pub fn delete_key<T: Transaction>(txn: &mut T, key: &[u8]) {
     txn.delete(data_key(key));
 }
 
-/// Makes `key` the string `value`, whatever it held before.
+/// Deletes the existing key whose entry is `entry`, with its expiry index entry.
+pub fn delete_entry<T: Transaction>(txn: &mut T, key: &[u8], entry: &Entry) {
+    if let Some(deadline) = entry.expires_at {
+        txn.delete(expiry_index_key(deadline, key));
+    }
+    delete_key(txn, key);
+}
+
+/// Makes `key` the string `value` with no timeout, whatever it held before.
 pub fn write_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) {
     txn.put(data_key(key), Value::encode_string(value));
+}
+
+/// Writes `key`'s entry, indexing its deadline. `replaced` is the entry it replaces, if known,
+/// whose index entry goes.
+pub fn write_entry<T: Transaction>(txn: &mut T, key: &[u8], entry: &Entry, replaced: Option<&Entry>) {
+    if let Some(old) = replaced.and_then(|r| r.expires_at)
+        && Some(old) != entry.expires_at
+    {
+        txn.delete(expiry_index_key(old, key));
+    }
+    if let Some(deadline) = entry.expires_at {
+        txn.put(expiry_index_key(deadline, key), Bytes::new());
+    }
+    txn.put(data_key(key), entry.encode());
+}
+
+/// Gives `key` the value `value`, keeping the timeout it has (a changed string or hash keeps
+/// its deadline, as `INCR`, `APPEND` and `HSET` do in Redis). A key that does not exist (or
+/// has expired) gets none.
+pub async fn rewrite_value<T: Transaction>(txn: &mut T, key: &[u8], value: Value) -> CommandResult<()> {
+    // The deadline's index entry stays as it is.
+    let expires_at = read_entry(txn, key).await?.and_then(|e| e.expires_at);
+    txn.put(data_key(key), Entry::new(value, expires_at).encode());
+    Ok(())
+}
+
+/// The expiry index entry of `key` expiring at `deadline_ms`.
+pub fn expiry_index_key(deadline_ms: u64, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(1 + 8 + key.len());
+    out.put_u8(EXPIRY_INDEX_PREFIX);
+    out.put_u64(deadline_ms);
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The deadline and Redis key of an expiry index entry.
+pub fn parse_expiry_index_key(index_key: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = index_key.strip_prefix(&[EXPIRY_INDEX_PREFIX])?;
+    let deadline = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((deadline, &rest[8..]))
+}
+
+/// The store range of the index entries of deadlines before `now_ms` (those whose keys have
+/// expired at `now_ms`, since a key expires once the clock passes its deadline).
+pub fn expired_index_range(now_ms: u64) -> (Bytes, Bytes) {
+    (expiry_index_key(0, b""), expiry_index_key(now_ms, b""))
 }
 
 /// Tells garbage collection which hash fields are orphans: their hash's meta entry was replaced
@@ -217,9 +351,12 @@ impl GcFilter for HashFieldGcFilter {
         if meta.commit_ts > safe_point {
             return Ok(false);
         }
-        let live = match meta.value.map(Bytes::from).map(Value::decode) {
-            Some(Ok(Value::Hash(meta))) => meta.version == version,
-            Some(Ok(Value::String(_))) | None => false,
+        let live = match meta.value.map(Bytes::from).map(Entry::decode) {
+            Some(Ok(Entry {
+                value: Value::Hash(meta),
+                ..
+            })) => meta.version == version,
+            Some(Ok(_)) | None => false,
             Some(Err(_)) => true,
         };
         Ok(!live)
@@ -278,23 +415,69 @@ mod tests {
     }
 
     #[test]
-    fn values_round_trip_and_corruption_is_an_error() {
-        let raw = Value::encode_string(b"hello");
-        assert_eq!(
-            Value::decode(raw).unwrap(),
-            Value::String(Bytes::from_static(b"hello"))
-        );
+    fn entries_round_trip_with_and_without_deadlines_and_corruption_is_an_error() {
         let meta = HashMeta {
             len: 7,
             version: VERSION,
         };
+        for value in [Value::String(Bytes::from_static(b"hello")), Value::Hash(meta)] {
+            for expires_at in [None, Some(1_700_000_000_123)] {
+                let entry = Entry::new(value.clone(), expires_at);
+                assert_eq!(Entry::decode(entry.encode()).unwrap(), entry);
+            }
+        }
+        // The layout the module docs give, byte for byte.
+        assert_eq!(&Value::encode_string(b"v")[..], b"\x00v");
+        let with_deadline = Entry::new(Value::String(Bytes::from_static(b"v")), Some(0x0102));
+        assert_eq!(&with_deadline.encode()[..], b"\x80\0\0\0\0\0\0\x01\x02v");
         assert_eq!(
-            Value::decode(Value::encode_hash(&meta)).unwrap(),
-            Value::Hash(meta)
+            Entry::decode(Value::encode_string(b"")).unwrap().value,
+            Value::String(Bytes::new())
         );
-        assert!(Value::decode(Bytes::new()).is_err());
-        assert!(Value::decode(Bytes::from_static(b"\x7fx")).is_err());
-        assert!(Value::decode(Bytes::from_static(b"\x01short")).is_err());
+        for corrupt in [
+            &b""[..],
+            b"\x7fx",
+            b"\x01short",
+            b"\x80\0\0",
+            b"\x81\0\0\0\0\0\0\0\x01short",
+        ] {
+            assert!(
+                Entry::decode(Bytes::copy_from_slice(corrupt)).is_err(),
+                "{corrupt:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_expires_once_the_clock_is_past_its_deadline() {
+        let entry = Entry::new(Value::String(Bytes::new()), Some(1_000));
+        assert!(!entry.is_expired(999));
+        assert!(!entry.is_expired(1_000));
+        assert!(entry.is_expired(1_001));
+        assert!(!Entry::new(Value::String(Bytes::new()), None).is_expired(u64::MAX));
+    }
+
+    #[test]
+    fn the_expiry_index_orders_by_deadline_and_its_due_range_is_exact() {
+        let early = expiry_index_key(1_000, b"zzz");
+        let late = expiry_index_key(1_001, b"aaa");
+        assert!(early < late, "deadline first, then key");
+        assert_eq!(parse_expiry_index_key(&early), Some((1_000, &b"zzz"[..])));
+        assert_eq!(parse_expiry_index_key(b"k-not-an-index-key"), None);
+        // At 1_001 the key of deadline 1_000 is due; the one of 1_001 is not yet.
+        let (start, end) = expired_index_range(1_001);
+        assert!(start <= early && early < end);
+        assert!(late >= end);
+        let (all_start, all_end) = all_data_range();
+        let (keys_start, keys_end) = keyspace_range();
+        assert!(
+            early.as_ref() >= all_start && late.as_ref() < all_end,
+            "FLUSHDB clears the index"
+        );
+        assert!(
+            late.as_ref() < keys_start || early.as_ref() >= keys_end,
+            "index entries are not keys"
+        );
     }
 }
 
@@ -337,10 +520,14 @@ mod gc_tests {
             );
             txn.put(
                 data_key(name),
-                Value::encode_hash(&HashMeta {
-                    len: 1,
-                    version: version(seq),
-                }),
+                Entry::new(
+                    Value::Hash(HashMeta {
+                        len: 1,
+                        version: version(seq),
+                    }),
+                    None,
+                )
+                .encode(),
             );
         }
         txn.commit().await.unwrap();

@@ -18,13 +18,15 @@
 //!   each is atomic; the reply is sent only after the commit is durable. Keys and values are laid out as `keyspace` says.
 //!   Concurrent writes of one key from different clients run together in one transaction
 //!   (`combiner`), so a hot key gets as many writes per fsync as clients wait for it.
+//! - **Expiry.** A key's deadline is part of its meta entry and each transaction decides at
+//!   its own timestamp's clock whether a key has expired (`keyspace`); [`expiry`] deletes
+//!   expired keys in the background.
 //! - **Shutdown.** The accept loop stops, each connection finishes the command it is running
 //!   and closes, and [`server::serve`] returns after at most `shutdown_grace_ms`.
 //!
 //! ## Caveats
 //!
-//! - One database (`SELECT 0`); strings and hashes; no key expiry (`SET EX` and friends
-//!   answer an error).
+//! - One database (`SELECT 0`); strings and hashes.
 //! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys).
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
@@ -34,6 +36,7 @@ pub mod cmd;
 mod combiner;
 mod connection;
 pub mod error;
+pub mod expiry;
 mod glob;
 mod keyspace;
 pub mod parse;

@@ -40,6 +40,8 @@ pub struct Stats {
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub error_replies: AtomicU64,
+    /// Keys the expiry sweeper deleted (`INFO stats` `expired_keys`).
+    pub expired_keys: AtomicU64,
 }
 
 /// What every connection of a RESP server shares.

@@ -250,6 +250,24 @@ fn any_node_serves_any_key_and_a_counter_through_every_node_is_exact() {
         let total: i64 = cluster.client(i).get("counter").unwrap();
         assert_eq!(total, 300, "the counter read through n{}", i + 1);
     }
+    // A timeout set through one node holds, and ends, alike through every node (each
+    // transaction decides expiry at its timestamp from the cluster's oracle).
+    let _: () = redis::cmd("SET")
+        .arg("temp")
+        .arg("v")
+        .arg("PX")
+        .arg(1500)
+        .query(&mut cluster.client(0))
+        .unwrap();
+    for j in 0..3 {
+        let ttl: i64 = cluster.client(j).pttl("temp").unwrap();
+        assert!((1..=1500).contains(&ttl), "PTTL {ttl} through n{}", j + 1);
+    }
+    std::thread::sleep(Duration::from_millis(1600));
+    for j in 0..3 {
+        let ttl: i64 = cluster.client(j).pttl("temp").unwrap();
+        assert_eq!(ttl, -2, "through n{}", j + 1);
+    }
 }
 
 /// Writers on every node; the node leading the data's region is killed with SIGKILL midway.

@@ -320,39 +320,6 @@ fn scan_iterates_everything_with_match_count_and_type() {
 }
 
 #[test]
-fn set_expiry_options_answer_a_clear_error() {
-    let server = TestServer::start();
-    let mut con = server.client();
-    for option in [
-        &["EX", "10"][..],
-        &["PX", "10"],
-        &["EXAT", "10"],
-        &["PXAT", "10"],
-        &["KEEPTTL"],
-    ] {
-        let mut args = vec!["SET", "k", "v"];
-        args.extend_from_slice(option);
-        let text = error_text(&mut con, &args);
-        assert!(
-            text.starts_with("ERR SET ") && text.contains("no key expiry"),
-            "{text}"
-        );
-    }
-    assert!(
-        !con.exists::<_, bool>("k").unwrap(),
-        "the refused SET wrote nothing"
-    );
-    assert_eq!(
-        error_text(&mut con, &["SET", "k", "v", "EX", "0"]),
-        "ERR invalid expire time in 'set' command"
-    );
-    assert_eq!(
-        error_text(&mut con, &["SET", "k", "v", "EX", "ten"]),
-        "ERR value is not an integer or out of range"
-    );
-}
-
-#[test]
 fn error_replies_are_byte_exact_and_keep_the_connection() {
     let server = TestServer::start();
     let mut raw = server.raw();
@@ -675,40 +642,4 @@ fn a_replaced_or_deleted_hash_leaves_no_fields_behind_for_its_successor() {
         b"*4\r\n:1\r\n:1\r\n:1\r\n*2\r\n$3\r\nnew\r\n$1\r\n2\r\n",
     );
     raw.roundtrip(&request(&[b"HLEN", b"t"]), b":1\r\n");
-}
-
-#[test]
-fn expiry_questions_are_answered_truthfully_and_timeouts_refused_clearly() {
-    let server = TestServer::start();
-    let mut raw = server.raw();
-    raw.roundtrip(&request(&[b"SET", b"k", b"v"]), b"+OK\r\n");
-    // Keys never expire here: -1 for a key without a timeout, -2 for a missing key.
-    raw.roundtrip(&request(&[b"TTL", b"k"]), b":-1\r\n");
-    raw.roundtrip(&request(&[b"PTTL", b"nope"]), b":-2\r\n");
-    raw.roundtrip(&request(&[b"EXPIRETIME", b"k"]), b":-1\r\n");
-    raw.roundtrip(&request(&[b"PERSIST", b"k"]), b":0\r\n");
-    raw.roundtrip(
-        &request(&[b"EXPIRE", b"k", b"10"]),
-        b"-ERR EXPIRE is not supported yet: ferrokv has no key expiry\r\n",
-    );
-    raw.roundtrip(
-        &request(&[b"EXPIRE", b"k", b"ten"]),
-        b"-ERR value is not an integer or out of range\r\n",
-    );
-    raw.roundtrip(
-        &request(&[b"PEXPIRE", b"k", b"10", b"BOGUS"]),
-        b"-ERR Unsupported option BOGUS\r\n",
-    );
-    raw.roundtrip(
-        &request(&[b"SETEX", b"k", b"10", b"v2"]),
-        b"-ERR SETEX is not supported yet: ferrokv has no key expiry\r\n",
-    );
-    raw.roundtrip(
-        &request(&[b"SETEX", b"k", b"0", b"v2"]),
-        b"-ERR invalid expire time in 'setex' command\r\n",
-    );
-    raw.roundtrip(&request(&[b"GET", b"k"]), b"$1\r\nv\r\n");
-    // UNLINK is DEL.
-    raw.roundtrip(&request(&[b"UNLINK", b"k", b"nope"]), b":1\r\n");
-    raw.roundtrip(&request(&[b"EXISTS", b"k"]), b":0\r\n");
 }

@@ -5,6 +5,7 @@ mod cluster;
 mod commands;
 mod concurrency;
 mod durability;
+mod expiry;
 mod harness;
 mod protocol;
 mod transactions;

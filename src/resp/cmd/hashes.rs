@@ -15,6 +15,7 @@ use crate::resp::args::{int_arg, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
     HashMeta, HashVersion, Value, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
+    rewrite_value,
 };
 use crate::resp::reply::Reply;
 
@@ -83,7 +84,7 @@ impl HashCommand {
                     }
                     txn.put(field_key, value.clone());
                 }
-                txn.put(data_key(key), Value::encode_hash(&meta));
+                rewrite_value(txn, key, Value::Hash(meta)).await?;
                 Ok(if *reply_ok {
                     Reply::OK
                 } else {
@@ -98,7 +99,7 @@ impl HashCommand {
                 }
                 txn.put(field_key, value.clone());
                 meta.len += 1;
-                txn.put(data_key(key), Value::encode_hash(&meta));
+                rewrite_value(txn, key, Value::Hash(meta)).await?;
                 Ok(Reply::Integer(1))
             }
             HashCommand::Get(key, field) => {
@@ -138,7 +139,7 @@ impl HashCommand {
                 if meta.len == 0 {
                     txn.delete(data_key(key));
                 } else if removed > 0 {
-                    txn.put(data_key(key), Value::encode_hash(&meta));
+                    rewrite_value(txn, key, Value::Hash(meta)).await?;
                 }
                 Ok(Reply::Integer(removed))
             }
@@ -191,7 +192,7 @@ impl HashCommand {
                 txn.put(field_key, Bytes::from(result.to_string()));
                 // The meta entry is rewritten even when the count stays: every change to a
                 // hash is a change of its meta entry, which is what WATCH looks at.
-                txn.put(data_key(key), Value::encode_hash(&meta));
+                rewrite_value(txn, key, Value::Hash(meta)).await?;
                 Ok(Reply::Integer(result))
             }
             HashCommand::StrLen(key, field) => {

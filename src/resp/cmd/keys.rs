@@ -1,4 +1,4 @@
-//! Keyspace commands: `DEL EXISTS TYPE KEYS SCAN DBSIZE`.
+//! Keyspace commands: `DEL EXISTS TYPE KEYS SCAN DBSIZE` (expiry's are in `expire.rs`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -8,7 +8,8 @@ use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
-    Value, all_data_range, data_key, delete_key, keyspace_range, prefix_end, read_value, user_key,
+    Entry, all_data_range, data_key, delete_entry, keyspace_range, now_ms, prefix_end, read_entry,
+    read_value, user_key,
 };
 use crate::resp::reply::Reply;
 
@@ -23,10 +24,6 @@ pub enum KeyCommand {
     Del(Vec<Bytes>),
     Exists(Vec<Bytes>),
     Type(Bytes),
-    /// `TTL`, `PTTL`, `EXPIRETIME`, `PEXPIRETIME`: -2 for a missing key, -1 (no expiry) else.
-    Ttl(Bytes),
-    /// `PERSIST`: there is never a timeout to remove, so 0.
-    Persist(Bytes),
     Keys(Bytes),
     Scan {
         cursor: u64,
@@ -52,11 +49,6 @@ impl KeyCommand {
     pub fn parse(name: &str, args: &[Bytes]) -> CommandResult<Option<KeyCommand>> {
         Ok(Some(match name {
             "del" | "unlink" => KeyCommand::Del(args.to_vec()),
-            "ttl" | "pttl" | "expiretime" | "pexpiretime" => KeyCommand::Ttl(args[0].clone()),
-            "persist" => KeyCommand::Persist(args[0].clone()),
-            "expire" | "pexpire" | "expireat" | "pexpireat" => {
-                return Err(refuse_expiry(name, &args[1..2], &args[2..]));
-            }
             "exists" => KeyCommand::Exists(args.to_vec()),
             "type" => KeyCommand::Type(args[0].clone()),
             "keys" => KeyCommand::Keys(args[0].clone()),
@@ -71,8 +63,8 @@ impl KeyCommand {
             KeyCommand::Del(keys) => {
                 let mut deleted = 0;
                 for key in dedup(keys) {
-                    if read_value(txn, key).await?.is_some() {
-                        delete_key(txn, key);
+                    if let Some(entry) = read_entry(txn, key).await? {
+                        delete_entry(txn, key, &entry);
                         deleted += 1;
                     }
                 }
@@ -82,19 +74,14 @@ impl KeyCommand {
                 // Redis counts a key named twice twice.
                 let mut found = 0;
                 for key in keys {
-                    if txn.get(&data_key(key)).await?.is_some() {
+                    if read_entry(txn, key).await?.is_some() {
                         found += 1;
                     }
                 }
                 Ok(Reply::Integer(found))
             }
-            KeyCommand::Ttl(key) => {
-                let exists = txn.get(&data_key(key)).await?.is_some();
-                Ok(Reply::Integer(if exists { -1 } else { -2 }))
-            }
-            KeyCommand::Persist(_) => Ok(Reply::Integer(0)),
-            KeyCommand::Type(key) => match txn.get(&data_key(key)).await? {
-                Some(raw) => Ok(Reply::Simple(Value::decode(raw)?.type_name())),
+            KeyCommand::Type(key) => match read_value(txn, key).await? {
+                Some(value) => Ok(Reply::Simple(value.type_name())),
                 None => Ok(Reply::Simple("none")),
             },
             KeyCommand::Keys(pattern) => {
@@ -130,31 +117,6 @@ impl KeyCommand {
             }
         }
     }
-}
-
-/// The error for a command that would set a timeout: after Redis's own argument checks (the
-/// amount must be an integer, positive for SETEX; only NX, XX, GT, LT may follow), a clear
-/// refusal.
-pub fn refuse_expiry(name: &str, amount: &[Bytes], options: &[Bytes]) -> CommandError {
-    if let Some(amount) = amount.first() {
-        match int_arg(amount) {
-            Err(e) => return e,
-            Ok(n) if n <= 0 && matches!(name, "setex" | "psetex") => {
-                return CommandError::Other(format!("invalid expire time in '{name}' command"));
-            }
-            Ok(_) => {}
-        }
-    }
-    if let Some(unknown) = options
-        .iter()
-        .find(|o| !["NX", "XX", "GT", "LT"].iter().any(|k| is_keyword(o, k)))
-    {
-        return CommandError::Other(format!("Unsupported option {}", String::from_utf8_lossy(unknown)));
-    }
-    CommandError::Unsupported(format!(
-        "{} is not supported yet: ferrokv has no key expiry",
-        name.to_ascii_uppercase()
-    ))
 }
 
 /// The keys in order of first appearance, each once.
@@ -222,14 +184,19 @@ async fn scan<T: Transaction>(
     if !exhausted && let Some((last, _)) = examined.last() {
         next_cursor = ctx.cursors.register(successor(last));
     }
+    let now = now_ms(txn);
     let mut keys = Vec::new();
     for (store_key, raw) in examined {
         let key = user_key(&store_key);
         if glob.as_ref().is_some_and(|g| !g.matches(&key)) {
             continue;
         }
+        let entry = Entry::decode(raw)?;
+        if entry.is_expired(now) {
+            continue;
+        }
         if let Some(wanted) = type_filter
-            && !wanted.eq_ignore_ascii_case(Value::decode(raw)?.type_name().as_bytes())
+            && !wanted.eq_ignore_ascii_case(entry.value.type_name().as_bytes())
         {
             continue;
         }
@@ -261,12 +228,14 @@ fn successor(key: &[u8]) -> Bytes {
     next.freeze()
 }
 
-/// Calls `visit` with every key matching `glob` (and its raw value), in key order.
+/// Calls `visit` with every existing (unexpired) key matching `glob` and its entry, in key
+/// order.
 async fn walk_keyspace<T: Transaction>(
     txn: &mut T,
     glob: &Glob,
-    mut visit: impl FnMut(Bytes, Bytes),
+    mut visit: impl FnMut(Bytes, Entry),
 ) -> CommandResult<()> {
+    let now = now_ms(txn);
     let check = !glob.matches_all();
     let (mut start, end) = prefix_bounds(check.then_some(glob));
     let end = end.unwrap_or_else(|| keyspace_range().1.to_vec());
@@ -278,8 +247,12 @@ async fn walk_keyspace<T: Transaction>(
         }
         for (store_key, raw) in chunk {
             let key = user_key(&store_key);
-            if !check || glob.matches(&key) {
-                visit(key, raw);
+            if check && !glob.matches(&key) {
+                continue;
+            }
+            let entry = Entry::decode(raw)?;
+            if !entry.is_expired(now) {
+                visit(key, entry);
             }
         }
         if done {
@@ -288,9 +261,36 @@ async fn walk_keyspace<T: Transaction>(
     }
 }
 
+/// What `INFO keyspace` reports of a database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyspaceCounts {
+    pub keys: u64,
+    /// Keys with a timeout.
+    pub expires: u64,
+    /// The mean time left of the keys with a timeout, in milliseconds (0 if none).
+    pub avg_ttl_ms: u64,
+}
+
 /// The number of keys, counted in the transaction's snapshot.
 pub async fn count_keys<T: Transaction>(txn: &mut T) -> CommandResult<u64> {
-    let mut count = 0u64;
-    walk_keyspace(txn, &Glob::new(b"*"), |_, _| count += 1).await?;
-    Ok(count)
+    Ok(keyspace_counts(txn).await?.keys)
+}
+
+/// Keys and timeouts, counted in the transaction's snapshot.
+pub async fn keyspace_counts<T: Transaction>(txn: &mut T) -> CommandResult<KeyspaceCounts> {
+    let now = now_ms(txn);
+    let mut counts = KeyspaceCounts::default();
+    let mut ttl_total: u128 = 0;
+    walk_keyspace(txn, &Glob::new(b"*"), |_, entry| {
+        counts.keys += 1;
+        if let Some(deadline) = entry.expires_at {
+            counts.expires += 1;
+            ttl_total += u128::from(deadline.saturating_sub(now));
+        }
+    })
+    .await?;
+    if counts.expires > 0 {
+        counts.avg_ttl_ms = (ttl_total / u128::from(counts.expires)) as u64;
+    }
+    Ok(counts)
 }

@@ -9,6 +9,7 @@
 mod client;
 mod connection;
 pub mod docs;
+mod expire;
 mod hashes;
 mod keys;
 mod server;
@@ -198,6 +199,8 @@ async fn execute_local<C: TxnClient>(
         "client" => client::client(spec, args, session, server),
         "command" => server::command(spec, args),
         "config" => server::config(spec, args, server),
+        "function" => server::function(spec, args),
+        "time" => Ok(server::time()),
         "info" => server::info(args, server).await,
         other => unreachable!("command {other} is in the table but has no implementation"),
     }
@@ -208,6 +211,7 @@ pub enum DataCommand {
     String(strings::StringCommand),
     Hash(hashes::HashCommand),
     Key(keys::KeyCommand),
+    Expire(expire::ExpireCommand),
 }
 
 impl DataCommand {
@@ -222,6 +226,9 @@ impl DataCommand {
         if let Some(command) = keys::KeyCommand::parse(spec.name, args)? {
             return Ok(Some(DataCommand::Key(command)));
         }
+        if let Some(command) = expire::ExpireCommand::parse(spec.name, args)? {
+            return Ok(Some(DataCommand::Expire(command)));
+        }
         Ok(None)
     }
 
@@ -231,6 +238,7 @@ impl DataCommand {
             DataCommand::String(command) => command.exec(txn, ctx).await,
             DataCommand::Hash(command) => command.exec(txn, ctx).await,
             DataCommand::Key(command) => command.exec(txn, ctx).await,
+            DataCommand::Expire(command) => command.exec(txn, ctx).await,
         }
     }
 }
@@ -278,8 +286,17 @@ pub async fn run_watched<C: TxnClient>(
         ctx.hashes_created = 0;
         let result: CommandResult<Vec<Reply>> = async {
             let mut txn = server.store.begin().await?;
+            let now = keyspace::now_ms(&txn);
             for (key, since) in watches {
                 txn.watch(keyspace::data_key(key), *since);
+                // A key that expired after its WATCH has changed (Redis 7); one that had
+                // already expired then has not.
+                if let Some(entry) = keyspace::read_raw_entry(&mut txn, key).await?
+                    && entry.is_expired(now)
+                    && !entry.is_expired(since.physical())
+                {
+                    return Err(crate::percolator::TxnError::WatchedKeyChanged { key: key.clone() }.into());
+                }
             }
             let mut replies = Vec::with_capacity(commands.len());
             for command in commands {

@@ -8,9 +8,10 @@ use bytes::Bytes;
 
 use super::connection::REDIS_VERSION;
 use super::docs::{docs_entry, info_entry};
-use super::keys::count_keys;
+use super::keys::keyspace_counts;
 use super::table::{COMMANDS, CommandSpec, lookup};
 use crate::percolator::{Transaction, TxnClient};
+use crate::resp::args::is_keyword;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::all_data_range;
@@ -87,6 +88,32 @@ pub fn command(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
 /// `CONFIG GET | SET | RESETSTAT | HELP`. The configuration lives in `cluster.yaml` and is read
 /// at start-up, so `CONFIG GET` reports it under Redis's parameter names and `CONFIG SET`
 /// refuses.
+/// `TIME`: this machine's clock, seconds and microseconds since the Unix epoch. (Expiry does
+/// not use it: transactions decide expiry at their timestamp's clock, see `keyspace`.)
+pub fn time() -> Reply {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(now.as_secs().to_string())),
+        Reply::Bulk(Bytes::from(now.subsec_micros().to_string())),
+    ])
+}
+
+/// `FUNCTION FLUSH [ASYNC|SYNC]` and `FUNCTION LIST [...]`, for a server with no functions.
+pub fn function(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
+    let sub = spec.resolve_subcommand(args)?;
+    match sub.name {
+        "function|flush" => match &args[2..] {
+            [] => Ok(Reply::OK),
+            [mode] if is_keyword(mode, "ASYNC") || is_keyword(mode, "SYNC") => Ok(Reply::OK),
+            _ => Err(CommandError::Syntax),
+        },
+        // FUNCTION LIST: no libraries.
+        _ => Ok(Reply::Array(Vec::new())),
+    }
+}
+
 pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: &Server<C>) -> CommandResult {
     let sub = spec.resolve_subcommand(args)?;
     match sub.name {
@@ -324,7 +351,7 @@ fn stats_section<C: TxnClient>(server: &Server<C>) -> String {
     format!(
         "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\n\
          total_net_output_bytes:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
-         total_error_replies:{}\r\n",
+         total_error_replies:{}\r\nexpired_keys:{}\r\n",
         get(&stats.connections_received),
         get(&stats.commands_processed),
         get(&stats.net_input_bytes),
@@ -333,6 +360,7 @@ fn stats_section<C: TxnClient>(server: &Server<C>) -> String {
         get(&stats.keyspace_hits),
         get(&stats.keyspace_misses),
         get(&stats.error_replies),
+        get(&stats.expired_keys),
     )
 }
 
@@ -352,11 +380,14 @@ fn cpu_section() -> String {
 
 async fn keyspace_section<C: TxnClient>(server: &Server<C>) -> CommandResult<String> {
     let mut txn = server.store.begin().await?;
-    let keys = count_keys(&mut txn).await?;
-    Ok(if keys == 0 {
+    let counts = keyspace_counts(&mut txn).await?;
+    Ok(if counts.keys == 0 {
         String::new()
     } else {
-        format!("db0:keys={keys},expires=0,avg_ttl=0\r\n")
+        format!(
+            "db0:keys={},expires={},avg_ttl={}\r\n",
+            counts.keys, counts.expires, counts.avg_ttl_ms
+        )
     })
 }
 

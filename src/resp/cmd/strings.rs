@@ -1,5 +1,8 @@
-//! String commands: `GET SET SETNX GETSET GETDEL MGET MSET MSETNX INCR INCRBY DECR DECRBY
-//! INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE`.
+//! String commands: `GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX MGET MSET MSETNX INCR INCRBY
+//! DECR DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SETRANGE`.
+//!
+//! Timeouts as Redis treats them: `SET` (without `KEEPTTL`), `GETSET` and `MSET` replace a key
+//! and drop its timeout; `INCR`, `APPEND`, `SETRANGE` and the like change the value and keep it.
 //!
 //! Each parses its arguments up front (syntax errors before touching the store) and then runs
 //! inside the transaction it is given; a read-modify-write reads and writes in that one
@@ -8,11 +11,32 @@
 use bytes::{Bytes, BytesMut};
 
 use super::ExecContext;
+use super::expire::Timeout;
 use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, float_arg, int_arg, is_keyword, parse_f64, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
-use crate::resp::keyspace::{Value, data_key, read_value, write_string};
+use crate::resp::keyspace::{
+    Entry, Value, delete_entry, now_ms, read_entry, read_value, rewrite_value, write_entry, write_string,
+};
 use crate::resp::reply::{Reply, format_double};
+
+/// What `SET` does to the key's timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetExpiry {
+    /// None: the new value has no timeout.
+    Clear,
+    /// `KEEPTTL`.
+    Keep,
+    /// `EX`, `PX`, `EXAT`, `PXAT`.
+    Set(Timeout),
+}
+
+/// What `GETEX` does to the key's timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GetExChange {
+    Persist,
+    Set(Timeout),
+}
 
 /// When `SET` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +55,11 @@ pub enum StringCommand {
         value: Bytes,
         condition: SetCondition,
         get: bool,
+        expiry: SetExpiry,
+        /// The command's name, for its errors (`set`, `setex`, `psetex`).
+        name: &'static str,
     },
+    GetEx(Bytes, Option<GetExChange>),
     SetNx(Bytes, Bytes),
     GetSet(Bytes, Bytes),
     GetDel(Bytes),
@@ -56,7 +84,22 @@ impl StringCommand {
             "get" => StringCommand::Get(key()),
             "set" => parse_set(args)?,
             "setnx" => StringCommand::SetNx(key(), args[1].clone()),
-            "setex" | "psetex" => return Err(super::keys::refuse_expiry(name, &args[1..2], &[])),
+            "setex" | "psetex" => {
+                let (unit, name) = if name == "setex" {
+                    ("EX", "setex")
+                } else {
+                    ("PX", "psetex")
+                };
+                StringCommand::Set {
+                    key: key(),
+                    value: args[2].clone(),
+                    condition: SetCondition::Always,
+                    get: false,
+                    expiry: SetExpiry::Set(Timeout::positive(unit, &args[1], name)?),
+                    name,
+                }
+            }
+            "getex" => parse_getex(args)?,
             "getset" => StringCommand::GetSet(key(), args[1].clone()),
             "getdel" => StringCommand::GetDel(key()),
             "mget" => StringCommand::MGet(args.to_vec()),
@@ -83,10 +126,12 @@ impl StringCommand {
                 value,
                 condition,
                 get,
+                expiry,
+                name,
             } => {
-                if !*get && *condition == SetCondition::Always {
+                if !*get && *condition == SetCondition::Always && *expiry != SetExpiry::Keep {
                     // A plain SET replaces any value: no need to read what was there.
-                    write_string(txn, key, value);
+                    set_string(txn, key, value, *expiry, name).await?;
                     return Ok(Reply::OK);
                 }
                 // GET must read a string; NX and XX only ask whether the key exists.
@@ -106,7 +151,7 @@ impl StringCommand {
                     SetCondition::IfPresent => old.is_some(),
                 };
                 if allowed {
-                    write_string(txn, key, value);
+                    set_string(txn, key, value, *expiry, name).await?;
                 }
                 Ok(match (get, allowed) {
                     (true, _) => Reply::bulk_or_nil(old_string),
@@ -128,10 +173,40 @@ impl StringCommand {
             }
             StringCommand::GetDel(key) => {
                 let old = get_string(txn, ctx, key).await?;
-                if old.is_some() {
-                    txn.delete(data_key(key));
+                if old.is_some()
+                    && let Some(entry) = read_entry(txn, key).await?
+                {
+                    delete_entry(txn, key, &entry);
                 }
                 Ok(Reply::bulk_or_nil(old))
+            }
+            StringCommand::GetEx(key, change) => {
+                let Some(entry) = read_entry(txn, key).await? else {
+                    ctx.misses += 1;
+                    return Ok(Reply::Nil);
+                };
+                ctx.hits += 1;
+                let Value::String(current) = &entry.value else {
+                    return Err(CommandError::WrongType);
+                };
+                let current = current.clone();
+                match change {
+                    Some(GetExChange::Persist) if entry.expires_at.is_some() => {
+                        write_entry(txn, key, &Entry::new(entry.value.clone(), None), Some(&entry));
+                    }
+                    None | Some(GetExChange::Persist) => {}
+                    Some(GetExChange::Set(timeout)) => {
+                        let deadline = timeout.stored_deadline(now_ms(txn), "getex")?;
+                        if matches!(timeout, Timeout::At(_)) && deadline <= now_ms(txn) {
+                            // An instant already past deletes the key, as in Redis.
+                            delete_entry(txn, key, &entry);
+                        } else {
+                            let updated = Entry::new(entry.value.clone(), Some(deadline));
+                            write_entry(txn, key, &updated, Some(&entry));
+                        }
+                    }
+                }
+                Ok(Reply::Bulk(current))
             }
             StringCommand::MGet(keys) => {
                 let mut values = Vec::with_capacity(keys.len());
@@ -178,7 +253,7 @@ impl StringCommand {
                     return Err(CommandError::NanOrInfinity);
                 }
                 let text = Bytes::from(format_double(result));
-                put_string(txn, key, &text);
+                change_string(txn, key, &text).await?;
                 Ok(Reply::Bulk(text))
             }
             StringCommand::Append(key, suffix) => {
@@ -190,7 +265,7 @@ impl StringCommand {
                 let mut joined = BytesMut::with_capacity(len);
                 joined.extend_from_slice(&current);
                 joined.extend_from_slice(suffix);
-                put_string(txn, key, &joined);
+                change_string(txn, key, &joined).await?;
                 Ok(Reply::Integer(len as i64))
             }
             StringCommand::StrLen(key) => {
@@ -212,6 +287,7 @@ fn parse_set(args: &[Bytes]) -> CommandResult<StringCommand> {
     let mut condition = SetCondition::Always;
     let mut get = false;
     let mut expiry: Option<&'static str> = None;
+    let mut timeout = SetExpiry::Clear;
     while let Some(option) = reader.next() {
         if is_keyword(option, "NX") && condition != SetCondition::IfPresent {
             condition = SetCondition::IfAbsent;
@@ -221,31 +297,73 @@ fn parse_set(args: &[Bytes]) -> CommandResult<StringCommand> {
             get = true;
         } else if is_keyword(option, "KEEPTTL") && expiry.is_none_or(|e| e == "KEEPTTL") {
             expiry = Some("KEEPTTL");
+            timeout = SetExpiry::Keep;
         } else if let Some(unit) = ["EX", "PX", "EXAT", "PXAT"]
             .into_iter()
             .find(|unit| is_keyword(option, unit))
             && expiry.is_none_or(|e| e == unit)
         {
-            let amount = int_arg(reader.value()?)?;
-            if amount <= 0 {
-                return Err(CommandError::Other("invalid expire time in 'set' command".into()));
-            }
+            timeout = SetExpiry::Set(Timeout::positive(unit, reader.value()?, "set")?);
             expiry = Some(unit);
         } else {
             return Err(CommandError::Syntax);
         }
-    }
-    if let Some(option) = expiry {
-        return Err(CommandError::Unsupported(format!(
-            "SET {option} is not supported yet: ferrokv has no key expiry"
-        )));
     }
     Ok(StringCommand::Set {
         key: args[0].clone(),
         value: args[1].clone(),
         condition,
         get,
+        expiry: timeout,
+        name: "set",
     })
+}
+
+/// `GETEX key [EX s | PX ms | EXAT ts | PXAT ts | PERSIST]`.
+fn parse_getex(args: &[Bytes]) -> CommandResult<StringCommand> {
+    let mut reader = ArgReader::new(&args[1..]);
+    let mut change = None;
+    while let Some(option) = reader.next() {
+        if change.is_some() {
+            return Err(CommandError::Syntax);
+        }
+        if is_keyword(option, "PERSIST") {
+            change = Some(GetExChange::Persist);
+        } else if let Some(unit) = ["EX", "PX", "EXAT", "PXAT"]
+            .into_iter()
+            .find(|unit| is_keyword(option, unit))
+        {
+            change = Some(GetExChange::Set(Timeout::positive(
+                unit,
+                reader.value()?,
+                "getex",
+            )?));
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(StringCommand::GetEx(args[0].clone(), change))
+}
+
+/// Writes `value` at `key` as `SET` does, with the timeout `expiry` says.
+async fn set_string<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    value: &[u8],
+    expiry: SetExpiry,
+    command: &str,
+) -> CommandResult<()> {
+    match expiry {
+        SetExpiry::Clear => write_string(txn, key, value),
+        SetExpiry::Keep => rewrite_value(txn, key, Value::String(Bytes::copy_from_slice(value))).await?,
+        SetExpiry::Set(timeout) => {
+            let deadline = timeout.stored_deadline(now_ms(txn), command)?;
+            let entry = Entry::new(Value::String(Bytes::copy_from_slice(value)), Some(deadline));
+            // Blind: an index entry of the replaced value's deadline is left to the sweeper.
+            write_entry(txn, key, &entry, None);
+        }
+    }
+    Ok(())
 }
 
 /// `key value [key value ...]`, or the command's arity error.
@@ -300,12 +418,17 @@ async fn read_string<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<O
 }
 
 async fn exists<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<bool> {
-    Ok(txn.get(&data_key(key)).await?.is_some())
+    Ok(read_entry(txn, key).await?.is_some())
 }
 
-/// Writes a string over a key known to hold a string or nothing.
+/// Writes a string with no timeout over a key known to hold a string or nothing.
 fn put_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) {
-    txn.put(data_key(key), Value::encode_string(value));
+    write_string(txn, key, value);
+}
+
+/// Changes the string at a key known to hold a string or nothing, keeping its timeout.
+async fn change_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) -> CommandResult<()> {
+    rewrite_value(txn, key, Value::String(Bytes::copy_from_slice(value))).await
 }
 
 async fn incr_by<T: Transaction>(txn: &mut T, key: &[u8], delta: i64) -> CommandResult {
@@ -314,7 +437,7 @@ async fn incr_by<T: Transaction>(txn: &mut T, key: &[u8], delta: i64) -> Command
         None => 0,
     };
     let result = current.checked_add(delta).ok_or(CommandError::Overflow)?;
-    put_string(txn, key, result.to_string().as_bytes());
+    change_string(txn, key, result.to_string().as_bytes()).await?;
     Ok(Reply::Integer(result))
 }
 
@@ -361,7 +484,7 @@ async fn set_range<T: Transaction>(
     let mut value = BytesMut::zeroed(len);
     value[..current.len()].copy_from_slice(&current);
     value[offset as usize..needed as usize].copy_from_slice(patch);
-    put_string(txn, key, &value);
+    change_string(txn, key, &value).await?;
     Ok(Reply::Integer(len as i64))
 }
 
@@ -420,11 +543,21 @@ mod tests {
         ));
         assert!(matches!(
             parse_set(&args(&["k", "v", "EX", "5"])),
-            Err(CommandError::Unsupported(_))
+            Ok(StringCommand::Set {
+                expiry: SetExpiry::Set(Timeout::After(5000)),
+                ..
+            })
         ));
         assert!(matches!(
             parse_set(&args(&["k", "v", "KEEPTTL"])),
-            Err(CommandError::Unsupported(_))
+            Ok(StringCommand::Set {
+                expiry: SetExpiry::Keep,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_set(&args(&["k", "v", "KEEPTTL", "PX", "5"])),
+            Err(CommandError::Syntax)
         ));
         assert!(matches!(
             parse_set(&args(&["k", "v", "bogus"])),

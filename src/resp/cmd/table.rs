@@ -184,6 +184,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns detailed information about all commands.", "O(N) where N is the total number of commands", "", COMMAND_SUBCOMMANDS),
     command!("config", -2, [], NO_KEYS, "server", "2.0.0",
         "A container for server configuration commands.", "Depends on subcommand.", "", CONFIG_SUBCOMMANDS),
+    command!("function", -2, [], NO_KEYS, "scripting", "7.0.0",
+        "A container for function commands.", "Depends on subcommand.", "", FUNCTION_SUBCOMMANDS),
+    command!("time", 1, ["loading", "stale", "fast"], NO_KEYS, "server", "2.6.0",
+        "Returns the server time.", "O(1)", ""),
     command!("info", -1, ["loading", "stale"], NO_KEYS, "server", "1.0.0",
         "Returns information and statistics about the server.", "O(1)", "[section...]"),
     command!("dbsize", 1, ["readonly", "fast"], NO_KEYS, "server", "1.0.0",
@@ -203,6 +207,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns the previous string value of a key after setting it to a new value.", "O(1)", "key value"),
     command!("getdel", 2, ["write", "fast"], ONE_KEY, "string", "6.2.0",
         "Returns the string value of a key after deleting the key.", "O(1)", "key"),
+    command!("getex", -2, ["write", "fast"], ONE_KEY, "string", "6.2.0",
+        "Returns the string value of a key after setting its expiration time.", "O(1)",
+        "key [EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:integer|PXAT unix-time-milliseconds:integer|PERSIST]"),
     command!("mget", -2, ["readonly", "fast"], ALL_KEYS, "string", "1.0.0",
         "Atomically returns the string values of one or more keys.", "O(N) where N is the number of keys to retrieve.", "key..."),
     command!("mset", -3, ["write", "denyoom"], KEY_VALUE_PAIRS, "string", "1.0.1",
@@ -265,8 +272,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Determines the type of value stored at a key.", "O(1)", "key"),
     command!("unlink", -2, ["write", "fast"], ALL_KEYS, "generic", "4.0.0",
         "Asynchronously deletes one or more keys.", "O(1) for each key removed.", "key..."),
-    // Expiry: keys never expire yet, so the questions are answered truthfully and the
-    // commands that would set a timeout refuse clearly.
+    // expiry
     command!("ttl", 2, ["readonly", "fast"], ONE_KEY, "generic", "1.0.0",
         "Returns the expiration time in seconds of a key.", "O(1)", "key"),
     command!("pttl", 2, ["readonly", "fast"], ONE_KEY, "generic", "2.6.0",
@@ -316,17 +322,60 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 #[rustfmt::skip]
+/// ferrokv has no functions (no scripting); these two answer for a server without any, so
+/// clients and test suites that reset or list them work. Any other subcommand is unknown.
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    command!("function|flush", -2, ["write", "noscript"], NO_KEYS, "scripting", "7.0.0",
+        "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]"),
+    command!("function|list", -2, ["noscript"], NO_KEYS, "scripting", "7.0.0",
+        "Returns information about all libraries.", "O(N) where N is the number of functions", "[LIBRARYNAME library-name-pattern] [WITHCODE]"),
+];
+
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
-    command!("config|get", -3, ["admin", "noscript", "loading", "stale"], NO_KEYS, "server", "2.0.0",
-        "Returns the effective values of configuration parameters.", "O(N) when N is the number of configuration parameters provided",
-        "parameter..."),
-    command!("config|set", -4, ["admin", "noscript", "loading", "stale"], NO_KEYS, "server", "2.0.0",
-        "Sets configuration parameters in-flight.", "O(N) when N is the number of configuration parameters provided",
-        "[parameter value]..."),
-    command!("config|resetstat", 2, ["admin", "noscript", "loading", "stale"], NO_KEYS, "server", "2.0.0",
-        "Resets the server's statistics.", "O(1)", ""),
-    command!("config|help", 2, ["loading", "stale"], NO_KEYS, "server", "5.0.0",
-        "Returns helpful text about the different subcommands.", "O(1)", ""),
+    command!(
+        "config|get",
+        -3,
+        ["admin", "noscript", "loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+        "O(N) when N is the number of configuration parameters provided",
+        "parameter..."
+    ),
+    command!(
+        "config|set",
+        -4,
+        ["admin", "noscript", "loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+        "O(N) when N is the number of configuration parameters provided",
+        "[parameter value]..."
+    ),
+    command!(
+        "config|resetstat",
+        2,
+        ["admin", "noscript", "loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        "Resets the server's statistics.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "config|help",
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        "O(1)",
+        ""
+    ),
 ];
 
 #[rustfmt::skip]
