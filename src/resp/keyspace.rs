@@ -8,6 +8,12 @@
 //! |---|---|---|---|
 //! | `0x00` | string | the bytes of the string | none |
 //! | `0x01` | hash | field count u64, version (u64, u32) | `h` ++ len(key) u32 ++ key ++ version ++ field → value |
+//! | `0x02` | list | length u64, head position (i64), version | `j` ++ len(key) u32 ++ key ++ version ++ position → element |
+//!
+//! A list's element `i` (from the left, 0-based) is at position `head + i`; a position is an
+//! i64 stored with its sign bit flipped, so positions sort as numbers. A push on the left takes
+//! position `head - 1`, one on the right `head + len`, so pushes, pops and indexing touch one
+//! element, and a range is one contiguous scan.
 //!
 //! All integers are big-endian. The length prefix keeps one hash's fields from running into
 //! another key's.
@@ -44,11 +50,14 @@ use crate::scheduler::tso::TimeStamp;
 const META_PREFIX: u8 = b'k';
 const HASH_FIELD_PREFIX: u8 = b'h';
 const EXPIRY_INDEX_PREFIX: u8 = b'i';
+const LIST_ELEMENT_PREFIX: u8 = b'j';
 const TAG_STRING: u8 = 0x00;
 const TAG_HASH: u8 = 0x01;
+const TAG_LIST: u8 = 0x02;
 /// Set in the tag of a meta entry that carries a deadline.
 const TAG_HAS_DEADLINE: u8 = 0x80;
 const HASH_PAYLOAD_BYTES: usize = 8 + 8 + 4;
+const LIST_PAYLOAD_BYTES: usize = 8 + 8 + 8 + 4;
 
 /// The meta (store) key of a Redis key.
 pub fn data_key(user_key: &[u8]) -> Bytes {
@@ -78,14 +87,14 @@ pub fn all_data_range() -> (&'static [u8], &'static [u8]) {
     (&[HASH_FIELD_PREFIX], &[META_PREFIX + 1])
 }
 
-/// Which incarnation of a hash its fields belong to.
+/// Which incarnation of a collection (hash or list) its parts belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashVersion {
+pub struct Version {
     pub created_at: TimeStamp,
     pub seq: u32,
 }
 
-impl HashVersion {
+impl Version {
     fn put(&self, out: &mut impl BufMut) {
         out.put_u64(self.created_at.into_inner());
         out.put_u32(self.seq);
@@ -97,11 +106,11 @@ impl HashVersion {
 pub struct HashMeta {
     /// Fields in the hash; at least one (an empty hash does not exist).
     pub len: u64,
-    pub version: HashVersion,
+    pub version: Version,
 }
 
 /// The store-key prefix of every field of one incarnation of hash `key`.
-pub fn hash_field_prefix(key: &[u8], version: &HashVersion) -> Vec<u8> {
+pub fn hash_field_prefix(key: &[u8], version: &Version) -> Vec<u8> {
     let mut prefix = Vec::with_capacity(key.len() + 17);
     prefix.push(HASH_FIELD_PREFIX);
     prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
@@ -111,21 +120,60 @@ pub fn hash_field_prefix(key: &[u8], version: &HashVersion) -> Vec<u8> {
 }
 
 /// The store key of field `field` of one incarnation of hash `key`.
-pub fn hash_field_key(key: &[u8], version: &HashVersion, field: &[u8]) -> Bytes {
+pub fn hash_field_key(key: &[u8], version: &Version, field: &[u8]) -> Bytes {
     let mut store_key = hash_field_prefix(key, version);
     store_key.extend_from_slice(field);
     Bytes::from(store_key)
 }
 
+/// What a list's meta entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListMeta {
+    /// Elements in the list; at least one (an empty list does not exist).
+    pub len: u64,
+    /// The position of the leftmost element.
+    pub head: i64,
+    pub version: Version,
+}
+
+impl ListMeta {
+    /// The position of element `index` (0-based from the left; must be below `len`).
+    pub fn position(&self, index: u64) -> i64 {
+        self.head.wrapping_add(index as i64)
+    }
+}
+
+/// The store-key prefix of every element of one incarnation of list `key`.
+pub fn list_element_prefix(key: &[u8], version: &Version) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(key.len() + 25);
+    prefix.push(LIST_ELEMENT_PREFIX);
+    prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    prefix.extend_from_slice(key);
+    version.put(&mut prefix);
+    prefix
+}
+
+/// The store key of the element at `position` of one incarnation of list `key`.
+pub fn list_element_key(key: &[u8], version: &Version, position: i64) -> Bytes {
+    let mut store_key = list_element_prefix(key, version);
+    store_key.extend_from_slice(&((position as u64) ^ (1 << 63)).to_be_bytes());
+    Bytes::from(store_key)
+}
+
 /// The Redis key and version a field's store key belongs to, if it is a field key.
-fn parse_hash_field_key(store_key: &[u8]) -> Option<(&[u8], HashVersion)> {
-    let rest = store_key.strip_prefix(&[HASH_FIELD_PREFIX])?;
+fn parse_hash_field_key(store_key: &[u8]) -> Option<(&[u8], Version)> {
+    parse_part_key(HASH_FIELD_PREFIX, store_key)
+}
+
+/// The Redis key and version of a collection part's store key under `prefix`.
+fn parse_part_key(prefix: u8, store_key: &[u8]) -> Option<(&[u8], Version)> {
+    let rest = store_key.strip_prefix(&[prefix])?;
     let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
     let key = rest.get(4..4 + len)?;
     let version = rest.get(4 + len..4 + len + 12)?;
     Some((
         key,
-        HashVersion {
+        Version {
             created_at: TimeStamp::new(u64::from_be_bytes(version[..8].try_into().ok()?)),
             seq: u32::from_be_bytes(version[8..].try_into().ok()?),
         },
@@ -149,6 +197,7 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 pub enum Value {
     String(Bytes),
     Hash(HashMeta),
+    List(ListMeta),
 }
 
 impl Value {
@@ -164,9 +213,20 @@ impl Value {
                 let u64_at = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
                 Ok(Value::Hash(HashMeta {
                     len: u64_at(0),
-                    version: HashVersion {
+                    version: Version {
                         created_at: TimeStamp::new(u64_at(8)),
                         seq: u32::from_be_bytes(payload[16..20].try_into().expect("4 bytes")),
+                    },
+                }))
+            }
+            TAG_LIST if payload.len() == LIST_PAYLOAD_BYTES => {
+                let u64_at = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
+                Ok(Value::List(ListMeta {
+                    len: u64_at(0),
+                    head: u64_at(8) as i64,
+                    version: Version {
+                        created_at: TimeStamp::new(u64_at(16)),
+                        seq: u32::from_be_bytes(payload[24..28].try_into().expect("4 bytes")),
                     },
                 }))
             }
@@ -179,6 +239,7 @@ impl Value {
         match self {
             Value::String(_) => "string",
             Value::Hash(_) => "hash",
+            Value::List(_) => "list",
         }
     }
 }
@@ -213,6 +274,13 @@ impl Entry {
                 payload.put_u64(meta.len);
                 meta.version.put(&mut payload);
                 Entry::encode_parts(TAG_HASH, self.expires_at, &payload)
+            }
+            Value::List(meta) => {
+                let mut payload = BytesMut::with_capacity(LIST_PAYLOAD_BYTES);
+                payload.put_u64(meta.len);
+                payload.put_u64(meta.head as u64);
+                meta.version.put(&mut payload);
+                Entry::encode_parts(TAG_LIST, self.expires_at, &payload)
             }
         }
     }
@@ -329,9 +397,9 @@ pub fn expired_index_range(now_ms: u64) -> (Bytes, Bytes) {
     (expiry_index_key(0, b""), expiry_index_key(now_ms, b""))
 }
 
-/// Tells garbage collection which hash fields are orphans: their hash's meta entry was replaced
-/// or deleted (by a commit old enough that no running transaction reads the version) and names
-/// another version, or nothing.
+/// Tells garbage collection which hash fields and list elements are orphans: their
+/// collection's meta entry was replaced or deleted (by a commit old enough that no running
+/// transaction reads the version) and names another version, or nothing.
 pub struct HashFieldGcFilter;
 
 impl GcFilter for HashFieldGcFilter {
@@ -341,8 +409,12 @@ impl GcFilter for HashFieldGcFilter {
         safe_point: TimeStamp,
         latest: &LatestFn<'_>,
     ) -> Result<bool, MvccError> {
-        let Some((key, version)) = parse_hash_field_key(raw_key) else {
-            return Ok(false);
+        let (key, version, list) = match parse_hash_field_key(raw_key) {
+            Some((key, version)) => (key, version, false),
+            None => match parse_part_key(LIST_ELEMENT_PREFIX, raw_key) {
+                Some((key, version)) => (key, version, true),
+                None => return Ok(false),
+            },
         };
         let Some(meta) = latest(&data_key(key))? else {
             // The key never had a meta entry it could be read through: nothing reads it.
@@ -355,7 +427,11 @@ impl GcFilter for HashFieldGcFilter {
             Some(Ok(Entry {
                 value: Value::Hash(meta),
                 ..
-            })) => meta.version == version,
+            })) => !list && meta.version == version,
+            Some(Ok(Entry {
+                value: Value::List(meta),
+                ..
+            })) => list && meta.version == version,
             Some(Ok(_)) | None => false,
             Some(Err(_)) => true,
         };
@@ -367,7 +443,7 @@ impl GcFilter for HashFieldGcFilter {
 mod tests {
     use super::*;
 
-    const VERSION: HashVersion = HashVersion {
+    const VERSION: Version = Version {
         created_at: TimeStamp::new(99),
         seq: 0,
     };
@@ -397,7 +473,7 @@ mod tests {
         let a = hash_field_prefix(b"a", &VERSION);
         assert!(!hash_field_key(b"ab", &VERSION, b"x").starts_with(&a));
         assert!(hash_field_key(b"a", &VERSION, b"bx").starts_with(&a));
-        let other = HashVersion {
+        let other = Version {
             created_at: TimeStamp::new(1),
             seq: 2,
         };
@@ -507,7 +583,7 @@ mod gc_tests {
                 .with_gc_filter(HashFieldGcFilter),
         );
         let client = PercolatorClient::new(server, tso, ClientConfig::default());
-        let version = |seq| HashVersion {
+        let version = |seq| Version {
             created_at: TimeStamp::new(1),
             seq,
         };

@@ -26,12 +26,13 @@
 //!
 //! ## Caveats
 //!
-//! - One database (`SELECT 0`); strings and hashes.
+//! - One database (`SELECT 0`); strings, hashes and lists.
 //! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys).
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
 
 mod args;
+mod blocked;
 pub mod cmd;
 mod combiner;
 mod connection;

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use super::blocked::BlockedClients;
 use super::combiner::Combiner;
 use super::connection::Connection;
 use super::scan_cursors::ScanCursors;
@@ -57,6 +58,11 @@ pub struct Server<C: TxnClient> {
     pub latches: Latches,
     /// Runs concurrent writes of one key together (see `combiner`).
     pub combiner: Combiner,
+    /// Clients blocked in `BLPOP` and its siblings (see `blocked`).
+    pub blocked: BlockedClients,
+    /// Encoding parameters set with `CONFIG SET` (they have no effect; see
+    /// `cmd::server::ENCODING_PARAMETERS`).
+    pub encoding_settings: parking_lot::Mutex<std::collections::HashMap<&'static str, String>>,
     pub started: Instant,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
@@ -77,6 +83,8 @@ impl<C: TxnClient> Server<C> {
             cursors: ScanCursors::default(),
             latches: Latches::default(),
             combiner: Combiner::default(),
+            blocked: BlockedClients::default(),
+            encoding_settings: Default::default(),
             started: Instant::now(),
             local_addr,
             run_id: make_run_id(),

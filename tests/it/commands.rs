@@ -505,7 +505,44 @@ fn config_get_reports_redis_parameter_names() {
         .unwrap();
     assert_eq!(port, ["port".to_string(), server.addr.port().to_string()]);
     let text = error_text(&mut con, &["CONFIG", "SET", "maxclients", "5"]);
-    assert!(text.starts_with("ERR CONFIG SET is not supported"), "{text}");
+    assert!(text.starts_with("ERR CONFIG SET failed"), "{text}");
+    // Encoding parameters are accepted (and change nothing), under either name; setting a
+    // parameter to its current value is accepted; one refused pair refuses the whole call.
+    assert_eq!(
+        cmd(
+            &mut con,
+            &["CONFIG", "SET", "list-max-ziplist-size", "4", "save", ""]
+        )
+        .unwrap(),
+        Value::Okay
+    );
+    let sizes: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("list-max-*-size")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        sizes,
+        ["list-max-listpack-size", "4", "list-max-ziplist-size", "4"]
+    );
+    let text = error_text(
+        &mut con,
+        &[
+            "CONFIG",
+            "SET",
+            "zset-max-ziplist-entries",
+            "1",
+            "appendonly",
+            "yes",
+        ],
+    );
+    assert!(text.contains("'appendonly'"), "{text}");
+    let entries: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("zset-max-listpack-entries")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(entries, ["zset-max-listpack-entries", "128"], "nothing was set");
     assert_eq!(cmd(&mut con, &["CONFIG", "RESETSTAT"]).unwrap(), Value::Okay);
 }
 

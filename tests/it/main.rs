@@ -7,5 +7,6 @@ mod concurrency;
 mod durability;
 mod expiry;
 mod harness;
+mod lists;
 mod protocol;
 mod transactions;

@@ -14,7 +14,7 @@ use crate::percolator::Transaction;
 use crate::resp::args::{int_arg, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    HashMeta, HashVersion, Value, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
+    HashMeta, Value, Version, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
     rewrite_value,
 };
 use crate::resp::reply::Reply;
@@ -227,12 +227,12 @@ async fn meta_for_write<T: Transaction>(
     if let Some(meta) = hash_meta(txn, key).await? {
         return Ok(meta);
     }
-    ctx.hashes_created += 1;
+    ctx.incarnations += 1;
     Ok(HashMeta {
         len: 0,
-        version: HashVersion {
+        version: Version {
             created_at: txn.start_ts(),
-            seq: ctx.hashes_created,
+            seq: ctx.incarnations,
         },
     })
 }

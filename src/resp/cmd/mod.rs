@@ -12,6 +12,7 @@ pub mod docs;
 mod expire;
 mod hashes;
 mod keys;
+mod lists;
 mod server;
 mod strings;
 pub mod table;
@@ -64,6 +65,7 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
             Ok(Reply::OK)
         }
         "flushdb" | "flushall" => server::flush(&args, server).await,
+        _ if spec.flags.contains(&"blocking") => run_blocking(spec, &args, server).await,
         _ => match DataCommand::parse(spec, &args[1..]) {
             Ok(Some(command)) => {
                 if let Some(key) = single_write_key(spec, &args) {
@@ -123,7 +125,8 @@ pub fn batchable(args: Vec<Bytes>, session: &Session) -> Result<Batched, Vec<Byt
         return Err(args);
     }
     let Ok(spec) = check(&args) else { return Err(args) };
-    if matches!(spec.name, "flushdb" | "flushall") {
+    // A flush runs in chunks of its own; a blocking command waits on its own.
+    if matches!(spec.name, "flushdb" | "flushall") || spec.flags.contains(&"blocking") {
         return Err(args);
     }
     match DataCommand::parse(spec, &args[1..]) {
@@ -164,6 +167,42 @@ pub async fn execute_batch<C: TxnClient>(
     let _latches = server.latches.acquire(write_keys).await;
     let commands: Vec<DataCommand> = batch.into_iter().map(|b| b.command).collect();
     run_in_transaction(&commands, server).await
+}
+
+/// A blocking list command outside `MULTI`: its pop, tried again whenever an element may have
+/// arrived (see `blocked`), until it takes one or its timeout passes (null array).
+async fn run_blocking<C: TxnClient>(
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    server: &Server<C>,
+) -> CommandResult {
+    let blocking = lists::parse_blocking(spec.name, &args[1..])?
+        .ok_or_else(|| CommandError::Other(format!("{} is not a blocking command", spec.name)))?;
+    let deadline = blocking.timeout.map(|t| std::time::Instant::now() + t);
+    let waiter = server.blocked.block(&blocking.command.sources());
+    let mut first_try = true;
+    loop {
+        let turn = waiter.turn();
+        if !turn.is_empty() {
+            let command = DataCommand::List(blocking.command.only_sources(&turn, !first_try));
+            let _latches = server.latches.acquire(spec.keys(args)).await;
+            let reply = run_in_transaction(std::slice::from_ref(&command), server)
+                .await
+                .pop()
+                .unwrap_or(Reply::NilArray);
+            if !matches!(reply, Reply::NilArray | Reply::Nil) {
+                return Ok(reply);
+            }
+            first_try = false;
+        }
+        let now = std::time::Instant::now();
+        let limit = match deadline {
+            Some(deadline) if deadline <= now => return Ok(Reply::NilArray),
+            Some(deadline) => (deadline - now).min(super::blocked::POLL_INTERVAL),
+            None => super::blocked::POLL_INTERVAL,
+        };
+        waiter.wait(limit).await;
+    }
 }
 
 /// Looks the command up and checks its arity.
@@ -212,6 +251,7 @@ pub enum DataCommand {
     Hash(hashes::HashCommand),
     Key(keys::KeyCommand),
     Expire(expire::ExpireCommand),
+    List(lists::ListCommand),
 }
 
 impl DataCommand {
@@ -229,6 +269,9 @@ impl DataCommand {
         if let Some(command) = expire::ExpireCommand::parse(spec.name, args)? {
             return Ok(Some(DataCommand::Expire(command)));
         }
+        if let Some(command) = lists::ListCommand::parse(spec.name, args)? {
+            return Ok(Some(DataCommand::List(command)));
+        }
         Ok(None)
     }
 
@@ -239,7 +282,13 @@ impl DataCommand {
             DataCommand::Hash(command) => command.exec(txn, ctx).await,
             DataCommand::Key(command) => command.exec(txn, ctx).await,
             DataCommand::Expire(command) => command.exec(txn, ctx).await,
+            DataCommand::List(command) => command.exec(txn, ctx).await,
         }
+    }
+
+    /// Whether the command can add elements to a list (see `blocked`).
+    fn fills_lists(&self) -> bool {
+        matches!(self, DataCommand::List(command) if command.fills_lists())
     }
 }
 
@@ -251,8 +300,9 @@ pub struct ExecContext<'a> {
     /// Key lookups that found a key / found none, for `INFO stats`.
     pub hits: u64,
     pub misses: u64,
-    /// Hashes created so far in the current transaction (their version's sequence number).
-    pub hashes_created: u32,
+    /// Collections created so far in the current transaction (their version's sequence
+    /// number).
+    pub incarnations: u32,
 }
 
 /// Runs `commands` as one transaction, starting over after a write conflict, so that they take
@@ -277,13 +327,13 @@ pub async fn run_watched<C: TxnClient>(
         cursors: &server.cursors,
         hits: 0,
         misses: 0,
-        hashes_created: 0,
+        incarnations: 0,
     };
     let mut attempt = 0;
     let outcome = loop {
         ctx.hits = 0;
         ctx.misses = 0;
-        ctx.hashes_created = 0;
+        ctx.incarnations = 0;
         let result: CommandResult<Vec<Reply>> = async {
             let mut txn = server.store.begin().await?;
             let now = keyspace::now_ms(&txn);
@@ -323,6 +373,9 @@ pub async fn run_watched<C: TxnClient>(
             other => break other,
         }
     };
+    if outcome.is_ok() && commands.iter().any(DataCommand::fills_lists) {
+        server.blocked.wake();
+    }
     server.stats.keyspace_hits.fetch_add(ctx.hits, Ordering::Relaxed);
     server
         .stats

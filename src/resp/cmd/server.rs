@@ -130,9 +130,47 @@ pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: 
             }
             Ok(Reply::Map(pairs))
         }
-        "config|set" => Err(CommandError::Unsupported(
-            "CONFIG SET is not supported: edit cluster.yaml and restart the node".into(),
-        )),
+        "config|set" => {
+            let pairs = &args[2..];
+            if !pairs.len().is_multiple_of(2) {
+                return Err(CommandError::WrongArity {
+                    name: "config|set".into(),
+                });
+            }
+            // All or nothing, as in Redis: check every pair before setting any.
+            let mut accepted = Vec::new();
+            let current = config_parameters(server);
+            for pair in pairs.chunks(2) {
+                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+                // Setting a parameter to the value it has changes nothing: accepted.
+                if current
+                    .iter()
+                    .any(|(n, v)| *n == name && v.as_bytes() == pair[1].as_ref())
+                    && encoding_parameter(&name).is_none()
+                {
+                    continue;
+                }
+                let Some(canonical) = encoding_parameter(&name) else {
+                    return Err(CommandError::Other(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - ferrokv \
+                         changes only the encoding parameters at runtime; edit cluster.yaml and \
+                         restart the node for the rest"
+                    )));
+                };
+                if crate::resp::args::parse_i64(&pair[1]).is_none() {
+                    return Err(CommandError::Other(format!(
+                        "CONFIG SET failed (possibly related to argument '{name}') - argument \
+                         couldn't be parsed into an integer"
+                    )));
+                }
+                accepted.push((canonical, String::from_utf8_lossy(&pair[1]).into_owned()));
+            }
+            let mut settings = server.encoding_settings.lock();
+            for (name, value) in accepted {
+                settings.insert(name, value);
+            }
+            Ok(Reply::OK)
+        }
         "config|resetstat" => {
             let stats = &server.stats;
             for counter in [
@@ -170,9 +208,39 @@ pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: 
 }
 
 /// The configuration under Redis's parameter names, as `CONFIG GET` reports it.
+/// Redis's parameters for its compact encodings, with their defaults. ferrokv keeps every
+/// collection as one entry per element whatever its size, so these change nothing; `CONFIG
+/// SET` accepts them (clients and test suites set them) and `CONFIG GET` echoes them back.
+pub const ENCODING_PARAMETERS: &[(&str, &str)] = &[
+    ("hash-max-listpack-entries", "128"),
+    ("hash-max-listpack-value", "64"),
+    ("list-max-listpack-size", "-2"),
+    ("list-compress-depth", "0"),
+    ("set-max-intset-entries", "512"),
+    ("zset-max-listpack-entries", "128"),
+    ("zset-max-listpack-value", "64"),
+];
+
+/// The name under which an encoding parameter is kept (Redis 7 takes the `ziplist` names as
+/// aliases of the `listpack` ones), or `None` if `name` is not one.
+fn encoding_parameter(name: &str) -> Option<&'static str> {
+    let name = name.replace("ziplist", "listpack");
+    ENCODING_PARAMETERS.iter().map(|(n, _)| *n).find(|n| *n == name)
+}
+
 fn config_parameters<C: TxnClient>(server: &Server<C>) -> Vec<(&'static str, String)> {
     let config = &server.config;
-    vec![
+    let settings = server.encoding_settings.lock();
+    let encodings = ENCODING_PARAMETERS.iter().flat_map(|(name, default)| {
+        let value = settings
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| (*default).to_string());
+        let alias = ENCODING_ALIASES.iter().find(|(_, canonical)| canonical == name);
+        std::iter::once((*name, value.clone())).chain(alias.map(|(alias, _)| (*alias, value)))
+    });
+    let mut parameters: Vec<(&'static str, String)> = encodings.collect();
+    parameters.extend([
         ("bind", server.local_addr.ip().to_string()),
         ("port", server.local_addr.port().to_string()),
         ("databases", "1".into()),
@@ -191,8 +259,18 @@ fn config_parameters<C: TxnClient>(server: &Server<C>) -> Vec<(&'static str, Str
         ("maxmemory-policy", "noeviction".into()),
         ("timeout", "0".into()),
         ("cluster-enabled", "no".into()),
-    ]
+    ]);
+    parameters
 }
+
+/// The `ziplist` names `CONFIG GET` also answers for.
+const ENCODING_ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+];
 
 /// `FLUSHDB [ASYNC|SYNC]` and `FLUSHALL [ASYNC|SYNC]` (there is one database).
 ///
@@ -319,9 +397,10 @@ fn server_section<C: TxnClient>(server: &Server<C>) -> String {
 
 fn clients_section<C: TxnClient>(server: &Server<C>) -> String {
     format!(
-        "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n",
+        "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n",
         server.connected_clients(),
-        server.config.max_clients
+        server.config.max_clients,
+        server.blocked.count()
     )
 }
 

@@ -101,6 +101,7 @@ impl CommandSpec {
         match self.group {
             "string" => categories.push("@string"),
             "hash" => categories.push("@hash"),
+            "list" => categories.push("@list"),
             "generic" => categories.push("@keyspace"),
             "connection" => categories.push("@connection"),
             "server" => categories.push("@admin"),
@@ -151,6 +152,9 @@ const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 const KEY_VALUE_PAIRS: (i32, i32, i32) = (1, -1, 2);
+const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
+/// Every argument but the last (a timeout).
+const KEYS_THEN_ONE: (i32, i32, i32) = (1, -2, 1);
 
 /// Every command ferrokv answers.
 #[rustfmt::skip]
@@ -263,6 +267,51 @@ pub static COMMANDS: &[CommandSpec] = &[
         "O(1)", "key field increment:integer"),
     command!("hstrlen", 3, ["readonly", "fast"], ONE_KEY, "hash", "3.2.0",
         "Returns the length of the value of a field.", "O(1)", "key field"),
+    // list
+    command!("lpush", -3, ["write", "denyoom", "fast"], ONE_KEY, "list", "1.0.0",
+        "Prepends one or more elements to a list. Creates the key if it doesn't exist.", "O(1) for each element added", "key element..."),
+    command!("rpush", -3, ["write", "denyoom", "fast"], ONE_KEY, "list", "1.0.0",
+        "Appends one or more elements to a list. Creates the key if it doesn't exist.", "O(1) for each element added", "key element..."),
+    command!("lpushx", -3, ["write", "denyoom", "fast"], ONE_KEY, "list", "2.2.0",
+        "Prepends one or more elements to a list only when the list exists.", "O(1) for each element added", "key element..."),
+    command!("rpushx", -3, ["write", "denyoom", "fast"], ONE_KEY, "list", "2.2.0",
+        "Appends an element to a list only when the list exists.", "O(1) for each element added", "key element..."),
+    command!("lpop", -2, ["write", "fast"], ONE_KEY, "list", "1.0.0",
+        "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", "O(N) where N is the number of elements returned", "key [count:integer]"),
+    command!("rpop", -2, ["write", "fast"], ONE_KEY, "list", "1.0.0",
+        "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", "O(N) where N is the number of elements returned", "key [count:integer]"),
+    command!("llen", 2, ["readonly", "fast"], ONE_KEY, "list", "1.0.0",
+        "Returns the length of a list.", "O(1)", "key"),
+    command!("lrange", 4, ["readonly"], ONE_KEY, "list", "1.0.0",
+        "Returns a range of elements from a list.", "O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.", "key start:integer stop:integer"),
+    command!("lindex", 3, ["readonly"], ONE_KEY, "list", "1.0.0",
+        "Returns an element from a list by its index.", "O(1) here: one entry per element", "key index:integer"),
+    command!("lset", 4, ["write", "denyoom"], ONE_KEY, "list", "1.0.0",
+        "Sets the value of an element in a list by its index.", "O(1) here: one entry per element", "key index:integer element"),
+    command!("lrem", 4, ["write"], ONE_KEY, "list", "1.0.0",
+        "Removes elements from a list. Deletes the list if the last element was removed.", "O(N+M) where N is the length of the list and M is the number of elements removed.", "key count:integer element"),
+    command!("ltrim", 4, ["write"], ONE_KEY, "list", "1.0.0",
+        "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", "O(N) where N is the number of elements to be removed by the operation.", "key start:integer stop:integer"),
+    command!("linsert", 5, ["write", "denyoom"], ONE_KEY, "list", "2.2.0",
+        "Inserts an element before or after another element in a list.", "O(N) where N is the number of elements to traverse before seeing the value pivot.", "key BEFORE|AFTER pivot element"),
+    command!("lpos", -3, ["readonly"], ONE_KEY, "list", "6.0.6",
+        "Returns the index of matching elements in a list.", "O(N) where N is the number of elements in the list, for the average case.", "key element [RANK rank:integer] [COUNT num-matches:integer] [MAXLEN len:integer]"),
+    command!("lmove", 5, ["write", "denyoom"], TWO_KEYS, "list", "6.2.0",
+        "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", "O(1)", "source destination LEFT|RIGHT LEFT|RIGHT"),
+    command!("rpoplpush", 3, ["write", "denyoom"], TWO_KEYS, "list", "1.2.0",
+        "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", "O(1)", "source destination"),
+    command!("lmpop", -4, ["write", "movablekeys"], NO_KEYS, "list", "7.0.0",
+        "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.", "O(N+M) where N is the number of provided keys and M is the number of elements returned.", "numkeys:integer key... LEFT|RIGHT [COUNT count:integer]"),
+    command!("blpop", -3, ["write", "noscript", "blocking"], KEYS_THEN_ONE, "list", "2.0.0",
+        "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N) where N is the number of provided keys.", "key... timeout:double"),
+    command!("brpop", -3, ["write", "noscript", "blocking"], KEYS_THEN_ONE, "list", "2.0.0",
+        "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N) where N is the number of provided keys.", "key... timeout:double"),
+    command!("brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], TWO_KEYS, "list", "2.2.0",
+        "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", "O(1)", "source destination timeout:double"),
+    command!("blmove", 6, ["write", "denyoom", "noscript", "blocking"], TWO_KEYS, "list", "6.2.0",
+        "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", "O(1)", "source destination LEFT|RIGHT LEFT|RIGHT timeout:double"),
+    command!("blmpop", -5, ["write", "blocking", "movablekeys"], NO_KEYS, "list", "7.0.0",
+        "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", "O(N+M) where N is the number of provided keys and M is the number of elements returned.", "timeout:double numkeys:integer key... LEFT|RIGHT [COUNT count:integer]"),
     // generic
     command!("del", -2, ["write"], ALL_KEYS, "generic", "1.0.0",
         "Deletes one or more keys.", "O(N) where N is the number of keys that will be removed.", "key..."),
