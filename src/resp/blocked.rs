@@ -24,20 +24,45 @@ pub struct BlockedClients {
     queues: Mutex<HashMap<Bytes, VecDeque<u64>>>,
     next_id: AtomicU64,
     pushed: Notify,
+    /// Blocked connections by client id, with how to end their wait (`CLIENT UNBLOCK`).
+    unblockers: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Unblock>>>,
+}
+
+/// How `CLIENT UNBLOCK` ends a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if the timeout had passed.
+    Timeout,
+    /// With the error `-UNBLOCKED`.
+    Error,
 }
 
 impl BlockedClients {
-    /// Queues a client on `keys`; it leaves every queue when the returned waiter is dropped.
-    pub fn block(&self, keys: &[Bytes]) -> Waiter<'_> {
+    /// Queues connection `client` on `keys`; it leaves every queue when the returned waiter
+    /// is dropped.
+    pub fn block(&self, client: u64, keys: &[Bytes]) -> Waiter<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut queues = self.queues.lock();
         for key in keys {
             queues.entry(key.clone()).or_default().push_back(id);
         }
+        drop(queues);
+        let (unblock, unblocked) = tokio::sync::oneshot::channel();
+        self.unblockers.lock().insert(client, unblock);
         Waiter {
             clients: self,
             id,
+            client,
             keys: keys.to_vec(),
+            unblocked,
+        }
+    }
+
+    /// Ends the wait of connection `client` if it is blocked; whether it was.
+    pub fn unblock(&self, client: u64, how: Unblock) -> bool {
+        match self.unblockers.lock().remove(&client) {
+            Some(unblock) => unblock.send(how).is_ok(),
+            None => false,
         }
     }
 
@@ -60,7 +85,9 @@ impl BlockedClients {
 pub struct Waiter<'a> {
     clients: &'a BlockedClients,
     id: u64,
+    client: u64,
     keys: Vec<Bytes>,
+    unblocked: tokio::sync::oneshot::Receiver<Unblock>,
 }
 
 impl Waiter<'_> {
@@ -74,16 +101,24 @@ impl Waiter<'_> {
             .collect()
     }
 
-    /// Waits for a wake-up, or `limit`, whichever comes first.
-    pub async fn wait(&self, limit: Duration) {
+    /// Waits for a wake-up, or `limit`, whichever comes first; `Some` if `CLIENT UNBLOCK`
+    /// ended the wait.
+    pub async fn wait(&mut self, limit: Duration) -> Option<Unblock> {
         let pushed = self.clients.pushed.notified();
         tokio::pin!(pushed);
-        let _ = tokio::time::timeout(limit, pushed).await;
+        if let Ok(how) = self.unblocked.try_recv() {
+            return Some(how);
+        }
+        tokio::select! {
+            how = &mut self.unblocked => how.ok(),
+            _ = tokio::time::timeout(limit, pushed) => None,
+        }
     }
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
+        self.clients.unblockers.lock().remove(&self.client);
         let mut queues = self.clients.queues.lock();
         for key in &self.keys {
             if let Some(queue) = queues.get_mut(key) {
@@ -108,8 +143,8 @@ mod tests {
         let clients = BlockedClients::default();
         let a = Bytes::from_static(b"a");
         let b = Bytes::from_static(b"b");
-        let first = clients.block(std::slice::from_ref(&a));
-        let second = clients.block(&[a.clone(), b.clone()]);
+        let first = clients.block(1, std::slice::from_ref(&a));
+        let second = clients.block(2, &[a.clone(), b.clone()]);
         assert_eq!(first.turn(), vec![a.clone()]);
         assert_eq!(second.turn(), vec![b.clone()], "second in line on a, first on b");
         assert_eq!(clients.count(), 2);

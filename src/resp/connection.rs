@@ -161,7 +161,11 @@ impl<C: TxnClient> Connection<C> {
                 Ok(batched) => batch.push(batched),
                 Err(request) => {
                     self.run_batch(std::mem::take(&mut batch)).await;
-                    let reply = cmd::execute(request, &mut self.session, &self.server).await;
+                    let reply = if cmd::blocks(&request, &self.session) {
+                        self.execute_blocking(request).await?
+                    } else {
+                        cmd::execute(request, &mut self.session, &self.server).await
+                    };
                     self.push_reply(reply);
                     if self.session.closing {
                         return Ok(());
@@ -171,6 +175,35 @@ impl<C: TxnClient> Connection<C> {
         }
         self.run_batch(batch).await;
         Ok(())
+    }
+
+    /// Runs a command that may block (`BLPOP`...) while watching the socket, so a client that
+    /// leaves stops waiting (and leaves the queues of its keys) at once. What the client sends
+    /// meanwhile is kept for after the command, as Redis does.
+    async fn execute_blocking(&mut self, request: Vec<Bytes>) -> std::io::Result<Reply> {
+        let Connection {
+            socket,
+            session,
+            server,
+            input,
+            ..
+        } = self;
+        let run = cmd::execute(request, session, server);
+        tokio::pin!(run);
+        loop {
+            if input.len() >= server.config.max_query_buffer_bytes {
+                return Err(std::io::ErrorKind::OutOfMemory.into());
+            }
+            input.reserve(READ_CHUNK_BYTES);
+            tokio::select! {
+                reply = &mut run => return Ok(reply),
+                read = socket.read_buf(input) => {
+                    if read? == 0 {
+                        return Err(std::io::ErrorKind::ConnectionAborted.into());
+                    }
+                }
+            }
+        }
     }
 
     async fn run_batch(&mut self, batch: Vec<cmd::Batched>) {

@@ -160,6 +160,15 @@ pub fn list_element_key(key: &[u8], version: &Version, position: i64) -> Bytes {
     Bytes::from(store_key)
 }
 
+/// The store-key prefix of the parts of `value` held at `key` (`None` for a string).
+pub fn parts_prefix(key: &[u8], value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::String(_) => None,
+        Value::Hash(meta) => Some(hash_field_prefix(key, &meta.version)),
+        Value::List(meta) => Some(list_element_prefix(key, &meta.version)),
+    }
+}
+
 /// The Redis key and version a field's store key belongs to, if it is a field key.
 fn parse_hash_field_key(store_key: &[u8]) -> Option<(&[u8], Version)> {
     parse_part_key(HASH_FIELD_PREFIX, store_key)
@@ -571,7 +580,7 @@ mod gc_tests {
     use crate::storage::{Engine, MemoryEngine};
 
     #[tokio::test]
-    async fn orphaned_fields_are_collected_and_live_ones_kept() {
+    async fn orphaned_fields_and_elements_are_collected_and_live_ones_kept() {
         let engine = MemoryEngine::new();
         let tso = TsoClient::start(Arc::new(
             Tso::open(EngineTsoStore(engine.clone()), system_clock(), 3_000).unwrap(),
@@ -587,8 +596,18 @@ mod gc_tests {
             created_at: TimeStamp::new(1),
             seq,
         };
-        // Two hashes; "gone" is then replaced by a string, "kept" stays.
+        // Two hashes and two lists; "gone" and "gone-list" are then replaced by strings, the
+        // others stay. A list's element is not taken for a hash's field, or the reverse.
         let mut txn = client.begin().await.unwrap();
+        for (name, seq) in [(&b"gone-list"[..], 3), (b"kept-list", 4)] {
+            txn.put(list_element_key(name, &version(seq), 0), Bytes::from_static(b"e"));
+            let meta = ListMeta {
+                len: 1,
+                head: 0,
+                version: version(seq),
+            };
+            txn.put(data_key(name), Entry::new(Value::List(meta), None).encode());
+        }
         for (name, seq) in [(&b"gone"[..], 1), (b"kept", 2)] {
             txn.put(
                 hash_field_key(name, &version(seq), b"f"),
@@ -609,6 +628,7 @@ mod gc_tests {
         txn.commit().await.unwrap();
         let mut txn = client.begin().await.unwrap();
         write_string(&mut txn, b"gone", b"now a string");
+        write_string(&mut txn, b"gone-list", b"now a string");
         txn.commit().await.unwrap();
 
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
@@ -622,5 +642,14 @@ mod gc_tests {
         };
         assert_eq!(versions(b"gone", 1), 0, "the orphaned field is gone");
         assert_eq!(versions(b"kept", 2), 1, "the live field stays");
+        let elements = |name: &[u8], seq| {
+            version_count(
+                &engine.snapshot(),
+                &Key::from_raw(&list_element_key(name, &version(seq), 0)),
+            )
+            .unwrap()
+        };
+        assert_eq!(elements(b"gone-list", 3), 0, "the orphaned element is gone");
+        assert_eq!(elements(b"kept-list", 4), 1, "the live element stays");
     }
 }

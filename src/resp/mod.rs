@@ -32,7 +32,7 @@
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
 
 mod args;
-mod blocked;
+pub(crate) mod blocked;
 pub mod cmd;
 mod combiner;
 mod connection;

@@ -146,3 +146,93 @@ fn blocked_clients_are_served_in_the_order_they_blocked() {
     let got: Vec<String> = waiters.into_iter().map(|(_, h)| h.join().unwrap()).collect();
     assert_eq!(got, ["first", "second", "third"]);
 }
+
+#[test]
+fn a_client_that_leaves_or_is_unblocked_stops_waiting() {
+    let server = TestServer::start();
+    let mut admin = server.client();
+    let blocked_clients = |con: &mut redis::Connection| -> i64 {
+        let info: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let wait_for = |con: &mut redis::Connection, n: i64| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while blocked_clients(con) != n {
+            assert!(Instant::now() < deadline, "blocked_clients never became {n}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // A client that closes its connection while blocked leaves the queue.
+    let mut raw = server.raw();
+    raw.send(&crate::harness::request(&[b"BLPOP", b"never", b"0"]));
+    wait_for(&mut admin, 1);
+    drop(raw);
+    wait_for(&mut admin, 0);
+
+    // CLIENT UNBLOCK ends a wait as a timeout would, or with an error.
+    for (mode, expect_error) in [("TIMEOUT", false), ("ERROR", true)] {
+        let mut con = server.client();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+        let waiting =
+            std::thread::spawn(move || redis::cmd("BLPOP").arg("never").arg(0).query::<Value>(&mut con));
+        wait_for(&mut admin, 1);
+        let unblocked: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .arg(mode)
+            .query(&mut admin)
+            .unwrap();
+        assert_eq!(unblocked, 1);
+        match waiting.join().unwrap() {
+            Ok(reply) => assert!(!expect_error && reply == Value::Nil, "{reply:?}"),
+            Err(e) => assert!(expect_error && e.code() == Some("UNBLOCKED"), "{e:?}"),
+        }
+        wait_for(&mut admin, 0);
+    }
+    let none: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(99_999)
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(none, 0);
+}
+
+#[test]
+fn rename_moves_collections_with_their_timeout_and_sort_stores_a_list() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let _: i64 = con.rpush("src", &["3", "1", "2"]).unwrap();
+    let _: bool = con.expire("src", 100).unwrap();
+    let _: () = con.set("dst", "replaced").unwrap();
+    let _: () = con.rename("src", "dst").unwrap();
+    assert!(!con.exists::<_, bool>("src").unwrap());
+    let moved: Vec<String> = con.lrange("dst", 0, -1).unwrap();
+    assert_eq!(moved, ["3", "1", "2"]);
+    assert!(
+        con.ttl::<_, i64>("dst").unwrap() > 0,
+        "the timeout moves with the key"
+    );
+    let _: () = con.hset("h", "f", "v").unwrap();
+    assert_eq!(con.rename_nx::<_, _, i64>("h", "dst").unwrap(), 0);
+    assert_eq!(con.rename_nx::<_, _, i64>("h", "h2").unwrap(), 1);
+    assert_eq!(con.hget::<_, _, String>("h2", "f").unwrap(), "v");
+    let err = con.rename::<_, _, ()>("missing", "x").unwrap_err();
+    assert_eq!(err.detail(), Some("no such key"));
+
+    let sorted: Vec<i64> = redis::cmd("SORT").arg("dst").query(&mut con).unwrap();
+    assert_eq!(sorted, [1, 2, 3]);
+    let stored: i64 = redis::cmd("SORT")
+        .arg("dst")
+        .arg("DESC")
+        .arg("STORE")
+        .arg("out")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(stored, 3);
+    let out: Vec<String> = con.lrange("out", 0, -1).unwrap();
+    assert_eq!(out, ["3", "2", "1"]);
+}

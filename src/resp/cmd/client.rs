@@ -5,6 +5,7 @@ use bytes::Bytes;
 use super::table::CommandSpec;
 use crate::percolator::TxnClient;
 use crate::resp::args::{ArgReader, is_keyword, parse_i64};
+use crate::resp::blocked::Unblock;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::server::Server;
@@ -58,6 +59,20 @@ pub fn client<C: TxnClient>(
         }
         "client|getname" => Ok(Reply::bulk_or_nil(session.client.name.lock().clone())),
         "client|id" => Ok(Reply::Integer(session.client.id as i64)),
+        "client|unblock" => {
+            let id = crate::resp::args::int_arg(&args[2])?;
+            let how = match args.get(3) {
+                None => Unblock::Timeout,
+                Some(mode) if is_keyword(mode, "TIMEOUT") => Unblock::Timeout,
+                Some(mode) if is_keyword(mode, "ERROR") => Unblock::Error,
+                Some(_) => {
+                    return Err(CommandError::Other(
+                        "CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into(),
+                    ));
+                }
+            };
+            Ok(Reply::Integer(server.blocked.unblock(id as u64, how).into()))
+        }
         "client|info" => Ok(Reply::Verbatim(format!("{}\n", session.client.info_line()))),
         "client|list" => list(&args[2..], server),
         "client|setinfo" => {

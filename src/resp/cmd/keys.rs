@@ -8,8 +8,8 @@ use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
-    Entry, all_data_range, data_key, delete_entry, keyspace_range, now_ms, prefix_end, read_entry,
-    read_value, user_key,
+    Entry, all_data_range, data_key, delete_entry, keyspace_range, now_ms, parts_prefix, prefix_end,
+    read_entry, read_value, user_key, write_entry,
 };
 use crate::resp::reply::Reply;
 
@@ -32,6 +32,12 @@ pub enum KeyCommand {
         type_filter: Option<Bytes>,
     },
     DbSize,
+    /// `RENAME`/`RENAMENX` (`only_new`).
+    Rename {
+        source: Bytes,
+        destination: Bytes,
+        only_new: bool,
+    },
     /// `FLUSHDB`/`FLUSHALL` inside `MULTI`: every key, in the transaction.
     Flush,
 }
@@ -54,6 +60,11 @@ impl KeyCommand {
             "keys" => KeyCommand::Keys(args[0].clone()),
             "scan" => parse_scan(args)?,
             "dbsize" => KeyCommand::DbSize,
+            "rename" | "renamenx" => KeyCommand::Rename {
+                source: args[0].clone(),
+                destination: args[1].clone(),
+                only_new: name == "renamenx",
+            },
             _ => return Ok(None),
         }))
     }
@@ -107,6 +118,23 @@ impl KeyCommand {
                 .await
             }
             KeyCommand::DbSize => Ok(Reply::Integer(count_keys(txn).await? as i64)),
+            KeyCommand::Rename {
+                source,
+                destination,
+                only_new,
+            } => {
+                let Some(entry) = read_entry(txn, source).await? else {
+                    return Err(CommandError::Other("no such key".into()));
+                };
+                let replaced = read_entry(txn, destination).await?;
+                if *only_new && replaced.is_some() {
+                    return Ok(Reply::Integer(0));
+                }
+                if source != destination {
+                    rename(txn, source, destination, &entry, replaced.as_ref()).await?;
+                }
+                Ok(if *only_new { Reply::Integer(1) } else { Reply::OK })
+            }
             KeyCommand::Flush => {
                 let (start, end) = all_data_range();
                 let everything = txn.scan(start, Some(end), usize::MAX).await?;
@@ -117,6 +145,32 @@ impl KeyCommand {
             }
         }
     }
+}
+
+/// Moves the key `source` (holding `entry`) to `destination`, replacing whatever that held, with
+/// its timeout. A collection's parts are keyed by its name, so they are copied under the new
+/// name (O(N), where Redis's RENAME is O(1)); the old ones are orphans for GC, as after `DEL`.
+async fn rename<T: Transaction>(
+    txn: &mut T,
+    source: &[u8],
+    destination: &[u8],
+    entry: &Entry,
+    replaced: Option<&Entry>,
+) -> CommandResult<()> {
+    if let (Some(from), Some(to)) = (
+        parts_prefix(source, &entry.value),
+        parts_prefix(destination, &entry.value),
+    ) {
+        let end = prefix_end(&from);
+        for (store_key, value) in txn.scan(&from, end.as_deref(), usize::MAX).await? {
+            let mut moved = to.clone();
+            moved.extend_from_slice(&store_key[from.len()..]);
+            txn.put(Bytes::from(moved), value);
+        }
+    }
+    delete_entry(txn, source, entry);
+    write_entry(txn, destination, entry, replaced);
+    Ok(())
 }
 
 /// The keys in order of first appearance, each once.

@@ -1,6 +1,6 @@
 //! List commands: `LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LLEN LRANGE LINDEX LSET LREM LTRIM
-//! LINSERT LPOS LMOVE RPOPLPUSH LMPOP`, and the pops that block: `BLPOP BRPOP BLMOVE
-//! BRPOPLPUSH BLMPOP`.
+//! LINSERT LPOS LMOVE RPOPLPUSH LMPOP`, the pops that block: `BLPOP BRPOP BLMOVE BRPOPLPUSH
+//! BLMPOP`, and `SORT`/`SORT_RO` of a list (without `BY` and `GET` patterns).
 //!
 //! A list is a meta entry (length, head position, version) plus one store entry per element at
 //! consecutive positions (see `keyspace`): a push or pop at either end touches the meta entry
@@ -83,6 +83,14 @@ pub enum ListCommand {
         /// A blocked client's retry: a source holding another type counts as empty.
         waiting: bool,
     },
+    Sort {
+        key: Bytes,
+        /// `LIMIT offset count`.
+        limit: Option<(i64, i64)>,
+        descending: bool,
+        alpha: bool,
+        store: Option<Bytes>,
+    },
     /// `LMPOP` (and `BLPOP`/`BRPOP`/`BLMPOP`, which answer in their own shapes).
     MPop {
         keys: Vec<Bytes>,
@@ -114,7 +122,10 @@ impl ListCommand {
     pub fn fills_lists(&self) -> bool {
         matches!(
             self,
-            ListCommand::Push { .. } | ListCommand::Move { .. } | ListCommand::Insert { .. }
+            ListCommand::Push { .. }
+                | ListCommand::Move { .. }
+                | ListCommand::Insert { .. }
+                | ListCommand::Sort { store: Some(_), .. }
         )
     }
 
@@ -210,6 +221,7 @@ impl ListCommand {
                 waiting: false,
             },
             "lmpop" => parse_mpop(args)?,
+            "sort" | "sort_ro" => parse_sort(args, name == "sort")?,
             _ => match parse_blocking(name, args)? {
                 Some(blocking) => blocking.command,
                 None => return Ok(None),
@@ -425,6 +437,41 @@ impl ListCommand {
                 rewrite_value(txn, destination, Value::List(target)).await?;
                 Ok(Reply::Bulk(element))
             }
+            ListCommand::Sort {
+                key,
+                limit,
+                descending,
+                alpha,
+                store,
+            } => {
+                let mut elements = match lookup(txn, ctx, key).await? {
+                    Some(meta) => read_range(txn, key, &meta, 0, meta.len - 1).await?,
+                    None => Vec::new(),
+                };
+                sort_elements(&mut elements, *alpha, *descending)?;
+                if let Some((offset, count)) = limit {
+                    let start = (*offset).clamp(0, elements.len() as i64) as usize;
+                    let count = if *count < 0 {
+                        elements.len()
+                    } else {
+                        *count as usize
+                    };
+                    elements = elements.into_iter().skip(start).take(count).collect();
+                }
+                let Some(destination) = store else {
+                    return Ok(Reply::Array(elements.into_iter().map(Reply::Bulk).collect()));
+                };
+                // STORE replaces the destination, whatever it held, with a list (or nothing).
+                let stored = elements.len();
+                if let Some(entry) = read_entry(txn, destination).await? {
+                    delete_entry(txn, destination, &entry);
+                }
+                if !elements.is_empty() {
+                    let meta = push(txn, destination, new_list(txn, ctx), End::Right, &elements);
+                    rewrite_value(txn, destination, Value::List(meta)).await?;
+                }
+                Ok(Reply::Integer(stored as i64))
+            }
             ListCommand::MPop {
                 keys,
                 end,
@@ -516,11 +563,10 @@ fn parse_timeout(arg: &[u8]) -> CommandResult<Option<std::time::Duration>> {
 
 /// `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
 fn parse_mpop(args: &[Bytes]) -> CommandResult<ListCommand> {
-    let numkeys = int_arg(&args[0])?;
-    if numkeys <= 0 {
-        return Err(CommandError::Other("numkeys should be greater than 0".into()));
-    }
-    let numkeys = numkeys as usize;
+    let numkeys = crate::resp::args::parse_i64(&args[0])
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CommandError::Other("numkeys should be greater than 0".into()))?
+        as usize;
     if args.len() < numkeys + 2 {
         return Err(CommandError::Syntax);
     }
@@ -530,11 +576,10 @@ fn parse_mpop(args: &[Bytes]) -> CommandResult<ListCommand> {
     match &args[numkeys + 2..] {
         [] => {}
         [word, n] if is_keyword(word, "COUNT") => {
-            let n = int_arg(n)?;
-            if n <= 0 {
-                return Err(CommandError::Other("count should be greater than 0".into()));
-            }
-            count = n as u64;
+            count = crate::resp::args::parse_i64(n)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| CommandError::Other("count should be greater than 0".into()))?
+                as u64;
         }
         _ => return Err(CommandError::Syntax),
     }
@@ -545,6 +590,70 @@ fn parse_mpop(args: &[Bytes]) -> CommandResult<ListCommand> {
         shape: MPopShape::KeyAndElements,
         waiting: false,
     })
+}
+
+/// `SORT key [LIMIT offset count] [ASC|DESC] [ALPHA] [STORE destination]` (`SORT_RO` without
+/// `STORE`). `BY` and `GET` patterns read other keys by name and are refused.
+fn parse_sort(args: &[Bytes], may_store: bool) -> CommandResult<ListCommand> {
+    let (mut limit, mut descending, mut alpha, mut store) = (None, false, false, None);
+    let mut i = 1;
+    while i < args.len() {
+        let word = &args[i];
+        if is_keyword(word, "ASC") {
+            descending = false;
+        } else if is_keyword(word, "DESC") {
+            descending = true;
+        } else if is_keyword(word, "ALPHA") {
+            alpha = true;
+        } else if is_keyword(word, "LIMIT") && i + 2 < args.len() {
+            limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
+            i += 2;
+        } else if is_keyword(word, "STORE") && may_store && i + 1 < args.len() {
+            store = Some(args[i + 1].clone());
+            i += 1;
+        } else if (is_keyword(word, "BY") || is_keyword(word, "GET")) && i + 1 < args.len() {
+            return Err(CommandError::Other(
+                "SORT BY and GET patterns are not supported by ferrokv".into(),
+            ));
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    Ok(ListCommand::Sort {
+        key: args[0].clone(),
+        limit,
+        descending,
+        alpha,
+        store,
+    })
+}
+
+/// Sorts as `SORT` does: by numeric value, or bytewise with `ALPHA`.
+fn sort_elements(elements: &mut [Bytes], alpha: bool, descending: bool) -> CommandResult<()> {
+    if alpha {
+        elements.sort();
+    } else {
+        let mut scores = Vec::with_capacity(elements.len());
+        for element in elements.iter() {
+            let score = parse_f64(element).filter(|s| !s.is_nan()).ok_or_else(|| {
+                CommandError::Other("One or more scores can't be converted into double".into())
+            })?;
+            scores.push(score);
+        }
+        let mut order: Vec<usize> = (0..elements.len()).collect();
+        order.sort_by(|a, b| {
+            scores[*a]
+                .total_cmp(&scores[*b])
+                .then_with(|| elements[*a].cmp(&elements[*b]))
+        });
+        let sorted: Vec<Bytes> = order.iter().map(|i| elements[*i].clone()).collect();
+        elements.clone_from_slice(&sorted);
+    }
+    if descending {
+        elements.reverse();
+    }
+    Ok(())
 }
 
 /// `LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]`.

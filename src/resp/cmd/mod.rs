@@ -65,7 +65,7 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
             Ok(Reply::OK)
         }
         "flushdb" | "flushall" => server::flush(&args, server).await,
-        _ if spec.flags.contains(&"blocking") => run_blocking(spec, &args, server).await,
+        _ if spec.flags.contains(&"blocking") => run_blocking(spec, &args, session.client.id, server).await,
         _ => match DataCommand::parse(spec, &args[1..]) {
             Ok(Some(command)) => {
                 if let Some(key) = single_write_key(spec, &args) {
@@ -89,6 +89,11 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
         },
     };
     result.unwrap_or_else(CommandError::into_reply)
+}
+
+/// Whether `args` is a command that may block (a blocking list pop outside `MULTI`).
+pub fn blocks(args: &[Bytes], session: &Session) -> bool {
+    !session.in_multi() && table::lookup(&args[0]).is_some_and(|spec| spec.flags.contains(&"blocking"))
 }
 
 /// A data command taken out of a pipeline, to run in one transaction with its neighbours.
@@ -174,12 +179,13 @@ pub async fn execute_batch<C: TxnClient>(
 async fn run_blocking<C: TxnClient>(
     spec: &'static CommandSpec,
     args: &[Bytes],
+    client: u64,
     server: &Server<C>,
 ) -> CommandResult {
     let blocking = lists::parse_blocking(spec.name, &args[1..])?
         .ok_or_else(|| CommandError::Other(format!("{} is not a blocking command", spec.name)))?;
     let deadline = blocking.timeout.map(|t| std::time::Instant::now() + t);
-    let waiter = server.blocked.block(&blocking.command.sources());
+    let mut waiter = server.blocked.block(client, &blocking.command.sources());
     let mut first_try = true;
     loop {
         let turn = waiter.turn();
@@ -201,7 +207,15 @@ async fn run_blocking<C: TxnClient>(
             Some(deadline) => (deadline - now).min(super::blocked::POLL_INTERVAL),
             None => super::blocked::POLL_INTERVAL,
         };
-        waiter.wait(limit).await;
+        match waiter.wait(limit).await {
+            Some(super::blocked::Unblock::Timeout) => return Ok(Reply::NilArray),
+            Some(super::blocked::Unblock::Error) => {
+                return Ok(Reply::Error(
+                    "UNBLOCKED client unblocked via CLIENT UNBLOCK".into(),
+                ));
+            }
+            None => {}
+        }
     }
 }
 
