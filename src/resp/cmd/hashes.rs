@@ -243,13 +243,7 @@ async fn lookup<T: Transaction>(
     ctx: &mut ExecContext<'_>,
     key: &[u8],
 ) -> CommandResult<Option<HashMeta>> {
-    let meta = hash_meta(txn, key).await?;
-    if meta.is_some() {
-        ctx.hits += 1;
-    } else {
-        ctx.misses += 1;
-    }
-    Ok(meta)
+    Ok(ctx.counted(hash_meta(txn, key).await?))
 }
 
 /// Every (field, value) of hash `key`, in field order.

@@ -728,13 +728,7 @@ async fn lookup<T: Transaction>(
     ctx: &mut ExecContext<'_>,
     key: &[u8],
 ) -> CommandResult<Option<ListMeta>> {
-    let meta = list_meta(txn, key).await?;
-    if meta.is_some() {
-        ctx.hits += 1;
-    } else {
-        ctx.misses += 1;
-    }
-    Ok(meta)
+    Ok(ctx.counted(list_meta(txn, key).await?))
 }
 
 /// The list a pop takes from; for a blocked client's retry (`waiting`), a key of another type

@@ -319,6 +319,19 @@ pub struct ExecContext<'a> {
     pub incarnations: u32,
 }
 
+impl ExecContext<'_> {
+    /// Counts a read command's lookup of a key as a keyspace hit or miss (Redis counts read
+    /// lookups, not the reads a write command does) and passes its result on.
+    pub fn counted<V>(&mut self, found: Option<V>) -> Option<V> {
+        if found.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        found
+    }
+}
+
 /// Runs `commands` as one transaction, starting over after a write conflict, so that they take
 /// effect exactly once and atomically, and returns one reply each. A command's error (wrong
 /// type, syntax) is its reply; it writes nothing, and the others still apply.

@@ -181,11 +181,9 @@ impl StringCommand {
                 Ok(Reply::bulk_or_nil(old))
             }
             StringCommand::GetEx(key, change) => {
-                let Some(entry) = read_entry(txn, key).await? else {
-                    ctx.misses += 1;
+                let Some(entry) = ctx.counted(read_entry(txn, key).await?) else {
                     return Ok(Reply::Nil);
                 };
-                ctx.hits += 1;
                 let Value::String(current) = &entry.value else {
                     return Err(CommandError::WrongType);
                 };
@@ -386,13 +384,7 @@ async fn get_value<T: Transaction>(
     ctx: &mut ExecContext<'_>,
     key: &[u8],
 ) -> CommandResult<Option<Value>> {
-    let value = read_value(txn, key).await?;
-    if value.is_some() {
-        ctx.hits += 1;
-    } else {
-        ctx.misses += 1;
-    }
-    Ok(value)
+    Ok(ctx.counted(read_value(txn, key).await?))
 }
 
 /// The string at `key` for a read command (counted); `WRONGTYPE` if the key holds another type.
