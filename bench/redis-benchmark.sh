@@ -61,11 +61,13 @@ redis-server --port "$always_port" --save "" --appendonly yes --appendfsync alwa
 pids+=($!)
 wait_ready "$ferrokv_port"; wait_ready "$memory_port"; wait_ready "$always_port"
 
-# requests per second of one test against one server
+# requests per second of one test against one server: the figure on its last line (LRANGE_100
+# first runs an LPUSH to fill its list, and its name holds a number of its own)
 rps() {
     local port=$1 test=$2 pipeline=$3
     redis-benchmark -p "$port" -t "$test" -n "$REQUESTS" -c "$CLIENTS" -P "$pipeline" -r "$KEYSPACE" -q \
-        | tr '\r' '\n' | awk -F'[: ]+' '/requests per second/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) { print $i; exit } }'
+        | tr '\r' '\n' | grep -a 'requests per second' | tail -n 1 \
+        | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
 }
 
 echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r $KEYSPACE, $(nproc) cores, $(redis-server --version | awk '{print $3}')"
