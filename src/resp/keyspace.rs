@@ -355,6 +355,15 @@ pub fn delete_entry<T: Transaction>(txn: &mut T, key: &[u8], entry: &Entry) {
     delete_key(txn, key);
 }
 
+/// Deletes Redis key `key` with its expiry index entry, if the key exists; whether it did.
+pub async fn remove_key<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<bool> {
+    let entry = read_entry(txn, key).await?;
+    if let Some(entry) = &entry {
+        delete_entry(txn, key, entry);
+    }
+    Ok(entry.is_some())
+}
+
 /// Makes `key` the string `value` with no timeout, whatever it held before.
 pub fn write_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) {
     txn.put(data_key(key), Value::encode_string(value));

@@ -17,8 +17,8 @@ use crate::percolator::Transaction;
 use crate::resp::args::{int_arg, is_keyword, parse_f64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    ListMeta, Value, Version, delete_entry, list_element_key, list_element_prefix, prefix_end, read_entry,
-    read_value, rewrite_value,
+    ListMeta, Value, Version, list_element_key, list_element_prefix, prefix_end, read_value, remove_key,
+    rewrite_value,
 };
 use crate::resp::reply::Reply;
 
@@ -334,7 +334,7 @@ impl ListCommand {
                     return Ok(Reply::OK);
                 };
                 let Some((first, last)) = clamp_range(meta.len, *start, *stop) else {
-                    delete_list(txn, key, &meta).await?;
+                    remove_key(txn, key).await?;
                     return Ok(Reply::OK);
                 };
                 for i in (0..first).chain(last + 1..meta.len) {
@@ -463,9 +463,7 @@ impl ListCommand {
                 };
                 // STORE replaces the destination, whatever it held, with a list (or nothing).
                 let stored = elements.len();
-                if let Some(entry) = read_entry(txn, destination).await? {
-                    delete_entry(txn, destination, &entry);
-                }
+                remove_key(txn, destination).await?;
                 if !elements.is_empty() {
                     let meta = push(txn, destination, new_list(txn, ctx), End::Right, &elements);
                     rewrite_value(txn, destination, Value::List(meta)).await?;
@@ -808,7 +806,7 @@ async fn pop<T: Transaction>(
     }
     meta.len -= n;
     if meta.len == 0 {
-        delete_list(txn, key, &meta).await?;
+        remove_key(txn, key).await?;
     } else {
         rewrite_value(txn, key, Value::List(meta)).await?;
     }
@@ -850,18 +848,10 @@ async fn rewrite_list<T: Transaction>(
     }
     meta.len = 0;
     if elements.is_empty() {
-        return delete_list(txn, key, &meta).await;
+        return remove_key(txn, key).await.map(|_| ());
     }
     let meta = push(txn, key, meta, End::Right, &elements);
     rewrite_value(txn, key, Value::List(meta)).await
-}
-
-/// Deletes list `key` whose elements are already deleted (or orphaned for GC).
-async fn delete_list<T: Transaction>(txn: &mut T, key: &[u8], _meta: &ListMeta) -> CommandResult<()> {
-    if let Some(entry) = read_entry(txn, key).await? {
-        delete_entry(txn, key, &entry);
-    }
-    Ok(())
 }
 
 /// `LINDEX`/`LSET`'s index (negative from the end) as a 0-based index, if inside the list.

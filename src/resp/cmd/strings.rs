@@ -16,7 +16,8 @@ use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, float_arg, int_arg, is_keyword, parse_f64, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    Entry, Value, delete_entry, now_ms, read_entry, read_value, rewrite_value, write_entry, write_string,
+    Entry, Value, delete_entry, now_ms, read_entry, read_value, remove_key, rewrite_value, write_entry,
+    write_string,
 };
 use crate::resp::reply::{Reply, format_double};
 
@@ -163,20 +164,18 @@ impl StringCommand {
                 if exists(txn, key).await? {
                     return Ok(Reply::Integer(0));
                 }
-                put_string(txn, key, value);
+                write_string(txn, key, value);
                 Ok(Reply::Integer(1))
             }
             StringCommand::GetSet(key, value) => {
                 let old = get_string(txn, ctx, key).await?;
-                put_string(txn, key, value);
+                write_string(txn, key, value);
                 Ok(Reply::bulk_or_nil(old))
             }
             StringCommand::GetDel(key) => {
                 let old = get_string(txn, ctx, key).await?;
-                if old.is_some()
-                    && let Some(entry) = read_entry(txn, key).await?
-                {
-                    delete_entry(txn, key, &entry);
+                if old.is_some() {
+                    remove_key(txn, key).await?;
                 }
                 Ok(Reply::bulk_or_nil(old))
             }
@@ -232,7 +231,7 @@ impl StringCommand {
                     }
                 }
                 for (key, value) in pairs {
-                    put_string(txn, key, value);
+                    write_string(txn, key, value);
                 }
                 Ok(Reply::Integer(1))
             }
@@ -411,11 +410,6 @@ async fn read_string<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<O
 
 async fn exists<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<bool> {
     Ok(read_entry(txn, key).await?.is_some())
-}
-
-/// Writes a string with no timeout over a key known to hold a string or nothing.
-fn put_string<T: Transaction>(txn: &mut T, key: &[u8], value: &[u8]) {
-    write_string(txn, key, value);
 }
 
 /// Changes the string at a key known to hold a string or nothing, keeping its timeout.
