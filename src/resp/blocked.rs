@@ -1,14 +1,23 @@
-//! Clients blocked in `BLPOP` and its siblings, and how they are woken.
+//! Clients blocked in `BLPOP`, `BZPOPMIN` and their siblings, and how they are woken.
 //!
 //! A blocked client's pop is an ordinary transaction, tried again whenever an element may have
-//! arrived: at once when a command of this node pushed onto a list ([`BlockedClients::wake`]),
-//! and every [`POLL_INTERVAL`] for pushes made through other nodes. Per key, the clients of
-//! this node are served in the order they blocked: only a key's first waiter tries to pop from
-//! it.
+//! arrived: at once when a command of this node pushed onto a list or added to a sorted set
+//! ([`BlockedClients::wake_and_settle`]), and every [`POLL_INTERVAL`] for pushes made through
+//! other nodes. Per key, the clients of this node are served in the order they blocked: only a
+//! key's first waiter tries to pop from it.
+//!
+//! As in Redis, a push is answered only after the clients it woke have taken their turn: the
+//! pushing command waits (at most [`SETTLE_LIMIT`]) until each first waiter of a key it filled
+//! has finished an attempt. So a client that pushes and then reads sees what the blocked
+//! clients took, a `WATCH`ed key they change is changed before the push returns, and chains
+//! (a `BLMOVE` feeding another) run through before the first push returns. A waiter whose
+//! attempt is under way may have read before the push: it is waited for until its next attempt.
+//! A waiter whose attempt has committed and is itself waiting for others (a chain) is not
+//! waited for, which keeps circular chains from waiting on each other.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -18,14 +27,44 @@ use tokio::sync::Notify;
 /// went through another node).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The longest a push waits for the blocked clients it woke (see the module docs).
+pub const SETTLE_LIMIT: Duration = Duration::from_millis(200);
+
 /// The queues of blocked clients, per key.
 #[derive(Default)]
 pub struct BlockedClients {
     queues: Mutex<HashMap<Bytes, VecDeque<u64>>>,
     next_id: AtomicU64,
     pushed: Notify,
+    /// How many wake-ups there have been, so a waiter notices one that came during its attempt.
+    wakes: AtomicU64,
+    /// Each waiter's attempts: how many finished, and whether one is running.
+    progress: Mutex<HashMap<u64, Progress>>,
+    /// Notified when a waiter finishes an attempt or leaves.
+    settled: Notify,
     /// Blocked connections by client id, with how to end their wait (`CLIENT UNBLOCK`).
     unblockers: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Unblock>>>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    attempts: u64,
+    state: AttemptState,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum AttemptState {
+    #[default]
+    Idle,
+    /// Reading and writing: it may have read before a push that came meanwhile.
+    Running,
+    /// Committed, and waiting for the clients its own push woke.
+    Settling,
+}
+
+tokio::task_local! {
+    /// The blocked waiter whose attempt the current task runs, if any.
+    static ATTEMPT_OF: u64;
 }
 
 /// How `CLIENT UNBLOCK` ends a wait.
@@ -47,6 +86,7 @@ impl BlockedClients {
             queues.entry(key.clone()).or_default().push_back(id);
         }
         drop(queues);
+        self.progress.lock().insert(id, Progress::default());
         let (unblock, unblocked) = tokio::sync::oneshot::channel();
         self.unblockers.lock().insert(client, unblock);
         Waiter {
@@ -55,6 +95,7 @@ impl BlockedClients {
             client,
             keys: keys.to_vec(),
             unblocked,
+            wakes_seen: 0,
         }
     }
 
@@ -66,9 +107,62 @@ impl BlockedClients {
         }
     }
 
-    /// Tells blocked clients that a list may have grown.
+    /// Tells blocked clients that a list or sorted set may have grown.
     pub fn wake(&self) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
         self.pushed.notify_waiters();
+    }
+
+    /// Wakes blocked clients after a commit that filled `keys`, and waits until the first
+    /// waiter of each of those keys has made an attempt since (or left), at most
+    /// [`SETTLE_LIMIT`].
+    pub async fn wake_and_settle(&self, keys: &[Bytes]) {
+        // This task may itself be a waiter's attempt, now committed: it waits for others.
+        let myself = ATTEMPT_OF.try_with(|id| *id).ok();
+        if let Some(id) = myself
+            && let Some(p) = self.progress.lock().get_mut(&id)
+        {
+            p.state = AttemptState::Settling;
+        }
+        // Each waiter to wait for, with the attempt count that means it has had its turn.
+        let pending: Vec<(u64, u64)> = {
+            let queues = self.queues.lock();
+            let progress = self.progress.lock();
+            let mut pending: Vec<(u64, u64)> = keys
+                .iter()
+                .filter_map(|key| queues.get(key)?.front().copied())
+                .filter_map(|id| {
+                    let p = progress.get(&id)?;
+                    match p.state {
+                        AttemptState::Idle => Some((id, p.attempts + 1)),
+                        AttemptState::Running => Some((id, p.attempts + 2)),
+                        AttemptState::Settling => None,
+                    }
+                })
+                .collect();
+            pending.sort_unstable();
+            pending.dedup();
+            pending
+        };
+        self.wake();
+        if pending.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let done = {
+                let progress = self.progress.lock();
+                pending
+                    .iter()
+                    .all(|(id, enough)| progress.get(id).is_none_or(|p| p.attempts >= *enough))
+            };
+            if done || tokio::time::timeout_at(deadline.into(), settled).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// How many clients are blocked now (`INFO clients` `blocked_clients`).
@@ -88,9 +182,30 @@ pub struct Waiter<'a> {
     client: u64,
     keys: Vec<Bytes>,
     unblocked: tokio::sync::oneshot::Receiver<Unblock>,
+    /// The wake-up count when the last attempt began.
+    wakes_seen: u64,
 }
 
 impl Waiter<'_> {
+    /// Runs `attempt`, one try to pop, marked as this waiter's (see the module docs).
+    pub async fn attempt<F: std::future::Future>(&mut self, attempt: F) -> F::Output {
+        self.wakes_seen = self.clients.wakes.load(Ordering::SeqCst);
+        self.set_state(AttemptState::Running);
+        let output = ATTEMPT_OF.scope(self.id, attempt).await;
+        if let Some(p) = self.clients.progress.lock().get_mut(&self.id) {
+            p.state = AttemptState::Idle;
+            p.attempts += 1;
+        }
+        self.clients.settled.notify_waiters();
+        output
+    }
+
+    fn set_state(&self, state: AttemptState) {
+        if let Some(p) = self.clients.progress.lock().get_mut(&self.id) {
+            p.state = state;
+        }
+    }
+
     /// The keys (in the client's order) whose queue this client leads: the ones it may pop.
     pub fn turn(&self) -> Vec<Bytes> {
         let queues = self.clients.queues.lock();
@@ -106,8 +221,15 @@ impl Waiter<'_> {
     pub async fn wait(&mut self, limit: Duration) -> Option<Unblock> {
         let pushed = self.clients.pushed.notified();
         tokio::pin!(pushed);
+        pushed.as_mut().enable();
         if let Ok(how) = self.unblocked.try_recv() {
             return Some(how);
+        }
+        // A wake-up that came during the last attempt: look again at once.
+        let wakes = self.clients.wakes.load(Ordering::SeqCst);
+        if wakes != self.wakes_seen {
+            self.wakes_seen = wakes;
+            return None;
         }
         tokio::select! {
             how = &mut self.unblocked => how.ok(),
@@ -129,6 +251,8 @@ impl Drop for Waiter<'_> {
             }
         }
         drop(queues);
+        self.clients.progress.lock().remove(&self.id);
+        self.clients.settled.notify_waiters();
         // The next in line may have an element waiting for it.
         self.clients.wake();
     }
@@ -136,7 +260,52 @@ impl Drop for Waiter<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+
+    #[tokio::test]
+    async fn a_push_returns_once_the_woken_waiter_has_tried_after_it() {
+        let clients = Arc::new(BlockedClients::default());
+        let key = Bytes::from_static(b"k");
+        let mut waiter = clients.block(1, std::slice::from_ref(&key));
+        let settle = |clients: &Arc<BlockedClients>| {
+            let clients = clients.clone();
+            let key = key.clone();
+            tokio::spawn(async move { clients.wake_and_settle(&[key]).await })
+        };
+        // An idle waiter: the push waits for its next attempt.
+        let push = settle(&clients);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!push.is_finished(), "the waiter has not tried yet");
+        waiter.attempt(async {}).await;
+        tokio::time::timeout(Duration::from_millis(100), push)
+            .await
+            .expect("settled by the attempt")
+            .unwrap();
+        // A waiter mid-attempt may have read before the push: one more attempt is needed.
+        let mut push = None;
+        waiter
+            .attempt(async {
+                push = Some(settle(&clients));
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            })
+            .await;
+        let push = push.expect("pushed during the attempt");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!push.is_finished(), "the attempt under way does not count");
+        waiter.attempt(async {}).await;
+        tokio::time::timeout(Duration::from_millis(100), push)
+            .await
+            .expect("settled by the next attempt")
+            .unwrap();
+        // Without waiters a push does not wait at all.
+        drop(waiter);
+        tokio::time::timeout(Duration::from_millis(50), settle(&clients))
+            .await
+            .expect("nothing to wait for")
+            .unwrap();
+    }
 
     #[test]
     fn each_key_serves_its_waiters_in_the_order_they_blocked() {

@@ -9,6 +9,26 @@
 //! | `0x00` | string | the bytes of the string | none |
 //! | `0x01` | hash | field count u64, version (u64, u32) | `h` ++ len(key) u32 ++ key ++ version ++ field → value |
 //! | `0x02` | list | length u64, head position (i64), version | `j` ++ len(key) u32 ++ key ++ version ++ position → element |
+//! | `0x03` | set | member count u64, version | `s` ++ len(key) u32 ++ key ++ version ++ hash(member) u64 ++ member → empty |
+//! | `0x04` | sorted set | member count u64, version | `z` ++ len(key) u32 ++ key ++ version ++ member → score; `o` ++ (the same) ++ order(score) ++ member → empty; `r` ++ (the same) ++ !order(score) ++ !bytes(member) → empty |
+//!
+//! A set's members are ordered by a 64-bit hash of the member (XXH3, a fixed algorithm, so every
+//! node and every version of ferrokv agrees) before the member itself, so a seek to a random
+//! hash lands on a member picked nearly uniformly whatever the members look like (`SPOP`,
+//! `SRANDMEMBER` on large sets), and `SMEMBERS` answers in an order that, as in Redis, is not
+//! the members' sorted order.
+//!
+//! A sorted set's members are kept three times: by member (`z`, for `ZSCORE` and for lex
+//! ranges, which Redis defines over members of equal score), and in two order indexes, by
+//! (score, member) ascending (`o`) and descending (`r`). `order(score)` is the score's IEEE 754
+//! bits with the sign bit flipped for positive scores and every bit flipped for negative ones, so
+//! that bytes sort as numbers; `!` flips every bit; `bytes(member)` is the member in the
+//! store's memcomparable key encoding (groups of eight with a marker), which no member is a
+//! prefix of another's, so flipping its bits exactly reverses the member order. A range by
+//! score from either end, and a range by rank from the nearer end, is one seek and a forward
+//! read of what it returns (and, by rank, of the members before it: there is no order
+//! statistics index yet). The descending index exists because transactions read forward only.
+//! A score is stored as its IEEE 754 bits, big-endian; `-0` is stored as `0`.
 //!
 //! A list's element `i` (from the left, 0-based) is at position `head + i`; a position is an
 //! i64 stored with its sign bit flipped, so positions sort as numbers. A push on the left takes
@@ -29,21 +49,23 @@
 //! may outlive its deadline's key (a plain `SET` replaces a key without reading its deadline);
 //! the sweeper drops such entries when it meets them.
 //!
-//! **Versions.** A hash's fields live under the version it got when it was created: the
-//! creating transaction's `start_ts` (unique) and a sequence number within that transaction.
-//! Replacing or deleting a hash therefore only rewrites its meta entry: the old fields become
-//! unreachable at once (no command reads fields without first reading the meta, which names
-//! the live version), so `SET`, `MSET` and `DEL` never scan fields, and a new hash under the
-//! same name starts empty. Garbage collection removes the orphaned fields later
+//! **Versions.** A collection's parts (a hash's fields, a list's elements, a set's or sorted
+//! set's members) live under the version the collection got when it was created: the creating
+//! transaction's `start_ts` (unique) and a sequence number within that transaction. Replacing
+//! or deleting a collection therefore only rewrites its meta entry: the old parts become
+//! unreachable at once (no command reads parts without first reading the meta, which names the
+//! live version), so `SET`, `MSET` and `DEL` never scan parts, and a new collection under the
+//! same name starts empty. Garbage collection removes the orphaned parts later
 //! ([`HashFieldGcFilter`]).
 //!
-//! All data lives in `[h, l)`; the meta entries, one per Redis key, in `[k, l)`, so walking the
+//! All data lives in `[h, {)`; the meta entries, one per Redis key, in `[k, l)`, so walking the
 //! keyspace walks only meta entries; the expiry index in `[i, j)`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::{CommandError, CommandResult};
 use crate::percolator::gc::{GcFilter, LatestFn};
+use crate::percolator::key::Key;
 use crate::percolator::{MvccError, Transaction};
 use crate::scheduler::tso::TimeStamp;
 
@@ -51,12 +73,20 @@ const META_PREFIX: u8 = b'k';
 const HASH_FIELD_PREFIX: u8 = b'h';
 const EXPIRY_INDEX_PREFIX: u8 = b'i';
 const LIST_ELEMENT_PREFIX: u8 = b'j';
+const SET_MEMBER_PREFIX: u8 = b's';
+const ZSET_MEMBER_PREFIX: u8 = b'z';
+const ZSET_ASCENDING_PREFIX: u8 = b'o';
+const ZSET_DESCENDING_PREFIX: u8 = b'r';
+/// One past the last prefix of Redis data.
+const DATA_END: u8 = b'z' + 1;
 const TAG_STRING: u8 = 0x00;
 const TAG_HASH: u8 = 0x01;
 const TAG_LIST: u8 = 0x02;
+const TAG_SET: u8 = 0x03;
+const TAG_ZSET: u8 = 0x04;
 /// Set in the tag of a meta entry that carries a deadline.
 const TAG_HAS_DEADLINE: u8 = 0x80;
-const HASH_PAYLOAD_BYTES: usize = 8 + 8 + 4;
+const COLLECTION_PAYLOAD_BYTES: usize = 8 + 8 + 4;
 const LIST_PAYLOAD_BYTES: usize = 8 + 8 + 8 + 4;
 
 /// The meta (store) key of a Redis key.
@@ -84,10 +114,10 @@ pub fn keyspace_range() -> (&'static [u8], &'static [u8]) {
 
 /// The store range of all Redis data, meta entries and parts: `[start, end)`.
 pub fn all_data_range() -> (&'static [u8], &'static [u8]) {
-    (&[HASH_FIELD_PREFIX], &[META_PREFIX + 1])
+    (&[HASH_FIELD_PREFIX], &[DATA_END])
 }
 
-/// Which incarnation of a collection (hash or list) its parts belong to.
+/// Which incarnation of a collection (hash, list or set) its parts belong to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Version {
     pub created_at: TimeStamp,
@@ -101,22 +131,29 @@ impl Version {
     }
 }
 
-/// What a hash's meta entry holds.
+/// What a hash's or a set's meta entry holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashMeta {
-    /// Fields in the hash; at least one (an empty hash does not exist).
+pub struct CollectionMeta {
+    /// Fields in the hash, members in the set; at least one (an empty collection does not
+    /// exist).
     pub len: u64,
     pub version: Version,
 }
 
-/// The store-key prefix of every field of one incarnation of hash `key`.
-pub fn hash_field_prefix(key: &[u8], version: &Version) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(key.len() + 17);
-    prefix.push(HASH_FIELD_PREFIX);
+/// The store-key prefix of every part of one incarnation of a collection at `key`, the parts
+/// of its type starting with `kind`.
+fn part_prefix(kind: u8, key: &[u8], version: &Version) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(key.len() + 25);
+    prefix.push(kind);
     prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
     prefix.extend_from_slice(key);
     version.put(&mut prefix);
     prefix
+}
+
+/// The store-key prefix of every field of one incarnation of hash `key`.
+pub fn hash_field_prefix(key: &[u8], version: &Version) -> Vec<u8> {
+    part_prefix(HASH_FIELD_PREFIX, key, version)
 }
 
 /// The store key of field `field` of one incarnation of hash `key`.
@@ -145,12 +182,7 @@ impl ListMeta {
 
 /// The store-key prefix of every element of one incarnation of list `key`.
 pub fn list_element_prefix(key: &[u8], version: &Version) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(key.len() + 25);
-    prefix.push(LIST_ELEMENT_PREFIX);
-    prefix.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    prefix.extend_from_slice(key);
-    version.put(&mut prefix);
-    prefix
+    part_prefix(LIST_ELEMENT_PREFIX, key, version)
 }
 
 /// The store key of the element at `position` of one incarnation of list `key`.
@@ -160,18 +192,128 @@ pub fn list_element_key(key: &[u8], version: &Version, position: i64) -> Bytes {
     Bytes::from(store_key)
 }
 
-/// The store-key prefix of the parts of `value` held at `key` (`None` for a string).
-pub fn parts_prefix(key: &[u8], value: &Value) -> Option<Vec<u8>> {
-    match value {
-        Value::String(_) => None,
-        Value::Hash(meta) => Some(hash_field_prefix(key, &meta.version)),
-        Value::List(meta) => Some(list_element_prefix(key, &meta.version)),
-    }
+/// The store-key prefix of every member of one incarnation of set `key`.
+pub fn set_member_prefix(key: &[u8], version: &Version) -> Vec<u8> {
+    part_prefix(SET_MEMBER_PREFIX, key, version)
 }
 
-/// The Redis key and version a field's store key belongs to, if it is a field key.
-fn parse_hash_field_key(store_key: &[u8]) -> Option<(&[u8], Version)> {
-    parse_part_key(HASH_FIELD_PREFIX, store_key)
+/// Where `member` sorts within its set: the XXH3 hash the module docs describe.
+pub fn member_hash(member: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(member)
+}
+
+/// The store key of `member` of one incarnation of set `key`.
+pub fn set_member_key(key: &[u8], version: &Version, member: &[u8]) -> Bytes {
+    let mut store_key = set_member_prefix(key, version);
+    store_key.extend_from_slice(&member_hash(member).to_be_bytes());
+    store_key.extend_from_slice(member);
+    Bytes::from(store_key)
+}
+
+/// The member a set member's store key (under `prefix`) holds.
+pub fn set_member(prefix: &[u8], store_key: &Bytes) -> Bytes {
+    store_key.slice(prefix.len() + 8..)
+}
+
+/// The store-key prefix of every member (→ score) of one incarnation of sorted set `key`.
+pub fn zset_member_prefix(key: &[u8], version: &Version) -> Vec<u8> {
+    part_prefix(ZSET_MEMBER_PREFIX, key, version)
+}
+
+/// The store key of `member`'s score in one incarnation of sorted set `key`.
+pub fn zset_member_key(key: &[u8], version: &Version, member: &[u8]) -> Bytes {
+    let mut store_key = zset_member_prefix(key, version);
+    store_key.extend_from_slice(member);
+    Bytes::from(store_key)
+}
+
+/// The store-key prefix of one of the order indexes of one incarnation of sorted set `key`.
+pub fn zset_order_prefix(key: &[u8], version: &Version, descending: bool) -> Vec<u8> {
+    let kind = if descending {
+        ZSET_DESCENDING_PREFIX
+    } else {
+        ZSET_ASCENDING_PREFIX
+    };
+    part_prefix(kind, key, version)
+}
+
+/// A score's bits, ordered as the scores are (see the module docs).
+pub fn score_order(score: f64) -> u64 {
+    let bits = score.to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+}
+
+fn score_from_order(order: u64) -> f64 {
+    f64::from_bits(if order >> 63 == 1 {
+        order & !(1 << 63)
+    } else {
+        !order
+    })
+}
+
+/// The order-index key prefix of every entry with score `score` (`descending`: in the
+/// descending index), after which members follow.
+pub fn zset_score_seek(prefix: &[u8], score: f64, descending: bool) -> Vec<u8> {
+    let order = score_order(score);
+    let mut seek = prefix.to_vec();
+    seek.extend_from_slice(&if descending { !order } else { order }.to_be_bytes());
+    seek
+}
+
+/// The key of (`score`, `member`) in the order index under `prefix`.
+pub fn zset_order_key(prefix: &[u8], score: f64, member: &[u8], descending: bool) -> Bytes {
+    let mut key = zset_score_seek(prefix, score, descending);
+    if descending {
+        key.extend(Key::from_raw(member).as_encoded().iter().map(|byte| !byte));
+    } else {
+        key.extend_from_slice(member);
+    }
+    Bytes::from(key)
+}
+
+/// The score and member of an order-index key under `prefix`.
+pub fn parse_zset_order_key(
+    prefix: &[u8],
+    store_key: &[u8],
+    descending: bool,
+) -> CommandResult<(f64, Bytes)> {
+    let order = store_key
+        .get(prefix.len()..prefix.len() + 8)
+        .ok_or_else(corrupt)?;
+    let order = u64::from_be_bytes(order.try_into().expect("8 bytes"));
+    let rest = &store_key[prefix.len() + 8..];
+    if !descending {
+        return Ok((score_from_order(order), Bytes::copy_from_slice(rest)));
+    }
+    let encoded: Vec<u8> = rest.iter().map(|byte| !byte).collect();
+    let member = Key::from_encoded(encoded).to_raw().map_err(|_| corrupt())?;
+    Ok((score_from_order(!order), Bytes::from(member)))
+}
+
+/// A score as stored under its member; `-0` is stored as `0`.
+pub fn encode_score(score: f64) -> Bytes {
+    let score = if score == 0.0 { 0.0 } else { score };
+    Bytes::copy_from_slice(&score.to_bits().to_be_bytes())
+}
+
+pub fn decode_score(raw: &[u8]) -> CommandResult<f64> {
+    let bits: [u8; 8] = raw.try_into().map_err(|_| corrupt())?;
+    Ok(f64::from_bits(u64::from_be_bytes(bits)))
+}
+
+/// The store-key prefixes of the parts of `value` held at `key` (none for a string).
+pub fn parts_prefixes(key: &[u8], value: &Value) -> Vec<Vec<u8>> {
+    match value {
+        Value::String(_) => Vec::new(),
+        Value::Hash(meta) => vec![hash_field_prefix(key, &meta.version)],
+        Value::List(meta) => vec![list_element_prefix(key, &meta.version)],
+        Value::Set(meta) => vec![set_member_prefix(key, &meta.version)],
+        Value::ZSet(meta) => vec![
+            zset_member_prefix(key, &meta.version),
+            zset_order_prefix(key, &meta.version, false),
+            zset_order_prefix(key, &meta.version, true),
+        ],
+    }
 }
 
 /// The Redis key and version of a collection part's store key under `prefix`.
@@ -205,8 +347,10 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     String(Bytes),
-    Hash(HashMeta),
+    Hash(CollectionMeta),
     List(ListMeta),
+    Set(CollectionMeta),
+    ZSet(CollectionMeta),
 }
 
 impl Value {
@@ -218,15 +362,20 @@ impl Value {
     fn decode_payload(tag: u8, payload: Bytes) -> CommandResult<Value> {
         match tag {
             TAG_STRING => Ok(Value::String(payload)),
-            TAG_HASH if payload.len() == HASH_PAYLOAD_BYTES => {
+            TAG_HASH | TAG_SET | TAG_ZSET if payload.len() == COLLECTION_PAYLOAD_BYTES => {
                 let u64_at = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
-                Ok(Value::Hash(HashMeta {
+                let meta = CollectionMeta {
                     len: u64_at(0),
                     version: Version {
                         created_at: TimeStamp::new(u64_at(8)),
                         seq: u32::from_be_bytes(payload[16..20].try_into().expect("4 bytes")),
                     },
-                }))
+                };
+                Ok(match tag {
+                    TAG_HASH => Value::Hash(meta),
+                    TAG_SET => Value::Set(meta),
+                    _ => Value::ZSet(meta),
+                })
             }
             TAG_LIST if payload.len() == LIST_PAYLOAD_BYTES => {
                 let u64_at = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
@@ -243,12 +392,34 @@ impl Value {
         }
     }
 
+    /// The type tag of this value's meta entry.
+    fn tag(&self) -> u8 {
+        match self {
+            Value::String(_) => TAG_STRING,
+            Value::Hash(_) => TAG_HASH,
+            Value::List(_) => TAG_LIST,
+            Value::Set(_) => TAG_SET,
+            Value::ZSet(_) => TAG_ZSET,
+        }
+    }
+
     /// The name `TYPE` answers.
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::String(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// The version a collection's parts are keyed by (`None` for a string).
+    pub fn version(&self) -> Option<Version> {
+        match self {
+            Value::String(_) => None,
+            Value::Hash(meta) | Value::Set(meta) | Value::ZSet(meta) => Some(meta.version),
+            Value::List(meta) => Some(meta.version),
         }
     }
 }
@@ -278,11 +449,11 @@ impl Entry {
     pub fn encode(&self) -> Bytes {
         match &self.value {
             Value::String(s) => Entry::encode_parts(TAG_STRING, self.expires_at, s),
-            Value::Hash(meta) => {
-                let mut payload = BytesMut::with_capacity(HASH_PAYLOAD_BYTES);
+            Value::Hash(meta) | Value::Set(meta) | Value::ZSet(meta) => {
+                let mut payload = BytesMut::with_capacity(COLLECTION_PAYLOAD_BYTES);
                 payload.put_u64(meta.len);
                 meta.version.put(&mut payload);
-                Entry::encode_parts(TAG_HASH, self.expires_at, &payload)
+                Entry::encode_parts(self.value.tag(), self.expires_at, &payload)
             }
             Value::List(meta) => {
                 let mut payload = BytesMut::with_capacity(LIST_PAYLOAD_BYTES);
@@ -415,7 +586,8 @@ pub fn expired_index_range(now_ms: u64) -> (Bytes, Bytes) {
     (expiry_index_key(0, b""), expiry_index_key(now_ms, b""))
 }
 
-/// Tells garbage collection which hash fields and list elements are orphans: their
+/// Tells garbage collection which collection parts (hash fields, list elements, set and sorted
+/// set members) are orphans: their
 /// collection's meta entry was replaced or deleted (by a commit old enough that no running
 /// transaction reads the version) and names another version, or nothing.
 pub struct HashFieldGcFilter;
@@ -427,12 +599,18 @@ impl GcFilter for HashFieldGcFilter {
         safe_point: TimeStamp,
         latest: &LatestFn<'_>,
     ) -> Result<bool, MvccError> {
-        let (key, version, list) = match parse_hash_field_key(raw_key) {
-            Some((key, version)) => (key, version, false),
-            None => match parse_part_key(LIST_ELEMENT_PREFIX, raw_key) {
-                Some((key, version)) => (key, version, true),
-                None => return Ok(false),
-            },
+        let Some(&kind) = raw_key.first() else {
+            return Ok(false);
+        };
+        let owner_tag = match kind {
+            HASH_FIELD_PREFIX => TAG_HASH,
+            LIST_ELEMENT_PREFIX => TAG_LIST,
+            SET_MEMBER_PREFIX => TAG_SET,
+            ZSET_MEMBER_PREFIX | ZSET_ASCENDING_PREFIX | ZSET_DESCENDING_PREFIX => TAG_ZSET,
+            _ => return Ok(false),
+        };
+        let Some((key, version)) = parse_part_key(kind, raw_key) else {
+            return Ok(false);
         };
         let Some(meta) = latest(&data_key(key))? else {
             // The key never had a meta entry it could be read through: nothing reads it.
@@ -442,15 +620,8 @@ impl GcFilter for HashFieldGcFilter {
             return Ok(false);
         }
         let live = match meta.value.map(Bytes::from).map(Entry::decode) {
-            Some(Ok(Entry {
-                value: Value::Hash(meta),
-                ..
-            })) => !list && meta.version == version,
-            Some(Ok(Entry {
-                value: Value::List(meta),
-                ..
-            })) => list && meta.version == version,
-            Some(Ok(_)) | None => false,
+            Some(Ok(entry)) => entry.value.tag() == owner_tag && entry.value.version() == Some(version),
+            None => false,
             Some(Err(_)) => true,
         };
         Ok(!live)
@@ -481,8 +652,11 @@ mod tests {
             field.as_ref() >= all_start && field.as_ref() < start,
             "fields are data, not keys"
         );
-        assert_eq!(parse_hash_field_key(&field), Some((&b"h"[..], VERSION)));
-        assert_eq!(parse_hash_field_key(b"kstring"), None);
+        assert_eq!(
+            parse_part_key(HASH_FIELD_PREFIX, &field),
+            Some((&b"h"[..], VERSION))
+        );
+        assert_eq!(parse_part_key(HASH_FIELD_PREFIX, b"kstring"), None);
     }
 
     #[test]
@@ -502,6 +676,91 @@ mod tests {
     }
 
     #[test]
+    fn set_members_are_keyed_by_their_hash_inside_the_data_range() {
+        let key = set_member_key(b"s", &VERSION, b"member");
+        let prefix = set_member_prefix(b"s", &VERSION);
+        assert!(key.starts_with(&prefix));
+        assert_eq!(
+            &key[prefix.len()..prefix.len() + 8],
+            &member_hash(b"member").to_be_bytes()
+        );
+        assert_eq!(&set_member(&prefix, &key)[..], b"member");
+        assert_eq!(
+            parse_part_key(SET_MEMBER_PREFIX, &key),
+            Some((&b"s"[..], VERSION))
+        );
+        // The hash is XXH3-64, fixed: stored data stays readable by every build.
+        assert_eq!(member_hash(b""), 0x2d06800538d394c2);
+        let (start, end) = all_data_range();
+        let (keys_start, keys_end) = keyspace_range();
+        assert!(key.as_ref() >= start && key.as_ref() < end);
+        assert!(key.as_ref() >= keys_end || key.as_ref() < keys_start);
+        let set = Entry::new(
+            Value::Set(CollectionMeta {
+                len: 3,
+                version: VERSION,
+            }),
+            None,
+        );
+        assert_eq!(Entry::decode(set.encode()).unwrap(), set);
+        assert_eq!(set.encode()[0], 0x03);
+    }
+
+    #[test]
+    fn sorted_set_order_keys_sort_by_score_then_member_both_ways_and_round_trip() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            3.0,
+            f64::INFINITY,
+        ];
+        let members: [&[u8]; 9] = [b"z", b"a", b"m", b"n", b"n", b"x", b"b", b"ba", b"a"];
+        for descending in [false, true] {
+            let prefix = zset_order_prefix(b"zs", &VERSION, descending);
+            let keys: Vec<Bytes> = scores
+                .iter()
+                .zip(members)
+                .map(|(score, member)| zset_order_key(&prefix, *score, member, descending))
+                .collect();
+            for (i, key) in keys.iter().enumerate() {
+                let (score, member) = parse_zset_order_key(&prefix, key, descending).unwrap();
+                assert_eq!((score.to_bits(), &member[..]), (scores[i].to_bits(), members[i]));
+            }
+            for pair in keys.windows(2) {
+                assert_eq!(pair[0] < pair[1], !descending, "{pair:?}");
+            }
+        }
+        // "b" sorts before "ba" ascending, and after it descending: no member is a prefix of
+        // another's encoding.
+        let desc = zset_order_prefix(b"zs", &VERSION, true);
+        assert!(zset_order_key(&desc, 3.0, b"ba", true) < zset_order_key(&desc, 3.0, b"b", true));
+        assert_eq!(
+            decode_score(&encode_score(-0.0)).unwrap().to_bits(),
+            0.0f64.to_bits()
+        );
+        assert_eq!(decode_score(&encode_score(2.5)).unwrap(), 2.5);
+        assert!(decode_score(b"short").is_err());
+        let zset = Entry::new(
+            Value::ZSet(CollectionMeta {
+                len: 2,
+                version: VERSION,
+            }),
+            Some(7),
+        );
+        assert_eq!(Entry::decode(zset.encode()).unwrap(), zset);
+        assert_eq!(zset.encode()[0], 0x84);
+        let (start, end) = all_data_range();
+        for part in parts_prefixes(b"zs", &zset.value) {
+            assert!(part.as_slice() >= start && part.as_slice() < end);
+        }
+    }
+
+    #[test]
     fn prefix_end_skips_trailing_ff() {
         assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
         assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
@@ -510,7 +769,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_with_and_without_deadlines_and_corruption_is_an_error() {
-        let meta = HashMeta {
+        let meta = CollectionMeta {
             len: 7,
             version: VERSION,
         };
@@ -625,7 +884,7 @@ mod gc_tests {
             txn.put(
                 data_key(name),
                 Entry::new(
-                    Value::Hash(HashMeta {
+                    Value::Hash(CollectionMeta {
                         len: 1,
                         version: version(seq),
                     }),
@@ -634,9 +893,29 @@ mod gc_tests {
                 .encode(),
             );
         }
+        for (name, seq) in [(&b"gone-set"[..], 5), (b"kept-set", 6)] {
+            txn.put(set_member_key(name, &version(seq), b"m"), Bytes::new());
+            let meta = CollectionMeta {
+                len: 1,
+                version: version(seq),
+            };
+            txn.put(data_key(name), Entry::new(Value::Set(meta), None).encode());
+        }
+        for (name, seq) in [(&b"gone-zset"[..], 7), (b"kept-zset", 8)] {
+            let version = version(seq);
+            txn.put(zset_member_key(name, &version, b"m"), encode_score(1.0));
+            for descending in [false, true] {
+                let prefix = zset_order_prefix(name, &version, descending);
+                txn.put(zset_order_key(&prefix, 1.0, b"m", descending), Bytes::new());
+            }
+            let meta = CollectionMeta { len: 1, version };
+            txn.put(data_key(name), Entry::new(Value::ZSet(meta), None).encode());
+        }
         txn.commit().await.unwrap();
         let mut txn = client.begin().await.unwrap();
         write_string(&mut txn, b"gone", b"now a string");
+        delete_key(&mut txn, b"gone-set");
+        delete_key(&mut txn, b"gone-zset");
         write_string(&mut txn, b"gone-list", b"now a string");
         txn.commit().await.unwrap();
 
@@ -660,5 +939,26 @@ mod gc_tests {
         };
         assert_eq!(elements(b"gone-list", 3), 0, "the orphaned element is gone");
         assert_eq!(elements(b"kept-list", 4), 1, "the live element stays");
+        let members = |name: &[u8], seq| {
+            version_count(
+                &engine.snapshot(),
+                &Key::from_raw(&set_member_key(name, &version(seq), b"m")),
+            )
+            .unwrap()
+        };
+        assert_eq!(members(b"gone-set", 5), 0, "the deleted set's member is gone");
+        assert_eq!(members(b"kept-set", 6), 1, "the live member stays");
+        for (name, seq, kept) in [(&b"gone-zset"[..], 7, 0), (b"kept-zset", 8, 1)] {
+            let version = version(seq);
+            let mut parts = vec![zset_member_key(name, &version, b"m")];
+            for descending in [false, true] {
+                let prefix = zset_order_prefix(name, &version, descending);
+                parts.push(zset_order_key(&prefix, 1.0, b"m", descending));
+            }
+            for part in parts {
+                let count = version_count(&engine.snapshot(), &Key::from_raw(&part)).unwrap();
+                assert_eq!(count, kept, "{part:?}");
+            }
+        }
     }
 }

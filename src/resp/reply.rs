@@ -43,6 +43,9 @@ pub enum Reply {
     NilArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
+    /// Members with their scores (`WITHSCORES`): one flat array in RESP2, an array of pairs in
+    /// RESP3, as Redis answers.
+    Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
     /// Human-readable text (`INFO`, `CLIENT LIST`): verbatim in RESP3, bulk in RESP2.
@@ -104,13 +107,13 @@ impl Reply {
             Reply::Array(items) | Reply::Set(items) => {
                 Frame2::Array(items.iter().map(Reply::to_resp2).collect())
             }
-            Reply::Map(pairs) => Frame2::Array(
+            Reply::Map(pairs) | Reply::Pairs(pairs) => Frame2::Array(
                 pairs
                     .iter()
                     .flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()])
                     .collect(),
             ),
-            Reply::Double(d) => Frame2::BulkString(Bytes::from(format_double(*d))),
+            Reply::Double(d) => Frame2::BulkString(Bytes::from(format_score(*d))),
             Reply::Verbatim(text) => Frame2::BulkString(Bytes::copy_from_slice(text.as_bytes())),
         }
     }
@@ -150,6 +153,16 @@ impl Reply {
                     attributes: None,
                 }
             }
+            Reply::Pairs(pairs) => Frame3::Array {
+                data: pairs
+                    .iter()
+                    .map(|(k, v)| Frame3::Array {
+                        data: vec![k.to_resp3(), v.to_resp3()],
+                        attributes: None,
+                    })
+                    .collect(),
+                attributes: None,
+            },
             Reply::Map(pairs) => {
                 let mut data = FrameMap::default();
                 data.extend(pairs.iter().map(|(k, v)| (k.to_resp3(), v.to_resp3())));
@@ -183,6 +196,41 @@ pub fn format_double(d: f64) -> String {
     }
 }
 
+/// Formats a double reply (a score) for RESP2 as Redis 7.0 does, with C's `%.17g`: 17
+/// significant digits without trailing zeros, in exponent notation when the exponent is below
+/// -4 or above 16 (`0.10000000000000001`, `1.7976931348623157e+308`), and `inf` / `-inf`.
+pub fn format_score(d: f64) -> String {
+    if !d.is_finite() || d == 0.0 {
+        return format_double(d);
+    }
+    let scientific = format!("{:.16e}", d.abs());
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` has an exponent");
+    let exponent: i32 = exponent.parse().expect("an integer exponent");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let sign = if d < 0.0 { "-" } else { "" };
+    if !(-4..17).contains(&exponent) {
+        let (first, rest) = digits.split_at(1);
+        let point = if rest.is_empty() { "" } else { "." };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!(
+            "{sign}{first}{point}{rest}e{exp_sign}{:02}",
+            exponent.unsigned_abs()
+        );
+    }
+    if exponent < 0 {
+        let zeros = "0".repeat(exponent.unsigned_abs() as usize - 1);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    let whole = exponent as usize + 1;
+    if digits.len() <= whole {
+        format!("{sign}{digits}{}", "0".repeat(whole - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..whole], &digits[whole..])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +258,23 @@ mod tests {
             "*2\r\n$1\r\na\r\n:1\r\n"
         );
         assert_eq!(wire(Reply::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
+        assert_eq!(format_score(f64::MAX), "1.7976931348623157e+308");
+        assert_eq!(format_score(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(format_score(2e-7), "1.9999999999999999e-07");
+        assert_eq!(format_score(-0.0001), "-0.0001");
+        assert_eq!(format_score(1e16), "10000000000000000");
+        assert_eq!(format_score(1e17), "1e+17");
+        assert_eq!(format_score(f64::NEG_INFINITY), "-inf");
+        assert_eq!(format_score(3.0), "3");
+        assert_eq!(format_score(0.1), "0.10000000000000001");
+        assert_eq!(format_score(-2.5), "-2.5");
+        assert_eq!(format_score(123.456), "123.456");
+        let pairs = Reply::Pairs(vec![(Reply::bulk_str("a"), Reply::Double(1.0))]);
+        assert_eq!(
+            wire(pairs.clone(), Protocol::Resp2),
+            "*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+        );
+        assert_eq!(wire(pairs, Protocol::Resp3), "*1\r\n*2\r\n$1\r\na\r\n,1\r\n");
     }
 
     #[test]

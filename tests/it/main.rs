@@ -9,4 +9,6 @@ mod expiry;
 mod harness;
 mod lists;
 mod protocol;
+mod sets;
 mod transactions;
+mod zsets;

@@ -1,5 +1,5 @@
 //! Hash commands: `HSET HSETNX HMSET HGET HMGET HDEL HLEN HEXISTS HGETALL HKEYS HVALS HINCRBY
-//! HSTRLEN`.
+//! HSTRLEN HSCAN`.
 //!
 //! A hash is a meta entry holding its field count plus one store entry per field (see
 //! `keyspace`), so reading or writing one field touches two entries however large the hash.
@@ -10,11 +10,13 @@
 use bytes::Bytes;
 
 use super::ExecContext;
+use super::keys::{ScanArgs, scan_parts};
+use super::sets::scan_reply;
 use crate::percolator::Transaction;
 use crate::resp::args::{int_arg, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    HashMeta, Value, Version, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
+    CollectionMeta, Value, Version, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
     rewrite_value,
 };
 use crate::resp::reply::Reply;
@@ -37,6 +39,7 @@ pub enum HashCommand {
     Vals(Bytes),
     IncrBy(Bytes, Bytes, i64),
     StrLen(Bytes, Bytes),
+    Scan(Bytes, ScanArgs),
 }
 
 impl HashCommand {
@@ -67,6 +70,7 @@ impl HashCommand {
             "hvals" => HashCommand::Vals(key()),
             "hincrby" => HashCommand::IncrBy(key(), args[1].clone(), int_arg(&args[2])?),
             "hstrlen" => HashCommand::StrLen(key(), args[1].clone()),
+            "hscan" => HashCommand::Scan(key(), ScanArgs::parse(&args[1..], false)?),
             _ => return Ok(None),
         }))
     }
@@ -205,12 +209,28 @@ impl HashCommand {
                     .map_or(0, |v| v.len());
                 Ok(Reply::Integer(len as i64))
             }
+            HashCommand::Scan(key, args) => {
+                let Some(meta) = lookup(txn, ctx, key).await? else {
+                    return Ok(scan_reply(0, Vec::new()));
+                };
+                let prefix = hash_field_prefix(key, &meta.version);
+                let (cursor, parts) = scan_parts(txn, ctx, &prefix, args).await?;
+                let mut found = Vec::new();
+                for (store_key, value) in parts {
+                    let field = store_key.slice(prefix.len()..);
+                    if args.matches(&field) {
+                        found.push(Reply::Bulk(field));
+                        found.push(Reply::Bulk(value));
+                    }
+                }
+                Ok(scan_reply(cursor, found))
+            }
         }
     }
 }
 
 /// The meta of hash `key` (`None` if absent); `WRONGTYPE` if it is not a hash.
-async fn hash_meta<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<HashMeta>> {
+async fn hash_meta<T: Transaction>(txn: &mut T, key: &[u8]) -> CommandResult<Option<CollectionMeta>> {
     match read_value(txn, key).await? {
         Some(Value::Hash(meta)) => Ok(Some(meta)),
         Some(_) => Err(CommandError::WrongType),
@@ -223,12 +243,12 @@ async fn meta_for_write<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
     key: &[u8],
-) -> CommandResult<HashMeta> {
+) -> CommandResult<CollectionMeta> {
     if let Some(meta) = hash_meta(txn, key).await? {
         return Ok(meta);
     }
     ctx.incarnations += 1;
-    Ok(HashMeta {
+    Ok(CollectionMeta {
         len: 0,
         version: Version {
             created_at: txn.start_ts(),
@@ -242,7 +262,7 @@ async fn lookup<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
     key: &[u8],
-) -> CommandResult<Option<HashMeta>> {
+) -> CommandResult<Option<CollectionMeta>> {
     Ok(ctx.counted(hash_meta(txn, key).await?))
 }
 

@@ -8,7 +8,7 @@ use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
-    Entry, all_data_range, data_key, delete_entry, keyspace_range, now_ms, parts_prefix, prefix_end,
+    Entry, all_data_range, data_key, delete_entry, keyspace_range, now_ms, parts_prefixes, prefix_end,
     read_entry, read_value, user_key, write_entry,
 };
 use crate::resp::reply::Reply;
@@ -25,12 +25,7 @@ pub enum KeyCommand {
     Exists(Vec<Bytes>),
     Type(Bytes),
     Keys(Bytes),
-    Scan {
-        cursor: u64,
-        pattern: Option<Bytes>,
-        count: usize,
-        type_filter: Option<Bytes>,
-    },
+    Scan(ScanArgs),
     DbSize,
     /// `RENAME`/`RENAMENX` (`only_new`).
     Rename {
@@ -58,7 +53,7 @@ impl KeyCommand {
             "exists" => KeyCommand::Exists(args.to_vec()),
             "type" => KeyCommand::Type(args[0].clone()),
             "keys" => KeyCommand::Keys(args[0].clone()),
-            "scan" => parse_scan(args)?,
+            "scan" => KeyCommand::Scan(ScanArgs::parse(args, true)?),
             "dbsize" => KeyCommand::DbSize,
             "rename" | "renamenx" => KeyCommand::Rename {
                 source: args[0].clone(),
@@ -101,22 +96,7 @@ impl KeyCommand {
                 walk_keyspace(txn, &glob, |key, _| keys.push(Reply::Bulk(key))).await?;
                 Ok(Reply::Array(keys))
             }
-            KeyCommand::Scan {
-                cursor,
-                pattern,
-                count,
-                type_filter,
-            } => {
-                scan(
-                    txn,
-                    ctx,
-                    *cursor,
-                    pattern.as_deref(),
-                    *count,
-                    type_filter.as_deref(),
-                )
-                .await
-            }
+            KeyCommand::Scan(args) => scan(txn, ctx, args).await,
             KeyCommand::DbSize => Ok(Reply::Integer(count_keys(txn).await? as i64)),
             KeyCommand::Rename {
                 source,
@@ -157,10 +137,9 @@ async fn rename<T: Transaction>(
     entry: &Entry,
     replaced: Option<&Entry>,
 ) -> CommandResult<()> {
-    if let (Some(from), Some(to)) = (
-        parts_prefix(source, &entry.value),
-        parts_prefix(destination, &entry.value),
-    ) {
+    let sources = parts_prefixes(source, &entry.value);
+    let destinations = parts_prefixes(destination, &entry.value);
+    for (from, to) in sources.into_iter().zip(destinations) {
         let end = prefix_end(&from);
         for (store_key, value) in txn.scan(&from, end.as_deref(), usize::MAX).await? {
             let mut moved = to.clone();
@@ -179,50 +158,90 @@ fn dedup(keys: &[Bytes]) -> Vec<&Bytes> {
     keys.iter().filter(|k| seen.insert(*k)).collect()
 }
 
-/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
-fn parse_scan(args: &[Bytes]) -> CommandResult<KeyCommand> {
-    let cursor = std::str::from_utf8(&args[0])
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or(CommandError::InvalidCursor)?;
-    let mut reader = ArgReader::new(&args[1..]);
-    let (mut pattern, mut count, mut type_filter) = (None, DEFAULT_SCAN_COUNT, None);
-    while let Some(option) = reader.next() {
-        if is_keyword(option, "MATCH") {
-            pattern = Some(reader.value()?.clone());
-        } else if is_keyword(option, "COUNT") {
-            let n = int_arg(reader.value()?)?;
-            if n < 1 {
-                return Err(CommandError::Syntax);
-            }
-            count = (n as u64).min(MAX_SCAN_COUNT as u64) as usize;
-        } else if is_keyword(option, "TYPE") {
-            type_filter = Some(reader.value()?.clone());
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    Ok(KeyCommand::Scan {
-        cursor,
-        pattern,
-        count,
-        type_filter,
-    })
+/// The arguments of `SCAN` and of the collection scans (`SSCAN`, `HSCAN`...): `cursor [MATCH
+/// pattern] [COUNT count]`, and `[TYPE type]` for `SCAN`.
+#[derive(Clone)]
+pub struct ScanArgs {
+    cursor: u64,
+    /// `None`: every name matches.
+    glob: Option<Glob>,
+    count: usize,
+    type_filter: Option<Bytes>,
 }
 
-/// Examines at most `count` keys from where `cursor` stopped and returns those that pass the
-/// filters, with the cursor to continue from (`0` when the keyspace is exhausted).
-async fn scan<T: Transaction>(
+impl ScanArgs {
+    pub fn parse(args: &[Bytes], allow_type: bool) -> CommandResult<ScanArgs> {
+        let cursor = std::str::from_utf8(&args[0])
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .ok_or(CommandError::InvalidCursor)?;
+        let mut reader = ArgReader::new(&args[1..]);
+        let (mut glob, mut count, mut type_filter) = (None, DEFAULT_SCAN_COUNT, None);
+        while let Some(option) = reader.next() {
+            if is_keyword(option, "MATCH") {
+                glob = Some(Glob::new(reader.value()?)).filter(|g| !g.matches_all());
+            } else if is_keyword(option, "COUNT") {
+                let n = int_arg(reader.value()?)?;
+                if n < 1 {
+                    return Err(CommandError::Syntax);
+                }
+                count = (n as u64).min(MAX_SCAN_COUNT as u64) as usize;
+            } else if allow_type && is_keyword(option, "TYPE") {
+                type_filter = Some(reader.value()?.clone());
+            } else {
+                return Err(CommandError::Syntax);
+            }
+        }
+        Ok(ScanArgs {
+            cursor,
+            glob,
+            count,
+            type_filter,
+        })
+    }
+
+    /// Whether `name` (a key, member or field) passes `MATCH`.
+    pub fn matches(&self, name: &[u8]) -> bool {
+        self.glob.as_ref().is_none_or(|g| g.matches(name))
+    }
+}
+
+/// One step of a collection scan over the parts under `prefix`: at most `COUNT` parts from where
+/// the cursor stopped, and the cursor to continue from (`0` once the collection is exhausted).
+/// A cursor that does not resume inside this collection starts from its beginning.
+pub async fn scan_parts<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
-    cursor: u64,
-    pattern: Option<&[u8]>,
-    count: usize,
-    type_filter: Option<&[u8]>,
-) -> CommandResult {
-    let glob = pattern.map(Glob::new).filter(|g| !g.matches_all());
-    let (mut start, mut end) = prefix_bounds(glob.as_ref());
-    if let Some(resume) = (cursor != 0).then(|| ctx.cursors.resume_key(cursor)).flatten() {
+    prefix: &[u8],
+    args: &ScanArgs,
+) -> CommandResult<(u64, Vec<(Bytes, Bytes)>)> {
+    let mut start = prefix.to_vec();
+    if let Some(resume) = (args.cursor != 0)
+        .then(|| ctx.cursors.resume_key(args.cursor))
+        .flatten()
+        .filter(|resume| resume.starts_with(prefix))
+    {
+        start = resume.to_vec();
+    }
+    let end = prefix_end(prefix);
+    let parts = txn.scan(&start, end.as_deref(), args.count).await?;
+    let mut next_cursor = 0;
+    if parts.len() == args.count
+        && let Some((last, _)) = parts.last()
+    {
+        next_cursor = ctx.cursors.register(successor(last));
+    }
+    Ok((next_cursor, parts))
+}
+
+/// Examines at most `COUNT` keys from where the cursor stopped and returns those that pass the
+/// filters, with the cursor to continue from (`0` when the keyspace is exhausted).
+async fn scan<T: Transaction>(txn: &mut T, ctx: &mut ExecContext<'_>, args: &ScanArgs) -> CommandResult {
+    let (mut start, mut end) = prefix_bounds(args.glob.as_ref());
+    if let Some(resume) = (args.cursor != 0)
+        .then(|| ctx.cursors.resume_key(args.cursor))
+        .flatten()
+    {
         start = start.max(resume.to_vec());
     }
     if let Some(stop) = &end
@@ -232,8 +251,8 @@ async fn scan<T: Transaction>(
         start = keyspace_range().1.to_vec();
     }
     let end = end.unwrap_or_else(|| keyspace_range().1.to_vec());
-    let examined = txn.scan(&start, Some(&end), count).await?;
-    let exhausted = examined.len() < count;
+    let examined = txn.scan(&start, Some(&end), args.count).await?;
+    let exhausted = examined.len() < args.count;
     let mut next_cursor = 0;
     if !exhausted && let Some((last, _)) = examined.last() {
         next_cursor = ctx.cursors.register(successor(last));
@@ -242,14 +261,14 @@ async fn scan<T: Transaction>(
     let mut keys = Vec::new();
     for (store_key, raw) in examined {
         let key = user_key(&store_key);
-        if glob.as_ref().is_some_and(|g| !g.matches(&key)) {
+        if !args.matches(&key) {
             continue;
         }
         let entry = Entry::decode(raw)?;
         if entry.is_expired(now) {
             continue;
         }
-        if let Some(wanted) = type_filter
+        if let Some(wanted) = &args.type_filter
             && !wanted.eq_ignore_ascii_case(entry.value.type_name().as_bytes())
         {
             continue;

@@ -118,15 +118,17 @@ pub struct Blocking {
 }
 
 impl ListCommand {
-    /// Whether the command can add elements to a list (what blocked clients wait for).
-    pub fn fills_lists(&self) -> bool {
-        matches!(
-            self,
-            ListCommand::Push { .. }
-                | ListCommand::Move { .. }
-                | ListCommand::Insert { .. }
-                | ListCommand::Sort { store: Some(_), .. }
-        )
+    /// The lists the command may add elements to (what blocked clients wait for).
+    pub fn filled_keys(&self) -> Vec<Bytes> {
+        match self {
+            ListCommand::Push { key, .. } | ListCommand::Insert { key, .. } => vec![key.clone()],
+            ListCommand::Move { destination, .. }
+            | ListCommand::Sort {
+                store: Some(destination),
+                ..
+            } => vec![destination.clone()],
+            _ => Vec::new(),
+        }
     }
 
     /// The keys a blocking pop takes from, in its order.
@@ -444,8 +446,10 @@ impl ListCommand {
                 alpha,
                 store,
             } => {
-                let mut elements = match lookup(txn, ctx, key).await? {
-                    Some(meta) => read_range(txn, key, &meta, 0, meta.len - 1).await?,
+                let mut elements = match ctx.counted(read_value(txn, key).await?) {
+                    Some(Value::List(meta)) => read_range(txn, key, &meta, 0, meta.len - 1).await?,
+                    Some(Value::Set(meta)) => super::sets::set_members(txn, key, &meta).await?,
+                    Some(_) => return Err(CommandError::WrongType),
                     None => Vec::new(),
                 };
                 sort_elements(&mut elements, *alpha, *descending)?;
@@ -549,7 +553,7 @@ pub fn parse_blocking(name: &str, args: &[Bytes]) -> CommandResult<Option<Blocki
 }
 
 /// A blocking command's timeout in seconds (fractions allowed); 0 waits forever.
-fn parse_timeout(arg: &[u8]) -> CommandResult<Option<std::time::Duration>> {
+pub fn parse_timeout(arg: &[u8]) -> CommandResult<Option<std::time::Duration>> {
     let seconds = parse_f64(arg)
         .filter(|s| s.is_finite())
         .ok_or_else(|| CommandError::Other("timeout is not a float or out of range".into()))?;

@@ -14,9 +14,11 @@ mod hashes;
 mod keys;
 mod lists;
 mod server;
+mod sets;
 mod strings;
 pub mod table;
 mod transactions;
+mod zsets;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -182,17 +184,18 @@ async fn run_blocking<C: TxnClient>(
     client: u64,
     server: &Server<C>,
 ) -> CommandResult {
-    let blocking = lists::parse_blocking(spec.name, &args[1..])?
-        .ok_or_else(|| CommandError::Other(format!("{} is not a blocking command", spec.name)))?;
-    let deadline = blocking.timeout.map(|t| std::time::Instant::now() + t);
-    let mut waiter = server.blocked.block(client, &blocking.command.sources());
+    let (command, timeout) = parse_blocking(spec, &args[1..])?;
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut waiter = server.blocked.block(client, &command.sources());
     let mut first_try = true;
     loop {
         let turn = waiter.turn();
         if !turn.is_empty() {
-            let command = DataCommand::List(blocking.command.only_sources(&turn, !first_try));
-            let _latches = server.latches.acquire(spec.keys(args)).await;
-            let reply = run_in_transaction(std::slice::from_ref(&command), server)
+            let command = command.only_sources(&turn, !first_try);
+            // No latches: a push that woke this client holds its key's latch while it waits
+            // for this attempt (see `blocked`), and only a key's first waiter pops from it.
+            let reply = waiter
+                .attempt(run_in_transaction(std::slice::from_ref(&command), server))
                 .await
                 .pop()
                 .unwrap_or(Reply::NilArray);
@@ -217,6 +220,44 @@ async fn run_blocking<C: TxnClient>(
             None => {}
         }
     }
+}
+
+/// What a blocking command pops.
+enum BlockingPop {
+    List(lists::ListCommand),
+    ZSet(zsets::ZSetCommand),
+}
+
+impl BlockingPop {
+    /// The keys it takes from, in its order.
+    fn sources(&self) -> Vec<Bytes> {
+        match self {
+            BlockingPop::List(command) => command.sources(),
+            BlockingPop::ZSet(command) => command.sources(),
+        }
+    }
+
+    /// An attempt taking only from `keys`; `waiting`: a retry after blocking.
+    fn only_sources(&self, keys: &[Bytes], waiting: bool) -> DataCommand {
+        match self {
+            BlockingPop::List(command) => DataCommand::List(command.only_sources(keys, waiting)),
+            BlockingPop::ZSet(command) => DataCommand::ZSet(command.only_sources(keys, waiting)),
+        }
+    }
+}
+
+/// A blocking command's pop and its timeout (`None`: forever).
+fn parse_blocking(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<(BlockingPop, Option<Duration>)> {
+    if let Some(blocking) = lists::parse_blocking(spec.name, args)? {
+        return Ok((BlockingPop::List(blocking.command), blocking.timeout));
+    }
+    if let Some((command, timeout)) = zsets::parse_blocking(spec.name, args)? {
+        return Ok((BlockingPop::ZSet(command), lists::parse_timeout(&timeout)?));
+    }
+    Err(CommandError::Other(format!(
+        "{} is not a blocking command",
+        spec.name
+    )))
 }
 
 /// Looks the command up and checks its arity.
@@ -266,6 +307,8 @@ pub enum DataCommand {
     Key(keys::KeyCommand),
     Expire(expire::ExpireCommand),
     List(lists::ListCommand),
+    Set(sets::SetCommand),
+    ZSet(zsets::ZSetCommand),
 }
 
 impl DataCommand {
@@ -286,6 +329,12 @@ impl DataCommand {
         if let Some(command) = lists::ListCommand::parse(spec.name, args)? {
             return Ok(Some(DataCommand::List(command)));
         }
+        if let Some(command) = sets::SetCommand::parse(spec.name, args)? {
+            return Ok(Some(DataCommand::Set(command)));
+        }
+        if let Some(command) = zsets::ZSetCommand::parse(spec.name, args)? {
+            return Ok(Some(DataCommand::ZSet(command)));
+        }
         Ok(None)
     }
 
@@ -297,12 +346,19 @@ impl DataCommand {
             DataCommand::Key(command) => command.exec(txn, ctx).await,
             DataCommand::Expire(command) => command.exec(txn, ctx).await,
             DataCommand::List(command) => command.exec(txn, ctx).await,
+            DataCommand::Set(command) => command.exec(txn, ctx).await,
+            DataCommand::ZSet(command) => command.exec(txn, ctx).await,
         }
     }
 
-    /// Whether the command can add elements to a list (see `blocked`).
-    fn fills_lists(&self) -> bool {
-        matches!(self, DataCommand::List(command) if command.fills_lists())
+    /// The keys of lists or sorted sets the command may add to, which blocked clients wait for
+    /// (see `blocked`).
+    fn filled_keys(&self) -> Vec<Bytes> {
+        match self {
+            DataCommand::List(command) => command.filled_keys(),
+            DataCommand::ZSet(command) => command.filled_keys(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -400,8 +456,18 @@ pub async fn run_watched<C: TxnClient>(
             other => break other,
         }
     };
-    if outcome.is_ok() && commands.iter().any(DataCommand::fills_lists) {
-        server.blocked.wake();
+    if let Ok(replies) = &outcome {
+        // A command that answered nil (a move or pop that found nothing) or an error added
+        // nothing; waking for it would only make blocked clients wake each other.
+        let filled: Vec<Bytes> = commands
+            .iter()
+            .zip(replies)
+            .filter(|(_, reply)| !matches!(reply, Reply::Nil | Reply::NilArray | Reply::Error(_)))
+            .flat_map(|(command, _)| command.filled_keys())
+            .collect();
+        if !filled.is_empty() {
+            server.blocked.wake_and_settle(&filled).await;
+        }
     }
     server.stats.keyspace_hits.fetch_add(ctx.hits, Ordering::Relaxed);
     server

@@ -279,18 +279,22 @@ const ENCODING_ALIASES: &[(&str, &str)] = &[
 pub async fn flush<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandResult {
     super::keys::KeyCommand::parse_flush(&args[1..])?;
     let (start, end) = all_data_range();
+    // Each chunk starts after the last one: starting over from the beginning would step over
+    // every delete record left so far (until GC removes them), making the flush quadratic.
+    let mut from = start.to_vec();
     loop {
         let mut txn = server.store.begin().await?;
-        let doomed = txn.scan(start, Some(end), FLUSH_CHUNK_KEYS).await?;
-        if doomed.is_empty() {
+        let doomed = txn.scan(&from, Some(end), FLUSH_CHUNK_KEYS).await?;
+        let Some((last, _)) = doomed.last() else {
             return Ok(Reply::OK);
-        }
+        };
+        let next = [last.as_ref(), &[0]].concat();
         for (key, _) in doomed {
             txn.delete(key);
         }
         match txn.commit().await {
-            Ok(()) => {}
-            // A writer raced a chunk: take a fresh snapshot and go on.
+            Ok(()) => from = next,
+            // A writer raced the chunk: take a fresh snapshot of it and go on.
             Err(e) if e.is_retryable() => {}
             Err(e) => return Err(e.into()),
         }
