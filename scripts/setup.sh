@@ -5,13 +5,14 @@
 #   clang, libclang-dev   bindgen (used by librocksdb-sys) needs libclang
 #   librocksdb-dev        the RocksDB library ferrokv links (see .cargo/config.toml)
 #   redis-tools           redis-cli and redis-benchmark, to talk to and measure ferrokv
+#   tcl                   tclsh, which runs Redis's own test suite (scripts/redis-tests.sh)
 #
 # redis-server, which only the benchmark needs, is installed by bench/redis-benchmark.sh
 # (`scripts/setup.sh --bench`): on a machine with systemd, Debian starts it as a service on
 # port 6379, where ferrokv listens by default.
 set -euo pipefail
 
-packages=(clang libclang-dev librocksdb-dev redis-tools)
+packages=(clang libclang-dev librocksdb-dev redis-tools tcl)
 if [ "${1:-}" = "--bench" ]; then
     packages+=(redis-server)
 fi

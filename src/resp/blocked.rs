@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The longest a push waits for the blocked clients it woke (see the module docs).
-pub const SETTLE_LIMIT: Duration = Duration::from_millis(200);
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// The queues of blocked clients, per key.
 #[derive(Default)]
