@@ -43,7 +43,10 @@ export REDIS_TESTS_ARGS=${REDIS_TESTS_ARGS---tags -slow}
 # A file's time limit: the sorted-set file takes over ten minutes against a debug build (its
 # fuzzing loops make ~25,000 durable writes one by one).
 export REDIS_TESTS_TIMEOUT=${REDIS_TESTS_TIMEOUT:-2400}
-results=$(tests/redis/run.sh "$port" | tee /dev/stderr | grep -E '^unit/.*: ok [0-9]+ err [0-9]+ exception [0-9]+')
+# (Not `tee /dev/stderr`: when stderr is a file, opening /dev/stderr truncates it.)
+tests/redis/run.sh "$port" >"$data/run.txt"
+cat "$data/run.txt"
+results=$(grep -E '^unit/.*: ok [0-9]+ err [0-9]+ exception [0-9]+' "$data/run.txt")
 kill -0 "$server" 2>/dev/null || { echo "redis-tests: the server died during the run" >&2; cat "$data/server.log" >&2; exit 1; }
 
 failed=0
