@@ -16,8 +16,7 @@ use crate::percolator::Transaction;
 use crate::resp::args::{int_arg, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    CollectionMeta, Value, Version, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value,
-    rewrite_value,
+    CollectionMeta, Value, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value, rewrite_value,
 };
 use crate::resp::reply::Reply;
 
@@ -247,13 +246,9 @@ async fn meta_for_write<T: Transaction>(
     if let Some(meta) = hash_meta(txn, key).await? {
         return Ok(meta);
     }
-    ctx.incarnations += 1;
     Ok(CollectionMeta {
         len: 0,
-        version: Version {
-            created_at: txn.start_ts(),
-            seq: ctx.incarnations,
-        },
+        version: ctx.new_version(txn),
     })
 }
 

@@ -17,8 +17,7 @@ use crate::percolator::Transaction;
 use crate::resp::args::{int_arg, is_keyword, parse_f64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    ListMeta, Value, Version, list_element_key, list_element_prefix, prefix_end, read_value, remove_key,
-    rewrite_value,
+    ListMeta, Value, list_element_key, list_element_prefix, prefix_end, read_value, remove_key, rewrite_value,
 };
 use crate::resp::reply::Reply;
 
@@ -749,14 +748,10 @@ async fn source_meta<T: Transaction>(
 
 /// An empty list's meta, a new incarnation.
 fn new_list<T: Transaction>(txn: &T, ctx: &mut ExecContext<'_>) -> ListMeta {
-    ctx.incarnations += 1;
     ListMeta {
         len: 0,
         head: 0,
-        version: Version {
-            created_at: txn.start_ts(),
-            seq: ctx.incarnations,
-        },
+        version: ctx.new_version(txn),
     }
 }
 

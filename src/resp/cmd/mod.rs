@@ -376,6 +376,16 @@ pub struct ExecContext<'a> {
 }
 
 impl ExecContext<'_> {
+    /// The version of a collection created now: the transaction's start and the next
+    /// sequence number within it (see `keyspace`).
+    pub fn new_version<T: Transaction>(&mut self, txn: &T) -> keyspace::Version {
+        self.incarnations += 1;
+        keyspace::Version {
+            created_at: txn.start_ts(),
+            seq: self.incarnations,
+        }
+    }
+
     /// Counts a read command's lookup of a key as a keyspace hit or miss (Redis counts read
     /// lookups, not the reads a write command does) and passes its result on.
     pub fn counted<V>(&mut self, found: Option<V>) -> Option<V> {

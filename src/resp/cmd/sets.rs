@@ -24,7 +24,7 @@ use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    CollectionMeta, Entry, Value, Version, prefix_end, read_value, remove_key, rewrite_value, set_member,
+    CollectionMeta, Entry, Value, prefix_end, read_value, remove_key, rewrite_value, set_member,
     set_member_key, set_member_prefix, write_entry,
 };
 use crate::resp::reply::Reply;
@@ -357,13 +357,9 @@ async fn lookup<T: Transaction>(
 
 /// The meta of a new, empty incarnation of a set.
 fn new_meta<T: Transaction>(txn: &T, ctx: &mut ExecContext<'_>) -> CollectionMeta {
-    ctx.incarnations += 1;
     CollectionMeta {
         len: 0,
-        version: Version {
-            created_at: txn.start_ts(),
-            seq: ctx.incarnations,
-        },
+        version: ctx.new_version(txn),
     }
 }
 
