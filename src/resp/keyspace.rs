@@ -414,6 +414,17 @@ impl Value {
         }
     }
 
+    /// The same value under another version (a string has none and stays as it is).
+    pub fn with_version(&self, version: Version) -> Value {
+        match self {
+            Value::String(_) => self.clone(),
+            Value::Hash(meta) => Value::Hash(CollectionMeta { version, ..*meta }),
+            Value::Set(meta) => Value::Set(CollectionMeta { version, ..*meta }),
+            Value::ZSet(meta) => Value::ZSet(CollectionMeta { version, ..*meta }),
+            Value::List(meta) => Value::List(ListMeta { version, ..*meta }),
+        }
+    }
+
     /// The version a collection's parts are keyed by (`None` for a string).
     pub fn version(&self) -> Option<Version> {
         match self {

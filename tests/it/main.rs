@@ -11,4 +11,5 @@ mod lists;
 mod protocol;
 mod sets;
 mod transactions;
+mod values;
 mod zsets;

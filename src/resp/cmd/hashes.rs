@@ -1,24 +1,28 @@
 //! Hash commands: `HSET HSETNX HMSET HGET HMGET HDEL HLEN HEXISTS HGETALL HKEYS HVALS HINCRBY
-//! HSTRLEN HSCAN`.
+//! HINCRBYFLOAT HSTRLEN HSCAN HRANDFIELD`.
 //!
 //! A hash is a meta entry holding its field count plus one store entry per field (see
 //! `keyspace`), so reading or writing one field touches two entries however large the hash.
 //! Every command that changes a hash rewrites its meta entry, even when the count stays the
 //! same, because `WATCH` watches meta entries. Fields are keyed by the hash's version, so a
 //! hash created after another of the same name was replaced starts empty (see `keyspace`).
+//!
+//! `HRANDFIELD` reads the whole hash and picks uniformly, as Redis does: fields are stored in
+//! field order, which a seek to a random key would sample very unevenly (unlike a set's
+//! members, ordered by their hash), so a pick costs O(size of the hash) here.
 
 use bytes::Bytes;
 
 use super::ExecContext;
 use super::keys::{ScanArgs, scan_parts};
-use super::sets::scan_reply;
+use super::sets::{check_repeats, scan_reply};
 use crate::percolator::Transaction;
-use crate::resp::args::{int_arg, parse_i64};
+use crate::resp::args::{float_arg, int_arg, is_keyword, parse_f64, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
     CollectionMeta, Value, data_key, hash_field_key, hash_field_prefix, prefix_end, read_value, rewrite_value,
 };
-use crate::resp::reply::Reply;
+use crate::resp::reply::{Reply, format_double};
 
 pub enum HashCommand {
     /// `HSET` answers the number of new fields, `HMSET` answers `OK`.
@@ -37,8 +41,15 @@ pub enum HashCommand {
     Keys(Bytes),
     Vals(Bytes),
     IncrBy(Bytes, Bytes, i64),
+    IncrByFloat(Bytes, Bytes, f64),
     StrLen(Bytes, Bytes),
     Scan(Bytes, ScanArgs),
+    /// `HRANDFIELD key [count [WITHVALUES]]`: no count answers one field (or nil).
+    RandField {
+        key: Bytes,
+        count: Option<i64>,
+        with_values: bool,
+    },
 }
 
 impl HashCommand {
@@ -68,7 +79,15 @@ impl HashCommand {
             "hkeys" => HashCommand::Keys(key()),
             "hvals" => HashCommand::Vals(key()),
             "hincrby" => HashCommand::IncrBy(key(), args[1].clone(), int_arg(&args[2])?),
+            "hincrbyfloat" => {
+                let delta = float_arg(&args[2])?;
+                if !delta.is_finite() {
+                    return Err(CommandError::Other("value is NaN or Infinity".into()));
+                }
+                HashCommand::IncrByFloat(key(), args[1].clone(), delta)
+            }
             "hstrlen" => HashCommand::StrLen(key(), args[1].clone()),
+            "hrandfield" => parse_randfield(args)?,
             "hscan" => HashCommand::Scan(key(), ScanArgs::parse(&args[1..], false)?),
             _ => return Ok(None),
         }))
@@ -198,6 +217,49 @@ impl HashCommand {
                 rewrite_value(txn, key, Value::Hash(meta)).await?;
                 Ok(Reply::Integer(result))
             }
+            HashCommand::IncrByFloat(key, field, delta) => {
+                let mut meta = meta_for_write(txn, ctx, key).await?;
+                let field_key = hash_field_key(key, &meta.version, field);
+                let current = match txn.get(&field_key).await? {
+                    Some(text) => parse_f64(&text)
+                        .ok_or_else(|| CommandError::Other("hash value is not a float".into()))?,
+                    None => {
+                        meta.len += 1;
+                        0.0
+                    }
+                };
+                let result = current + delta;
+                if !result.is_finite() {
+                    return Err(CommandError::NanOrInfinity);
+                }
+                let text = Bytes::from(format_double(result));
+                txn.put(field_key, text.clone());
+                rewrite_value(txn, key, Value::Hash(meta)).await?;
+                Ok(Reply::Bulk(text))
+            }
+            HashCommand::RandField {
+                key,
+                count,
+                with_values,
+            } => {
+                let fields = all_fields(txn, ctx, key).await?;
+                let Some(count) = count else {
+                    return Ok(Reply::bulk_or_nil(
+                        (!fields.is_empty()).then(|| fields[fastrand::usize(..fields.len())].0.clone()),
+                    ));
+                };
+                let picked = pick(fields, *count);
+                Ok(if *with_values {
+                    Reply::Pairs(
+                        picked
+                            .into_iter()
+                            .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                            .collect(),
+                    )
+                } else {
+                    Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
+                })
+            }
             HashCommand::StrLen(key, field) => {
                 let Some(meta) = lookup(txn, ctx, key).await? else {
                     return Ok(Reply::Integer(0));
@@ -226,6 +288,58 @@ impl HashCommand {
             }
         }
     }
+}
+
+/// `HRANDFIELD`'s arguments after the key.
+fn parse_randfield(args: &[Bytes]) -> CommandResult<HashCommand> {
+    let key = args[0].clone();
+    let Some(count) = args.get(1) else {
+        return Ok(HashCommand::RandField {
+            key,
+            count: None,
+            with_values: false,
+        });
+    };
+    let count = int_arg(count)?;
+    let with_values = match &args[2..] {
+        [] => false,
+        [option] if is_keyword(option, "WITHVALUES") => true,
+        _ => return Err(CommandError::Syntax),
+    };
+    // Redis takes counts whose absolute value (twice it, with values) fits in a long.
+    let limit = if with_values { i64::MAX / 2 } else { i64::MAX };
+    if count < -limit {
+        return Err(CommandError::Other("value is out of range".into()));
+    }
+    if count < 0 {
+        check_repeats(count.unsigned_abs())?;
+    }
+    Ok(HashCommand::RandField {
+        key,
+        count: Some(count),
+        with_values,
+    })
+}
+
+/// `count` of `fields` picked at random: distinct ones (all of them if there are fewer) for a
+/// positive count, with repeats for a negative one.
+fn pick(mut fields: Vec<(Bytes, Bytes)>, count: i64) -> Vec<(Bytes, Bytes)> {
+    if fields.is_empty() || count == 0 {
+        return Vec::new();
+    }
+    if count < 0 {
+        return (0..count.unsigned_abs())
+            .map(|_| fields[fastrand::usize(..fields.len())].clone())
+            .collect();
+    }
+    let count = (count as u64).min(fields.len() as u64) as usize;
+    // A partial Fisher-Yates shuffle: the first `count` are a uniform sample.
+    for i in 0..count {
+        let j = fastrand::usize(i..fields.len());
+        fields.swap(i, j);
+    }
+    fields.truncate(count);
+    fields
 }
 
 /// The meta of hash `key` (`None` if absent); `WRONGTYPE` if it is not a hash.

@@ -1,15 +1,23 @@
-//! Keyspace commands: `DEL EXISTS TYPE KEYS SCAN DBSIZE` (expiry's are in `expire.rs`).
+//! Keyspace commands: `DEL EXISTS TYPE KEYS SCAN DBSIZE RENAME RENAMENX COPY DUMP RESTORE
+//! MEMORY USAGE` (expiry's are in `expire.rs`).
+//!
+//! `MEMORY USAGE` answers the bytes of the key's entries in the store (keys and values, before
+//! MVCC versions and compression): its meta entry, and for a collection its parts, estimated
+//! from `SAMPLES` of them (default 5, 0 for all) as Redis estimates.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::ExecContext;
+use super::contents::{copy_value, read_contents, write_contents};
+use super::rdb;
+use super::table::CommandSpec;
 use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
-    Entry, all_data_range, data_key, delete_entry, keyspace_range, now_ms, parts_prefixes, prefix_end,
-    read_entry, read_value, user_key, write_entry,
+    Entry, Value, all_data_range, data_key, delete_entry, keyspace_range, now_ms, parts_prefixes, prefix_end,
+    read_entry, read_value, user_key,
 };
 use crate::resp::reply::Reply;
 
@@ -17,6 +25,8 @@ use crate::resp::reply::Reply;
 const WALK_CHUNK_KEYS: usize = 1_000;
 /// `SCAN`'s default `COUNT`.
 const DEFAULT_SCAN_COUNT: usize = 10;
+/// The parts of each kind `MEMORY USAGE` reads unless told otherwise (Redis's default).
+const DEFAULT_MEMORY_SAMPLES: u64 = 5;
 /// The most keys one `SCAN` call examines, whatever `COUNT` asks.
 const MAX_SCAN_COUNT: usize = 100_000;
 
@@ -35,6 +45,26 @@ pub enum KeyCommand {
     },
     /// `FLUSHDB`/`FLUSHALL` inside `MULTI`: every key, in the transaction.
     Flush,
+    Copy {
+        source: Bytes,
+        destination: Bytes,
+        replace: bool,
+    },
+    Dump(Bytes),
+    Restore(Restore),
+    /// `MEMORY USAGE key [SAMPLES count]` (`None`: every part).
+    MemoryUsage(Bytes, Option<u64>),
+}
+
+/// `RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]`.
+/// There is no eviction here, so the idle time and frequency are checked and dropped.
+pub struct Restore {
+    key: Bytes,
+    /// Milliseconds to live, or the deadline with `ABSTTL`; 0: no timeout.
+    ttl: u64,
+    absolute: bool,
+    payload: Bytes,
+    replace: bool,
 }
 
 impl KeyCommand {
@@ -47,8 +77,8 @@ impl KeyCommand {
         }
     }
 
-    pub fn parse(name: &str, args: &[Bytes]) -> CommandResult<Option<KeyCommand>> {
-        Ok(Some(match name {
+    pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<Option<KeyCommand>> {
+        Ok(Some(match spec.name {
             "del" | "unlink" => KeyCommand::Del(args.to_vec()),
             "exists" => KeyCommand::Exists(args.to_vec()),
             "type" => KeyCommand::Type(args[0].clone()),
@@ -58,8 +88,18 @@ impl KeyCommand {
             "rename" | "renamenx" => KeyCommand::Rename {
                 source: args[0].clone(),
                 destination: args[1].clone(),
-                only_new: name == "renamenx",
+                only_new: spec.name == "renamenx",
             },
+            "copy" => parse_copy(args)?,
+            "dump" => KeyCommand::Dump(args[0].clone()),
+            "restore" => KeyCommand::Restore(parse_restore(args)?),
+            "memory" => {
+                let sub = spec.subcommand_called(&args[0], args.len() + 1)?;
+                match sub.name {
+                    "memory|usage" => parse_memory_usage(&args[1..])?,
+                    other => return Err(CommandError::Other(format!("{other} has no implementation"))),
+                }
+            }
             _ => return Ok(None),
         }))
     }
@@ -111,9 +151,46 @@ impl KeyCommand {
                     return Ok(Reply::Integer(0));
                 }
                 if source != destination {
-                    rename(txn, source, destination, &entry, replaced.as_ref()).await?;
+                    copy_value(txn, ctx, source, &entry, destination, replaced.as_ref()).await?;
+                    delete_entry(txn, source, &entry);
                 }
                 Ok(if *only_new { Reply::Integer(1) } else { Reply::OK })
+            }
+            KeyCommand::Copy {
+                source,
+                destination,
+                replace,
+            } => {
+                if source == destination {
+                    return Err(CommandError::Other(
+                        "source and destination objects are the same".into(),
+                    ));
+                }
+                let Some(entry) = read_entry(txn, source).await? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let replaced = read_entry(txn, destination).await?;
+                if replaced.is_some() && !replace {
+                    return Ok(Reply::Integer(0));
+                }
+                copy_value(txn, ctx, source, &entry, destination, replaced.as_ref()).await?;
+                Ok(Reply::Integer(1))
+            }
+            KeyCommand::Dump(key) => {
+                let Some(value) = ctx.counted(read_value(txn, key).await?) else {
+                    return Ok(Reply::Nil);
+                };
+                let contents = read_contents(txn, key, &value).await?;
+                Ok(Reply::Bulk(rdb::encode(&contents)))
+            }
+            KeyCommand::Restore(restore) => restore.exec(txn, ctx).await,
+            KeyCommand::MemoryUsage(key, samples) => {
+                let Some(entry) = read_entry(txn, key).await? else {
+                    return Ok(Reply::Nil);
+                };
+                Ok(Reply::Integer(
+                    memory_usage(txn, key, &entry, *samples).await? as i64,
+                ))
             }
             KeyCommand::Flush => {
                 let (start, end) = all_data_range();
@@ -127,29 +204,129 @@ impl KeyCommand {
     }
 }
 
-/// Moves the key `source` (holding `entry`) to `destination`, replacing whatever that held, with
-/// its timeout. A collection's parts are keyed by its name, so they are copied under the new
-/// name (O(N), where Redis's RENAME is O(1)); the old ones are orphans for GC, as after `DEL`.
-async fn rename<T: Transaction>(
-    txn: &mut T,
-    source: &[u8],
-    destination: &[u8],
-    entry: &Entry,
-    replaced: Option<&Entry>,
-) -> CommandResult<()> {
-    let sources = parts_prefixes(source, &entry.value);
-    let destinations = parts_prefixes(destination, &entry.value);
-    for (from, to) in sources.into_iter().zip(destinations) {
-        let end = prefix_end(&from);
-        for (store_key, value) in txn.scan(&from, end.as_deref(), usize::MAX).await? {
-            let mut moved = to.clone();
-            moved.extend_from_slice(&store_key[from.len()..]);
-            txn.put(Bytes::from(moved), value);
+fn parse_copy(args: &[Bytes]) -> CommandResult<KeyCommand> {
+    let mut replace = false;
+    let mut reader = ArgReader::new(&args[2..]);
+    while let Some(option) = reader.next() {
+        if is_keyword(option, "REPLACE") {
+            replace = true;
+        } else if is_keyword(option, "DB") {
+            let db = int_arg(reader.value()?)?;
+            if db != 0 {
+                return Err(CommandError::DbIndexOutOfRange);
+            }
+        } else {
+            return Err(CommandError::Syntax);
         }
     }
-    delete_entry(txn, source, entry);
-    write_entry(txn, destination, entry, replaced);
-    Ok(())
+    Ok(KeyCommand::Copy {
+        source: args[0].clone(),
+        destination: args[1].clone(),
+        replace,
+    })
+}
+
+fn parse_restore(args: &[Bytes]) -> CommandResult<Restore> {
+    let ttl = int_arg(&args[1])?;
+    let ttl =
+        u64::try_from(ttl).map_err(|_| CommandError::Other("Invalid TTL value, must be >= 0".into()))?;
+    let (mut replace, mut absolute) = (false, false);
+    let mut reader = ArgReader::new(&args[3..]);
+    while let Some(option) = reader.next() {
+        if is_keyword(option, "REPLACE") {
+            replace = true;
+        } else if is_keyword(option, "ABSTTL") {
+            absolute = true;
+        } else if is_keyword(option, "IDLETIME") {
+            if int_arg(reader.value()?)? < 0 {
+                return Err(CommandError::Other("Invalid IDLETIME value, must be >= 0".into()));
+            }
+        } else if is_keyword(option, "FREQ") {
+            if !(0..=255).contains(&int_arg(reader.value()?)?) {
+                return Err(CommandError::Other(
+                    "Invalid FREQ value, must be >= 0 and <= 255".into(),
+                ));
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Restore {
+        key: args[0].clone(),
+        ttl,
+        absolute,
+        payload: args[2].clone(),
+        replace,
+    })
+}
+
+impl Restore {
+    async fn exec<T: Transaction>(&self, txn: &mut T, ctx: &mut ExecContext<'_>) -> CommandResult {
+        let replaced = read_entry(txn, &self.key).await?;
+        if replaced.is_some() && !self.replace {
+            return Err(CommandError::BusyKey);
+        }
+        let contents = rdb::decode(&self.payload).map_err(|e| CommandError::Other(e.to_string()))?;
+        let now = now_ms(txn);
+        let deadline = match (self.ttl, self.absolute) {
+            (0, _) => None,
+            (at, true) => Some(at),
+            (ttl, false) => Some(now.saturating_add(ttl)),
+        };
+        if let Some(replaced) = &replaced {
+            delete_entry(txn, &self.key, replaced);
+        }
+        // A deadline already passed: the key is restored and expires at once, as in Redis.
+        if deadline.is_some_and(|d| d <= now) {
+            return Ok(Reply::OK);
+        }
+        write_contents(txn, ctx, &self.key, contents, deadline, None).await?;
+        Ok(Reply::OK)
+    }
+}
+
+fn parse_memory_usage(args: &[Bytes]) -> CommandResult<KeyCommand> {
+    let mut samples = Some(DEFAULT_MEMORY_SAMPLES);
+    let mut reader = ArgReader::new(&args[1..]);
+    while let Some(option) = reader.next() {
+        if !is_keyword(option, "SAMPLES") {
+            return Err(CommandError::Syntax);
+        }
+        let count = int_arg(reader.value()?)?;
+        if count < 0 {
+            return Err(CommandError::Syntax);
+        }
+        samples = (count > 0).then_some(count as u64);
+    }
+    Ok(KeyCommand::MemoryUsage(args[0].clone(), samples))
+}
+
+/// The bytes the entries of `key` (holding `entry`) take in the store: its meta entry and
+/// its parts, `samples` of each kind read and the rest counted at their mean size (all read
+/// if `None`).
+async fn memory_usage<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    entry: &Entry,
+    samples: Option<u64>,
+) -> CommandResult<u64> {
+    let mut total = (data_key(key).len() + entry.encode().len()) as u64;
+    let parts = match &entry.value {
+        Value::String(_) => 0,
+        Value::List(meta) => meta.len,
+        Value::Hash(meta) | Value::Set(meta) | Value::ZSet(meta) => meta.len,
+    };
+    for prefix in parts_prefixes(key, &entry.value) {
+        let end = prefix_end(&prefix);
+        let limit = samples.map_or(usize::MAX, |n| n.min(parts) as usize);
+        let sampled = txn.scan(&prefix, end.as_deref(), limit).await?;
+        if sampled.is_empty() {
+            continue;
+        }
+        let bytes: u64 = sampled.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        total += bytes * parts / sampled.len() as u64;
+    }
+    Ok(total)
 }
 
 /// The keys in order of first appearance, each once.

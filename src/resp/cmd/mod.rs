@@ -8,11 +8,13 @@
 
 mod client;
 mod connection;
+mod contents;
 pub mod docs;
 mod expire;
 mod hashes;
 mod keys;
 mod lists;
+mod rdb;
 mod server;
 mod sets;
 mod strings;
@@ -320,7 +322,7 @@ impl DataCommand {
         if let Some(command) = hashes::HashCommand::parse(spec.name, args)? {
             return Ok(Some(DataCommand::Hash(command)));
         }
-        if let Some(command) = keys::KeyCommand::parse(spec.name, args)? {
+        if let Some(command) = keys::KeyCommand::parse(spec, args)? {
             return Ok(Some(DataCommand::Key(command)));
         }
         if let Some(command) = expire::ExpireCommand::parse(spec.name, args)? {

@@ -76,13 +76,19 @@ impl CommandSpec {
     /// The subcommand a container command (`CLIENT`, `CONFIG`...) was called with, its arity
     /// checked: Redis's errors for an unknown subcommand or a wrong argument count.
     pub fn resolve_subcommand(&self, args: &[Bytes]) -> CommandResult<&'static CommandSpec> {
+        self.subcommand_called(&args[1], args.len())
+    }
+
+    /// [`Self::resolve_subcommand`] of a request of `argc` arguments (the name included)
+    /// naming the subcommand `name`.
+    pub fn subcommand_called(&self, name: &Bytes, argc: usize) -> CommandResult<&'static CommandSpec> {
         let sub = self
-            .subcommand(&args[1])
+            .subcommand(name)
             .ok_or_else(|| CommandError::UnknownSubcommand {
                 command: self.name,
-                subcommand: args[1].clone(),
+                subcommand: name.clone(),
             })?;
-        if !sub.arity_ok(args.len()) {
+        if !sub.arity_ok(argc) {
             return Err(CommandError::WrongArity {
                 name: sub.name.to_string(),
             });
@@ -267,6 +273,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!("hincrby", 4, ["write", "denyoom", "fast"], ONE_KEY, "hash", "2.0.0",
         "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.",
         "O(1)", "key field increment:integer"),
+    command!("hincrbyfloat", 4, ["write", "denyoom", "fast"], ONE_KEY, "hash", "2.6.0",
+        "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
+        "O(1)", "key field increment:double"),
+    command!("hrandfield", -2, ["readonly"], ONE_KEY, "hash", "6.2.0",
+        "Returns one or more random fields from a hash.", "O(N) here, with N the size of the hash.", "key [count:integer [WITHVALUES]]"),
     command!("hstrlen", 3, ["readonly", "fast"], ONE_KEY, "hash", "3.2.0",
         "Returns the length of the value of a field.", "O(1)", "key field"),
     command!("hscan", -3, ["readonly"], ONE_KEY, "hash", "2.8.0",
@@ -437,6 +448,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Renames a key and overwrites the destination.", "O(1) for a string; O(N) for a hash or list, whose N parts move", "key newkey"),
     command!("renamenx", 3, ["write", "fast"], TWO_KEYS, "generic", "1.0.0",
         "Renames a key only when the target key name doesn't exist.", "O(1) for a string; O(N) for a hash or list, whose N parts move", "key newkey"),
+    command!("copy", -3, ["write", "denyoom"], TWO_KEYS, "generic", "6.2.0",
+        "Copies the value of a key to a new key.", "O(1) for a string; O(N) for a collection, whose N parts are copied", "source destination [DB destination-db:integer] [REPLACE]"),
+    command!("dump", 2, ["readonly"], ONE_KEY, "generic", "2.6.0",
+        "Returns a serialized representation of the value stored at a key.", "O(N) where N is the number of elements of the value", "key"),
+    command!("restore", -4, ["write", "denyoom"], ONE_KEY, "generic", "2.6.0",
+        "Creates a key from the serialized representation of a value.", "O(N) where N is the number of elements of the value", "key ttl:integer serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds:integer] [FREQ frequency:integer]"),
+    command!("memory", -2, [], NO_KEYS, "server", "4.0.0",
+        "A container for memory diagnostics commands.", "Depends on subcommand.", "", MEMORY_SUBCOMMANDS),
     command!("unlink", -2, ["write", "fast"], ALL_KEYS, "generic", "4.0.0",
         "Asynchronously deletes one or more keys.", "O(1) for each key removed.", "key..."),
     // expiry
@@ -494,11 +513,34 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 #[rustfmt::skip]
 /// ferrokv has no functions (no scripting); these two answer for a server without any, so
 /// clients and test suites that reset or list them work. Any other subcommand is unknown.
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    command!("memory|usage", -3, ["readonly"], (2, 2, 1), "server", "4.0.0",
+        "Estimates the bytes a key and its value take in the store.", "O(N) where N is the number of samples.", "key [SAMPLES count:integer]"),
+];
+
 static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
-    command!("function|flush", -2, ["write", "noscript"], NO_KEYS, "scripting", "7.0.0",
-        "Deletes all libraries and functions.", "O(N) where N is the number of functions deleted", "[ASYNC|SYNC]"),
-    command!("function|list", -2, ["noscript"], NO_KEYS, "scripting", "7.0.0",
-        "Returns information about all libraries.", "O(N) where N is the number of functions", "[LIBRARYNAME library-name-pattern] [WITHCODE]"),
+    command!(
+        "function|flush",
+        -2,
+        ["write", "noscript"],
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Deletes all libraries and functions.",
+        "O(N) where N is the number of functions deleted",
+        "[ASYNC|SYNC]"
+    ),
+    command!(
+        "function|list",
+        -2,
+        ["noscript"],
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Returns information about all libraries.",
+        "O(N) where N is the number of functions",
+        "[LIBRARYNAME library-name-pattern] [WITHCODE]"
+    ),
 ];
 
 static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[

@@ -558,7 +558,7 @@ async fn score_of<T: Transaction>(
 }
 
 /// Gives `member` the score `score`; `old` is its current score, if it has one.
-fn put_member<T: Transaction>(
+pub(super) fn put_member<T: Transaction>(
     txn: &mut T,
     key: &[u8],
     meta: &mut CollectionMeta,
