@@ -155,6 +155,59 @@ pub struct RespConfig {
     pub max_query_buffer_bytes: usize,
     /// How long shutdown waits for in-flight commands before closing connections anyway.
     pub shutdown_grace_ms: u64,
+    /// How many numbered databases there are (`SELECT 0` to `databases - 1`), 1 to 256.
+    pub databases: usize,
+    /// Redis's `requirepass`: when set, a client must `AUTH` (or `HELLO … AUTH`) before any
+    /// other command. `None`: no password, every client is the default user.
+    pub requirepass: Option<Password>,
+}
+
+/// A password, held only as its SHA-256 digest, so the text never sits in memory after the
+/// configuration is read, never prints (`Debug` shows no digest either) and never serializes.
+/// [`Password::matches`] compares digests in constant time, as Redis does, so neither the
+/// password's bytes nor its length leak through how long a wrong guess takes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password {
+    digest: [u8; 32],
+}
+
+impl Password {
+    pub fn new(text: &[u8]) -> Self {
+        use sha2::Digest;
+        Password {
+            digest: sha2::Sha256::digest(text).into(),
+        }
+    }
+
+    /// Whether `attempt` is this password.
+    pub fn matches(&self, attempt: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(Password::new(attempt).digest.ct_eq(&self.digest))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Err(serde::de::Error::custom(
+                "requirepass is empty; leave it out for no password",
+            ));
+        }
+        Ok(Password::new(text.as_bytes()))
+    }
+}
+
+impl Serialize for Password {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("a password is never written out"))
+    }
 }
 
 impl Default for ClusterConfig {
@@ -223,6 +276,8 @@ impl Default for RespConfig {
             max_inline_bytes: 64 << 10,
             max_query_buffer_bytes: 1 << 30,
             shutdown_grace_ms: 5_000,
+            databases: 16,
+            requirepass: None,
         }
     }
 }
@@ -371,6 +426,13 @@ impl ClusterConfig {
         if resp.max_query_buffer_bytes < resp.max_inline_bytes {
             return invalid("resp.max_query_buffer_bytes must be at least resp.max_inline_bytes".into());
         }
+        if !(1..=crate::resp::db::MAX_DATABASES).contains(&resp.databases) {
+            return invalid(format!(
+                "resp.databases is {}; it must be 1 to {}",
+                resp.databases,
+                crate::resp::db::MAX_DATABASES
+            ));
+        }
         Ok(())
     }
 
@@ -442,6 +504,28 @@ mod tests {
         assert_eq!(node.data_dir, PathBuf::from("ferrokv-data"));
         assert_eq!(config.resp.max_bulk_bytes, 512 * 1024 * 1024);
         assert_eq!(config.resp.max_clients, 10_000);
+    }
+
+    #[test]
+    fn a_password_is_kept_as_a_digest_and_never_shown() {
+        let text = "nodes:\n  - {name: a, resp_addr: 127.0.0.1:6379, peer_addr: 127.0.0.1:20160, data_dir: d}\n\
+                    resp:\n  requirepass: s3cret-Pa55\n";
+        let config = ClusterConfig::parse(text).unwrap();
+        let password = config.resp.requirepass.as_ref().expect("a password");
+        assert!(password.matches(b"s3cret-Pa55"));
+        assert!(!password.matches(b"s3cret-Pa5"));
+        assert!(!password.matches(b""));
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert!(
+            serde_yaml::to_string(&config).is_err(),
+            "a password never serializes"
+        );
+        let empty = text.replace("s3cret-Pa55", "''");
+        assert!(
+            ClusterConfig::parse(&empty).is_err(),
+            "an empty password is refused"
+        );
+        assert_eq!(ClusterConfig::parse(THREE_NODES).unwrap().resp.requirepass, None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::actions::{Mutation, Op, TxnStatus};
 use super::commands::PrewriteRequest;
 use super::records::LockInfo;
 use super::server::KvApi;
-use super::{KvPair, MvccError, Result, Transaction, TxnClient, TxnError};
+use super::{Commit, KvPair, MvccError, Result, Transaction, TxnClient, TxnError};
 use crate::raftstore::cmd::RaftstoreError;
 use crate::scheduler::tso::{TimeStamp, TsoClient};
 
@@ -550,7 +550,9 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
         // is certainly complete, which the limit arithmetic above guarantees is `limit` keys.
         Ok(merged.into_iter().take(limit).collect())
     }
+}
 
+impl<K: KvApi> Commit for PercolatorTxn<K> {
     async fn commit(self) -> Result<()> {
         let mutations = self.mutations();
         if mutations.is_empty() {

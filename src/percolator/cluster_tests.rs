@@ -14,7 +14,7 @@ use super::client::{ClientConfig, PercolatorClient};
 use super::commands::{PrewriteRequest, ScanEntry};
 use super::records::LockInfo;
 use super::server::{KvApi, TxnServer};
-use super::{MvccError, Transaction, TxnClient, TxnError};
+use super::{Commit, MvccError, Transaction, TxnClient, TxnError};
 use crate::raftstore::cluster_tests::Cluster;
 use crate::raftstore::peer::PeerOptions;
 use crate::scheduler::tso::{EngineTsoStore, TimeStamp, Tso, TsoClient, system_clock};

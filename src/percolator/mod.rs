@@ -195,7 +195,7 @@ pub type KvPair = (Bytes, Bytes);
 
 /// Starts transactions. Cheap to clone; clones share the store.
 pub trait TxnClient: Clone + Send + Sync + 'static {
-    type Txn: Transaction;
+    type Txn: Commit + 'static;
 
     /// Begins a transaction that sees everything committed so far.
     fn begin(&self) -> impl Future<Output = Result<Self::Txn>> + Send;
@@ -204,9 +204,10 @@ pub trait TxnClient: Clone + Send + Sync + 'static {
     fn timestamp(&self) -> impl Future<Output = Result<TimeStamp>> + Send;
 }
 
-/// One transaction: snapshot reads, buffered writes, an all-or-nothing commit. Dropping it
-/// without committing discards its writes.
-pub trait Transaction: Send + 'static {
+/// What a transaction does before it commits: snapshot reads and buffered writes. Implemented
+/// by transactions ([`Commit`]) and by views of one that map its keys (the RESP layer's
+/// numbered databases).
+pub trait Transaction: Send {
     /// The value of `key` as this transaction sees it (its own writes first).
     fn get(&mut self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
@@ -231,7 +232,11 @@ pub trait Transaction: Send + 'static {
         end: Option<&[u8]>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<KvPair>>> + Send;
+}
 
+/// One transaction: snapshot reads, buffered writes, an all-or-nothing commit. Dropping it
+/// without committing discards its writes.
+pub trait Commit: Transaction {
     /// Commits the buffered writes atomically and durably, or fails with nothing written.
     fn commit(self) -> impl Future<Output = Result<()>> + Send;
 }

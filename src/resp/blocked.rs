@@ -107,6 +107,11 @@ impl BlockedClients {
         }
     }
 
+    /// Every key some client waits for.
+    pub fn waited_keys(&self) -> Vec<Bytes> {
+        self.queues.lock().keys().cloned().collect()
+    }
+
     /// Tells blocked clients that a list or sorted set may have grown.
     pub fn wake(&self) {
         self.wakes.fetch_add(1, Ordering::SeqCst);

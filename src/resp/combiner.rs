@@ -166,6 +166,7 @@ mod tests {
             DataCommand::parse(
                 crate::resp::cmd::table::lookup(b"get").unwrap(),
                 std::slice::from_ref(&key),
+                crate::resp::cmd::DbScope { db: 0, databases: 16 },
             )
             .unwrap()
             .unwrap()

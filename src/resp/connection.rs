@@ -64,8 +64,8 @@ impl<C: TxnClient> Connection<C> {
         };
         Ok(Connection {
             socket,
+            session: Session::new(handle, server.config.requirepass.is_none()),
             server,
-            session: Session::new(handle),
             parser: RequestParser::new(limits),
             input: BytesMut::with_capacity(READ_CHUNK_BYTES),
             output: BytesMut::new(),
@@ -157,7 +157,7 @@ impl<C: TxnClient> Connection<C> {
     async fn execute_all(&mut self, requests: Vec<Vec<Bytes>>) -> std::io::Result<()> {
         let mut batch = Vec::new();
         for request in requests {
-            match cmd::batchable(request, &self.session) {
+            match cmd::batchable(request, &self.session, &self.server) {
                 Ok(batched) => batch.push(batched),
                 Err(request) => {
                     self.run_batch(std::mem::take(&mut batch)).await;

@@ -45,6 +45,8 @@ pub enum CommandError {
     NoProto,
     #[error("wrong password")]
     WrongPass,
+    #[error("authentication required")]
+    NoAuth,
     #[error("target key exists")]
     BusyKey,
     /// Recognised but not offered yet; the text says what and why.
@@ -101,6 +103,7 @@ impl CommandError {
             CommandError::InvalidCursor => "ERR invalid cursor".into(),
             CommandError::DbIndexOutOfRange => "ERR DB index is out of range".into(),
             CommandError::NoProto => "NOPROTO unsupported protocol version".into(),
+            CommandError::NoAuth => "NOAUTH Authentication required.".into(),
             CommandError::BusyKey => "BUSYKEY Target key name already exists.".into(),
             CommandError::WrongPass => "WRONGPASS invalid username-password pair or user is disabled.".into(),
             CommandError::Unsupported(what) | CommandError::Other(what) => format!("ERR {what}"),

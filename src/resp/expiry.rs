@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::db::{DbIndex, InDb};
 use super::error::CommandResult;
 use super::keyspace::{delete_key, expired_index_range, now_ms, parse_expiry_index_key, read_raw_entry};
 use super::server::Server;
-use crate::percolator::{Transaction, TxnClient};
+use crate::percolator::{Commit, Transaction, TxnClient};
 
 /// Index entries one sweep transaction takes at most.
 pub const SWEEP_BATCH: usize = 256;
@@ -32,28 +33,33 @@ pub struct Sweep {
     pub examined: usize,
 }
 
-/// One sweep transaction over at most `batch` due index entries.
-pub async fn sweep_once<C: TxnClient>(store: &C, batch: usize) -> CommandResult<Sweep> {
+/// One sweep transaction over at most `batch` due index entries, taken from the `databases`
+/// in turn.
+pub async fn sweep_once<C: TxnClient>(store: &C, databases: usize, batch: usize) -> CommandResult<Sweep> {
     let mut txn = store.begin().await?;
     let now = now_ms(&txn);
-    let (start, end) = expired_index_range(now);
-    let due = txn.scan(&start, Some(&end), batch).await?;
-    let mut sweep = Sweep {
-        examined: due.len(),
-        ..Sweep::default()
-    };
-    for (index_key, _) in due {
-        if let Some((deadline, key)) = parse_expiry_index_key(&index_key) {
-            let key = key.to_vec();
-            if let Some(entry) = read_raw_entry(&mut txn, &key).await?
-                && entry.expires_at == Some(deadline)
-                && entry.is_expired(now)
-            {
-                delete_key(&mut txn, &key);
-                sweep.expired += 1;
-            }
+    let mut sweep = Sweep::default();
+    for db in 0..databases {
+        if sweep.examined == batch {
+            break;
         }
-        txn.delete(index_key);
+        let txn = &mut InDb::new(&mut txn, db as DbIndex);
+        let (start, end) = expired_index_range(now);
+        let due = txn.scan(&start, Some(&end), batch - sweep.examined).await?;
+        sweep.examined += due.len();
+        for (index_key, _) in due {
+            if let Some((deadline, key)) = parse_expiry_index_key(&index_key) {
+                let key = key.to_vec();
+                if let Some(entry) = read_raw_entry(txn, &key).await?
+                    && entry.expires_at == Some(deadline)
+                    && entry.is_expired(now)
+                {
+                    delete_key(txn, &key);
+                    sweep.expired += 1;
+                }
+            }
+            txn.delete(index_key);
+        }
     }
     if sweep.examined > 0 {
         txn.commit().await?;
@@ -70,7 +76,7 @@ pub async fn run_sweeper<C: TxnClient>(server: Arc<Server<C>>, active: impl Fn()
             tokio::time::sleep(SWEEP_INTERVAL).await;
             continue;
         }
-        match sweep_once(&server.store, SWEEP_BATCH).await {
+        match sweep_once(&server.store, server.config.databases, SWEEP_BATCH).await {
             Ok(sweep) => {
                 server
                     .stats

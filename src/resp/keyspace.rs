@@ -59,7 +59,9 @@
 //! ([`HashFieldGcFilter`]).
 //!
 //! All data lives in `[h, {)`; the meta entries, one per Redis key, in `[k, l)`, so walking the
-//! keyspace walks only meta entries; the expiry index in `[i, j)`.
+//! keyspace walks only meta entries; the expiry index in `[i, j)`. These are the keys of one
+//! database: in the store each database's keys carry its index as a one-byte prefix (see
+//! `db`), which this module never sees.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -610,6 +612,10 @@ impl GcFilter for HashFieldGcFilter {
         safe_point: TimeStamp,
         latest: &LatestFn<'_>,
     ) -> Result<bool, MvccError> {
+        // Every store key starts with its database (see `db`).
+        let Some((&db, raw_key)) = raw_key.split_first() else {
+            return Ok(false);
+        };
         let Some(&kind) = raw_key.first() else {
             return Ok(false);
         };
@@ -623,7 +629,7 @@ impl GcFilter for HashFieldGcFilter {
         let Some((key, version)) = parse_part_key(kind, raw_key) else {
             return Ok(false);
         };
-        let Some(meta) = latest(&data_key(key))? else {
+        let Some(meta) = latest(&crate::resp::db::qualify(db, &data_key(key)))? else {
             // The key never had a meta entry it could be read through: nothing reads it.
             return Ok(true);
         };
@@ -850,13 +856,18 @@ mod gc_tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::percolator::Commit;
     use crate::percolator::TxnClient;
     use crate::percolator::client::{ClientConfig, PercolatorClient};
     use crate::percolator::gc::version_count;
     use crate::percolator::key::Key;
     use crate::percolator::server::test_server;
+    use crate::resp::db::{InDb, qualify};
     use crate::scheduler::tso::{EngineTsoStore, Tso, TsoClient, system_clock};
     use crate::storage::{Engine, MemoryEngine};
+
+    /// Written in a database other than 0: the filter reads the database prefix.
+    const DB: u8 = 3;
 
     #[tokio::test]
     async fn orphaned_fields_and_elements_are_collected_and_live_ones_kept() {
@@ -877,7 +888,8 @@ mod gc_tests {
         };
         // Two hashes and two lists; "gone" and "gone-list" are then replaced by strings, the
         // others stay. A list's element is not taken for a hash's field, or the reverse.
-        let mut txn = client.begin().await.unwrap();
+        let mut raw = client.begin().await.unwrap();
+        let mut txn = InDb::new(&mut raw, DB);
         for (name, seq) in [(&b"gone-list"[..], 3), (b"kept-list", 4)] {
             txn.put(list_element_key(name, &version(seq), 0), Bytes::from_static(b"e"));
             let meta = ListMeta {
@@ -922,20 +934,21 @@ mod gc_tests {
             let meta = CollectionMeta { len: 1, version };
             txn.put(data_key(name), Entry::new(Value::ZSet(meta), None).encode());
         }
-        txn.commit().await.unwrap();
-        let mut txn = client.begin().await.unwrap();
+        raw.commit().await.unwrap();
+        let mut raw = client.begin().await.unwrap();
+        let mut txn = InDb::new(&mut raw, DB);
         write_string(&mut txn, b"gone", b"now a string");
         delete_key(&mut txn, b"gone-set");
         delete_key(&mut txn, b"gone-zset");
         write_string(&mut txn, b"gone-list", b"now a string");
-        txn.commit().await.unwrap();
+        raw.commit().await.unwrap();
 
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         client.gc(0).await.unwrap();
         let versions = |name: &[u8], seq| {
             version_count(
                 &engine.snapshot(),
-                &Key::from_raw(&hash_field_key(name, &version(seq), b"f")),
+                &Key::from_raw(&qualify(DB, &hash_field_key(name, &version(seq), b"f"))),
             )
             .unwrap()
         };
@@ -944,7 +957,7 @@ mod gc_tests {
         let elements = |name: &[u8], seq| {
             version_count(
                 &engine.snapshot(),
-                &Key::from_raw(&list_element_key(name, &version(seq), 0)),
+                &Key::from_raw(&qualify(DB, &list_element_key(name, &version(seq), 0))),
             )
             .unwrap()
         };
@@ -953,7 +966,7 @@ mod gc_tests {
         let members = |name: &[u8], seq| {
             version_count(
                 &engine.snapshot(),
-                &Key::from_raw(&set_member_key(name, &version(seq), b"m")),
+                &Key::from_raw(&qualify(DB, &set_member_key(name, &version(seq), b"m"))),
             )
             .unwrap()
         };
@@ -967,7 +980,7 @@ mod gc_tests {
                 parts.push(zset_order_key(&prefix, 1.0, b"m", descending));
             }
             for part in parts {
-                let count = version_count(&engine.snapshot(), &Key::from_raw(&part)).unwrap();
+                let count = version_count(&engine.snapshot(), &Key::from_raw(&qualify(DB, &part))).unwrap();
                 assert_eq!(count, kept, "{part:?}");
             }
         }

@@ -15,7 +15,8 @@
 //!   the connection closes. Error texts are built in one place, [`error`].
 //! - **Data commands** run through the transaction interface of [`crate::percolator`], one
 //!   transaction per command (one per `EXEC` for a `MULTI`), retried on write conflicts, so
-//!   each is atomic; the reply is sent only after the commit is durable. Keys and values are laid out as `keyspace` says.
+//!   each is atomic; the reply is sent only after the commit is durable. Keys and values are
+//!   laid out as `keyspace` says, in numbered databases as [`db`] says.
 //!   Concurrent writes of one key from different clients run together in one transaction
 //!   (`combiner`), so a hot key gets as many writes per fsync as clients wait for it.
 //! - **Expiry.** A key's deadline is part of its meta entry and each transaction decides at
@@ -26,7 +27,8 @@
 //!
 //! ## Caveats
 //!
-//! - One database (`SELECT 0`); strings, hashes and lists.
+//! - `SWAPDB` rewrites both databases (O(N)); `RENAME`, `COPY` and `MOVE` of a collection copy
+//!   its parts (O(N)).
 //! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys).
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
@@ -36,6 +38,7 @@ pub(crate) mod blocked;
 pub mod cmd;
 mod combiner;
 mod connection;
+pub mod db;
 pub mod error;
 pub mod expiry;
 mod glob;

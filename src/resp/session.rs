@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicI64;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::db::DbIndex;
 use super::reply::Protocol;
 use crate::scheduler::tso::TimeStamp;
 
@@ -36,6 +37,8 @@ pub struct ClientHandle {
     pub commands_processed: AtomicU64,
     /// Commands queued in an open `MULTI`, or -1 outside one (`CLIENT LIST`'s `multi=`).
     multi_queued: AtomicI64,
+    /// The selected database (`CLIENT LIST`'s `db=`).
+    pub db: AtomicU8,
 }
 
 impl ClientHandle {
@@ -56,6 +59,7 @@ impl ClientHandle {
             query_buffer_bytes: AtomicUsize::new(0),
             commands_processed: AtomicU64::new(0),
             multi_queued: AtomicI64::new(-1),
+            db: AtomicU8::new(0),
         }
     }
 
@@ -77,7 +81,7 @@ impl ClientHandle {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 multi={} \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} \
              qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -92,6 +96,7 @@ impl ClientHandle {
             } else {
                 "N"
             },
+            self.db.load(Ordering::Relaxed),
             self.multi_queued.load(Ordering::Relaxed),
             self.query_buffer_bytes.load(Ordering::Relaxed),
             self.last_command.lock(),
@@ -117,18 +122,25 @@ pub struct Session {
     /// Set by `QUIT`: close after this reply.
     pub closing: bool,
     multi: Option<MultiState>,
-    /// `WATCH`ed keys, each with the timestamp of its first watch.
+    /// `WATCH`ed keys (qualified by database), each with the timestamp of its first watch.
     watches: BTreeMap<Bytes, TimeStamp>,
+    /// Whether the client may run commands: it has authenticated, or no password is set.
+    pub authenticated: bool,
+    /// The selected database (`SELECT`).
+    pub db: DbIndex,
 }
 
 impl Session {
-    pub fn new(client: Arc<ClientHandle>) -> Self {
+    /// A session; `authenticated` is false where a password must be given first.
+    pub fn new(client: Arc<ClientHandle>, authenticated: bool) -> Self {
         Session {
             client,
             protocol: Protocol::Resp2,
             closing: false,
             multi: None,
             watches: BTreeMap::new(),
+            authenticated,
+            db: 0,
         }
     }
 

@@ -339,7 +339,10 @@ fn error_replies_are_byte_exact_and_keep_the_connection() {
         &request(&[b"SET", b"k", b"v", b"NX", b"XX"]),
         b"-ERR syntax error\r\n",
     );
-    raw.roundtrip(&request(&[b"SELECT", b"1"]), b"-ERR DB index is out of range\r\n");
+    raw.roundtrip(
+        &request(&[b"SELECT", b"16"]),
+        b"-ERR DB index is out of range\r\n",
+    );
     raw.roundtrip(
         &request(&[b"SELECT", b"x"]),
         b"-ERR value is not an integer or out of range\r\n",

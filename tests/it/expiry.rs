@@ -8,7 +8,7 @@ use redis::{Commands, Value};
 
 use crate::harness::{TestServer, request};
 
-fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+pub fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
     let text: String = redis::cmd("INFO").arg(section).query(con).unwrap();
     text.lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':').map(str::to_string))

@@ -1,9 +1,11 @@
 //! Integration tests: real servers, real clients. One binary, so RocksDB is linked once.
 
+mod auth;
 mod cli;
 mod cluster;
 mod commands;
 mod concurrency;
+mod databases;
 mod durability;
 mod expiry;
 mod harness;

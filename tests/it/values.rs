@@ -223,3 +223,59 @@ fn hash_random_fields_and_float_increments_behave_as_in_redis() {
         .unwrap_err();
     assert!(err.to_string().contains("NaN or Infinity"), "{err}");
 }
+
+#[test]
+fn object_touch_and_randomkey_answer_for_what_is_stored() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let encoding = |con: &mut redis::Connection, key: &str| -> Option<String> {
+        redis::cmd("OBJECT").arg("ENCODING").arg(key).query(con).unwrap()
+    };
+    assert_eq!(encoding(&mut con, "missing"), None);
+    let _: () = con.set("s", "12").unwrap();
+    let _: i64 = con.hset("h", "f", "v").unwrap();
+    let _: i64 = con.rpush("l", "e").unwrap();
+    let _: i64 = con.sadd("set", "m").unwrap();
+    let _: i64 = con.zadd("z", "m", 1).unwrap();
+    for (key, name) in [
+        ("s", "raw"),
+        ("h", "hashtable"),
+        ("l", "quicklist"),
+        ("set", "hashtable"),
+        ("z", "skiplist"),
+    ] {
+        assert_eq!(encoding(&mut con, key).as_deref(), Some(name), "{key}");
+    }
+    let refcount: i64 = redis::cmd("OBJECT")
+        .arg("REFCOUNT")
+        .arg("s")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(refcount, 1);
+    let err = redis::cmd("OBJECT")
+        .arg("FREQ")
+        .arg("s")
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("no access times"), "{err}");
+
+    let touched: i64 = redis::cmd("TOUCH")
+        .arg("s")
+        .arg("h")
+        .arg("missing")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(touched, 2);
+
+    let keys = ["s", "h", "l", "set", "z"];
+    let mut seen = BTreeSet::new();
+    for _ in 0..200 {
+        let key: String = redis::cmd("RANDOMKEY").query(&mut con).unwrap();
+        assert!(keys.contains(&key.as_str()), "{key}");
+        seen.insert(key);
+    }
+    assert!(seen.len() >= 2, "picks vary: {seen:?}");
+    let _: () = redis::cmd("FLUSHDB").query(&mut con).unwrap();
+    let none: Option<String> = redis::cmd("RANDOMKEY").query(&mut con).unwrap();
+    assert_eq!(none, None);
+}

@@ -1,6 +1,6 @@
 //! A key's whole value, read out of the store and written back in: what `DUMP` serializes and
-//! `RESTORE` loads ([`Contents`]), and the copy of a key's parts under a new name that `COPY`
-//! and `RENAME` make ([`copy_value`]).
+//! `RESTORE` loads ([`Contents`]), and the copy of a key's parts under a new name (or in
+//! another database) that `COPY`, `RENAME` and `MOVE` make ([`copy_value`], [`read_parts`]).
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::ExecContext;
 use super::zsets::put_member;
-use crate::percolator::Transaction;
+use crate::percolator::{KvPair, Transaction};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
     CollectionMeta, Entry, ListMeta, Value, decode_score, hash_field_key, list_element_key, parts_prefixes,
@@ -154,10 +154,7 @@ pub async fn write_contents<T: Transaction>(
 }
 
 /// Writes a copy of `entry`, the value at `source`, to `destination` (whose current entry is
-/// `replaced`), with the same timeout, and returns it. A collection's parts are keyed by its
-/// name, so they are copied under the new name, O(N), and under a new version: parts another
-/// incarnation left at the destination under the same version, not yet collected, must not
-/// join the copy.
+/// `replaced`), with the same timeout, and returns it. See [`write_copy`].
 pub async fn copy_value<T: Transaction>(
     txn: &mut T,
     ctx: &mut ExecContext<'_>,
@@ -166,20 +163,54 @@ pub async fn copy_value<T: Transaction>(
     destination: &[u8],
     replaced: Option<&Entry>,
 ) -> CommandResult<Entry> {
+    let parts = read_parts(txn, source, entry).await?;
+    Ok(write_copy(txn, ctx, destination, entry, parts, replaced))
+}
+
+/// The parts of the value `entry` at `key`: per kind of part, each part's store key after the
+/// prefix, and its value.
+pub async fn read_parts<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    entry: &Entry,
+) -> CommandResult<Vec<Vec<KvPair>>> {
+    let mut parts = Vec::new();
+    for prefix in parts_prefixes(key, &entry.value) {
+        let end = prefix_end(&prefix);
+        let found = txn.scan(&prefix, end.as_deref(), usize::MAX).await?;
+        parts.push(
+            found
+                .into_iter()
+                .map(|(store_key, value)| (store_key.slice(prefix.len()..), value))
+                .collect(),
+        );
+    }
+    Ok(parts)
+}
+
+/// Writes the value `entry` with `parts` (from [`read_parts`]) at `destination`, replacing
+/// `replaced`, and returns the new entry. A collection's parts are keyed by its name, so a
+/// copy is O(N), and it takes a new version: parts another incarnation left at the
+/// destination under the source's version, not yet collected, must not join the copy.
+pub fn write_copy<T: Transaction>(
+    txn: &mut T,
+    ctx: &mut ExecContext<'_>,
+    destination: &[u8],
+    entry: &Entry,
+    parts: Vec<Vec<KvPair>>,
+    replaced: Option<&Entry>,
+) -> Entry {
     let copy = match &entry.value {
         Value::String(_) => entry.clone(),
         value => Entry::new(value.with_version(ctx.new_version(txn)), entry.expires_at),
     };
-    let sources = parts_prefixes(source, &entry.value);
-    let destinations = parts_prefixes(destination, &copy.value);
-    for (from, to) in sources.into_iter().zip(destinations) {
-        let end = prefix_end(&from);
-        for (store_key, value) in txn.scan(&from, end.as_deref(), usize::MAX).await? {
-            let mut moved = to.clone();
-            moved.extend_from_slice(&store_key[from.len()..]);
-            txn.put(Bytes::from(moved), value);
+    for (prefix, parts) in parts_prefixes(destination, &copy.value).into_iter().zip(parts) {
+        for (suffix, value) in parts {
+            let mut store_key = prefix.clone();
+            store_key.extend_from_slice(&suffix);
+            txn.put(Bytes::from(store_key), value);
         }
     }
     write_entry(txn, destination, &copy, replaced);
-    Ok(copy)
+    copy
 }

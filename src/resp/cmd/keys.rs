@@ -1,5 +1,6 @@
 //! Keyspace commands: `DEL EXISTS TYPE KEYS SCAN DBSIZE RENAME RENAMENX COPY DUMP RESTORE
-//! MEMORY USAGE` (expiry's are in `expire.rs`).
+//! MEMORY USAGE TOUCH RANDOMKEY OBJECT`, and those that span databases, `MOVE SWAPDB COPY … DB`
+//! and `FLUSHALL` inside `MULTI` (expiry's are in `expire.rs`).
 //!
 //! `MEMORY USAGE` answers the bytes of the key's entries in the store (keys and values, before
 //! MVCC versions and compression): its meta entry, and for a collection its parts, estimated
@@ -7,12 +8,15 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::DbScope;
 use super::ExecContext;
-use super::contents::{copy_value, read_contents, write_contents};
+use super::contents::{copy_value, read_contents, read_parts, write_contents, write_copy};
 use super::rdb;
 use super::table::CommandSpec;
 use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword};
+use crate::resp::blocked::BlockedClients;
+use crate::resp::db::{DbIndex, InDb, databases_range, qualify};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
@@ -25,6 +29,8 @@ use crate::resp::reply::Reply;
 const WALK_CHUNK_KEYS: usize = 1_000;
 /// `SCAN`'s default `COUNT`.
 const DEFAULT_SCAN_COUNT: usize = 10;
+/// Random points `RANDOMKEY` tries before walking to a live key.
+const RANDOM_KEY_TRIES: usize = 8;
 /// The parts of each kind `MEMORY USAGE` reads unless told otherwise (Redis's default).
 const DEFAULT_MEMORY_SAMPLES: u64 = 5;
 /// The most keys one `SCAN` call examines, whatever `COUNT` asks.
@@ -45,15 +51,206 @@ pub enum KeyCommand {
     },
     /// `FLUSHDB`/`FLUSHALL` inside `MULTI`: every key, in the transaction.
     Flush,
+    Dump(Bytes),
+    Restore(Restore),
+    /// `TOUCH key...`: how many exist (there are no access times to update).
+    Touch(Vec<Bytes>),
+    RandomKey,
+    /// `OBJECT ENCODING key`.
+    Encoding(Bytes),
+    /// `OBJECT REFCOUNT key`: 1 for an existing key (values are never shared).
+    RefCount(Bytes),
+    /// `MEMORY USAGE key [SAMPLES count]` (`None`: every part).
+    MemoryUsage(Bytes, Option<u64>),
+}
+
+/// A command that spans databases: it runs against the whole transaction, opening a view
+/// per database (see `db`).
+pub enum AcrossCommand {
+    /// `MOVE key db`.
+    Move { key: Bytes, to: DbIndex },
+    /// `COPY source destination [DB destination-db] [REPLACE]`.
     Copy {
         source: Bytes,
         destination: Bytes,
+        to: Option<DbIndex>,
         replace: bool,
     },
-    Dump(Bytes),
-    Restore(Restore),
-    /// `MEMORY USAGE key [SAMPLES count]` (`None`: every part).
-    MemoryUsage(Bytes, Option<u64>),
+    /// `SWAPDB index1 index2`.
+    SwapDb(DbIndex, DbIndex),
+    /// `FLUSHALL` inside `MULTI`: every database, in the transaction.
+    FlushAll { databases: usize },
+}
+
+/// The most store entries `SWAPDB` moves: both databases are rewritten in one transaction,
+/// which holds them in memory.
+pub const SWAPDB_MAX_ENTRIES: usize = 1_000_000;
+
+impl AcrossCommand {
+    pub fn parse(name: &str, args: &[Bytes], scope: DbScope) -> CommandResult<Option<AcrossCommand>> {
+        let db_arg = |arg: &Bytes| -> CommandResult<DbIndex> {
+            let index = int_arg(arg)?;
+            if !(0..scope.databases as i64).contains(&index) {
+                return Err(CommandError::DbIndexOutOfRange);
+            }
+            Ok(index as DbIndex)
+        };
+        Ok(Some(match name {
+            "move" => {
+                let to = db_arg(&args[1])?;
+                if to == scope.db {
+                    return Err(CommandError::Other(
+                        "source and destination objects are the same".into(),
+                    ));
+                }
+                AcrossCommand::Move {
+                    key: args[0].clone(),
+                    to,
+                }
+            }
+            "copy" => {
+                let (mut to, mut replace) = (None, false);
+                let mut reader = ArgReader::new(&args[2..]);
+                while let Some(option) = reader.next() {
+                    if is_keyword(option, "REPLACE") {
+                        replace = true;
+                    } else if is_keyword(option, "DB") {
+                        to = Some(db_arg(reader.value()?)?);
+                    } else {
+                        return Err(CommandError::Syntax);
+                    }
+                }
+                AcrossCommand::Copy {
+                    source: args[0].clone(),
+                    destination: args[1].clone(),
+                    to,
+                    replace,
+                }
+            }
+            "swapdb" => {
+                let index = |arg: &Bytes| {
+                    db_arg(arg).map_err(|e| match e {
+                        CommandError::NotInteger => CommandError::Other("invalid first DB index".into()),
+                        other => other,
+                    })
+                };
+                let first = index(&args[0])?;
+                let second = db_arg(&args[1]).map_err(|e| match e {
+                    CommandError::NotInteger => CommandError::Other("invalid second DB index".into()),
+                    other => other,
+                })?;
+                AcrossCommand::SwapDb(first, second)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Runs the command in `txn`, given in database `db`.
+    pub async fn exec<T: Transaction>(
+        &self,
+        txn: &mut T,
+        db: DbIndex,
+        ctx: &mut ExecContext<'_>,
+    ) -> CommandResult {
+        match self {
+            AcrossCommand::Move { key, to } => {
+                let Some(entry) = read_entry(&mut InDb::new(txn, db), key).await? else {
+                    return Ok(Reply::Integer(0));
+                };
+                if read_entry(&mut InDb::new(txn, *to), key).await?.is_some() {
+                    return Ok(Reply::Integer(0));
+                }
+                let parts = read_parts(&mut InDb::new(txn, db), key, &entry).await?;
+                write_copy(&mut InDb::new(txn, *to), ctx, key, &entry, parts, None);
+                delete_entry(&mut InDb::new(txn, db), key, &entry);
+                Ok(Reply::Integer(1))
+            }
+            AcrossCommand::Copy {
+                source,
+                destination,
+                to,
+                replace,
+            } => {
+                let to = to.unwrap_or(db);
+                if source == destination && to == db {
+                    return Err(CommandError::Other(
+                        "source and destination objects are the same".into(),
+                    ));
+                }
+                let Some(entry) = read_entry(&mut InDb::new(txn, db), source).await? else {
+                    return Ok(Reply::Integer(0));
+                };
+                let replaced = read_entry(&mut InDb::new(txn, to), destination).await?;
+                if replaced.is_some() && !replace {
+                    return Ok(Reply::Integer(0));
+                }
+                let parts = read_parts(&mut InDb::new(txn, db), source, &entry).await?;
+                let target = &mut InDb::new(txn, to);
+                if let Some(replaced) = &replaced {
+                    delete_entry(target, destination, replaced);
+                }
+                write_copy(target, ctx, destination, &entry, parts, None);
+                Ok(Reply::Integer(1))
+            }
+            AcrossCommand::SwapDb(first, second) => {
+                if first != second {
+                    swap_databases(txn, *first, *second).await?;
+                }
+                Ok(Reply::OK)
+            }
+            AcrossCommand::FlushAll { databases } => {
+                let (start, end) = databases_range(0, *databases);
+                for (key, _) in txn.scan(&start, end.as_deref(), usize::MAX).await? {
+                    txn.delete(key);
+                }
+                Ok(Reply::OK)
+            }
+        }
+    }
+
+    /// The keys (qualified) that may have gained elements for blocked clients: after
+    /// `SWAPDB`, every key a client waits for in either database; after a move or copy, its
+    /// destination.
+    pub fn filled_keys(&self, db: DbIndex, blocked: &BlockedClients) -> Vec<Bytes> {
+        match self {
+            AcrossCommand::Move { key, to } => vec![qualify(*to, key)],
+            AcrossCommand::Copy { destination, to, .. } => vec![qualify(to.unwrap_or(db), destination)],
+            AcrossCommand::SwapDb(first, second) => blocked
+                .waited_keys()
+                .into_iter()
+                .filter(|key| key.first().is_some_and(|d| d == first || d == second))
+                .collect(),
+            AcrossCommand::FlushAll { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Exchanges the contents of two databases, in one transaction: every entry of each is
+/// rewritten under the other's prefix (O(N) in both, where Redis's `SWAPDB` is O(1)).
+async fn swap_databases<T: Transaction>(txn: &mut T, first: DbIndex, second: DbIndex) -> CommandResult<()> {
+    let mut entries = Vec::new();
+    for db in [first, second] {
+        let (start, end) = databases_range(db, usize::from(db) + 1);
+        let found = txn.scan(&start, end.as_deref(), SWAPDB_MAX_ENTRIES + 1).await?;
+        entries.push(found);
+    }
+    if entries.iter().map(Vec::len).sum::<usize>() > SWAPDB_MAX_ENTRIES {
+        return Err(CommandError::Other(format!(
+            "SWAPDB rewrites both databases in one transaction here, and they hold more than \
+             {SWAPDB_MAX_ENTRIES} entries"
+        )));
+    }
+    for found in &entries {
+        for (key, _) in found {
+            txn.delete(key.clone());
+        }
+    }
+    for (found, to) in entries.into_iter().zip([second, first]) {
+        for (key, value) in found {
+            txn.put(qualify(to, &key[1..]), value);
+        }
+    }
+    Ok(())
 }
 
 /// `RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]`.
@@ -90,8 +287,23 @@ impl KeyCommand {
                 destination: args[1].clone(),
                 only_new: spec.name == "renamenx",
             },
-            "copy" => parse_copy(args)?,
             "dump" => KeyCommand::Dump(args[0].clone()),
+            "touch" => KeyCommand::Touch(args.to_vec()),
+            "randomkey" => KeyCommand::RandomKey,
+            "object" => {
+                let sub = spec.subcommand_called(&args[0], args.len() + 1)?;
+                match sub.name {
+                    "object|encoding" => KeyCommand::Encoding(args[1].clone()),
+                    "object|freq" | "object|idletime" => {
+                        return Err(CommandError::Other(format!(
+                            "OBJECT {} is not available: ferrokv keeps no access times or \
+                             frequencies (there is no eviction)",
+                            sub.name.trim_start_matches("object|").to_uppercase()
+                        )));
+                    }
+                    _ => KeyCommand::RefCount(args[1].clone()),
+                }
+            }
             "restore" => KeyCommand::Restore(parse_restore(args)?),
             "memory" => {
                 let sub = spec.subcommand_called(&args[0], args.len() + 1)?;
@@ -126,6 +338,24 @@ impl KeyCommand {
                 }
                 Ok(Reply::Integer(found))
             }
+            KeyCommand::Touch(keys) => {
+                let mut found = 0;
+                for key in keys {
+                    if ctx.counted(read_entry(txn, key).await?).is_some() {
+                        found += 1;
+                    }
+                }
+                Ok(Reply::Integer(found))
+            }
+            KeyCommand::RandomKey => Ok(Reply::bulk_or_nil(random_key(txn).await?)),
+            KeyCommand::Encoding(key) => match ctx.counted(read_value(txn, key).await?) {
+                Some(value) => Ok(Reply::bulk_str(encoding_name(&value))),
+                None => Ok(Reply::Nil),
+            },
+            KeyCommand::RefCount(key) => match read_entry(txn, key).await? {
+                Some(_) => Ok(Reply::Integer(1)),
+                None => Ok(Reply::Nil),
+            },
             KeyCommand::Type(key) => match read_value(txn, key).await? {
                 Some(value) => Ok(Reply::Simple(value.type_name())),
                 None => Ok(Reply::Simple("none")),
@@ -156,26 +386,6 @@ impl KeyCommand {
                 }
                 Ok(if *only_new { Reply::Integer(1) } else { Reply::OK })
             }
-            KeyCommand::Copy {
-                source,
-                destination,
-                replace,
-            } => {
-                if source == destination {
-                    return Err(CommandError::Other(
-                        "source and destination objects are the same".into(),
-                    ));
-                }
-                let Some(entry) = read_entry(txn, source).await? else {
-                    return Ok(Reply::Integer(0));
-                };
-                let replaced = read_entry(txn, destination).await?;
-                if replaced.is_some() && !replace {
-                    return Ok(Reply::Integer(0));
-                }
-                copy_value(txn, ctx, source, &entry, destination, replaced.as_ref()).await?;
-                Ok(Reply::Integer(1))
-            }
             KeyCommand::Dump(key) => {
                 let Some(value) = ctx.counted(read_value(txn, key).await?) else {
                     return Ok(Reply::Nil);
@@ -202,28 +412,6 @@ impl KeyCommand {
             }
         }
     }
-}
-
-fn parse_copy(args: &[Bytes]) -> CommandResult<KeyCommand> {
-    let mut replace = false;
-    let mut reader = ArgReader::new(&args[2..]);
-    while let Some(option) = reader.next() {
-        if is_keyword(option, "REPLACE") {
-            replace = true;
-        } else if is_keyword(option, "DB") {
-            let db = int_arg(reader.value()?)?;
-            if db != 0 {
-                return Err(CommandError::DbIndexOutOfRange);
-            }
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    Ok(KeyCommand::Copy {
-        source: args[0].clone(),
-        destination: args[1].clone(),
-        replace,
-    })
 }
 
 fn parse_restore(args: &[Bytes]) -> CommandResult<Restore> {
@@ -327,6 +515,49 @@ async fn memory_usage<T: Transaction>(
         total += bytes * parts / sampled.len() as u64;
     }
     Ok(total)
+}
+
+/// `OBJECT ENCODING`'s answer: the name of Redis's encoding whose costs match how the value
+/// is stored here. A string is its bytes (`raw`: no integer or embedded forms); a collection
+/// keeps each element in its own entry, one lookup away (`hashtable` for hashes and sets), in
+/// order by position (`quicklist` for lists), or in order by score (`skiplist` for sorted
+/// sets), whatever its size: there are no compact small encodings.
+fn encoding_name(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "raw",
+        Value::Hash(_) | Value::Set(_) => "hashtable",
+        Value::List(_) => "quicklist",
+        Value::ZSet(_) => "skiplist",
+    }
+}
+
+/// A key picked at random: the first unexpired key at or after a random point of the key
+/// order (wrapping around), a few tries. Keys after a wide gap in the order are likelier
+/// than others; Redis's pick is closer to uniform.
+async fn random_key<T: Transaction>(txn: &mut T) -> CommandResult<Option<Bytes>> {
+    let now = now_ms(txn);
+    let (start, end) = keyspace_range();
+    for _ in 0..RANDOM_KEY_TRIES {
+        let mut seek = start.to_vec();
+        seek.extend_from_slice(&fastrand::u64(..).to_be_bytes());
+        let mut found = txn.scan(&seek, Some(end), 1).await?;
+        if found.is_empty() {
+            found = txn.scan(start, Some(end), 1).await?;
+        }
+        let Some((store_key, raw)) = found.pop() else {
+            return Ok(None);
+        };
+        if !Entry::decode(raw)?.is_expired(now) {
+            return Ok(Some(user_key(&store_key)));
+        }
+    }
+    // Mostly expired keys: walk to the first live one.
+    let mut live = None;
+    walk_keyspace(txn, &Glob::new(b"*"), |key, _| {
+        live.get_or_insert(key);
+    })
+    .await?;
+    Ok(live)
 }
 
 /// The keys in order of first appearance, each once.

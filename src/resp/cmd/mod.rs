@@ -27,13 +27,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::db::{DbIndex, InDb, qualify, unqualify};
 use super::error::{CommandError, CommandResult};
 use super::keyspace;
 use super::reply::Reply;
 use super::scan_cursors::ScanCursors;
 use super::server::Server;
 use super::session::Session;
-use crate::percolator::{Transaction, TxnClient};
+use crate::percolator::{Commit, Transaction, TxnClient};
 use table::CommandSpec;
 
 /// How many times a data command runs again after a write conflict before giving up.
@@ -54,6 +55,9 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
             return e.into_reply();
         }
     };
+    if !session.authenticated && !spec.flags.contains(&"no_auth") {
+        return CommandError::NoAuth.into_reply();
+    }
     *session.client.last_command.lock() = spec.name;
     if session.in_multi() && !NOT_QUEUED.contains(&spec.name) {
         session.queue(args);
@@ -68,18 +72,23 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
             session.unwatch();
             Ok(Reply::OK)
         }
-        "flushdb" | "flushall" => server::flush(&args, server).await,
-        _ if spec.flags.contains(&"blocking") => run_blocking(spec, &args, session.client.id, server).await,
-        _ => match DataCommand::parse(spec, &args[1..]) {
+        "flushdb" | "flushall" => server::flush(&args, session.db, server).await,
+        _ if spec.flags.contains(&"blocking") => run_blocking(spec, &args, session, server).await,
+        _ => match DataCommand::parse(spec, &args[1..], scope(session, server)) {
             Ok(Some(command)) => {
-                if let Some(key) = single_write_key(spec, &args) {
+                if let Some(key) = single_write_key(spec, &args, session.db) {
                     // A write of one key runs with the other writes of that key waiting now,
                     // in one transaction (see `combiner`).
                     return server.combiner.run(key, command, server).await;
                 }
                 // Same-key writers queue here instead of conflicting (see `latches`).
                 let _latches = if spec.is_write() {
-                    Some(server.latches.acquire(spec.keys(&args)).await)
+                    Some(
+                        server
+                            .latches
+                            .acquire(qualified_keys(spec, &args, session.db).iter().map(|k| k.as_ref()))
+                            .await,
+                    )
                 } else {
                     None
                 };
@@ -100,6 +109,14 @@ pub fn blocks(args: &[Bytes], session: &Session) -> bool {
     !session.in_multi() && table::lookup(&args[0]).is_some_and(|spec| spec.flags.contains(&"blocking"))
 }
 
+/// The database a session's commands act on, and how many there are.
+fn scope<C: TxnClient>(session: &Session, server: &Server<C>) -> DbScope {
+    DbScope {
+        db: session.db,
+        databases: server.config.databases,
+    }
+}
+
 /// A data command taken out of a pipeline, to run in one transaction with its neighbours.
 pub struct Batched {
     spec: &'static CommandSpec,
@@ -110,12 +127,12 @@ pub struct Batched {
 impl Batched {
     /// The key, if the command writes exactly one (the combiner's case).
     fn single_write_key(&self) -> Option<Bytes> {
-        single_write_key(self.spec, &self.args)
+        single_write_key(self.spec, &self.args, self.command.db)
     }
 }
 
-/// The key of a command that writes exactly one key.
-fn single_write_key(spec: &CommandSpec, args: &[Bytes]) -> Option<Bytes> {
+/// The key (qualified by database) of a command that writes exactly one key.
+fn single_write_key(spec: &CommandSpec, args: &[Bytes], db: DbIndex) -> Option<Bytes> {
     if !spec.is_write() {
         return None;
     }
@@ -124,13 +141,23 @@ fn single_write_key(spec: &CommandSpec, args: &[Bytes]) -> Option<Bytes> {
     if keys.next().is_some() {
         return None;
     }
-    args.iter().find(|a| a.as_ref() == key).cloned()
+    Some(qualify(db, key))
+}
+
+/// The key arguments of a request, qualified by database (for latches).
+fn qualified_keys(spec: &CommandSpec, args: &[Bytes], db: DbIndex) -> Vec<Bytes> {
+    spec.keys(args).map(|key| qualify(db, key)).collect()
 }
 
 /// Whether `args` can join a pipelined batch: a well-formed data command outside `MULTI`.
 /// Anything else (connection commands, `MULTI`, errors) runs on its own through [`execute`].
-pub fn batchable(args: Vec<Bytes>, session: &Session) -> Result<Batched, Vec<Bytes>> {
-    if session.in_multi() {
+pub fn batchable<C: TxnClient>(
+    args: Vec<Bytes>,
+    session: &Session,
+    server: &Server<C>,
+) -> Result<Batched, Vec<Bytes>> {
+    // A client that has yet to authenticate gets its answer from `execute`.
+    if session.in_multi() || !session.authenticated {
         return Err(args);
     }
     let Ok(spec) = check(&args) else { return Err(args) };
@@ -138,7 +165,7 @@ pub fn batchable(args: Vec<Bytes>, session: &Session) -> Result<Batched, Vec<Byt
     if matches!(spec.name, "flushdb" | "flushall") || spec.flags.contains(&"blocking") {
         return Err(args);
     }
-    match DataCommand::parse(spec, &args[1..]) {
+    match DataCommand::parse(spec, &args[1..], scope(session, server)) {
         Ok(Some(command)) => Ok(Batched { spec, args, command }),
         _ => Err(args),
     }
@@ -169,11 +196,15 @@ pub async fn execute_batch<C: TxnClient>(
         let only = batch.into_iter().next().expect("one command");
         return vec![server.combiner.run(key, only.command, server).await];
     }
-    let write_keys = batch
+    let write_keys: Vec<Bytes> = batch
         .iter()
         .filter(|b| b.spec.is_write())
-        .flat_map(|b| b.spec.keys(&b.args));
-    let _latches = server.latches.acquire(write_keys).await;
+        .flat_map(|b| qualified_keys(b.spec, &b.args, b.command.db))
+        .collect();
+    let _latches = server
+        .latches
+        .acquire(write_keys.iter().map(|k| k.as_ref()))
+        .await;
     let commands: Vec<DataCommand> = batch.into_iter().map(|b| b.command).collect();
     run_in_transaction(&commands, server).await
 }
@@ -183,10 +214,11 @@ pub async fn execute_batch<C: TxnClient>(
 async fn run_blocking<C: TxnClient>(
     spec: &'static CommandSpec,
     args: &[Bytes],
-    client: u64,
+    session: &Session,
     server: &Server<C>,
 ) -> CommandResult {
-    let (command, timeout) = parse_blocking(spec, &args[1..])?;
+    let client = session.client.id;
+    let (command, timeout) = parse_blocking(spec, &args[1..], session.db)?;
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     let mut waiter = server.blocked.block(client, &command.sources());
     let mut first_try = true;
@@ -224,37 +256,54 @@ async fn run_blocking<C: TxnClient>(
     }
 }
 
-/// What a blocking command pops.
-enum BlockingPop {
+/// What a blocking command pops, and in which database.
+struct BlockingPop {
+    db: DbIndex,
+    pop: Pop,
+}
+
+enum Pop {
     List(lists::ListCommand),
     ZSet(zsets::ZSetCommand),
 }
 
 impl BlockingPop {
-    /// The keys it takes from, in its order.
+    /// The keys it takes from, in its order, qualified by database (as `blocked` knows them).
     fn sources(&self) -> Vec<Bytes> {
-        match self {
-            BlockingPop::List(command) => command.sources(),
-            BlockingPop::ZSet(command) => command.sources(),
-        }
+        let keys = match &self.pop {
+            Pop::List(command) => command.sources(),
+            Pop::ZSet(command) => command.sources(),
+        };
+        keys.iter().map(|key| qualify(self.db, key)).collect()
     }
 
-    /// An attempt taking only from `keys`; `waiting`: a retry after blocking.
+    /// An attempt taking only from `keys` (qualified); `waiting`: a retry after blocking.
     fn only_sources(&self, keys: &[Bytes], waiting: bool) -> DataCommand {
-        match self {
-            BlockingPop::List(command) => DataCommand::List(command.only_sources(keys, waiting)),
-            BlockingPop::ZSet(command) => DataCommand::ZSet(command.only_sources(keys, waiting)),
+        let keys: Vec<Bytes> = keys.iter().map(|key| unqualify(key).1).collect();
+        let op = match &self.pop {
+            Pop::List(command) => DbOp::List(command.only_sources(&keys, waiting)),
+            Pop::ZSet(command) => DbOp::ZSet(command.only_sources(&keys, waiting)),
+        };
+        DataCommand {
+            db: self.db,
+            op: DataOp::InDb(op),
         }
     }
 }
 
 /// A blocking command's pop and its timeout (`None`: forever).
-fn parse_blocking(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<(BlockingPop, Option<Duration>)> {
+fn parse_blocking(
+    spec: &CommandSpec,
+    args: &[Bytes],
+    db: DbIndex,
+) -> CommandResult<(BlockingPop, Option<Duration>)> {
     if let Some(blocking) = lists::parse_blocking(spec.name, args)? {
-        return Ok((BlockingPop::List(blocking.command), blocking.timeout));
+        let pop = Pop::List(blocking.command);
+        return Ok((BlockingPop { db, pop }, blocking.timeout));
     }
     if let Some((command, timeout)) = zsets::parse_blocking(spec.name, args)? {
-        return Ok((BlockingPop::ZSet(command), lists::parse_timeout(&timeout)?));
+        let pop = Pop::ZSet(command);
+        return Ok((BlockingPop { db, pop }, lists::parse_timeout(&timeout)?));
     }
     Err(CommandError::Other(format!(
         "{} is not a blocking command",
@@ -290,8 +339,9 @@ async fn execute_local<C: TxnClient>(
             session.closing = true;
             Ok(Reply::OK)
         }
-        "select" => connection::select(args),
-        "hello" => connection::hello(args, session),
+        "select" => connection::select(args, session, server.config.databases),
+        "auth" => connection::auth(args, session, server.config.requirepass.as_ref()),
+        "hello" => connection::hello(args, session, server.config.requirepass.as_ref()),
         "client" => client::client(spec, args, session, server),
         "command" => server::command(spec, args),
         "config" => server::config(spec, args, server),
@@ -302,8 +352,22 @@ async fn execute_local<C: TxnClient>(
     }
 }
 
-/// A command that reads or writes the keyspace, parsed and ready to run in a transaction.
-pub enum DataCommand {
+/// A command that reads or writes the keyspace, parsed and ready to run in a transaction, in
+/// the database it was given in.
+pub struct DataCommand {
+    db: DbIndex,
+    op: DataOp,
+}
+
+/// The command itself.
+enum DataOp {
+    /// A command of one database, by family: it sees that database's view of the transaction.
+    InDb(DbOp),
+    /// A command that spans databases (`MOVE`, `SWAPDB`...): it sees the whole transaction.
+    Across(keys::AcrossCommand),
+}
+
+enum DbOp {
     String(strings::StringCommand),
     Hash(hashes::HashCommand),
     Key(keys::KeyCommand),
@@ -313,54 +377,87 @@ pub enum DataCommand {
     ZSet(zsets::ZSetCommand),
 }
 
+/// Where a command is given: the session's database, and how many there are.
+#[derive(Clone, Copy, Debug)]
+pub struct DbScope {
+    pub db: DbIndex,
+    pub databases: usize,
+}
+
 impl DataCommand {
-    /// Parses the arguments (after the name) of `spec`, if it is a data command.
-    pub fn parse(spec: &CommandSpec, args: &[Bytes]) -> CommandResult<Option<DataCommand>> {
-        if let Some(command) = strings::StringCommand::parse(spec.name, args)? {
-            return Ok(Some(DataCommand::String(command)));
-        }
-        if let Some(command) = hashes::HashCommand::parse(spec.name, args)? {
-            return Ok(Some(DataCommand::Hash(command)));
-        }
-        if let Some(command) = keys::KeyCommand::parse(spec, args)? {
-            return Ok(Some(DataCommand::Key(command)));
-        }
-        if let Some(command) = expire::ExpireCommand::parse(spec.name, args)? {
-            return Ok(Some(DataCommand::Expire(command)));
-        }
-        if let Some(command) = lists::ListCommand::parse(spec.name, args)? {
-            return Ok(Some(DataCommand::List(command)));
-        }
-        if let Some(command) = sets::SetCommand::parse(spec.name, args)? {
-            return Ok(Some(DataCommand::Set(command)));
-        }
-        if let Some(command) = zsets::ZSetCommand::parse(spec.name, args)? {
-            return Ok(Some(DataCommand::ZSet(command)));
-        }
-        Ok(None)
+    /// Parses the arguments (after the name) of `spec`, if it is a data command, for the
+    /// database `scope.db`.
+    pub fn parse(spec: &CommandSpec, args: &[Bytes], scope: DbScope) -> CommandResult<Option<DataCommand>> {
+        let op = if let Some(command) = strings::StringCommand::parse(spec.name, args)? {
+            DbOp::String(command)
+        } else if let Some(command) = hashes::HashCommand::parse(spec.name, args)? {
+            DbOp::Hash(command)
+        } else if let Some(command) = keys::AcrossCommand::parse(spec.name, args, scope)? {
+            return Ok(Some(DataCommand {
+                db: scope.db,
+                op: DataOp::Across(command),
+            }));
+        } else if let Some(command) = keys::KeyCommand::parse(spec, args)? {
+            DbOp::Key(command)
+        } else if let Some(command) = expire::ExpireCommand::parse(spec.name, args)? {
+            DbOp::Expire(command)
+        } else if let Some(command) = lists::ListCommand::parse(spec.name, args)? {
+            DbOp::List(command)
+        } else if let Some(command) = sets::SetCommand::parse(spec.name, args)? {
+            DbOp::Set(command)
+        } else if let Some(command) = zsets::ZSetCommand::parse(spec.name, args)? {
+            DbOp::ZSet(command)
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(DataCommand {
+            db: scope.db,
+            op: DataOp::InDb(op),
+        }))
+    }
+
+    /// A flush inside `MULTI` (`FLUSHDB` of `scope.db`, or `FLUSHALL`): part of the
+    /// transaction, all at once.
+    pub fn parse_flush(spec: &CommandSpec, args: &[Bytes], scope: DbScope) -> CommandResult<DataCommand> {
+        keys::KeyCommand::parse_flush(args)?;
+        let op = if spec.name == "flushall" {
+            DataOp::Across(keys::AcrossCommand::FlushAll {
+                databases: scope.databases,
+            })
+        } else {
+            DataOp::InDb(DbOp::Key(keys::KeyCommand::Flush))
+        };
+        Ok(DataCommand { db: scope.db, op })
     }
 
     /// Runs the command inside `txn`. An error leaves `txn`'s writes uncommitted.
     pub async fn exec<T: Transaction>(&self, txn: &mut T, ctx: &mut ExecContext<'_>) -> CommandResult {
-        match self {
-            DataCommand::String(command) => command.exec(txn, ctx).await,
-            DataCommand::Hash(command) => command.exec(txn, ctx).await,
-            DataCommand::Key(command) => command.exec(txn, ctx).await,
-            DataCommand::Expire(command) => command.exec(txn, ctx).await,
-            DataCommand::List(command) => command.exec(txn, ctx).await,
-            DataCommand::Set(command) => command.exec(txn, ctx).await,
-            DataCommand::ZSet(command) => command.exec(txn, ctx).await,
+        let op = match &self.op {
+            DataOp::Across(command) => return command.exec(txn, self.db, ctx).await,
+            DataOp::InDb(op) => op,
+        };
+        let db = &mut InDb::new(txn, self.db);
+        match op {
+            DbOp::String(command) => command.exec(db, ctx).await,
+            DbOp::Hash(command) => command.exec(db, ctx).await,
+            DbOp::Key(command) => command.exec(db, ctx).await,
+            DbOp::Expire(command) => command.exec(db, ctx).await,
+            DbOp::List(command) => command.exec(db, ctx).await,
+            DbOp::Set(command) => command.exec(db, ctx).await,
+            DbOp::ZSet(command) => command.exec(db, ctx).await,
         }
     }
 
-    /// The keys of lists or sorted sets the command may add to, which blocked clients wait for
-    /// (see `blocked`).
-    fn filled_keys(&self) -> Vec<Bytes> {
-        match self {
-            DataCommand::List(command) => command.filled_keys(),
-            DataCommand::ZSet(command) => command.filled_keys(),
-            _ => Vec::new(),
-        }
+    /// The keys (qualified by database) of lists or sorted sets the command may add to, which
+    /// blocked clients wait for (see `blocked`).
+    fn filled_keys(&self, blocked: &super::blocked::BlockedClients) -> Vec<Bytes> {
+        let keys = match &self.op {
+            DataOp::InDb(DbOp::List(command)) => command.filled_keys(),
+            DataOp::InDb(DbOp::ZSet(command)) => command.filled_keys(),
+            DataOp::Across(command) => return command.filled_keys(self.db, blocked),
+            DataOp::InDb(_) => Vec::new(),
+        };
+        keys.iter().map(|key| qualify(self.db, key)).collect()
     }
 }
 
@@ -411,7 +508,7 @@ pub async fn run_in_transaction<C: TxnClient>(commands: &[DataCommand], server: 
 }
 
 /// [`run_in_transaction`], failing with [`crate::percolator::TxnError::WatchedKeyChanged`] if a
-/// watched key (Redis key → watch timestamp) changed after its watch.
+/// watched key (Redis key qualified by database → watch timestamp) changed after its watch.
 pub async fn run_watched<C: TxnClient>(
     commands: &[DataCommand],
     watches: &std::collections::BTreeMap<Bytes, crate::scheduler::tso::TimeStamp>,
@@ -432,15 +529,17 @@ pub async fn run_watched<C: TxnClient>(
         let result: CommandResult<Vec<Reply>> = async {
             let mut txn = server.store.begin().await?;
             let now = keyspace::now_ms(&txn);
-            for (key, since) in watches {
-                txn.watch(keyspace::data_key(key), *since);
+            for (qualified, since) in watches {
+                let (db, key) = unqualify(qualified);
+                let mut txn = InDb::new(&mut txn, db);
+                txn.watch(keyspace::data_key(&key), *since);
                 // A key that expired after its WATCH has changed (Redis 7); one that had
                 // already expired then has not.
-                if let Some(entry) = keyspace::read_raw_entry(&mut txn, key).await?
+                if let Some(entry) = keyspace::read_raw_entry(&mut txn, &key).await?
                     && entry.is_expired(now)
                     && !entry.is_expired(since.physical())
                 {
-                    return Err(crate::percolator::TxnError::WatchedKeyChanged { key: key.clone() }.into());
+                    return Err(crate::percolator::TxnError::WatchedKeyChanged { key }.into());
                 }
             }
             let mut replies = Vec::with_capacity(commands.len());
@@ -475,7 +574,7 @@ pub async fn run_watched<C: TxnClient>(
             .iter()
             .zip(replies)
             .filter(|(_, reply)| !matches!(reply, Reply::Nil | Reply::NilArray | Reply::Error(_)))
-            .flat_map(|(command, _)| command.filled_keys())
+            .flat_map(|(command, _)| command.filled_keys(&server.blocked))
             .collect();
         if !filled.is_empty() {
             server.blocked.wake_and_settle(&filled).await;

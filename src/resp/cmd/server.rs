@@ -10,11 +10,11 @@ use super::connection::REDIS_VERSION;
 use super::docs::{docs_entry, info_entry};
 use super::keys::keyspace_counts;
 use super::table::{COMMANDS, CommandSpec, lookup};
-use crate::percolator::{Transaction, TxnClient};
+use crate::percolator::{Commit, Transaction, TxnClient};
 use crate::resp::args::is_keyword;
+use crate::resp::db::{DbIndex, InDb, databases_range};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
-use crate::resp::keyspace::all_data_range;
 use crate::resp::reply::Reply;
 use crate::resp::server::Server;
 
@@ -243,7 +243,7 @@ fn config_parameters<C: TxnClient>(server: &Server<C>) -> Vec<(&'static str, Str
     parameters.extend([
         ("bind", server.local_addr.ip().to_string()),
         ("port", server.local_addr.port().to_string()),
-        ("databases", "1".into()),
+        ("databases", server.config.databases.to_string()),
         ("maxclients", config.max_clients.to_string()),
         ("proto-max-bulk-len", config.max_bulk_bytes.to_string()),
         (
@@ -272,19 +272,24 @@ const ENCODING_ALIASES: &[(&str, &str)] = &[
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
 ];
 
-/// `FLUSHDB [ASYNC|SYNC]` and `FLUSHALL [ASYNC|SYNC]` (there is one database).
+/// `FLUSHDB [ASYNC|SYNC]` (database `db`) and `FLUSHALL [ASYNC|SYNC]` (every database).
 ///
 /// Keys are deleted in transactions of [`FLUSH_CHUNK_KEYS`], so memory stays bounded however
 /// many keys there are; a concurrent reader may see the keyspace part-way through the flush.
-pub async fn flush<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandResult {
+pub async fn flush<C: TxnClient>(args: &[Bytes], db: DbIndex, server: &Server<C>) -> CommandResult {
     super::keys::KeyCommand::parse_flush(&args[1..])?;
-    let (start, end) = all_data_range();
+    // Each database is one range of the store (see `db`).
+    let (start, end) = if args[0].eq_ignore_ascii_case(b"flushall") {
+        databases_range(0, server.config.databases)
+    } else {
+        databases_range(db, usize::from(db) + 1)
+    };
     // Each chunk starts after the last one: starting over from the beginning would step over
     // every delete record left so far (until GC removes them), making the flush quadratic.
-    let mut from = start.to_vec();
+    let mut from = start;
     loop {
         let mut txn = server.store.begin().await?;
-        let doomed = txn.scan(&from, Some(end), FLUSH_CHUNK_KEYS).await?;
+        let doomed = txn.scan(&from, end.as_deref(), FLUSH_CHUNK_KEYS).await?;
         let Some((last, _)) = doomed.last() else {
             return Ok(Reply::OK);
         };
@@ -463,15 +468,17 @@ fn cpu_section() -> String {
 
 async fn keyspace_section<C: TxnClient>(server: &Server<C>) -> CommandResult<String> {
     let mut txn = server.store.begin().await?;
-    let counts = keyspace_counts(&mut txn).await?;
-    Ok(if counts.keys == 0 {
-        String::new()
-    } else {
-        format!(
-            "db0:keys={},expires={},avg_ttl={}\r\n",
-            counts.keys, counts.expires, counts.avg_ttl_ms
-        )
-    })
+    let mut section = String::new();
+    for db in 0..server.config.databases {
+        let counts = keyspace_counts(&mut InDb::new(&mut txn, db as DbIndex)).await?;
+        if counts.keys > 0 {
+            section.push_str(&format!(
+                "db{db}:keys={},expires={},avg_ttl={}\r\n",
+                counts.keys, counts.expires, counts.avg_ttl_ms
+            ));
+        }
+    }
+    Ok(section)
 }
 
 fn read_trimmed(path: &str) -> Option<String> {

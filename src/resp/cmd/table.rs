@@ -175,7 +175,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!("quit", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], NO_KEYS, "connection", "1.0.0",
         "Closes the connection.", "O(1)", ""),
     command!("select", 2, ["loading", "stale", "fast"], NO_KEYS, "connection", "1.0.0",
-        "Changes the selected database. Only database 0 exists.", "O(1)", "index:integer"),
+        "Changes the selected database.", "O(1)", "index:integer"),
+    command!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], NO_KEYS, "connection", "1.0.0",
+        "Authenticates the connection.", "O(N) where N is the number of passwords defined for the user", "[username] password"),
     command!("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], NO_KEYS, "connection", "6.0.0",
         "Handshakes with the server.", "O(1)", "[protover:integer [AUTH username password] [SETNAME clientname]]"),
     command!("client", -2, [], NO_KEYS, "connection", "2.4.0",
@@ -450,6 +452,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Renames a key only when the target key name doesn't exist.", "O(1) for a string; O(N) for a hash or list, whose N parts move", "key newkey"),
     command!("copy", -3, ["write", "denyoom"], TWO_KEYS, "generic", "6.2.0",
         "Copies the value of a key to a new key.", "O(1) for a string; O(N) for a collection, whose N parts are copied", "source destination [DB destination-db:integer] [REPLACE]"),
+    command!("move", 3, ["write", "fast"], ONE_KEY, "generic", "1.0.0",
+        "Moves a key to another database.", "O(1) for a string; O(N) for a collection, whose N parts are copied", "key db:integer"),
+    command!("swapdb", 3, ["write", "fast"], NO_KEYS, "server", "4.0.0",
+        "Swaps two Redis databases.", "O(N) here, with N the entries of both databases", "index1:integer index2:integer"),
+    command!("touch", -2, ["readonly", "fast"], ALL_KEYS, "generic", "3.2.1",
+        "Returns the number of existing keys out of those specified (there are no access times to update).", "O(N) where N is the number of keys that will be touched.", "key..."),
+    command!("randomkey", 1, ["readonly"], NO_KEYS, "generic", "1.0.0",
+        "Returns a random key name from the database.", "O(1)", ""),
+    command!("object", -2, [], NO_KEYS, "generic", "2.2.3",
+        "A container for object introspection commands.", "Depends on subcommand.", "", OBJECT_SUBCOMMANDS),
     command!("dump", 2, ["readonly"], ONE_KEY, "generic", "2.6.0",
         "Returns a serialized representation of the value stored at a key.", "O(N) where N is the number of elements of the value", "key"),
     command!("restore", -4, ["write", "denyoom"], ONE_KEY, "generic", "2.6.0",
@@ -513,10 +525,28 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 #[rustfmt::skip]
 /// ferrokv has no functions (no scripting); these two answer for a server without any, so
 /// clients and test suites that reset or list them work. Any other subcommand is unknown.
-static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
-    command!("memory|usage", -3, ["readonly"], (2, 2, 1), "server", "4.0.0",
-        "Estimates the bytes a key and its value take in the store.", "O(N) where N is the number of samples.", "key [SAMPLES count:integer]"),
+static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
+    command!("object|encoding", 3, ["readonly"], (2, 2, 1), "generic", "2.2.3",
+        "Returns the internal encoding of a value: here, the name of Redis's encoding whose costs match ours.", "O(1)", "key"),
+    command!("object|freq", 3, ["readonly"], (2, 2, 1), "generic", "4.0.0",
+        "Returns the logarithmic access frequency counter of a Redis object (not kept here).", "O(1)", "key"),
+    command!("object|idletime", 3, ["readonly"], (2, 2, 1), "generic", "2.2.3",
+        "Returns the time since the last access to a Redis object (not kept here).", "O(1)", "key"),
+    command!("object|refcount", 3, ["readonly"], (2, 2, 1), "generic", "2.2.3",
+        "Returns the reference count of a value of a key.", "O(1)", "key"),
 ];
+
+static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[command!(
+    "memory|usage",
+    -3,
+    ["readonly"],
+    (2, 2, 1),
+    "server",
+    "4.0.0",
+    "Estimates the bytes a key and its value take in the store.",
+    "O(N) where N is the number of samples.",
+    "key [SAMPLES count:integer]"
+)];
 
 static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
     command!(

@@ -20,8 +20,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{DataCommand, check, execute_local, keys::KeyCommand, run_watched};
+use super::connection::valid_db;
+use super::{DataCommand, DbScope, check, execute_local, run_watched};
 use crate::percolator::{TxnClient, TxnError};
+use crate::resp::db::qualify;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::server::Server;
@@ -48,7 +50,7 @@ pub async fn watch<C: TxnClient>(args: &[Bytes], session: &mut Session, server: 
     }
     let since = server.store.timestamp().await?;
     for key in &args[1..] {
-        session.watch(key.clone(), since);
+        session.watch(qualify(session.db, key), since);
     }
     Ok(Reply::OK)
 }
@@ -75,18 +77,29 @@ pub async fn exec<C: TxnClient>(session: &mut Session, server: &Server<C>) -> Re
 
     let mut steps = Vec::with_capacity(multi.queued.len());
     let mut data = Vec::new();
-    let mut write_keys: Vec<&[u8]> = Vec::new();
+    let mut write_keys: Vec<Bytes> = Vec::new();
+    // A queued SELECT changes the database of the commands after it (and the session's,
+    // when it runs after the commit).
+    let mut scope = DbScope {
+        db: session.db,
+        databases: server.config.databases,
+    };
     for args in &multi.queued {
         let spec = check(args).expect("queued commands passed the table checks");
+        if spec.name == "select"
+            && let Some(db) = valid_db(&args[1], scope.databases)
+        {
+            scope.db = db;
+        }
         let parsed = match spec.name {
             // Inside a transaction a flush is part of it, all at once.
-            "flushdb" | "flushall" => KeyCommand::parse_flush(&args[1..]).map(|c| Some(DataCommand::Key(c))),
-            _ => DataCommand::parse(spec, &args[1..]),
+            "flushdb" | "flushall" => DataCommand::parse_flush(spec, &args[1..], scope).map(Some),
+            _ => DataCommand::parse(spec, &args[1..], scope),
         };
         match parsed {
             Ok(Some(command)) => {
                 if spec.is_write() {
-                    write_keys.extend(spec.keys(args));
+                    write_keys.extend(spec.keys(args).map(|key| qualify(scope.db, key)));
                 }
                 data.push(command);
                 steps.push(Step::Data);
@@ -97,7 +110,10 @@ pub async fn exec<C: TxnClient>(session: &mut Session, server: &Server<C>) -> Re
     }
 
     let replies = {
-        let _latches = server.latches.acquire(write_keys).await;
+        let _latches = server
+            .latches
+            .acquire(write_keys.iter().map(|k| k.as_ref()))
+            .await;
         match run_watched(&data, &watches, server).await {
             Ok(replies) => replies,
             Err(CommandError::Txn(TxnError::WatchedKeyChanged { .. })) => return Reply::NilArray,
