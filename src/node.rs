@@ -347,6 +347,7 @@ impl RunningNode {
             node_name: node.name.clone(),
             config_file: options.config_file.clone(),
             data_dir: node.data_dir.clone(),
+            watch_horizon_ms: cluster.gc.life_time_secs * 1_000 / 2,
         };
         let server = Arc::new(Server::new(client, cluster.resp.clone(), info, resp_addr));
         let sweeper_runner = replica.as_ref().map(|r| r.handle().clone());

@@ -13,9 +13,14 @@
 //!    (committed: commit the lock; otherwise: roll it back). This must come first: the commit
 //!    record that phase 2 might delete is what tells a lock's fate.
 //! 2. **Collect versions.** For each key, of the writes committed at or below the safe point
-//!    the newest put or delete stays (it is what readers at the safe point and later see, and
-//!    a delete is what `WATCH` needs to notice a deletion); everything older goes, with the
-//!    values it refers to; rollback and lock-only records at or below the safe point go too.
+//!    the newest put stays (it is what readers at the safe point and later see); everything
+//!    older goes, with the values it refers to; rollback and lock-only records at or below the
+//!    safe point go too. If that newest change is a delete, it goes as well, with everything
+//!    older: a reader at or above the safe point finds no version there, which reads as absent,
+//!    as the delete did, so a deleted key leaves nothing behind. (No transaction starts below
+//!    the safe point, so none can mistake the missing record for "no write since my start".
+//!    A `WATCH` older than the safe point could: the RESP layer fails an `EXEC` whose watch is
+//!    that old.)
 //!
 //! Collection writes only deletions of versions no reader needs, so it takes no latches:
 //! concurrent commits only add versions above the safe point.
@@ -46,8 +51,8 @@ pub type LatestFn<'a> = dyn Fn(&[u8]) -> Result<Option<LatestValue>, MvccError> 
 /// Lets the layer that owns a key layout tell GC which keys nobody will ever read again.
 pub trait GcFilter: Send + Sync + 'static {
     /// Whether every version of `raw_key` may go. `latest` answers the newest committed change
-    /// of any key (`None`: never written). Only keys whose fate was sealed at or below
-    /// `safe_point` may be declared dead.
+    /// of any key (`None`: never written, or deleted and collected). Only keys whose fate was
+    /// sealed at or below `safe_point` may be declared dead.
     fn is_dead(
         &self,
         raw_key: &[u8],
@@ -107,14 +112,16 @@ pub fn gc_key<S: Snapshot>(
     key: &Key,
     safe_point: TimeStamp,
 ) -> Result<usize, MvccError> {
-    let mut kept_newest = false;
+    let mut newest_seen = false;
     let mut removed = 0;
     for entry in reader.writes_at_or_below(key, safe_point) {
         let (commit_ts, write) = entry?;
-        let keep = !kept_newest && write.changes_value();
-        if keep {
-            kept_newest = true;
-            continue;
+        if !newest_seen && write.changes_value() {
+            newest_seen = true;
+            // The newest put stays; the newest delete goes, with all before it.
+            if write.kind == WriteKind::Put {
+                continue;
+            }
         }
         txn.delete_write(key, commit_ts);
         if write.kind == WriteKind::Put && write.short_value.is_none() {
@@ -253,13 +260,38 @@ mod tests {
     }
 
     #[test]
-    fn a_delete_stays_as_the_newest_version_and_hides_the_older_ones_for_good() {
+    fn a_delete_below_the_safe_point_goes_with_everything_older() {
         let engine = MemoryEngine::new();
         commit(&engine, Mutation::put(&b"k"[..], &b"a"[..]), 10, 11);
         commit(&engine, Mutation::delete(&b"k"[..]), 20, 21);
-        assert_eq!(gc_all(&engine, 30), 1);
-        assert_eq!(count(&engine, b"k"), 1, "the delete record remains");
-        assert_eq!(commands::get(&engine.snapshot(), b"k", ts(30)).unwrap(), None);
+        commit(&engine, Mutation::put(&b"j"[..], &b"a"[..]), 10, 11);
+        commit(&engine, Mutation::delete(&b"j"[..]), 20, 21);
+        commit(&engine, Mutation::put(&b"j"[..], &b"b"[..]), 40, 41);
+        // Safe point 30: "k" keeps nothing; "j" keeps only its put above the safe point.
+        assert_eq!(gc_all(&engine, 30), 4);
+        assert_eq!(count(&engine, b"k"), 0, "a deleted key leaves nothing behind");
+        assert_eq!(count(&engine, b"j"), 1);
+        let snapshot = engine.snapshot();
+        for read_ts in [30, 35, 100] {
+            assert_eq!(commands::get(&snapshot, b"k", ts(read_ts)).unwrap(), None);
+        }
+        assert_eq!(
+            commands::get(&snapshot, b"j", ts(35)).unwrap(),
+            None,
+            "still deleted at 35"
+        );
+        assert_eq!(
+            commands::get(&snapshot, b"j", ts(45)).unwrap().as_deref(),
+            Some(&b"b"[..])
+        );
+        // A new write of the collected key is an ordinary first write.
+        commit(&engine, Mutation::put(&b"k"[..], &b"c"[..]), 50, 51);
+        assert_eq!(
+            commands::get(&engine.snapshot(), b"k", ts(60))
+                .unwrap()
+                .as_deref(),
+            Some(&b"c"[..])
+        );
     }
 
     #[test]
@@ -335,9 +367,11 @@ mod filter_tests {
             if !raw_key.starts_with(b"dead:") {
                 return Ok(false);
             }
-            Ok(
-                matches!(latest(b"alive")?, Some(l) if l.value.is_none() && !l.locked && l.commit_ts <= safe_point),
-            )
+            // Deleted below the safe point, or deleted and collected already.
+            Ok(match latest(b"alive")? {
+                Some(l) => l.value.is_none() && !l.locked && l.commit_ts <= safe_point,
+                None => true,
+            })
         }
     }
 
@@ -376,7 +410,11 @@ mod filter_tests {
         assert_eq!(gc(100), 0, "alive still exists");
         commit(&engine, Mutation::delete(&b"alive"[..]), 30);
         assert_eq!(gc(25), 0, "its deletion is above the safe point");
-        assert_eq!(gc(100), 2, "now dead:1 goes whole, and alive's older version");
+        assert_eq!(
+            gc(100),
+            3,
+            "now dead:1 goes whole, and alive's delete and older version"
+        );
         assert_eq!(
             version_count(&engine.snapshot(), &Key::from_raw(b"dead:1")).unwrap(),
             0

@@ -34,8 +34,8 @@
 //! - One store, one region: every transaction's keys are in the local region, so most commit in
 //!   one phase. Routing to other nodes' regions, and prewrites split by region, are not built
 //!   yet.
-//! - Garbage collection ([`gc`]) keeps, per key, the newest version at the safe point, so a
-//!   deleted key keeps one tombstone; the safe point is node-local (the scheduler will own it
+//! - Garbage collection ([`gc`]) keeps, per key, the newest put at the safe point (a key
+//!   deleted below it keeps nothing); the safe point is node-local (the scheduler will own it
 //!   once there are several nodes).
 //! - Async commit is not implemented (the lock record has room for its fields).
 

@@ -28,6 +28,10 @@ pub struct NodeInfo {
     pub node_name: String,
     pub config_file: Option<PathBuf>,
     pub data_dir: PathBuf,
+    /// The oldest a `WATCH` may be when its `EXEC` starts, in milliseconds: half of
+    /// `gc.life_time_secs`. Garbage collection removes delete records below its safe point,
+    /// which is at least `life_time` old, so an older watch could miss a deletion.
+    pub watch_horizon_ms: u64,
 }
 
 /// Counters `INFO stats` reports.

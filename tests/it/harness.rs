@@ -24,6 +24,14 @@ impl TestServer {
     }
 
     pub fn start_with(resp: RespConfig) -> Self {
+        Self::start_with_cluster(ClusterConfig {
+            resp,
+            ..ClusterConfig::default()
+        })
+    }
+
+    /// A server configured as `cluster` says, but for its one node, which this makes.
+    pub fn start_with_cluster(mut cluster: ClusterConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let node = NodeConfig {
             name: "test".into(),
@@ -31,11 +39,7 @@ impl TestServer {
             peer_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
         };
-        let cluster = ClusterConfig {
-            nodes: vec![node.clone()],
-            resp,
-            ..ClusterConfig::default()
-        };
+        cluster.nodes = vec![node.clone()];
         let options = NodeOptions {
             cluster,
             node,

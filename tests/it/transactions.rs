@@ -332,3 +332,21 @@ fn exec_reads_one_snapshot_even_across_keys_written_meanwhile() {
     let Value::Array(items) = v else { panic!() };
     assert_eq!(items[0], items[1]);
 }
+
+/// Garbage collection removes delete records older than its safe point, so a watch older
+/// than half of `gc.life_time_secs` could miss a deletion: its `EXEC` fails.
+#[test]
+fn a_watch_older_than_the_gc_horizon_fails_exec() {
+    let mut cluster = ferrokv::config::ClusterConfig::default();
+    cluster.gc.life_time_secs = 1;
+    let server = TestServer::start_with_cluster(cluster);
+    let mut con = server.client();
+    let _: () = con.set("k", "v").unwrap();
+    let _: () = redis::cmd("WATCH").arg("k").query(&mut con).unwrap();
+    let fresh: Option<Vec<String>> = redis::pipe().atomic().get("k").query(&mut con).unwrap();
+    assert_eq!(fresh, Some(vec!["v".to_string()]), "a fresh watch passes");
+    let _: () = redis::cmd("WATCH").arg("k").query(&mut con).unwrap();
+    thread::sleep(std::time::Duration::from_millis(700));
+    let stale: Option<Vec<String>> = redis::pipe().atomic().get("k").query(&mut con).unwrap();
+    assert_eq!(stale, None, "a watch past the horizon (500 ms) fails");
+}

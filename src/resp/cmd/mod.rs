@@ -531,6 +531,11 @@ pub async fn run_watched<C: TxnClient>(
             let now = keyspace::now_ms(&txn);
             for (qualified, since) in watches {
                 let (db, key) = unqualify(qualified);
+                // A watch older than GC's horizon may have missed a deletion whose record GC
+                // has removed since (see `percolator::gc`): it counts as changed.
+                if since.physical().saturating_add(server.node.watch_horizon_ms) < now {
+                    return Err(crate::percolator::TxnError::WatchedKeyChanged { key }.into());
+                }
                 let mut txn = InDb::new(&mut txn, db);
                 txn.watch(keyspace::data_key(&key), *since);
                 // A key that expired after its WATCH has changed (Redis 7); one that had
