@@ -165,10 +165,10 @@ mod tests {
         let get = || {
             DataCommand::parse(
                 crate::resp::cmd::table::lookup(b"get").unwrap(),
+                crate::resp::cmd::table::Family::Strings,
                 std::slice::from_ref(&key),
                 crate::resp::cmd::DbScope { db: 0, databases: 16 },
             )
-            .unwrap()
             .unwrap()
         };
         combiner.queues.lock().insert(

@@ -350,3 +350,16 @@ fn a_watch_older_than_the_gc_horizon_fails_exec() {
     let stale: Option<Vec<String>> = redis::pipe().atomic().get("k").query(&mut con).unwrap();
     assert_eq!(stale, None, "a watch past the horizon (500 ms) fails");
 }
+
+/// UNWATCH is queued in a MULTI like any command and answers OK at EXEC (it used to reach a
+/// panic: the dispatch of queued connection commands had no arm for it).
+#[test]
+fn unwatch_inside_multi_is_queued_and_answers_ok() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    raw.roundtrip(&request(&[b"MULTI"]), b"+OK\r\n");
+    raw.roundtrip(&request(&[b"UNWATCH"]), b"+QUEUED\r\n");
+    raw.roundtrip(&request(&[b"SET", b"a", b"1"]), b"+QUEUED\r\n");
+    raw.roundtrip(&request(&[b"EXEC"]), b"*2\r\n+OK\r\n+OK\r\n");
+    raw.roundtrip(&request(&[b"GET", b"a"]), b"$1\r\n1\r\n");
+}

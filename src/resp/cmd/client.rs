@@ -103,7 +103,9 @@ pub fn client<C: TxnClient>(
         "client|help" => Ok(Reply::Array(
             HELP.iter().map(|line| Reply::Simple(line)).collect(),
         )),
-        other => unreachable!("client subcommand {other} has no implementation"),
+        other => Err(CommandError::Other(format!(
+            "{other} has no implementation (a command table error)"
+        ))),
     }
 }
 

@@ -35,13 +35,15 @@ use super::scan_cursors::ScanCursors;
 use super::server::Server;
 use super::session::Session;
 use crate::percolator::{Commit, Transaction, TxnClient};
-use table::CommandSpec;
+use table::{CommandSpec, Control, Family, Handler, Local};
 
 /// How many times a data command runs again after a write conflict before giving up.
 const MAX_CONFLICT_RETRIES: u32 = 64;
 
-/// Commands that run at once even inside `MULTI` instead of being queued.
-const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "watch", "quit"];
+/// Whether a command runs at once even inside `MULTI` instead of being queued.
+fn runs_at_once(spec: &CommandSpec) -> bool {
+    matches!(spec.handler, Handler::Control(_) | Handler::Local(Local::Quit))
+}
 
 /// Executes one request (`args[0]` is the command name) and returns its reply.
 pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, server: &Server<C>) -> Reply {
@@ -59,23 +61,22 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
         return CommandError::NoAuth.into_reply();
     }
     *session.client.last_command.lock() = spec.name;
-    if session.in_multi() && !NOT_QUEUED.contains(&spec.name) {
+    if session.in_multi() && !runs_at_once(spec) {
         session.queue(args);
         return Reply::Simple("QUEUED");
     }
-    let result = match spec.name {
-        "multi" => transactions::multi(session),
-        "exec" => Ok(transactions::exec(session, server).await),
-        "discard" => transactions::discard(session),
-        "watch" => transactions::watch(&args, session, server).await,
-        "unwatch" => {
-            session.unwatch();
-            Ok(Reply::OK)
+    let result = match spec.handler {
+        Handler::Control(Control::Multi) => transactions::multi(session),
+        Handler::Control(Control::Exec) => Ok(transactions::exec(session, server).await),
+        Handler::Control(Control::Discard) => transactions::discard(session),
+        Handler::Control(Control::Watch) => transactions::watch(&args, session, server).await,
+        Handler::Local(local) => execute_local(local, spec, &args, session, server).await,
+        Handler::Data(Family::Flush) => server::flush(&args, session.db, server).await,
+        Handler::Data(_) if spec.flags.contains(&"blocking") => {
+            run_blocking(spec, &args, session, server).await
         }
-        "flushdb" | "flushall" => server::flush(&args, session.db, server).await,
-        _ if spec.flags.contains(&"blocking") => run_blocking(spec, &args, session, server).await,
-        _ => match DataCommand::parse(spec, &args[1..], scope(session, server)) {
-            Ok(Some(command)) => {
+        Handler::Data(family) => match DataCommand::parse(spec, family, &args[1..], scope(session, server)) {
+            Ok(command) => {
                 if let Some(key) = single_write_key(spec, &args, session.db) {
                     // A write of one key runs with the other writes of that key waiting now,
                     // in one transaction (see `combiner`).
@@ -97,7 +98,6 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
                     .pop()
                     .unwrap_or(Reply::NilArray))
             }
-            Ok(None) => execute_local(spec, &args, session, server).await,
             Err(e) => Err(e),
         },
     };
@@ -162,12 +162,15 @@ pub fn batchable<C: TxnClient>(
     }
     let Ok(spec) = check(&args) else { return Err(args) };
     // A flush runs in chunks of its own; a blocking command waits on its own.
-    if matches!(spec.name, "flushdb" | "flushall") || spec.flags.contains(&"blocking") {
+    let Handler::Data(family) = spec.handler else {
+        return Err(args);
+    };
+    if family == Family::Flush || spec.flags.contains(&"blocking") {
         return Err(args);
     }
-    match DataCommand::parse(spec, &args[1..], scope(session, server)) {
-        Ok(Some(command)) => Ok(Batched { spec, args, command }),
-        _ => Err(args),
+    match DataCommand::parse(spec, family, &args[1..], scope(session, server)) {
+        Ok(command) => Ok(Batched { spec, args, command }),
+        Err(_) => Err(args),
     }
 }
 
@@ -325,30 +328,35 @@ fn check(args: &[Bytes]) -> CommandResult<&'static CommandSpec> {
     Ok(spec)
 }
 
-/// Runs a command that does not touch the keyspace: connection and server commands.
+/// Runs a command that does not touch the keyspace: connection and server commands, and
+/// `UNWATCH` (queued in a `MULTI`, they run after its commit).
 async fn execute_local<C: TxnClient>(
+    local: Local,
     spec: &'static CommandSpec,
     args: &[Bytes],
     session: &mut Session,
     server: &Server<C>,
 ) -> CommandResult {
-    match spec.name {
-        "ping" => connection::ping(args),
-        "echo" => Ok(Reply::Bulk(args[1].clone())),
-        "quit" => {
+    match local {
+        Local::Ping => connection::ping(args),
+        Local::Echo => Ok(Reply::Bulk(args[1].clone())),
+        Local::Quit => {
             session.closing = true;
             Ok(Reply::OK)
         }
-        "select" => connection::select(args, session, server.config.databases),
-        "auth" => connection::auth(args, session, server.config.requirepass.as_ref()),
-        "hello" => connection::hello(args, session, server.config.requirepass.as_ref()),
-        "client" => client::client(spec, args, session, server),
-        "command" => server::command(spec, args),
-        "config" => server::config(spec, args, server),
-        "function" => server::function(spec, args),
-        "time" => Ok(server::time()),
-        "info" => server::info(args, server).await,
-        other => unreachable!("command {other} is in the table but has no implementation"),
+        Local::Select => connection::select(args, session, server.config.databases),
+        Local::Auth => connection::auth(args, session, server.config.requirepass.as_ref()),
+        Local::Hello => connection::hello(args, session, server.config.requirepass.as_ref()),
+        Local::Client => client::client(spec, args, session, server),
+        Local::Command => server::command(spec, args),
+        Local::Config => server::config(spec, args, server),
+        Local::Function => server::function(spec, args),
+        Local::Time => Ok(server::time()),
+        Local::Info => server::info(args, server).await,
+        Local::Unwatch => {
+            session.unwatch();
+            Ok(Reply::OK)
+        }
     }
 }
 
@@ -385,35 +393,37 @@ pub struct DbScope {
 }
 
 impl DataCommand {
-    /// Parses the arguments (after the name) of `spec`, if it is a data command, for the
+    /// Parses the arguments (after the name) of `spec`, a command of `family`, for the
     /// database `scope.db`.
-    pub fn parse(spec: &CommandSpec, args: &[Bytes], scope: DbScope) -> CommandResult<Option<DataCommand>> {
-        let op = if let Some(command) = strings::StringCommand::parse(spec.name, args)? {
-            DbOp::String(command)
-        } else if let Some(command) = hashes::HashCommand::parse(spec.name, args)? {
-            DbOp::Hash(command)
-        } else if let Some(command) = keys::AcrossCommand::parse(spec.name, args, scope)? {
-            return Ok(Some(DataCommand {
-                db: scope.db,
-                op: DataOp::Across(command),
-            }));
-        } else if let Some(command) = keys::KeyCommand::parse(spec, args)? {
-            DbOp::Key(command)
-        } else if let Some(command) = expire::ExpireCommand::parse(spec.name, args)? {
-            DbOp::Expire(command)
-        } else if let Some(command) = lists::ListCommand::parse(spec.name, args)? {
-            DbOp::List(command)
-        } else if let Some(command) = sets::SetCommand::parse(spec.name, args)? {
-            DbOp::Set(command)
-        } else if let Some(command) = zsets::ZSetCommand::parse(spec.name, args)? {
-            DbOp::ZSet(command)
-        } else {
-            return Ok(None);
+    pub fn parse(
+        spec: &CommandSpec,
+        family: Family,
+        args: &[Bytes],
+        scope: DbScope,
+    ) -> CommandResult<DataCommand> {
+        let name = spec.name;
+        let in_db = |op: Option<DbOp>| {
+            op.map(DataOp::InDb).ok_or_else(|| {
+                CommandError::Other(format!(
+                    "the {family:?} commands have no '{name}' (a command table error)"
+                ))
+            })
         };
-        Ok(Some(DataCommand {
-            db: scope.db,
-            op: DataOp::InDb(op),
-        }))
+        let op = match family {
+            Family::Strings => in_db(strings::StringCommand::parse(name, args)?.map(DbOp::String))?,
+            Family::Hashes => in_db(hashes::HashCommand::parse(name, args)?.map(DbOp::Hash))?,
+            Family::Keys => in_db(keys::KeyCommand::parse(spec, args)?.map(DbOp::Key))?,
+            Family::Expire => in_db(expire::ExpireCommand::parse(name, args)?.map(DbOp::Expire))?,
+            Family::Lists => in_db(lists::ListCommand::parse(name, args)?.map(DbOp::List))?,
+            Family::Sets => in_db(sets::SetCommand::parse(name, args)?.map(DbOp::Set))?,
+            Family::ZSets => in_db(zsets::ZSetCommand::parse(name, args)?.map(DbOp::ZSet))?,
+            Family::Across => match keys::AcrossCommand::parse(name, args, scope)? {
+                Some(command) => DataOp::Across(command),
+                None => in_db(None)?,
+            },
+            Family::Flush => return DataCommand::parse_flush(spec, args, scope),
+        };
+        Ok(DataCommand { db: scope.db, op })
     }
 
     /// A flush inside `MULTI` (`FLUSHDB` of `scope.db`, or `FLUSHALL`): part of the
@@ -591,4 +601,38 @@ pub async fn run_watched<C: TxnClient>(
         .keyspace_misses
         .fetch_add(ctx.misses, Ordering::Relaxed);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every data command in the table is one its family parses: a table entry naming the wrong
+    /// family would answer "a command table error" to every call.
+    #[test]
+    fn every_data_command_is_parsed_by_the_family_the_table_names() {
+        let scope = DbScope { db: 0, databases: 16 };
+        let mut checked = 0;
+        for spec in table::COMMANDS {
+            let Handler::Data(family) = spec.handler else {
+                continue;
+            };
+            // Enough arguments for any arity; most commands then refuse them as a syntax
+            // error, which is a parse by the right family.
+            let argc = spec.arity.unsigned_abs().max(8) as usize;
+            let mut args = vec![Bytes::from_static(b"1"); argc - 1];
+            if !spec.subcommands.is_empty() {
+                args[0] = Bytes::from(spec.subcommands[0].name.rsplit('|').next().unwrap());
+            }
+            if let Err(CommandError::Other(message)) = DataCommand::parse(spec, family, &args, scope) {
+                assert!(
+                    !message.contains("command table error"),
+                    "{}: {message}",
+                    spec.name
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked > 100, "{checked} data commands");
+    }
 }

@@ -81,7 +81,9 @@ pub fn command(spec: &'static CommandSpec, args: &[Bytes]) -> CommandResult {
         "command|help" => Ok(Reply::Array(
             COMMAND_HELP.iter().map(|line| Reply::Simple(line)).collect(),
         )),
-        other => unreachable!("command subcommand {other} has no implementation"),
+        other => Err(CommandError::Other(format!(
+            "{other} has no implementation (a command table error)"
+        ))),
     }
 }
 
@@ -203,7 +205,9 @@ pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: 
             .map(|line| Reply::Simple(line))
             .collect(),
         )),
-        other => unreachable!("config subcommand {other} has no implementation"),
+        other => Err(CommandError::Other(format!(
+            "{other} has no implementation (a command table error)"
+        ))),
     }
 }
 

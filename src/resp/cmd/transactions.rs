@@ -21,6 +21,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::connection::valid_db;
+use super::table::{CommandSpec, Handler, Local};
 use super::{DataCommand, DbScope, check, execute_local, run_watched};
 use crate::percolator::{TxnClient, TxnError};
 use crate::resp::db::qualify;
@@ -60,7 +61,7 @@ enum Step {
     /// Runs in the transaction; its reply is the next of the transaction's replies.
     Data,
     /// Runs after the commit.
-    Local(Vec<Bytes>),
+    Local(Local, &'static CommandSpec, Vec<Bytes>),
     /// Failed to parse: this is its reply.
     Failed(Reply),
 }
@@ -86,26 +87,28 @@ pub async fn exec<C: TxnClient>(session: &mut Session, server: &Server<C>) -> Re
     };
     for args in &multi.queued {
         let spec = check(args).expect("queued commands passed the table checks");
-        if spec.name == "select"
+        if spec.handler == Handler::Local(Local::Select)
             && let Some(db) = valid_db(&args[1], scope.databases)
         {
             scope.db = db;
         }
-        let parsed = match spec.name {
-            // Inside a transaction a flush is part of it, all at once.
-            "flushdb" | "flushall" => DataCommand::parse_flush(spec, &args[1..], scope).map(Some),
-            _ => DataCommand::parse(spec, &args[1..], scope),
-        };
-        match parsed {
-            Ok(Some(command)) => {
-                if spec.is_write() {
-                    write_keys.extend(spec.keys(args).map(|key| qualify(scope.db, key)));
+        match spec.handler {
+            // Inside a transaction a flush is part of it, all at once (see `Family::Flush`).
+            Handler::Data(family) => match DataCommand::parse(spec, family, &args[1..], scope) {
+                Ok(command) => {
+                    if spec.is_write() {
+                        write_keys.extend(spec.keys(args).map(|key| qualify(scope.db, key)));
+                    }
+                    data.push(command);
+                    steps.push(Step::Data);
                 }
-                data.push(command);
-                steps.push(Step::Data);
-            }
-            Ok(None) => steps.push(Step::Local(args.clone())),
-            Err(e) => steps.push(Step::Failed(e.into_reply())),
+                Err(e) => steps.push(Step::Failed(e.into_reply())),
+            },
+            Handler::Local(local) => steps.push(Step::Local(local, spec, args.clone())),
+            // MULTI, EXEC, DISCARD and WATCH run at once, never queued (see `execute`).
+            Handler::Control(_) => steps.push(Step::Failed(
+                CommandError::Other(format!("{} cannot be queued", spec.name)).into_reply(),
+            )),
         }
     }
 
@@ -126,12 +129,9 @@ pub async fn exec<C: TxnClient>(session: &mut Session, server: &Server<C>) -> Re
     for step in steps {
         let reply = match step {
             Step::Data => data_replies.next().expect("one reply per data command"),
-            Step::Local(args) => {
-                let spec = check(&args).expect("queued commands passed the table checks");
-                execute_local(spec, &args, session, server)
-                    .await
-                    .unwrap_or_else(CommandError::into_reply)
-            }
+            Step::Local(local, spec, args) => execute_local(local, spec, &args, session, server)
+                .await
+                .unwrap_or_else(CommandError::into_reply),
             Step::Failed(reply) => reply,
         };
         if reply.is_error() {
