@@ -200,41 +200,33 @@ impl HashCommand {
                 ))
             }
             HashCommand::IncrBy(key, field, delta) => {
-                let mut meta = meta_for_write(txn, ctx, key).await?;
-                let field_key = hash_field_key(key, &meta.version, field);
-                let current = match txn.get(&field_key).await? {
-                    Some(text) => parse_i64(&text)
-                        .ok_or_else(|| CommandError::Other("hash value is not an integer".into()))?,
-                    None => {
-                        meta.len += 1;
-                        0
-                    }
-                };
-                let result = current.checked_add(*delta).ok_or(CommandError::Overflow)?;
-                txn.put(field_key, Bytes::from(result.to_string()));
-                // The meta entry is rewritten even when the count stays: every change to a
-                // hash is a change of its meta entry, which is what WATCH looks at.
-                rewrite_value(txn, key, Value::Hash(meta)).await?;
+                let result = update_field(txn, ctx, key, field, |current| {
+                    let current = match current {
+                        Some(text) => parse_i64(&text)
+                            .ok_or_else(|| CommandError::Other("hash value is not an integer".into()))?,
+                        None => 0,
+                    };
+                    let result = current.checked_add(*delta).ok_or(CommandError::Overflow)?;
+                    Ok((Bytes::from(result.to_string()), result))
+                })
+                .await?;
                 Ok(Reply::Integer(result))
             }
             HashCommand::IncrByFloat(key, field, delta) => {
-                let mut meta = meta_for_write(txn, ctx, key).await?;
-                let field_key = hash_field_key(key, &meta.version, field);
-                let current = match txn.get(&field_key).await? {
-                    Some(text) => parse_f64(&text)
-                        .ok_or_else(|| CommandError::Other("hash value is not a float".into()))?,
-                    None => {
-                        meta.len += 1;
-                        0.0
+                let text = update_field(txn, ctx, key, field, |current| {
+                    let current = match current {
+                        Some(text) => parse_f64(&text)
+                            .ok_or_else(|| CommandError::Other("hash value is not a float".into()))?,
+                        None => 0.0,
+                    };
+                    let result = current + delta;
+                    if !result.is_finite() {
+                        return Err(CommandError::NanOrInfinity);
                     }
-                };
-                let result = current + delta;
-                if !result.is_finite() {
-                    return Err(CommandError::NanOrInfinity);
-                }
-                let text = Bytes::from(format_double(result));
-                txn.put(field_key, text.clone());
-                rewrite_value(txn, key, Value::Hash(meta)).await?;
+                    let text = Bytes::from(format_double(result));
+                    Ok((text.clone(), text))
+                })
+                .await?;
                 Ok(Reply::Bulk(text))
             }
             HashCommand::RandField {
@@ -288,6 +280,29 @@ impl HashCommand {
             }
         }
     }
+}
+
+/// Sets `field` of hash `key` (creating either) to what `update` makes of its current value
+/// (`None` if absent), and passes on the rest of `update`'s answer.
+async fn update_field<T: Transaction, R>(
+    txn: &mut T,
+    ctx: &mut ExecContext<'_>,
+    key: &[u8],
+    field: &[u8],
+    update: impl FnOnce(Option<Bytes>) -> CommandResult<(Bytes, R)>,
+) -> CommandResult<R> {
+    let mut meta = meta_for_write(txn, ctx, key).await?;
+    let field_key = hash_field_key(key, &meta.version, field);
+    let current = txn.get(&field_key).await?;
+    if current.is_none() {
+        meta.len += 1;
+    }
+    let (value, result) = update(current)?;
+    txn.put(field_key, value);
+    // The meta entry is rewritten even when the count stays: every change to a hash is a
+    // change of its meta entry, which is what WATCH looks at.
+    rewrite_value(txn, key, Value::Hash(meta)).await?;
+    Ok(result)
 }
 
 /// `HRANDFIELD`'s arguments after the key.
