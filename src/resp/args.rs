@@ -48,7 +48,13 @@ pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
         return None;
     }
     let value: f64 = text.parse().ok()?;
-    (!value.is_nan()).then_some(value)
+    // A finite number too large for a double is out of range (Redis's strtold sets ERANGE);
+    // only a spelled-out infinity is infinite.
+    let spelled_infinity = text
+        .trim_start_matches(['+', '-'])
+        .get(..3)
+        .is_some_and(|start| start.eq_ignore_ascii_case("inf"));
+    (!value.is_nan() && (value.is_finite() || spelled_infinity)).then_some(value)
 }
 
 /// An integer argument, or Redis's "not an integer" error.
@@ -125,7 +131,19 @@ mod tests {
         assert_eq!(parse_f64(b"5.0e3"), Some(5000.0));
         assert_eq!(parse_f64(b"inf"), Some(f64::INFINITY));
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
-        for bad in [&b""[..], b"nan", b" 1", b"1 ", b"1.5x", b"abc"] {
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"1e308"), Some(1e308));
+        for bad in [
+            &b""[..],
+            b"nan",
+            b" 1",
+            b"1 ",
+            b"1.5x",
+            b"abc",
+            b"1e400",
+            b"-1e400",
+        ] {
             assert_eq!(parse_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
