@@ -128,18 +128,14 @@ impl AcrossCommand {
                 }
             }
             "swapdb" => {
-                let index = |arg: &Bytes| {
+                // Redis names which index is not a number.
+                let index = |arg: &Bytes, which: &str| {
                     db_arg(arg).map_err(|e| match e {
-                        CommandError::NotInteger => CommandError::Other("invalid first DB index".into()),
+                        CommandError::NotInteger => CommandError::Other(format!("invalid {which} DB index")),
                         other => other,
                     })
                 };
-                let first = index(&args[0])?;
-                let second = db_arg(&args[1]).map_err(|e| match e {
-                    CommandError::NotInteger => CommandError::Other("invalid second DB index".into()),
-                    other => other,
-                })?;
-                AcrossCommand::SwapDb(first, second)
+                AcrossCommand::SwapDb(index(&args[0], "first")?, index(&args[1], "second")?)
             }
             _ => return Ok(None),
         }))
