@@ -5,7 +5,7 @@
 use super::MvccError;
 use super::key::Key;
 use super::mvcc::{CommitRecord, MvccReader, MvccTxn};
-use super::records::{Lock, LockKind, SHORT_VALUE_MAX_BYTES, Write, WriteKind};
+use super::records::{Lock, LockKind, SHORT_VALUE_MAX_BYTES, VALUE_HEAD_BYTES, Write, WriteKind};
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::Snapshot;
 
@@ -119,15 +119,18 @@ pub fn prewrite_key<S: Snapshot>(
     let short_value = value
         .filter(|v| v.len() <= SHORT_VALUE_MAX_BYTES)
         .map(<[u8]>::to_vec);
+    let mut value_head = None;
     if let Some(value) = value
         && short_value.is_none()
     {
         txn.put_value(&key, start_ts, value);
+        value_head = Some(value[..VALUE_HEAD_BYTES].to_vec());
     }
     match mode {
         PrewriteMode::TwoPhase => {
             let mut lock = Lock::new(kind, primary.to_vec(), start_ts, ttl_ms);
             lock.short_value = short_value;
+            lock.value_head = value_head;
             txn.put_lock(&key, &lock);
         }
         PrewriteMode::OnePhase { commit_ts } => {
@@ -136,11 +139,9 @@ pub fn prewrite_key<S: Snapshot>(
                 "commit_ts {commit_ts} must follow start_ts {start_ts}"
             );
             if kind != LockKind::Lock {
-                txn.put_write(
-                    &key,
-                    commit_ts,
-                    &Write::new(WriteKind::from_lock(kind), start_ts, short_value),
-                );
+                let mut write = Write::new(WriteKind::from_lock(kind), start_ts, short_value);
+                write.value_head = value_head;
+                txn.put_write(&key, commit_ts, &write);
             }
         }
     }
@@ -163,8 +164,7 @@ pub fn commit_key<S: Snapshot>(
             commit_ts > start_ts,
             "commit_ts {commit_ts} must follow start_ts {start_ts}"
         );
-        let write = Write::new(WriteKind::from_lock(lock.kind), start_ts, lock.short_value);
-        txn.put_write(&key, commit_ts, &write);
+        txn.put_write(&key, commit_ts, &Write::committing(lock));
         txn.unlock_key(&key);
         return Ok(());
     }

@@ -27,7 +27,7 @@ use super::actions::{Mutation, Op, TxnStatus};
 use super::commands::PrewriteRequest;
 use super::records::LockInfo;
 use super::server::KvApi;
-use super::{Commit, KvPair, MvccError, Result, Transaction, TxnClient, TxnError};
+use super::{Commit, KvPair, MvccError, Result, ScanLimits, ScanPage, Transaction, TxnClient, TxnError};
 use crate::raftstore::cmd::RaftstoreError;
 use crate::scheduler::tso::{TimeStamp, TsoClient};
 
@@ -524,9 +524,12 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
         self.watches.insert(key, since);
     }
 
-    async fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+    async fn scan_page(&mut self, start: &[u8], end: Option<&[u8]>, limits: ScanLimits) -> Result<ScanPage> {
+        if limits.limit == 0 || limits.examine == 0 {
+            return Ok(ScanPage {
+                pairs: Vec::new(),
+                resume: Some(Bytes::copy_from_slice(start)),
+            });
         }
         // Read enough stored keys that, after the buffered deletes shadow some, `limit` remain.
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
@@ -535,20 +538,33 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
             .range::<[u8], _>((Bound::Included(start), upper))
             .collect();
         let deletes = buffered.iter().filter(|(_, v)| v.is_none()).count();
-        let stored = self
-            .scan_stored(start, end, limit.saturating_add(deletes))
-            .await?;
+        let stored_limits = ScanLimits {
+            limit: limits.limit.saturating_add(deletes),
+            ..limits
+        };
+        let (stored, mut resume) = self.scan_stored(start, end, stored_limits).await?;
 
+        // Buffered writes count up to where the stored scan stopped; later ones are the next
+        // page's.
         let mut merged: BTreeMap<Bytes, Bytes> = stored.into_iter().collect();
         for (key, value) in buffered {
+            if resume.as_ref().is_some_and(|resume| key >= resume) {
+                break;
+            }
             match value {
-                Some(value) => merged.insert(key.clone(), value.clone()),
+                Some(value) => merged.insert(key.clone(), limits.cut(value.clone())),
                 None => merged.remove(key),
             };
         }
-        // Keys past the last stored key read may have been cut by the limit; keep only what
-        // is certainly complete, which the limit arithmetic above guarantees is `limit` keys.
-        Ok(merged.into_iter().take(limit).collect())
+        // Every key below `resume` is accounted for, so the first `limit` are a page.
+        if let Some(cut) = merged.keys().nth(limits.limit).cloned() {
+            merged.split_off(&cut);
+            resume = Some(cut);
+        }
+        Ok(ScanPage {
+            pairs: merged.into_iter().collect(),
+            resume,
+        })
     }
 }
 
@@ -589,22 +605,28 @@ fn is_undetermined(e: &MvccError) -> bool {
 }
 
 impl<K: KvApi> PercolatorTxn<K> {
-    /// Stored pairs of `[start, end)` at `start_ts`, resolving any locks met.
-    async fn scan_stored(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>> {
+    /// Stored pairs of `[start, end)` at `start_ts` within `limits`, resolving any locks met,
+    /// and where the next page starts.
+    async fn scan_stored(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limits: ScanLimits,
+    ) -> Result<(Vec<KvPair>, Option<Bytes>)> {
         let since = Instant::now();
         let mut attempt = 0;
         loop {
-            let entries = self
+            let output = self
                 .client
                 .retry_region(|| {
                     self.client
                         .kv
-                        .kv_scan(start.to_vec(), end.map(<[u8]>::to_vec), limit, self.start_ts)
+                        .kv_scan(start.to_vec(), end.map(<[u8]>::to_vec), limits, self.start_ts)
                 })
                 .await?;
-            let mut pairs = Vec::with_capacity(entries.len());
+            let mut pairs = Vec::with_capacity(output.entries.len());
             let mut blocked = None;
-            for (key, value) in entries {
+            for (key, value) in output.entries {
                 match value {
                     Ok(value) => pairs.push((Bytes::from(key), Bytes::from(value))),
                     Err(MvccError::KeyIsLocked(lock)) => {
@@ -615,7 +637,7 @@ impl<K: KvApi> PercolatorTxn<K> {
                 }
             }
             match blocked {
-                None => return Ok(pairs),
+                None => return Ok((pairs, output.resume.map(Bytes::from))),
                 Some(lock) => self.handle_lock(&lock, since, &mut attempt).await?,
             }
         }
@@ -718,6 +740,54 @@ mod tests {
                 "one_pc limit {max_one_pc_keys}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn scan_pages_merge_the_transactions_own_writes_up_to_where_they_stop() {
+        let Setup(client, _, _, _driver) = setup(ClientConfig::default());
+        put(
+            &client,
+            &[("a", "1"), ("b", "2"), ("c", "3"), ("e", "5"), ("f", "6")],
+        )
+        .await;
+        let mut txn = client.begin().await.unwrap();
+        txn.delete(b("b"));
+        txn.put(b("d"), Bytes::from(vec![b'x'; 40]));
+        txn.put(b("g"), b("7"));
+        let limits = ScanLimits {
+            limit: 2,
+            examine: usize::MAX,
+            value_head: Some(4),
+        };
+        let mut pages = Vec::new();
+        let mut from = Bytes::new();
+        loop {
+            let page = txn.scan_page(&from, None, limits).await.unwrap();
+            pages.push(page.pairs.clone());
+            match page.resume {
+                Some(resume) => from = resume,
+                None => break,
+            }
+        }
+        let pair = |k: &str, v: &str| (b(k), b(v));
+        assert_eq!(
+            pages,
+            vec![
+                vec![pair("a", "1"), pair("c", "3")],
+                vec![pair("d", "xxxx"), pair("e", "5")],
+                vec![pair("f", "6"), pair("g", "7")],
+            ]
+        );
+        // Bounded by the keys looked at: the buffered delete of "b" does not count, the stored
+        // "b" it hides does.
+        let examine_two = ScanLimits {
+            limit: 10,
+            examine: 2,
+            value_head: None,
+        };
+        let page = txn.scan_page(b"", None, examine_two).await.unwrap();
+        assert_eq!(page.pairs, vec![pair("a", "1")]);
+        assert_eq!(page.resume, Some(b("c")));
     }
 
     #[tokio::test]

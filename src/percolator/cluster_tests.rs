@@ -11,10 +11,10 @@ use bytes::Bytes;
 
 use super::actions::TxnStatus;
 use super::client::{ClientConfig, PercolatorClient};
-use super::commands::{PrewriteRequest, ScanEntry};
+use super::commands::{PrewriteRequest, ScanOutput};
 use super::records::LockInfo;
 use super::server::{KvApi, TxnServer};
-use super::{Commit, MvccError, Transaction, TxnClient, TxnError};
+use super::{Commit, MvccError, ScanLimits, Transaction, TxnClient, TxnError};
 use crate::raftstore::cluster_tests::Cluster;
 use crate::raftstore::peer::PeerOptions;
 use crate::scheduler::tso::{EngineTsoStore, TimeStamp, Tso, TsoClient, system_clock};
@@ -45,10 +45,10 @@ impl KvApi for AtLeader {
         &self,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
-        limit: usize,
+        limits: ScanLimits,
         ts: TimeStamp,
-    ) -> Result<Vec<ScanEntry>, MvccError> {
-        self.pick().kv_scan(start, end, limit, ts).await
+    ) -> Result<ScanOutput, MvccError> {
+        self.pick().kv_scan(start, end, limits, ts).await
     }
     async fn kv_prewrite(
         &self,

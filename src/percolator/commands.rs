@@ -2,11 +2,11 @@
 //! actions, and returns its answer together with the writes to apply as one batch. Running
 //! them under latches and applying their writes is the server's job (`server.rs`).
 
-use super::MvccError;
 use super::actions::{self, Mutation, PrewriteMode, TxnStatus};
 use super::key::Key;
-pub use super::mvcc::ScanEntry;
 use super::mvcc::{MvccReader, MvccTxn};
+pub use super::mvcc::{ScanEntry, ScanOutput};
+use super::{MvccError, ScanLimits};
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::Snapshot;
 
@@ -162,8 +162,8 @@ pub fn scan<S: Snapshot>(
     snapshot: &S,
     start: &[u8],
     end: Option<&[u8]>,
-    limit: usize,
+    limits: ScanLimits,
     ts: TimeStamp,
-) -> Result<Vec<ScanEntry>, MvccError> {
-    MvccReader::new(snapshot).scan(start, end, ts, limit)
+) -> Result<ScanOutput, MvccError> {
+    MvccReader::new(snapshot).scan(start, end, ts, limits)
 }

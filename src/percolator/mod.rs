@@ -193,6 +193,59 @@ pub type Result<T> = std::result::Result<T, TxnError>;
 /// A key and its value.
 pub type KvPair = (Bytes, Bytes);
 
+/// How much of a key range one scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// At most this many pairs are returned.
+    pub limit: usize,
+    /// At most this many stored keys are looked at: those returned, and those a snapshot does
+    /// not see (deleted, or with only rolled-back versions) whose records garbage collection
+    /// has yet to remove. So a scan over a range of recent deletes does bounded work, and says
+    /// where to go on.
+    pub examine: usize,
+    /// `Some(n)`: each value is cut to its first `n` bytes; with `n` at most
+    /// [`records::VALUE_HEAD_BYTES`] no value stored apart from its record is read (`Some(0)`:
+    /// keys only).
+    pub value_head: Option<usize>,
+}
+
+impl ScanLimits {
+    /// Up to `limit` whole pairs, however many deleted keys lie between them.
+    pub fn pairs(limit: usize) -> Self {
+        ScanLimits {
+            limit,
+            examine: usize::MAX,
+            value_head: None,
+        }
+    }
+
+    /// At most `examine` stored keys looked at, returning the first `value_head` bytes of
+    /// each value.
+    pub fn heads(examine: usize, value_head: usize) -> Self {
+        ScanLimits {
+            limit: examine,
+            examine,
+            value_head: Some(value_head),
+        }
+    }
+
+    /// `value` as this scan returns it.
+    pub fn cut(&self, value: Bytes) -> Bytes {
+        match self.value_head {
+            Some(n) if n < value.len() => value.slice(..n),
+            _ => value,
+        }
+    }
+}
+
+/// One page of a scan: pairs in key order, and where the range's next page starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    pub pairs: Vec<KvPair>,
+    /// `None`: nothing of the range is left after these pairs.
+    pub resume: Option<Bytes>,
+}
+
 /// Starts transactions. Cheap to clone; clones share the store.
 pub trait TxnClient: Clone + Send + Sync + 'static {
     type Txn: Commit + 'static;
@@ -224,14 +277,26 @@ pub trait Transaction: Send {
     /// after `since`.
     fn watch(&mut self, key: Bytes, since: TimeStamp);
 
-    /// Up to `limit` pairs with keys in `[start, end)` (`end = None`: to the last key), in key
-    /// order, as this transaction sees them (its own writes merged in).
+    /// Pairs with keys in `[start, end)` (`end = None`: to the last key), in key order, as this
+    /// transaction sees them (its own writes merged in), within `limits`.
+    fn scan_page(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limits: ScanLimits,
+    ) -> impl Future<Output = Result<ScanPage>> + Send;
+
+    /// Up to `limit` whole pairs with keys in `[start, end)`: [`scan_page`](Self::scan_page)
+    /// with [`ScanLimits::pairs`].
     fn scan(
         &mut self,
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<KvPair>>> + Send;
+    ) -> impl Future<Output = Result<Vec<KvPair>>> + Send {
+        let page = self.scan_page(start, end, ScanLimits::pairs(limit));
+        async move { Ok(page.await?.pairs) }
+    }
 }
 
 /// One transaction: snapshot reads, buffered writes, an all-or-nothing commit. Dropping it

@@ -9,9 +9,9 @@
 //! | `write` | `encode(key) ++ !commit_ts` (rollback: `!start_ts`) | [`Write`] |
 //! | `default` | `encode(key) ++ !start_ts` | the value, when too big to be short |
 
-use super::MvccError;
 use super::key::{Key, split_ts};
-use super::records::{Lock, Write, WriteKind};
+use super::records::{Lock, VALUE_HEAD_BYTES, Write, WriteKind};
+use super::{MvccError, ScanLimits};
 use crate::scheduler::tso::TimeStamp;
 use std::cell::{RefCell, RefMut};
 
@@ -64,6 +64,16 @@ impl MvccTxn {
 
 /// A scan's result per user key: the value, or the error (a lock) that kept it from being read.
 pub type ScanEntry = (Vec<u8>, Result<Vec<u8>, MvccError>);
+
+/// What one scan of a snapshot read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScanOutput {
+    pub entries: Vec<ScanEntry>,
+    /// Stored keys looked at, returned or not.
+    pub examined: usize,
+    /// The (user) key the range's next page starts at; `None`: the range is exhausted.
+    pub resume: Option<Vec<u8>>,
+}
 
 /// What the write column family says about one transaction on one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,16 +273,16 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         Ok(out)
     }
 
-    /// Up to `limit` user keys in `[start, end)` with their values at `ts`. A key locked by a
-    /// transaction that may commit at or below `ts` yields an error for that key instead of
-    /// failing the scan. Deleted keys are skipped.
+    /// User keys in `[start, end)` with their values at `ts`, within `limits`. A key locked by
+    /// a transaction that may commit at or below `ts` yields an error for that key instead of
+    /// failing the scan. Deleted keys are skipped, but count as examined.
     pub fn scan(
         &self,
         start: &[u8],
         end: Option<&[u8]>,
         ts: TimeStamp,
-        limit: usize,
-    ) -> Result<Vec<ScanEntry>, MvccError> {
+        limits: ScanLimits,
+    ) -> Result<ScanOutput, MvccError> {
         let lower = Key::from_raw(start).as_encoded().to_vec();
         let upper = end.map(|end| Key::from_raw(end).as_encoded().to_vec());
         let bounds = IterOptions {
@@ -284,8 +294,8 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         let mut writes = self.snapshot.cursor(Cf::Write, bounds);
         let mut locks_valid = locks.seek(&lower).map_err(storage)?;
         let mut writes_valid = writes.seek(&lower).map_err(storage)?;
-        let mut out = Vec::new();
-        while out.len() < limit {
+        let mut out = ScanOutput::default();
+        loop {
             let write_key = if writes_valid {
                 Some(split_ts(writes.key())?.0)
             } else {
@@ -297,6 +307,11 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
                 (Some(k), None) | (None, Some(k)) => k.clone(),
                 (Some(l), Some(w)) => l.min(w).clone(),
             };
+            if out.entries.len() >= limits.limit || out.examined >= limits.examine {
+                out.resume = Some(current.to_raw()?);
+                break;
+            }
+            out.examined += 1;
             let mut blocked = None;
             if lock_key.as_ref() == Some(&current) {
                 let lock = Lock::parse(locks.value())?;
@@ -307,7 +322,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
             }
             if write_key.as_ref() == Some(&current) {
                 if let Some(error) = blocked {
-                    out.push((current.to_raw()?, Err(error)));
+                    out.entries.push((current.to_raw()?, Err(error)));
                 } else {
                     writes_valid = writes.seek(&current.append_ts(ts)).map_err(storage)?;
                     while writes_valid {
@@ -318,7 +333,8 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
                         let write = Write::parse(writes.value())?;
                         match write.kind {
                             WriteKind::Put => {
-                                out.push((current.to_raw()?, self.load_value(&current, write)));
+                                let value = self.load_value_head(&current, write, limits.value_head);
+                                out.entries.push((current.to_raw()?, value));
                                 break;
                             }
                             WriteKind::Delete => break,
@@ -330,9 +346,35 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
                 }
                 writes_valid = writes.seek(&current.versions_end()).map_err(storage)?;
             } else if let Some(error) = blocked {
-                out.push((current.to_raw()?, Err(error)));
+                out.entries.push((current.to_raw()?, Err(error)));
             }
         }
         Ok(out)
+    }
+
+    /// The first `head` bytes (`None`: all) of the value a put record refers to, read from
+    /// the record alone when it keeps enough of the value.
+    fn load_value_head(
+        &self,
+        key: &Key,
+        mut write: Write,
+        head: Option<usize>,
+    ) -> Result<Vec<u8>, MvccError> {
+        let Some(n) = head else {
+            return self.load_value(key, write);
+        };
+        if let Some(mut value) = write.short_value.take() {
+            value.truncate(n);
+            return Ok(value);
+        }
+        if n <= VALUE_HEAD_BYTES
+            && let Some(mut value_head) = write.value_head.take()
+        {
+            value_head.truncate(n);
+            return Ok(value_head);
+        }
+        let mut value = self.load_value(key, write)?;
+        value.truncate(n);
+        Ok(value)
     }
 }

@@ -8,13 +8,15 @@
 //!
 //! optional fields, each once, in this order:
 //!   b'v' len:u32 bytes    short value: the value itself, when it is at most SHORT_VALUE_MAX_BYTES
+//!   b'h' len:u32 bytes    value head: the first VALUE_HEAD_BYTES of a longer value
 //!   b'c' min_commit_ts:u64   (lock only) the smallest commit_ts the transaction may take
 //! ```
 //!
 //! Kinds: `P` put, `D` delete, `L` lock (checks a key without changing it), `R` rollback
 //! (write only). A short value lives in the lock and then in the write record, so reading a
 //! small value costs no read of CF `default`; only larger values go there, at
-//! `(key, start_ts)`.
+//! `(key, start_ts)`, and their records keep the value's head instead, so a scan that wants only
+//! the first bytes of each value (keys and a type tag, say) never reads CF `default` either.
 
 use super::MvccError;
 use crate::scheduler::tso::TimeStamp;
@@ -22,7 +24,11 @@ use crate::scheduler::tso::TimeStamp;
 /// Values up to this size are kept inline in the lock and write records.
 pub const SHORT_VALUE_MAX_BYTES: usize = 255;
 
+/// How much of a value too long to be short its lock and write records keep.
+pub const VALUE_HEAD_BYTES: usize = 16;
+
 const FIELD_SHORT_VALUE: u8 = b'v';
+const FIELD_VALUE_HEAD: u8 = b'h';
 const FIELD_MIN_COMMIT_TS: u8 = b'c';
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +49,8 @@ pub struct Lock {
     /// How long after `start_ts` (physical part) the lock may be rolled back by others.
     pub ttl_ms: u64,
     pub short_value: Option<Vec<u8>>,
+    /// The first [`VALUE_HEAD_BYTES`] of a put's value that is not short.
+    pub value_head: Option<Vec<u8>>,
     /// For async commit and one-phase commit later: `ZERO` when unused.
     pub min_commit_ts: TimeStamp,
 }
@@ -64,6 +72,7 @@ impl Lock {
             start_ts,
             ttl_ms,
             short_value: None,
+            value_head: None,
             min_commit_ts: TimeStamp::ZERO,
         }
     }
@@ -90,7 +99,7 @@ impl Lock {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            21 + self.primary.len() + self.short_value.as_ref().map_or(0, |v| v.len() + 5),
+            21 + self.primary.len() + inline_len(&self.short_value) + inline_len(&self.value_head),
         );
         out.push(match self.kind {
             LockKind::Put => b'P',
@@ -101,7 +110,8 @@ impl Lock {
         out.extend_from_slice(&self.ttl_ms.to_be_bytes());
         out.extend_from_slice(&(self.primary.len() as u32).to_be_bytes());
         out.extend_from_slice(&self.primary);
-        put_short_value(&mut out, self.short_value.as_deref());
+        put_field(&mut out, FIELD_SHORT_VALUE, self.short_value.as_deref());
+        put_field(&mut out, FIELD_VALUE_HEAD, self.value_head.as_deref());
         if self.min_commit_ts != TimeStamp::ZERO {
             out.push(FIELD_MIN_COMMIT_TS);
             out.extend_from_slice(&self.min_commit_ts.into_inner().to_be_bytes());
@@ -127,14 +137,13 @@ impl Lock {
             start_ts,
             ttl_ms,
             short_value: None,
+            value_head: None,
             min_commit_ts: TimeStamp::ZERO,
         };
         while !reader.is_done() {
             match reader.u8()? {
-                FIELD_SHORT_VALUE => {
-                    let len = reader.u32()? as usize;
-                    lock.short_value = Some(reader.bytes(len)?.to_vec());
-                }
+                FIELD_SHORT_VALUE => lock.short_value = Some(reader.field()?),
+                FIELD_VALUE_HEAD => lock.value_head = Some(reader.field()?),
                 FIELD_MIN_COMMIT_TS => lock.min_commit_ts = TimeStamp::new(reader.u64()?),
                 other => return Err(reader.bad(format!("field {other:#x}"))),
             }
@@ -168,6 +177,8 @@ pub struct Write {
     pub kind: WriteKind,
     pub start_ts: TimeStamp,
     pub short_value: Option<Vec<u8>>,
+    /// The first [`VALUE_HEAD_BYTES`] of a put's value that is not short.
+    pub value_head: Option<Vec<u8>>,
 }
 
 impl Write {
@@ -176,6 +187,17 @@ impl Write {
             kind,
             start_ts,
             short_value,
+            value_head: None,
+        }
+    }
+
+    /// The commit record of `lock`, carrying what the lock kept of the value.
+    pub fn committing(lock: Lock) -> Self {
+        Write {
+            kind: WriteKind::from_lock(lock.kind),
+            start_ts: lock.start_ts,
+            short_value: lock.short_value,
+            value_head: lock.value_head,
         }
     }
 
@@ -186,7 +208,7 @@ impl Write {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(9 + self.short_value.as_ref().map_or(0, |v| v.len() + 5));
+        let mut out = Vec::with_capacity(9 + inline_len(&self.short_value) + inline_len(&self.value_head));
         out.push(match self.kind {
             WriteKind::Put => b'P',
             WriteKind::Delete => b'D',
@@ -194,7 +216,8 @@ impl Write {
             WriteKind::Lock => b'L',
         });
         out.extend_from_slice(&self.start_ts.into_inner().to_be_bytes());
-        put_short_value(&mut out, self.short_value.as_deref());
+        put_field(&mut out, FIELD_SHORT_VALUE, self.short_value.as_deref());
+        put_field(&mut out, FIELD_VALUE_HEAD, self.value_head.as_deref());
         out
     }
 
@@ -208,27 +231,26 @@ impl Write {
             other => return Err(reader.bad(format!("kind {other:#x}"))),
         };
         let start_ts = TimeStamp::new(reader.u64()?);
-        let mut short_value = None;
+        let mut write = Write::new(kind, start_ts, None);
         while !reader.is_done() {
             match reader.u8()? {
-                FIELD_SHORT_VALUE => {
-                    let len = reader.u32()? as usize;
-                    short_value = Some(reader.bytes(len)?.to_vec());
-                }
+                FIELD_SHORT_VALUE => write.short_value = Some(reader.field()?),
+                FIELD_VALUE_HEAD => write.value_head = Some(reader.field()?),
                 other => return Err(reader.bad(format!("field {other:#x}"))),
             }
         }
-        Ok(Write {
-            kind,
-            start_ts,
-            short_value,
-        })
+        Ok(write)
     }
 }
 
-fn put_short_value(out: &mut Vec<u8>, value: Option<&[u8]>) {
+/// The encoded size of an optional length-prefixed field.
+fn inline_len(value: &Option<Vec<u8>>) -> usize {
+    value.as_ref().map_or(0, |v| v.len() + 5)
+}
+
+fn put_field(out: &mut Vec<u8>, field: u8, value: Option<&[u8]>) {
     if let Some(value) = value {
-        out.push(FIELD_SHORT_VALUE);
+        out.push(field);
         out.extend_from_slice(&(value.len() as u32).to_be_bytes());
         out.extend_from_slice(value);
     }
@@ -256,6 +278,12 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
         Ok(head)
+    }
+
+    /// A length-prefixed field's bytes.
+    fn field(&mut self) -> Result<Vec<u8>, MvccError> {
+        let len = self.u32()? as usize;
+        Ok(self.bytes(len)?.to_vec())
     }
 
     fn u8(&mut self) -> Result<u8, MvccError> {
@@ -297,6 +325,18 @@ mod tests {
         lock.short_value = Some(b"v".to_vec());
         lock.min_commit_ts = TimeStamp::new(9);
         assert_eq!(Lock::parse(&lock.to_bytes()).unwrap(), lock);
+        lock.short_value = None;
+        lock.value_head = Some(b"0123456789abcdef".to_vec());
+        assert_eq!(Lock::parse(&lock.to_bytes()).unwrap(), lock);
+        let write = Write::committing(lock);
+        assert_eq!(write.value_head.as_deref(), Some(&b"0123456789abcdef"[..]));
+        let mut expected = vec![b'D'];
+        expected.extend(7u64.to_be_bytes());
+        expected.push(b'h');
+        expected.extend(16u32.to_be_bytes());
+        expected.extend(b"0123456789abcdef");
+        assert_eq!(write.to_bytes(), expected);
+        assert_eq!(Write::parse(&expected).unwrap(), write);
         let empty_primary = Lock::new(LockKind::Lock, Vec::new(), TimeStamp::new(1), 0);
         assert_eq!(Lock::parse(&empty_primary.to_bytes()).unwrap(), empty_primary);
     }

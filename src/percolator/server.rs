@@ -31,14 +31,14 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
-use super::MvccError;
 use super::actions::{PrewriteMode, TxnStatus};
-use super::commands::{self, PrewriteRequest, ScanEntry};
+use super::commands::{self, PrewriteRequest, ScanOutput};
 use super::gc::GcFilter;
 use super::key::Key;
 use super::latches::Latches;
 use super::mvcc::MvccTxn;
 use super::records::LockInfo;
+use super::{MvccError, ScanLimits};
 use crate::raftstore::cmd::{CommandBody, CommandHeader, RaftCommand, RaftstoreError};
 use crate::raftstore::driver::{RegionView, StoreHandle};
 use crate::scheduler::tso::{TimeStamp, TsoClient};
@@ -53,14 +53,16 @@ pub trait KvApi: Send + Sync + 'static {
         ts: TimeStamp,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, MvccError>> + Send;
 
-    /// Up to `limit` keys of `[start, end)` at `ts`, with per-key lock errors.
+    /// Keys of `[start, end)` at `ts` within `limits`, with per-key lock errors. A region's
+    /// server scans only the region's share of the range: its `resume` is `None` once it
+    /// reaches the region's end, and a client continues in the next region.
     fn kv_scan(
         &self,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
-        limit: usize,
+        limits: ScanLimits,
         ts: TimeStamp,
-    ) -> impl Future<Output = Result<Vec<ScanEntry>, MvccError>> + Send;
+    ) -> impl Future<Output = Result<ScanOutput, MvccError>> + Send;
 
     /// Prewrites every mutation, or (with `one_pc`) commits them at once and returns the
     /// commit timestamp. On failure, the error of every failing key; nothing is written.
@@ -133,10 +135,10 @@ impl<K: KvApi> KvApi for Arc<K> {
         &self,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
-        limit: usize,
+        limits: ScanLimits,
         ts: TimeStamp,
-    ) -> impl Future<Output = Result<Vec<ScanEntry>, MvccError>> + Send {
-        (**self).kv_scan(start, end, limit, ts)
+    ) -> impl Future<Output = Result<ScanOutput, MvccError>> + Send {
+        (**self).kv_scan(start, end, limits, ts)
     }
     fn kv_prewrite(
         &self,
@@ -464,15 +466,21 @@ impl<E: Engine> KvApi for TxnServer<E> {
         &self,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
-        limit: usize,
+        limits: ScanLimits,
         ts: TimeStamp,
-    ) -> Result<Vec<ScanEntry>, MvccError> {
+    ) -> Result<ScanOutput, MvccError> {
         self.read_barrier(&start).await?;
         // Only this region's keys: the rest of the engine may belong to regions led elsewhere.
         let end = clamp_end(end, self.region_end(&start)?);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.memory_locks.wait_clear(&start, upper, ts).await;
-        commands::scan(&self.store.engine().snapshot(), &start, end.as_deref(), limit, ts)
+        commands::scan(
+            &self.store.engine().snapshot(),
+            &start,
+            end.as_deref(),
+            limits,
+            ts,
+        )
     }
 
     async fn kv_prewrite(

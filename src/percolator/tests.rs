@@ -1,12 +1,12 @@
 //! The Percolator behaviours, key by key, on an in-memory engine. These follow the scenarios
 //! of TinyKV's 4A/4B/4C suites, in our API; the helpers are named after what they assert.
 
-use super::MvccError;
 use super::actions::{Action, Mutation, PrewriteMode, TxnStatus};
 use super::commands::{self, PrewriteRequest};
 use super::key::Key;
 use super::mvcc::{CommitRecord, MvccReader};
-use super::records::{Lock, LockKind, SHORT_VALUE_MAX_BYTES, WriteKind};
+use super::records::{self, Lock, LockKind, SHORT_VALUE_MAX_BYTES, WriteKind};
+use super::{MvccError, ScanLimits};
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::{Cf, Engine, IterOptions, MemoryEngine, Snapshot, WriteOptions};
 
@@ -608,31 +608,124 @@ fn keys_of(entries: &[commands::ScanEntry]) -> Vec<&[u8]> {
     entries.iter().map(|(k, _)| k.as_slice()).collect()
 }
 
+/// Up to `limit` whole entries.
+fn scan_pairs(
+    snapshot: &impl Snapshot,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+    at: TimeStamp,
+) -> Vec<commands::ScanEntry> {
+    commands::scan(snapshot, start, end, ScanLimits::pairs(limit), at)
+        .unwrap()
+        .entries
+}
+
 #[test]
 fn scan_reads_keys_in_order_with_limit_and_bounds() {
     let store = scan_fixture();
     let snapshot = store.engine.snapshot();
-    let all = commands::scan(&snapshot, b"", None, 100, ts(100)).unwrap();
+    let all = scan_pairs(&snapshot, b"", None, 100, ts(100));
     assert_eq!(
         keys_of(&all),
         vec![&b"1"[..], b"120", b"150", b"199", b"3", b"4", b"5"]
     );
     assert_eq!(all[0].1.as_deref().unwrap(), b"v1");
     assert!(matches!(&all[6].1, Err(MvccError::KeyIsLocked(info)) if info.start_ts == ts(97)));
-    assert!(
-        commands::scan(&snapshot, b"200", Some(b"3"), 100, ts(100))
-            .unwrap()
-            .is_empty()
+    assert!(scan_pairs(&snapshot, b"200", Some(b"3"), 100, ts(100)).is_empty());
+    assert!(scan_pairs(&snapshot, b"", None, 0, ts(100)).is_empty());
+    let limited = commands::scan(&snapshot, b"13", None, ScanLimits::pairs(3), ts(100)).unwrap();
+    assert_eq!(keys_of(&limited.entries), vec![&b"150"[..], b"199", b"3"]);
+    assert_eq!(limited.resume.as_deref(), Some(&b"4"[..]), "the next stored key");
+    let bounded = commands::scan(&snapshot, b"1", Some(b"150"), ScanLimits::pairs(100), ts(100)).unwrap();
+    assert_eq!(keys_of(&bounded.entries), vec![&b"1"[..], b"120"]);
+    assert_eq!(bounded.resume, None, "the range is exhausted");
+}
+
+#[test]
+fn a_scan_examining_a_bounded_number_of_keys_steps_over_deletes_a_page_at_a_time() {
+    let store = Store::new();
+    for i in 0..10u8 {
+        store.must_put(&[b'k', i], b"v", 10, 11);
+    }
+    for i in 0..8u8 {
+        store.must_delete(&[b'k', i], 20, 21);
+    }
+    let snapshot = store.engine.snapshot();
+    let limits = ScanLimits {
+        limit: 100,
+        examine: 3,
+        value_head: None,
+    };
+    let mut from = b"k".to_vec();
+    let mut pages = Vec::new();
+    loop {
+        let page = commands::scan(&snapshot, &from, None, limits, ts(30)).unwrap();
+        assert!(page.examined <= 3, "{page:?}");
+        pages.push(
+            keys_of(&page.entries)
+                .iter()
+                .map(|k| k.to_vec())
+                .collect::<Vec<_>>(),
+        );
+        match page.resume {
+            Some(resume) => from = resume,
+            None => break,
+        }
+    }
+    // Eight deleted keys and two live ones, three looked at per page.
+    let empty: Vec<Vec<u8>> = Vec::new();
+    assert_eq!(
+        pages,
+        vec![empty.clone(), empty, vec![vec![b'k', 8]], vec![vec![b'k', 9]]]
     );
-    assert!(
-        commands::scan(&snapshot, b"", None, 0, ts(100))
-            .unwrap()
-            .is_empty()
+    // At an earlier timestamp the deleted keys are live: the same bound returns them.
+    let early = commands::scan(&snapshot, b"k", None, limits, ts(15)).unwrap();
+    assert_eq!(early.entries.len(), 3);
+    assert_eq!(early.resume, Some(vec![b'k', 3]));
+}
+
+#[test]
+fn a_scan_of_value_heads_reads_long_values_from_their_records_alone() {
+    let store = Store::new();
+    let long: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+    store.must_put(b"long", &long, 10, 11);
+    store.must_put(b"short", b"tiny", 10, 11);
+    store.must_prewrite_put(b"pending", &long, b"pending", 12);
+    store.must_commit(b"pending", 12, 13);
+    // Remove the long values from CF default: a scan that needs them fails, one that wants
+    // only their heads does not notice.
+    let mut txn = super::mvcc::MvccTxn::new();
+    txn.delete_value(&Key::from_raw(b"long"), ts(10));
+    txn.delete_value(&Key::from_raw(b"pending"), ts(12));
+    store.apply(txn);
+    let snapshot = store.engine.snapshot();
+    let heads = commands::scan(&snapshot, b"", None, ScanLimits::heads(10, 9), ts(20)).unwrap();
+    let values: Vec<Vec<u8>> = heads.entries.into_iter().map(|(_, v)| v.unwrap()).collect();
+    assert_eq!(
+        values,
+        vec![long[..9].to_vec(), long[..9].to_vec(), b"tiny".to_vec()]
     );
-    let limited = commands::scan(&snapshot, b"13", None, 3, ts(100)).unwrap();
-    assert_eq!(keys_of(&limited), vec![&b"150"[..], b"199", b"3"]);
-    let bounded = commands::scan(&snapshot, b"1", Some(b"150"), 100, ts(100)).unwrap();
-    assert_eq!(keys_of(&bounded), vec![&b"1"[..], b"120"]);
+    let keys_only = commands::scan(&snapshot, b"", None, ScanLimits::heads(10, 0), ts(20)).unwrap();
+    assert!(
+        keys_only
+            .entries
+            .iter()
+            .all(|(_, v)| v.as_ref().unwrap().is_empty())
+    );
+    assert!(matches!(
+        scan_pairs(&snapshot, b"long", None, 1, ts(20))[0].1,
+        Err(MvccError::BadFormat(_))
+    ));
+    // Past the head kept in the record, the value itself is needed.
+    let wide = ScanLimits::heads(1, records::VALUE_HEAD_BYTES + 1);
+    assert!(
+        commands::scan(&snapshot, b"long", None, wide, ts(20))
+            .unwrap()
+            .entries[0]
+            .1
+            .is_err()
+    );
 }
 
 #[test]
@@ -640,14 +733,14 @@ fn scan_sees_each_key_as_of_its_timestamp() {
     let store = scan_fixture();
     let snapshot = store.engine.snapshot();
     let value_at = |at: u64| {
-        let entries = commands::scan(&snapshot, b"150", Some(b"151"), 10, ts(at)).unwrap();
+        let entries = scan_pairs(&snapshot, b"150", Some(b"151"), 10, ts(at));
         entries.into_iter().next().map(|(_, v)| v.unwrap())
     };
     assert_eq!(value_at(100).as_deref(), Some(&b"first"[..]));
     assert_eq!(value_at(105), None, "deleted at 101");
     assert_eq!(value_at(120).as_deref(), Some(&b"second"[..]));
     // Before the lock's start, the locked key simply does not exist yet.
-    let early = commands::scan(&snapshot, b"5", None, 10, ts(96)).unwrap();
+    let early = scan_pairs(&snapshot, b"5", None, 10, ts(96));
     assert!(early.is_empty());
 }
 

@@ -2,8 +2,8 @@
 //! of the keyspace layout (`keyspace`), under a one-byte prefix, its index.
 //!
 //! A store key of database `n` is `n` ++ the layout's key, so every database is one contiguous
-//! range of the store (`[n, n+1)`): `FLUSHDB` deletes a range, `SCAN` and `DBSIZE` walk one,
-//! and `FLUSHALL` deletes `[0, databases)`. A command runs against [`InDb`], a view of its
+//! range of the store (`[n, n+1)`): `SCAN` and `DBSIZE` walk one database's keys, `FLUSHDB`
+//! deletes them, and `FLUSHALL` does so for each database in turn. A command runs against [`InDb`], a view of its
 //! transaction that adds its database's prefix to every key it reads or writes and takes it
 //! off every key a scan returns, so the commands and the layout know nothing of databases.
 //! The few commands that span two databases (`MOVE`, `COPY … DB`, `SWAPDB`, `FLUSHALL`) hold
@@ -14,7 +14,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::percolator::{KvPair, Result, Transaction};
+use crate::percolator::{Result, ScanLimits, ScanPage, Transaction};
 use crate::scheduler::tso::TimeStamp;
 
 /// A database's number (`SELECT`'s argument).
@@ -83,7 +83,7 @@ impl<T: Transaction> Transaction for InDb<'_, T> {
         self.txn.watch(key, since);
     }
 
-    async fn scan(&mut self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<KvPair>> {
+    async fn scan_page(&mut self, start: &[u8], end: Option<&[u8]>, limits: ScanLimits) -> Result<ScanPage> {
         let start = self.store_key(start);
         let end = match end {
             Some(end) => Some(self.store_key(end)),
@@ -92,10 +92,15 @@ impl<T: Transaction> Transaction for InDb<'_, T> {
                 .1
                 .map(Bytes::from),
         };
-        let pairs = self.txn.scan(&start, end.as_deref(), limit).await?;
-        Ok(pairs
-            .into_iter()
-            .map(|(key, value)| (key.slice(1..), value))
-            .collect())
+        let page = self.txn.scan_page(&start, end.as_deref(), limits).await?;
+        // Every key of the page, and where the next one starts, is in this database.
+        Ok(ScanPage {
+            pairs: page
+                .pairs
+                .into_iter()
+                .map(|(key, value)| (key.slice(1..), value))
+                .collect(),
+            resume: page.resume.map(|key| key.slice(1..)),
+        })
     }
 }

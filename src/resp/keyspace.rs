@@ -80,6 +80,7 @@ const ZSET_MEMBER_PREFIX: u8 = b'z';
 const ZSET_ASCENDING_PREFIX: u8 = b'o';
 const ZSET_DESCENDING_PREFIX: u8 = b'r';
 /// One past the last prefix of Redis data.
+#[cfg(test)]
 const DATA_END: u8 = b'z' + 1;
 const TAG_STRING: u8 = 0x00;
 const TAG_HASH: u8 = 0x01;
@@ -114,7 +115,19 @@ pub fn keyspace_range() -> (&'static [u8], &'static [u8]) {
     (&[META_PREFIX], &[META_PREFIX + 1])
 }
 
-/// The store range of all Redis data, meta entries and parts: `[start, end)`.
+/// The store ranges whose entries name keys: the meta entries and the expiry index. Deleting
+/// every entry in them deletes every key; the parts of collections are then orphans, which
+/// garbage collection removes as after a `DEL`.
+pub fn key_naming_ranges() -> [(&'static [u8], &'static [u8]); 2] {
+    [
+        keyspace_range(),
+        (&[EXPIRY_INDEX_PREFIX], &[EXPIRY_INDEX_PREFIX + 1]),
+    ]
+}
+
+/// The store range of all Redis data, meta entries and parts: `[start, end)` (the tests check
+/// every layout stays inside it).
+#[cfg(test)]
 pub fn all_data_range() -> (&'static [u8], &'static [u8]) {
     (&[HASH_FIELD_PREFIX], &[DATA_END])
 }
@@ -407,13 +420,7 @@ impl Value {
 
     /// The name `TYPE` answers.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::String(_) => "string",
-            Value::Hash(_) => "hash",
-            Value::List(_) => "list",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
-        }
+        type_name(self.tag())
     }
 
     /// The same value under another version (a string has none and stays as it is).
@@ -437,8 +444,61 @@ impl Value {
     }
 }
 
+/// The name `TYPE` answers for a type tag (without its deadline bit).
+fn type_name(tag: u8) -> &'static str {
+    match tag {
+        TAG_STRING => "string",
+        TAG_HASH => "hash",
+        TAG_LIST => "list",
+        TAG_SET => "set",
+        _ => "zset",
+    }
+}
+
 fn corrupt() -> CommandError {
     CommandError::Other("corrupt value in the store".into())
+}
+
+/// The leading bytes of a meta entry that hold the key's type and deadline: what a walk over
+/// the keyspace reads of each key (`ScanLimits::heads`), so that listing, counting or
+/// filtering keys never reads a string's bytes.
+pub const ENTRY_HEAD_BYTES: usize = 9;
+
+/// What the head of a meta entry says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryHead {
+    tag: u8,
+    /// As [`Entry::expires_at`].
+    pub expires_at: Option<u64>,
+}
+
+impl EntryHead {
+    /// Decodes the first [`ENTRY_HEAD_BYTES`] (or fewer, if the entry is shorter) of a meta
+    /// entry.
+    pub fn decode(raw: &[u8]) -> CommandResult<EntryHead> {
+        let tag = *raw.first().ok_or_else(corrupt)?;
+        let expires_at = if tag & TAG_HAS_DEADLINE == 0 {
+            None
+        } else {
+            let deadline = raw.get(1..9).ok_or_else(corrupt)?;
+            Some(u64::from_be_bytes(deadline.try_into().expect("8 bytes")))
+        };
+        let tag = tag & !TAG_HAS_DEADLINE;
+        if tag > TAG_ZSET {
+            return Err(corrupt());
+        }
+        Ok(EntryHead { tag, expires_at })
+    }
+
+    /// As [`Entry::is_expired`].
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|deadline| now_ms > deadline)
+    }
+
+    /// As [`Value::type_name`].
+    pub fn type_name(&self) -> &'static str {
+        type_name(self.tag)
+    }
 }
 
 /// A key's meta entry: its value and its deadline.
@@ -775,6 +835,32 @@ mod tests {
         for part in parts_prefixes(b"zs", &zset.value) {
             assert!(part.as_slice() >= start && part.as_slice() < end);
         }
+    }
+
+    #[test]
+    fn an_entry_head_says_type_and_deadline_from_its_first_bytes() {
+        let long_string = Entry::new(Value::String(Bytes::from(vec![b'x'; 1000])), Some(1234));
+        let list = Entry::new(
+            Value::List(ListMeta {
+                len: 1,
+                head: -5,
+                version: VERSION,
+            }),
+            None,
+        );
+        for (entry, name) in [(&long_string, "string"), (&list, "list")] {
+            let encoded = entry.encode();
+            let head = EntryHead::decode(&encoded[..ENTRY_HEAD_BYTES]).unwrap();
+            assert_eq!(head.type_name(), name);
+            assert_eq!(head.expires_at, entry.expires_at);
+            assert_eq!(head.is_expired(1235), entry.is_expired(1235));
+        }
+        // A string without a deadline may be shorter than the head.
+        let empty = Value::encode_string(b"");
+        assert_eq!(EntryHead::decode(&empty).unwrap().expires_at, None);
+        assert!(EntryHead::decode(b"").is_err());
+        assert!(EntryHead::decode(&[0x80, 0, 0]).is_err(), "a deadline cut short");
+        assert!(EntryHead::decode(&[0x07]).is_err(), "no such type");
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //!
 //! - `SWAPDB` rewrites both databases (O(N)); `RENAME`, `COPY` and `MOVE` of a collection copy
 //!   its parts (O(N)).
-//! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys).
+//! - `DBSIZE`, `KEYS` and `INFO keyspace` walk the whole keyspace: O(keys), reading each key's
+//!   entry head, not its value (`percolator::ScanLimits`).
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
 

@@ -17,12 +17,12 @@ use super::convert::{ConvertError, peer_from_proto, peer_to_proto, region_from_p
 use super::proto;
 use super::proto::kv_client::KvClient;
 use super::proto::kv_server::Kv;
-use crate::percolator::MvccError;
 use crate::percolator::actions::{Action, Mutation, Op, TxnStatus};
-use crate::percolator::commands::{PrewriteRequest, ScanEntry};
+use crate::percolator::commands::{PrewriteRequest, ScanOutput};
 use crate::percolator::key::Key;
 use crate::percolator::records::LockInfo;
 use crate::percolator::server::{KvApi, TxnServer};
+use crate::percolator::{MvccError, ScanLimits};
 use crate::raftstore::cmd::RaftstoreError;
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::scheduler::tso::TimeStamp;
@@ -453,18 +453,25 @@ impl<E: Engine + Clone> Kv for KvService<E> {
         if let Err(e) = self.check(r.context, &r.start)? {
             return Ok(Response::new(proto::ScanResponse {
                 error: Some(error_to_proto(&e)),
-                items: Vec::new(),
+                ..Default::default()
             }));
         }
         let end = r.has_end.then_some(r.end);
-        let reply = match self
-            .server()?
-            .kv_scan(r.start, end, r.limit as usize, ts(r.ts))
-            .await
-        {
-            Ok(entries) => proto::ScanResponse {
+        let limits = ScanLimits {
+            limit: usize::try_from(r.limit).unwrap_or(usize::MAX),
+            examine: usize::try_from(r.examine).unwrap_or(usize::MAX),
+            value_head: r
+                .has_value_head
+                .then(|| usize::try_from(r.value_head).unwrap_or(usize::MAX)),
+        };
+        let reply = match self.server()?.kv_scan(r.start, end, limits, ts(r.ts)).await {
+            Ok(output) => proto::ScanResponse {
                 error: None,
-                items: entries
+                examined: output.examined as u64,
+                has_resume: output.resume.is_some(),
+                resume: output.resume.unwrap_or_default(),
+                items: output
+                    .entries
                     .into_iter()
                     .map(|(key, value)| match value {
                         Ok(value) => proto::ScanItem {
@@ -482,7 +489,7 @@ impl<E: Engine + Clone> Kv for KvService<E> {
             },
             Err(e) => proto::ScanResponse {
                 error: Some(error_to_proto(&e)),
-                items: Vec::new(),
+                ..Default::default()
             },
         };
         Ok(Response::new(reply))
@@ -754,16 +761,19 @@ impl KvRpcClient {
         ctx: &RegionContext,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
-        limit: usize,
+        limits: ScanLimits,
         at: TimeStamp,
-    ) -> Result<Vec<ScanEntry>, MvccError> {
+    ) -> Result<ScanOutput, MvccError> {
         let request = proto::ScanRequest {
             context: Some(context_to_proto(ctx)),
             start,
             has_end: end.is_some(),
             end: end.unwrap_or_default(),
-            limit: limit as u64,
+            limit: limits.limit as u64,
             ts: at.into_inner(),
+            examine: limits.examine as u64,
+            has_value_head: limits.value_head.is_some(),
+            value_head: limits.value_head.unwrap_or_default() as u64,
         };
         let r = self
             .client
@@ -775,13 +785,18 @@ impl KvRpcClient {
         if let Some(e) = r.error {
             return Err(error_from_proto(e));
         }
-        Ok(r.items
-            .into_iter()
-            .map(|item| match item.error {
-                Some(e) => (item.key, Err(error_from_proto(e))),
-                None => (item.key, Ok(item.value)),
-            })
-            .collect())
+        Ok(ScanOutput {
+            entries: r
+                .items
+                .into_iter()
+                .map(|item| match item.error {
+                    Some(e) => (item.key, Err(error_from_proto(e))),
+                    None => (item.key, Ok(item.value)),
+                })
+                .collect(),
+            examined: usize::try_from(r.examined).unwrap_or(usize::MAX),
+            resume: r.has_resume.then_some(r.resume),
+        })
     }
 
     /// A prewrite. A one-phase prewrite whose answer is lost has an unknown outcome (it may

@@ -26,12 +26,12 @@ use futures_util::future::join_all;
 use parking_lot::{Mutex, RwLock};
 
 use super::kv::{KvRpcClient, RegionContext, context_for};
-use crate::percolator::MvccError;
 use crate::percolator::actions::TxnStatus;
-use crate::percolator::commands::{PrewriteRequest, ScanEntry};
+use crate::percolator::commands::{PrewriteRequest, ScanOutput};
 use crate::percolator::key::Key;
 use crate::percolator::records::LockInfo;
 use crate::percolator::server::{KvApi, TxnServer};
+use crate::percolator::{MvccError, ScanLimits};
 use crate::raftstore::cmd::RaftstoreError;
 use crate::raftstore::meta::{Peer, Region};
 use crate::scheduler::service::SchedulerApi;
@@ -345,32 +345,42 @@ impl<E: Engine, S: SchedulerApi> KvApi for Router<E, S> {
         &self,
         start: Vec<u8>,
         end: Option<Vec<u8>>,
-        limit: usize,
+        limits: ScanLimits,
         ts: TimeStamp,
-    ) -> Result<Vec<ScanEntry>, MvccError> {
-        let mut out = Vec::new();
+    ) -> Result<ScanOutput, MvccError> {
+        let mut out = ScanOutput::default();
         let mut from = start;
         loop {
-            let want = limit - out.len();
-            let (region, entries) = {
+            let share = ScanLimits {
+                limit: limits.limit - out.entries.len(),
+                examine: limits.examine - out.examined,
+                ..limits
+            };
+            let (region, page) = {
                 let from = from.clone();
                 let end = end.clone();
                 let encoded = Key::from_raw(&from);
                 self.at(encoded.as_encoded(), |target| async move {
                     match target {
-                        Target::Local => self.local.kv_scan(from, end, want, ts).await,
-                        Target::Remote(r) => r.0.scan(&r.1, from, end, want, ts).await,
+                        Target::Local => self.local.kv_scan(from, end, share, ts).await,
+                        Target::Remote(r) => r.0.scan(&r.1, from, end, share, ts).await,
                     }
                 })
                 .await?
             };
-            let locked = entries.iter().any(|(_, v)| v.is_err());
-            out.extend(entries);
-            if out.len() >= limit || locked || region.end_key.is_empty() {
+            let locked = page.entries.iter().any(|(_, v)| v.is_err());
+            out.entries.extend(page.entries);
+            out.examined += page.examined;
+            if page.resume.is_some() || locked || region.end_key.is_empty() {
+                out.resume = page.resume;
                 return Ok(out);
             }
             let next = raw_of(&region.end_key)?;
             if end.as_ref().is_some_and(|end| *end <= next) {
+                return Ok(out);
+            }
+            if out.entries.len() >= limits.limit || out.examined >= limits.examine {
+                out.resume = Some(next);
                 return Ok(out);
             }
             from = next;

@@ -260,6 +260,79 @@ fn flushdb_of_more_than_one_chunk() {
     assert_eq!(cmd(&mut con, &["DBSIZE"]).unwrap(), Value::Int(0));
 }
 
+/// `COUNT` bounds the keys a `SCAN` call looks at, also deleted ones whose records garbage
+/// collection has not removed yet: a call over a run of recent deletes answers quickly with
+/// few or no keys and a cursor to go on from, as Redis's does over empty buckets.
+#[test]
+fn scan_count_bounds_the_work_over_recently_deleted_keys() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..2_000 {
+        pipe.set(format!("k{i:04}"), i).ignore();
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    let mut del = redis::cmd("DEL");
+    for i in 0..1_990 {
+        del.arg(format!("k{i:04}"));
+    }
+    let deleted: i64 = del.query(&mut con).unwrap();
+    assert_eq!(deleted, 1_990);
+    let (cursor, keys): (String, Vec<String>) =
+        redis::from_redis_value(cmd(&mut con, &["SCAN", "0", "COUNT", "10"]).unwrap()).unwrap();
+    assert!(keys.is_empty(), "ten deleted keys looked at, none live: {keys:?}");
+    assert_ne!(cursor, "0");
+    let mut cursor = "0".to_string();
+    let mut live = Vec::new();
+    let mut calls = 0;
+    loop {
+        let reply = cmd(&mut con, &["SCAN", &cursor, "COUNT", "10"]).unwrap();
+        let (next, keys): (String, Vec<String>) = redis::from_redis_value(reply).unwrap();
+        live.extend(keys);
+        calls += 1;
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    live.sort();
+    let expected: Vec<String> = (1_990..2_000).map(|i| format!("k{i:04}")).collect();
+    assert_eq!(live, expected);
+    assert!(calls >= 200, "2,000 stored keys, 10 per call: {calls} calls");
+}
+
+/// Listing, counting and flushing keys read no values, and do not depend on them: strings far
+/// longer than a record holds, and collections, are listed, typed and flushed alike.
+#[test]
+fn keys_are_listed_and_flushed_whatever_their_values() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let big = "x".repeat(1 << 20);
+    let _: () = con.set("big", &big).unwrap();
+    let _: () = con.set_ex("big-ttl", &big, 100).unwrap();
+    let _: () = con.hset("h", "f", "v").unwrap();
+    let _: () = con.rpush("l", &["a", "b"]).unwrap();
+    let _: () = con.zadd("z", "m", 1).unwrap();
+    let mut keys: Vec<String> = con.keys("*").unwrap();
+    keys.sort();
+    assert_eq!(keys, vec!["big", "big-ttl", "h", "l", "z"]);
+    let reply = cmd(&mut con, &["SCAN", "0", "TYPE", "string", "COUNT", "100"]).unwrap();
+    let (_, mut strings): (String, Vec<String>) = redis::from_redis_value(reply).unwrap();
+    strings.sort();
+    assert_eq!(strings, vec!["big", "big-ttl"]);
+    assert_eq!(cmd(&mut con, &["DBSIZE"]).unwrap(), Value::Int(5));
+    assert_eq!(cmd(&mut con, &["FLUSHDB"]).unwrap(), Value::Okay);
+    assert_eq!(cmd(&mut con, &["DBSIZE"]).unwrap(), Value::Int(0));
+    // Collections made again under the same names start empty: the flushed elements are
+    // orphans, left to garbage collection.
+    let _: () = con.rpush("l", "c").unwrap();
+    let list: Vec<String> = con.lrange("l", 0, -1).unwrap();
+    assert_eq!(list, vec!["c"]);
+    let _: () = con.hset("h", "g", "w").unwrap();
+    assert_eq!(con.hgetall::<_, Vec<String>>("h").unwrap(), vec!["g", "w"]);
+    assert_eq!(cmd(&mut con, &["TTL", "big-ttl"]).unwrap(), Value::Int(-2));
+}
+
 /// A full SCAN iteration returns every key present throughout, however COUNT and MATCH are set.
 #[test]
 fn scan_iterates_everything_with_match_count_and_type() {

@@ -13,15 +13,15 @@ use super::ExecContext;
 use super::contents::{copy_value, read_contents, read_parts, write_contents, write_copy};
 use super::rdb;
 use super::table::CommandSpec;
-use crate::percolator::Transaction;
+use crate::percolator::{ScanLimits, Transaction};
 use crate::resp::args::{ArgReader, int_arg, is_keyword};
 use crate::resp::blocked::BlockedClients;
 use crate::resp::db::{DbIndex, InDb, databases_range, qualify};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
-    Entry, Value, all_data_range, data_key, delete_entry, keyspace_range, now_ms, parts_prefixes, prefix_end,
-    read_entry, read_value, user_key,
+    ENTRY_HEAD_BYTES, Entry, EntryHead, Value, data_key, delete_entry, key_naming_ranges, keyspace_range,
+    now_ms, parts_prefixes, prefix_end, read_entry, read_value, user_key,
 };
 use crate::resp::reply::Reply;
 
@@ -399,11 +399,8 @@ impl KeyCommand {
                 ))
             }
             KeyCommand::Flush => {
-                let (start, end) = all_data_range();
-                let everything = txn.scan(start, Some(end), usize::MAX).await?;
-                for (key, _) in everything {
-                    txn.delete(key);
-                }
+                let mut eraser = KeyEraser::default();
+                while eraser.step(txn, usize::MAX).await? {}
                 Ok(Reply::OK)
             }
         }
@@ -533,17 +530,21 @@ fn encoding_name(value: &Value) -> &'static str {
 async fn random_key<T: Transaction>(txn: &mut T) -> CommandResult<Option<Bytes>> {
     let now = now_ms(txn);
     let (start, end) = keyspace_range();
+    let first_head = ScanLimits {
+        limit: 1,
+        ..ScanLimits::heads(usize::MAX, ENTRY_HEAD_BYTES)
+    };
     for _ in 0..RANDOM_KEY_TRIES {
         let mut seek = start.to_vec();
         seek.extend_from_slice(&fastrand::u64(..).to_be_bytes());
-        let mut found = txn.scan(&seek, Some(end), 1).await?;
+        let mut found = txn.scan_page(&seek, Some(end), first_head).await?.pairs;
         if found.is_empty() {
-            found = txn.scan(start, Some(end), 1).await?;
+            found = txn.scan_page(start, Some(end), first_head).await?.pairs;
         }
-        let Some((store_key, raw)) = found.pop() else {
+        let Some((store_key, head)) = found.pop() else {
             return Ok(None);
         };
-        if !Entry::decode(raw)?.is_expired(now) {
+        if !EntryHead::decode(&head)?.is_expired(now) {
             return Ok(Some(user_key(&store_key)));
         }
     }
@@ -655,25 +656,28 @@ async fn scan<T: Transaction>(txn: &mut T, ctx: &mut ExecContext<'_>, args: &Sca
         start = keyspace_range().1.to_vec();
     }
     let end = end.unwrap_or_else(|| keyspace_range().1.to_vec());
-    let examined = txn.scan(&start, Some(&end), args.count).await?;
-    let exhausted = examined.len() < args.count;
-    let mut next_cursor = 0;
-    if !exhausted && let Some((last, _)) = examined.last() {
-        next_cursor = ctx.cursors.register(successor(last));
-    }
+    // `COUNT` bounds the keys looked at, also deleted ones not yet collected.
+    let page = txn
+        .scan_page(
+            &start,
+            Some(&end),
+            ScanLimits::heads(args.count, ENTRY_HEAD_BYTES),
+        )
+        .await?;
+    let next_cursor = page.resume.map_or(0, |resume| ctx.cursors.register(resume));
     let now = now_ms(txn);
     let mut keys = Vec::new();
-    for (store_key, raw) in examined {
+    for (store_key, head) in page.pairs {
         let key = user_key(&store_key);
         if !args.matches(&key) {
             continue;
         }
-        let entry = Entry::decode(raw)?;
-        if entry.is_expired(now) {
+        let head = EntryHead::decode(&head)?;
+        if head.is_expired(now) {
             continue;
         }
         if let Some(wanted) = &args.type_filter
-            && !wanted.eq_ignore_ascii_case(entry.value.type_name().as_bytes())
+            && !wanted.eq_ignore_ascii_case(head.type_name().as_bytes())
         {
             continue;
         }
@@ -705,36 +709,76 @@ fn successor(key: &[u8]) -> Bytes {
     next.freeze()
 }
 
-/// Calls `visit` with every existing (unexpired) key matching `glob` and its entry, in key
-/// order.
+/// Calls `visit` with every existing (unexpired) key matching `glob` and its entry's head, in
+/// key order. Reads keys and entry heads, never a string's bytes.
 async fn walk_keyspace<T: Transaction>(
     txn: &mut T,
     glob: &Glob,
-    mut visit: impl FnMut(Bytes, Entry),
+    mut visit: impl FnMut(Bytes, EntryHead),
 ) -> CommandResult<()> {
     let now = now_ms(txn);
     let check = !glob.matches_all();
-    let (mut start, end) = prefix_bounds(check.then_some(glob));
+    let (start, end) = prefix_bounds(check.then_some(glob));
     let end = end.unwrap_or_else(|| keyspace_range().1.to_vec());
-    loop {
-        let chunk = txn.scan(&start, Some(&end), WALK_CHUNK_KEYS).await?;
-        let done = chunk.len() < WALK_CHUNK_KEYS;
-        if let Some((last, _)) = chunk.last() {
-            start = successor(last).to_vec();
-        }
-        for (store_key, raw) in chunk {
+    let mut from = Some(Bytes::from(start));
+    while let Some(start) = from {
+        let page = txn
+            .scan_page(
+                &start,
+                Some(&end),
+                ScanLimits::heads(WALK_CHUNK_KEYS, ENTRY_HEAD_BYTES),
+            )
+            .await?;
+        for (store_key, head) in page.pairs {
             let key = user_key(&store_key);
             if check && !glob.matches(&key) {
                 continue;
             }
-            let entry = Entry::decode(raw)?;
-            if !entry.is_expired(now) {
-                visit(key, entry);
+            let head = EntryHead::decode(&head)?;
+            if !head.is_expired(now) {
+                visit(key, head);
             }
         }
-        if done {
-            return Ok(());
+        from = page.resume;
+    }
+    Ok(())
+}
+
+/// Deletes every key of a database, in steps that read at most a given number of stored keys
+/// each, and only their keys: it deletes the entries that name keys ([`key_naming_ranges`]),
+/// leaving collections' parts to garbage collection as `DEL` does.
+#[derive(Clone, Debug, Default)]
+pub struct KeyEraser {
+    /// Which of the key-naming ranges the next step starts in.
+    range: usize,
+    /// Where in it (`None`: at its start).
+    from: Option<Bytes>,
+}
+
+impl KeyEraser {
+    /// Buffers in `txn` the deletes of the key-naming entries among the next `examine` stored
+    /// keys; `false` once nothing is left. Steps go on from where the last one stopped, also
+    /// in a new transaction, so no step looks again at what an earlier one deleted.
+    pub async fn step<T: Transaction>(&mut self, txn: &mut T, examine: usize) -> CommandResult<bool> {
+        let ranges = key_naming_ranges();
+        while let Some(&(start, end)) = ranges.get(self.range) {
+            let from = self.from.clone().unwrap_or_else(|| Bytes::from_static(start));
+            let page = txn
+                .scan_page(&from, Some(end), ScanLimits::heads(examine, 0))
+                .await?;
+            let deleted = !page.pairs.is_empty();
+            for (key, _) in page.pairs {
+                txn.delete(key);
+            }
+            self.from = page.resume;
+            if self.from.is_none() {
+                self.range += 1;
+            }
+            if deleted || self.from.is_some() {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 }
 

@@ -8,11 +8,11 @@ use bytes::Bytes;
 
 use super::connection::REDIS_VERSION;
 use super::docs::{docs_entry, info_entry};
-use super::keys::keyspace_counts;
+use super::keys::{KeyEraser, keyspace_counts};
 use super::table::{COMMANDS, CommandSpec, lookup};
-use crate::percolator::{Commit, Transaction, TxnClient};
+use crate::percolator::{Commit, TxnClient};
 use crate::resp::args::is_keyword;
-use crate::resp::db::{DbIndex, InDb, databases_range};
+use crate::resp::db::{DbIndex, InDb};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::reply::Reply;
@@ -278,36 +278,37 @@ const ENCODING_ALIASES: &[(&str, &str)] = &[
 
 /// `FLUSHDB [ASYNC|SYNC]` (database `db`) and `FLUSHALL [ASYNC|SYNC]` (every database).
 ///
-/// Keys are deleted in transactions of [`FLUSH_CHUNK_KEYS`], so memory stays bounded however
-/// many keys there are; a concurrent reader may see the keyspace part-way through the flush.
+/// Keys are deleted in transactions that each look at most at [`FLUSH_CHUNK_KEYS`] keys (and
+/// read no values), so memory stays bounded however many keys there are; a concurrent reader
+/// may see the keyspace part-way through the flush. Collections' elements are left to garbage
+/// collection, as after `DEL`.
 pub async fn flush<C: TxnClient>(args: &[Bytes], db: DbIndex, server: &Server<C>) -> CommandResult {
     super::keys::KeyCommand::parse_flush(&args[1..])?;
-    // Each database is one range of the store (see `db`).
-    let (start, end) = if args[0].eq_ignore_ascii_case(b"flushall") {
-        databases_range(0, server.config.databases)
+    let databases = if args[0].eq_ignore_ascii_case(b"flushall") {
+        0..server.config.databases
     } else {
-        databases_range(db, usize::from(db) + 1)
+        usize::from(db)..usize::from(db) + 1
     };
-    // Each chunk starts after the last one: starting over from the beginning would step over
-    // every delete record left so far (until GC removes them), making the flush quadratic.
-    let mut from = start;
-    loop {
-        let mut txn = server.store.begin().await?;
-        let doomed = txn.scan(&from, end.as_deref(), FLUSH_CHUNK_KEYS).await?;
-        let Some((last, _)) = doomed.last() else {
-            return Ok(Reply::OK);
-        };
-        let next = [last.as_ref(), &[0]].concat();
-        for (key, _) in doomed {
-            txn.delete(key);
-        }
-        match txn.commit().await {
-            Ok(()) => from = next,
-            // A writer raced the chunk: take a fresh snapshot of it and go on.
-            Err(e) if e.is_retryable() => {}
-            Err(e) => return Err(e.into()),
+    for db in databases {
+        let mut eraser = KeyEraser::default();
+        loop {
+            let mut txn = server.store.begin().await?;
+            let mut step = eraser.clone();
+            if !step
+                .step(&mut InDb::new(&mut txn, db as DbIndex), FLUSH_CHUNK_KEYS)
+                .await?
+            {
+                break;
+            }
+            match txn.commit().await {
+                Ok(()) => eraser = step,
+                // A writer raced the chunk: take a fresh snapshot of it and go on.
+                Err(e) if e.is_retryable() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
+    Ok(Reply::OK)
 }
 
 /// `INFO [section...]`.
