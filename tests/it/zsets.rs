@@ -70,6 +70,78 @@ fn a_leaderboard_answers_ranks_and_ranges_like_a_model() {
     );
 }
 
+/// Ranks far from both ends come from the rank index (see `zsets::rank`): it must follow
+/// every way members arrive, move and leave, and travel with the set.
+#[test]
+fn middle_ranks_stay_exact_through_adds_moves_removals_and_renames() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut model: Vec<(f64, String)> = Vec::new();
+    let mut pipe = redis::pipe();
+    for i in 0..3_000 {
+        let score = f64::from(rng.u32(..1_000));
+        pipe.zadd("big", format!("m{i}"), score).ignore();
+        model.push((score, format!("m{i}")));
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    let sort = |model: &mut Vec<(f64, String)>| {
+        model.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    };
+    sort(&mut model);
+    let check = |con: &mut redis::Connection, key: &str, model: &[(f64, String)]| {
+        assert_eq!(con.zcard::<_, usize>(key).unwrap(), model.len());
+        for start in [300, 777, model.len() / 2, model.len() - 400] {
+            let got: Vec<String> = con.zrange(key, start as isize, start as isize + 4).unwrap();
+            let want: Vec<String> = model[start..start + 5].iter().map(|(_, m)| m.clone()).collect();
+            assert_eq!(got, want, "ZRANGE {start}");
+            let rev: Vec<String> = con.zrevrange(key, start as isize, start as isize + 2).unwrap();
+            let at = model.len() - 1 - start;
+            let want: Vec<String> = model[at - 2..=at].iter().rev().map(|(_, m)| m.clone()).collect();
+            assert_eq!(rev, want, "ZREVRANGE {start}");
+            let (_, member) = &model[start];
+            assert_eq!(
+                con.zrank::<_, _, usize>(key, member).unwrap(),
+                start,
+                "ZRANK {member}"
+            );
+        }
+    };
+    check(&mut con, "big", &model);
+    // Moves: scores change in both directions.
+    for _ in 0..200 {
+        let at = rng.usize(..model.len());
+        let by = f64::from(rng.i32(-500..500));
+        let member = model[at].1.clone();
+        let _: f64 = con.zincr("big", &member, by).unwrap();
+        model[at].0 += by;
+    }
+    sort(&mut model);
+    check(&mut con, "big", &model);
+    // Removals: single members, a block of ranks in the middle, the lowest ones.
+    for _ in 0..300 {
+        let (_, member) = model.remove(rng.usize(..model.len()));
+        let _: i64 = con.zrem("big", member).unwrap();
+    }
+    let _: i64 = con.zremrangebyrank("big", 1_000, 1_499).unwrap();
+    model.drain(1_000..1_500);
+    let popped: Vec<(String, f64)> = redis::cmd("ZPOPMIN").arg("big").arg(300).query(&mut con).unwrap();
+    assert_eq!(popped.len(), 300);
+    model.drain(..300);
+    check(&mut con, "big", &model);
+    let _: () = con.rename("big", "moved").unwrap();
+    check(&mut con, "moved", &model);
+    let stored: i64 = redis::cmd("ZRANGESTORE")
+        .arg("copy")
+        .arg("moved")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(stored as usize, model.len());
+    check(&mut con, "copy", &model);
+}
+
 #[test]
 fn concurrent_increments_from_many_clients_lose_nothing() {
     let server = TestServer::start();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::ExecContext;
-use super::zsets::put_member;
+use super::zsets::write_new_members;
 use crate::percolator::{KvPair, Transaction};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
@@ -143,9 +143,8 @@ pub async fn write_contents<T: Transaction>(
                 len: 0,
                 version: ctx.new_version(txn),
             };
-            for (member, score) in &members {
-                put_member(txn, key, &mut meta, member, *score, None);
-            }
+            let members: Vec<(Bytes, f64)> = members.into_iter().collect();
+            write_new_members(txn, key, &mut meta, &members);
             Value::ZSet(meta)
         }
     };

@@ -5,12 +5,13 @@
 //!
 //! A sorted set is a meta entry holding its member count, plus for each member its score under
 //! the member and an entry in each of two order indexes, by (score, member) ascending and
-//! descending (see `keyspace`). So a score lookup is one read, an add or a score change a few
-//! writes, a range by score one seek and a read of what it returns, from either end, and a
-//! range by rank a read from the nearer end of the set. Ranks in the middle of a large set
-//! cost a walk to them (Redis's skiplist finds them in O(log N)): there is no order statistics
-//! index yet. Lex ranges read the member entries, which are in member order: that is the
-//! order Redis defines lex ranges by, for members of equal score.
+//! descending, and a rank index counting the ascending one (see `keyspace` and [`rank`]). So
+//! a score lookup is one read, an add or a score change a few writes and a seek per rank-index
+//! level, a range by score one seek and a read of what it returns, from either end, and a range
+//! by rank, or a rank, a read from the nearer end when it is close to one, else a descent of
+//! the rank index (a few hundred entries whatever the set's size) and a seek. Lex ranges read
+//! the member entries, which are in member order: that is the order Redis defines lex ranges
+//! by, for members of equal score.
 //!
 //! Commands that take several sets (`ZUNION`, `ZINTER`, `ZDIFF` and their `STORE` forms) also
 //! take plain sets, whose members score 1, as Redis does.
@@ -26,20 +27,22 @@ use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword, parse_f64, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    CollectionMeta, Entry, Value, decode_score, encode_score, parse_zset_order_key, prefix_end, read_value,
-    remove_key, rewrite_value, score_order, write_entry, zset_member_key, zset_member_prefix, zset_order_key,
-    zset_order_prefix,
+    CollectionMeta, Entry, Value, Version, decode_score, encode_score, parse_zset_order_key, prefix_end,
+    read_value, remove_key, rewrite_value, score_order, write_entry, zset_member_key, zset_member_prefix,
+    zset_order_key, zset_order_prefix,
 };
 use crate::resp::reply::Reply;
 
 mod algebra;
 mod parse;
 mod ranges;
+mod rank;
 
 use algebra::combine;
 pub use parse::parse_blocking;
 use parse::*;
 use ranges::{by_rank, rank_of, select, whole};
+use rank::RankIndex;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoreBound {
@@ -316,7 +319,7 @@ impl ZSetCommand {
                 let mut removed = 0;
                 for member in members {
                     if let Some(score) = score_of(txn, key, &meta, member).await? {
-                        delete_member(txn, key, &mut meta, member, score);
+                        delete_member(txn, key, &mut meta, member, score).await?;
                         removed += 1;
                     }
                 }
@@ -437,7 +440,7 @@ impl ZSetCommand {
                 };
                 let doomed = select(txn, key, &meta, &query).await?;
                 for (member, score) in &doomed {
-                    delete_member(txn, key, &mut meta, member, *score);
+                    delete_member(txn, key, &mut meta, member, *score).await?;
                 }
                 if !doomed.is_empty() {
                     store_meta(txn, key, meta).await?;
@@ -557,45 +560,101 @@ async fn score_of<T: Transaction>(
         .transpose()
 }
 
+/// Writes `member`'s score and order-index entries, without the rank index; returns its
+/// ascending order-index key.
+fn write_member<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    version: &Version,
+    member: &Bytes,
+    score: f64,
+) -> Bytes {
+    let score = if score == 0.0 { 0.0 } else { score };
+    txn.put(zset_member_key(key, version, member), encode_score(score));
+    let mut ascending = Bytes::new();
+    for descending in [false, true] {
+        let prefix = zset_order_prefix(key, version, descending);
+        let order_key = zset_order_key(&prefix, score, member, descending);
+        if !descending {
+            ascending = order_key.clone();
+        }
+        txn.put(order_key, Bytes::new());
+    }
+    ascending
+}
+
+/// Deletes `member`'s order-index entries at `score`, without the rank index; returns its
+/// ascending order-index key.
+fn unindex_member<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    version: &Version,
+    member: &[u8],
+    score: f64,
+) -> Bytes {
+    let mut ascending = Bytes::new();
+    for descending in [false, true] {
+        let prefix = zset_order_prefix(key, version, descending);
+        let order_key = zset_order_key(&prefix, score, member, descending);
+        if !descending {
+            ascending = order_key.clone();
+        }
+        txn.delete(order_key);
+    }
+    ascending
+}
+
 /// Gives `member` the score `score`; `old` is its current score, if it has one.
-pub(super) fn put_member<T: Transaction>(
+async fn put_member<T: Transaction>(
     txn: &mut T,
     key: &[u8],
     meta: &mut CollectionMeta,
     member: &Bytes,
     score: f64,
     old: Option<f64>,
-) {
-    let score = if score == 0.0 { 0.0 } else { score };
+) -> CommandResult<()> {
+    let rank = RankIndex::new(key, &meta.version);
     match old {
         Some(old) => {
-            for descending in [false, true] {
-                let prefix = zset_order_prefix(key, &meta.version, descending);
-                txn.delete(zset_order_key(&prefix, old, member, descending));
-            }
+            let old_key = unindex_member(txn, key, &meta.version, member, old);
+            rank.remove(txn, rank.position(&old_key)).await?;
         }
         None => meta.len += 1,
     }
-    txn.put(zset_member_key(key, &meta.version, member), encode_score(score));
-    for descending in [false, true] {
-        let prefix = zset_order_prefix(key, &meta.version, descending);
-        txn.put(zset_order_key(&prefix, score, member, descending), Bytes::new());
-    }
+    let new_key = write_member(txn, key, &meta.version, member, score);
+    rank.insert(txn, rank.position(&new_key)).await
 }
 
-fn delete_member<T: Transaction>(
+/// Writes the members of a new sorted set (none of them repeated) and its rank index.
+pub fn write_new_members<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    meta: &mut CollectionMeta,
+    members: &[(Bytes, f64)],
+) {
+    let mut order_keys: Vec<Bytes> = members
+        .iter()
+        .map(|(member, score)| write_member(txn, key, &meta.version, member, *score))
+        .collect();
+    meta.len += members.len() as u64;
+    order_keys.sort();
+    let rank = RankIndex::new(key, &meta.version);
+    let positions: Vec<Bytes> = order_keys.iter().map(|k| rank.position_of(k)).collect();
+    rank.build(txn, &positions);
+}
+
+async fn delete_member<T: Transaction>(
     txn: &mut T,
     key: &[u8],
     meta: &mut CollectionMeta,
     member: &[u8],
     score: f64,
-) {
+) -> CommandResult<()> {
     txn.delete(zset_member_key(key, &meta.version, member));
-    for descending in [false, true] {
-        let prefix = zset_order_prefix(key, &meta.version, descending);
-        txn.delete(zset_order_key(&prefix, score, member, descending));
-    }
+    let order_key = unindex_member(txn, key, &meta.version, member, score);
     meta.len -= 1;
+    let rank = RankIndex::new(key, &meta.version);
+    rank.remove(txn, rank.position(&order_key)).await
 }
 
 /// `ZADD`/`ZINCRBY`, as Redis's `zsetAdd` decides each member.
@@ -633,7 +692,7 @@ async fn add<T: Transaction>(
                     continue;
                 }
                 if new != current {
-                    put_member(txn, key, &mut meta, member, new, Some(current));
+                    put_member(txn, key, &mut meta, member, new, Some(current)).await?;
                     changed += 1;
                 }
                 new
@@ -642,7 +701,7 @@ async fn add<T: Transaction>(
                 if flags.xx {
                     continue;
                 }
-                put_member(txn, key, &mut meta, member, *score, None);
+                put_member(txn, key, &mut meta, member, *score, None).await?;
                 added += 1;
                 *score
             }
@@ -684,7 +743,7 @@ async fn pop<T: Transaction>(
         let stop = count.min(meta.len) - 1;
         let popped = by_rank(txn, key, &meta, 0, stop, max).await?;
         for (member, score) in &popped {
-            delete_member(txn, key, &mut meta, member, *score);
+            delete_member(txn, key, &mut meta, member, *score).await?;
         }
         store_meta(txn, key, meta).await?;
         return Ok(match shape {
@@ -731,9 +790,7 @@ async fn store_zset<T: Transaction>(
         return Ok(());
     }
     let mut meta = new_meta(txn, ctx);
-    for (member, score) in &members {
-        put_member(txn, destination, &mut meta, member, *score, None);
-    }
+    write_new_members(txn, destination, &mut meta, &members);
     write_entry(txn, destination, &Entry::new(Value::ZSet(meta), None), None);
     Ok(())
 }

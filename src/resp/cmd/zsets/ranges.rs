@@ -93,7 +93,9 @@ pub(super) async fn select<T: Transaction>(
     }
 }
 
-/// Ranks `start..=stop` (valid, ascending; from the top when `rev`), read from the nearer end.
+/// Ranks `start..=stop` (valid, ascending; from the top when `rev`): read from the nearer end
+/// when it is at most [`WALK_CHUNK`] entries away, else from where the rank index places
+/// `start`.
 pub(super) async fn by_rank<T: Transaction>(
     txn: &mut T,
     key: &[u8],
@@ -103,16 +105,31 @@ pub(super) async fn by_rank<T: Transaction>(
     rev: bool,
 ) -> CommandResult<Vec<(Bytes, f64)>> {
     let wanted = (stop - start + 1) as usize;
-    // From this end: `stop + 1` entries read; from the other: `len - start`.
-    let (descending, skip, flip) = if stop < meta.len - start {
+    // From this end, `start` entries are skipped; from the other, `len - 1 - stop`.
+    let (descending, skip, flip) = if start <= meta.len - 1 - stop {
         (rev, start, false)
     } else {
         (!rev, meta.len - 1 - stop, true)
     };
+    let (descending, skip, flip, seek) = if skip <= WALK_CHUNK as u64 {
+        (
+            descending,
+            skip,
+            flip,
+            zset_order_prefix(key, &meta.version, descending),
+        )
+    } else {
+        // The first wanted entry, in ascending order.
+        let first = if rev { meta.len - 1 - stop } else { start };
+        let rank = RankIndex::new(key, &meta.version);
+        let (lower, skip) = rank.locate(txn, first).await?.ok_or_else(missing_index)?;
+        let mut seek = zset_order_prefix(key, &meta.version, false);
+        seek.extend_from_slice(&lower);
+        (false, skip, rev, seek)
+    };
     let prefix = zset_order_prefix(key, &meta.version, descending);
     let mut found = Vec::with_capacity(wanted);
     let mut skipped = 0;
-    let seek = prefix.clone();
     walk_order(
         txn,
         &prefix,
@@ -133,6 +150,10 @@ pub(super) async fn by_rank<T: Transaction>(
         found.reverse();
     }
     Ok(found)
+}
+
+fn missing_index() -> CommandError {
+    CommandError::Other("corrupt sorted set: no rank index".into())
 }
 
 /// Members in `[min, max]` by member order, with their scores.
@@ -208,8 +229,8 @@ pub(super) async fn walk_order<T: Transaction>(
     }
 }
 
-/// The 0-based ascending rank of `member` (score `score`): the entries before it, counted from
-/// both ends at once so that the walk stops at the nearer one.
+/// The 0-based ascending rank of `member` (score `score`): counted from both ends at once
+/// when it is within [`WALK_CHUNK`] of one, else from the rank index.
 pub(super) async fn rank_of<T: Transaction>(
     txn: &mut T,
     key: &[u8],
@@ -217,28 +238,22 @@ pub(super) async fn rank_of<T: Transaction>(
     member: &[u8],
     score: f64,
 ) -> CommandResult<u64> {
-    let mut before = [0u64; 2];
-    let mut from: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut targets: [Bytes; 2] = [Bytes::new(), Bytes::new()];
     for (side, descending) in [false, true].into_iter().enumerate() {
         let prefix = zset_order_prefix(key, &meta.version, descending);
-        targets[side] = zset_order_key(&prefix, score, member, descending);
-        from[side] = prefix;
-    }
-    loop {
-        for side in 0..2 {
-            let chunk = txn.scan(&from[side], Some(&targets[side]), WALK_CHUNK).await?;
-            before[side] += chunk.len() as u64;
-            if chunk.len() < WALK_CHUNK {
-                return Ok(if side == 0 {
-                    before[0]
-                } else {
-                    meta.len - 1 - before[1]
-                });
-            }
-            let (last, _) = chunk.last().expect("a full chunk");
-            from[side] = last.to_vec();
-            from[side].push(0);
+        let target = zset_order_key(&prefix, score, member, descending);
+        let before = txn.scan(&prefix, Some(&target), WALK_CHUNK).await?.len();
+        if before < WALK_CHUNK {
+            return Ok(if side == 0 {
+                before as u64
+            } else {
+                meta.len - 1 - before as u64
+            });
         }
     }
+    let rank = RankIndex::new(key, &meta.version);
+    let prefix = zset_order_prefix(key, &meta.version, false);
+    let target = zset_order_key(&prefix, score, member, false);
+    rank.rank_of(txn, rank.position(&target))
+        .await?
+        .ok_or_else(missing_index)
 }
