@@ -1,5 +1,6 @@
 //! The KV service over gRPC: [`KvService`] serves the Percolator commands of `proto/kv.proto`
-//! with the node's transaction server, and [`KvRpcClient`] sends them to one remote store.
+//! with the node's transaction server, and `kv_client::KvRpcClient` sends them to one remote
+//! store.
 //!
 //! Every request names its region (id, epoch, peer). The service answers `RegionNotFound`
 //! when this store has no peer of it, `EpochNotMatch` (with the region as this store has it)
@@ -15,16 +16,15 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{ConvertError, peer_from_proto, peer_to_proto, region_from_proto, region_to_proto};
 use super::proto;
-use super::proto::kv_client::KvClient;
 use super::proto::kv_server::Kv;
 use crate::percolator::actions::{Action, Mutation, Op, TxnStatus};
-use crate::percolator::commands::{PrewriteRequest, ScanOutput};
+use crate::percolator::commands::PrewriteRequest;
 use crate::percolator::key::Key;
 use crate::percolator::records::LockInfo;
 use crate::percolator::server::{KvApi, TxnServer};
 use crate::percolator::{MvccError, ScanLimits};
 use crate::raftstore::cmd::RaftstoreError;
-use crate::raftstore::meta::{Peer, Region, RegionEpoch};
+use crate::raftstore::meta::{Peer, RegionEpoch};
 use crate::scheduler::tso::TimeStamp;
 use crate::storage::Engine;
 
@@ -57,7 +57,7 @@ pub struct RegionContext {
     pub peer: Peer,
 }
 
-fn context_to_proto(ctx: &RegionContext) -> proto::Context {
+pub(super) fn context_to_proto(ctx: &RegionContext) -> proto::Context {
     proto::Context {
         region_id: ctx.region_id,
         epoch: Some(proto::RegionEpoch {
@@ -84,7 +84,7 @@ fn context_from_proto(ctx: Option<proto::Context>) -> Result<RegionContext, Conv
     })
 }
 
-fn ts(v: u64) -> TimeStamp {
+pub(super) fn ts(v: u64) -> TimeStamp {
     TimeStamp::new(v)
 }
 
@@ -257,7 +257,7 @@ pub fn error_from_proto(p: proto::KvError) -> MvccError {
     }
 }
 
-fn mutation_to_proto(m: &Mutation) -> proto::Mutation {
+pub(super) fn mutation_to_proto(m: &Mutation) -> proto::Mutation {
     let (op, value) = match &m.op {
         Op::Put(value) => (1, value.clone()),
         Op::Delete => (2, Vec::new()),
@@ -695,308 +695,5 @@ impl<E: Engine + Clone> Kv for KvService<E> {
             },
         };
         Ok(Response::new(reply))
-    }
-}
-
-/// Sends KV requests to one remote store.
-#[derive(Clone)]
-pub struct KvRpcClient {
-    store_id: u64,
-    client: KvClient<tonic::transport::Channel>,
-}
-
-/// A failed call: the request never reached the store, or its answer never came back (then
-/// it may have been served).
-fn transport_error(store_id: u64, status: &Status) -> MvccError {
-    MvccError::Region(RaftstoreError::StoreUnreachable {
-        store_id,
-        reason: status.message().to_string(),
-    })
-}
-
-impl KvRpcClient {
-    /// A client of the store at `addr` (`host:port`); connects lazily.
-    pub fn new(store_id: u64, addr: &str) -> Result<Self, MvccError> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| {
-                MvccError::Region(RaftstoreError::StoreUnreachable {
-                    store_id,
-                    reason: e.to_string(),
-                })
-            })?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .tcp_nodelay(true);
-        Ok(KvRpcClient {
-            store_id,
-            client: KvClient::new(endpoint.connect_lazy()),
-        })
-    }
-
-    pub async fn get(
-        &self,
-        ctx: &RegionContext,
-        key: Vec<u8>,
-        at: TimeStamp,
-    ) -> Result<Option<Vec<u8>>, MvccError> {
-        let request = proto::GetRequest {
-            context: Some(context_to_proto(ctx)),
-            key,
-            ts: at.into_inner(),
-        };
-        let r = self
-            .client
-            .clone()
-            .get(request)
-            .await
-            .map_err(|s| transport_error(self.store_id, &s))?
-            .into_inner();
-        match r.error {
-            Some(e) => Err(error_from_proto(e)),
-            None => Ok(r.found.then_some(r.value)),
-        }
-    }
-
-    pub async fn scan(
-        &self,
-        ctx: &RegionContext,
-        start: Vec<u8>,
-        end: Option<Vec<u8>>,
-        limits: ScanLimits,
-        at: TimeStamp,
-    ) -> Result<ScanOutput, MvccError> {
-        let request = proto::ScanRequest {
-            context: Some(context_to_proto(ctx)),
-            start,
-            has_end: end.is_some(),
-            end: end.unwrap_or_default(),
-            limit: limits.limit as u64,
-            ts: at.into_inner(),
-            examine: limits.examine as u64,
-            has_value_head: limits.value_head.is_some(),
-            value_head: limits.value_head.unwrap_or_default() as u64,
-        };
-        let r = self
-            .client
-            .clone()
-            .scan(request)
-            .await
-            .map_err(|s| transport_error(self.store_id, &s))?
-            .into_inner();
-        if let Some(e) = r.error {
-            return Err(error_from_proto(e));
-        }
-        Ok(ScanOutput {
-            entries: r
-                .items
-                .into_iter()
-                .map(|item| match item.error {
-                    Some(e) => (item.key, Err(error_from_proto(e))),
-                    None => (item.key, Ok(item.value)),
-                })
-                .collect(),
-            examined: usize::try_from(r.examined).unwrap_or(usize::MAX),
-            resume: r.has_resume.then_some(r.resume),
-        })
-    }
-
-    /// A prewrite. A one-phase prewrite whose answer is lost has an unknown outcome (it may
-    /// have committed): it fails with `Undetermined`, never "unreachable".
-    pub async fn prewrite(
-        &self,
-        ctx: &RegionContext,
-        request: PrewriteRequest,
-        one_pc: bool,
-    ) -> Result<Option<TimeStamp>, Vec<MvccError>> {
-        let request = proto::PrewriteRequest {
-            context: Some(context_to_proto(ctx)),
-            mutations: request.mutations.iter().map(mutation_to_proto).collect(),
-            primary: request.primary,
-            start_ts: request.start_ts.into_inner(),
-            lock_ttl_ms: request.lock_ttl_ms,
-            one_pc,
-        };
-        let r = match self.client.clone().prewrite(request).await {
-            Ok(r) => r.into_inner(),
-            Err(status) if one_pc && status.code() != tonic::Code::Unavailable => {
-                return Err(vec![MvccError::Region(RaftstoreError::Undetermined)]);
-            }
-            Err(status) => return Err(vec![transport_error(self.store_id, &status)]),
-        };
-        if !r.errors.is_empty() {
-            return Err(r.errors.into_iter().map(error_from_proto).collect());
-        }
-        Ok((r.commit_ts != 0).then(|| ts(r.commit_ts)))
-    }
-
-    pub async fn commit(
-        &self,
-        ctx: &RegionContext,
-        keys: Vec<Vec<u8>>,
-        start_ts: TimeStamp,
-        commit_ts: TimeStamp,
-    ) -> Result<(), MvccError> {
-        let request = proto::CommitRequest {
-            context: Some(context_to_proto(ctx)),
-            keys,
-            start_ts: start_ts.into_inner(),
-            commit_ts: commit_ts.into_inner(),
-        };
-        let r = self.client.clone().commit(request).await;
-        self.unit(r)
-    }
-
-    fn unit(&self, r: Result<Response<proto::Result>, Status>) -> Result<(), MvccError> {
-        match r {
-            Ok(r) => match r.into_inner().error {
-                Some(e) => Err(error_from_proto(e)),
-                None => Ok(()),
-            },
-            Err(status) => Err(transport_error(self.store_id, &status)),
-        }
-    }
-
-    pub async fn batch_rollback(
-        &self,
-        ctx: &RegionContext,
-        keys: Vec<Vec<u8>>,
-        start_ts: TimeStamp,
-    ) -> Result<(), MvccError> {
-        let request = proto::BatchRollbackRequest {
-            context: Some(context_to_proto(ctx)),
-            keys,
-            start_ts: start_ts.into_inner(),
-        };
-        let r = self.client.clone().batch_rollback(request).await;
-        self.unit(r)
-    }
-
-    pub async fn check_txn_status(
-        &self,
-        ctx: &RegionContext,
-        primary: Vec<u8>,
-        lock_ts: TimeStamp,
-        current_ts: TimeStamp,
-        rollback_if_not_exist: bool,
-    ) -> Result<TxnStatus, MvccError> {
-        let request = proto::CheckTxnStatusRequest {
-            context: Some(context_to_proto(ctx)),
-            primary,
-            lock_ts: lock_ts.into_inner(),
-            current_ts: current_ts.into_inner(),
-            rollback_if_not_exist,
-        };
-        let r = self
-            .client
-            .clone()
-            .check_txn_status(request)
-            .await
-            .map_err(|s| transport_error(self.store_id, &s))?
-            .into_inner();
-        if let Some(e) = r.error {
-            return Err(error_from_proto(e));
-        }
-        match r.status {
-            1 => Ok(TxnStatus::Locked { ttl_ms: r.ttl_ms }),
-            2 => Ok(TxnStatus::Committed {
-                commit_ts: ts(r.commit_ts),
-            }),
-            3 => Ok(TxnStatus::RolledBack {
-                action: match r.action {
-                    1 => Action::TtlExpireRollback,
-                    2 => Action::LockNotExistRollback,
-                    _ => Action::NoAction,
-                },
-            }),
-            other => Err(MvccError::Region(RaftstoreError::Remote(format!(
-                "unknown transaction status {other}"
-            )))),
-        }
-    }
-
-    pub async fn resolve_lock(
-        &self,
-        ctx: &RegionContext,
-        start_ts: TimeStamp,
-        commit_ts: Option<TimeStamp>,
-        keys: Vec<Vec<u8>>,
-    ) -> Result<(), MvccError> {
-        let request = proto::ResolveLockRequest {
-            context: Some(context_to_proto(ctx)),
-            start_ts: start_ts.into_inner(),
-            commit_ts: commit_ts.map_or(0, TimeStamp::into_inner),
-            keys,
-        };
-        let r = self.client.clone().resolve_lock(request).await;
-        self.unit(r)
-    }
-
-    pub async fn scan_locks(
-        &self,
-        ctx: &RegionContext,
-        max_ts: TimeStamp,
-        start: Vec<u8>,
-        limit: usize,
-    ) -> Result<Vec<LockInfo>, MvccError> {
-        let request = proto::ScanLocksRequest {
-            context: Some(context_to_proto(ctx)),
-            max_ts: max_ts.into_inner(),
-            start,
-            limit: limit as u64,
-        };
-        let r = self
-            .client
-            .clone()
-            .scan_locks(request)
-            .await
-            .map_err(|s| transport_error(self.store_id, &s))?
-            .into_inner();
-        if let Some(e) = r.error {
-            return Err(error_from_proto(e));
-        }
-        Ok(r.locks
-            .into_iter()
-            .map(|l| LockInfo {
-                key: l.key,
-                primary: l.primary,
-                start_ts: ts(l.start_ts),
-                ttl_ms: l.ttl_ms,
-            })
-            .collect())
-    }
-
-    pub async fn gc(
-        &self,
-        ctx: &RegionContext,
-        safe_point: TimeStamp,
-        start: Option<Vec<u8>>,
-        limit_keys: usize,
-    ) -> Result<(usize, Option<Vec<u8>>), MvccError> {
-        let request = proto::GcRequest {
-            context: Some(context_to_proto(ctx)),
-            safe_point: safe_point.into_inner(),
-            has_start: start.is_some(),
-            start: start.unwrap_or_default(),
-            limit_keys: limit_keys as u64,
-        };
-        let r = self
-            .client
-            .clone()
-            .gc(request)
-            .await
-            .map_err(|s| transport_error(self.store_id, &s))?
-            .into_inner();
-        if let Some(e) = r.error {
-            return Err(error_from_proto(e));
-        }
-        Ok((r.removed as usize, r.has_next.then_some(r.next)))
-    }
-}
-
-/// The region a request goes to, as a context.
-pub fn context_for(region: &Region, leader: Peer) -> RegionContext {
-    RegionContext {
-        region_id: region.id,
-        epoch: region.epoch,
-        peer: leader,
     }
 }

@@ -29,6 +29,7 @@
 
 pub mod convert;
 pub mod kv;
+pub mod kv_client;
 pub mod router;
 pub mod scheduler;
 pub mod server;

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use parking_lot::{Mutex, RwLock};
 
-use super::kv::{KvRpcClient, RegionContext, context_for};
+use super::kv::RegionContext;
+use super::kv_client::{KvRpcClient, context_for};
 use crate::percolator::actions::TxnStatus;
 use crate::percolator::commands::{PrewriteRequest, ScanOutput};
 use crate::percolator::key::Key;

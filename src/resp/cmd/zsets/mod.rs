@@ -560,6 +560,14 @@ async fn score_of<T: Transaction>(
         .transpose()
 }
 
+/// `member`'s keys at `score` in the ascending and the descending order index.
+fn order_keys(key: &[u8], version: &Version, member: &[u8], score: f64) -> [Bytes; 2] {
+    [false, true].map(|descending| {
+        let prefix = zset_order_prefix(key, version, descending);
+        zset_order_key(&prefix, score, member, descending)
+    })
+}
+
 /// Writes `member`'s score and order-index entries, without the rank index; returns its
 /// ascending order-index key.
 fn write_member<T: Transaction>(
@@ -571,15 +579,9 @@ fn write_member<T: Transaction>(
 ) -> Bytes {
     let score = if score == 0.0 { 0.0 } else { score };
     txn.put(zset_member_key(key, version, member), encode_score(score));
-    let mut ascending = Bytes::new();
-    for descending in [false, true] {
-        let prefix = zset_order_prefix(key, version, descending);
-        let order_key = zset_order_key(&prefix, score, member, descending);
-        if !descending {
-            ascending = order_key.clone();
-        }
-        txn.put(order_key, Bytes::new());
-    }
+    let [ascending, descending] = order_keys(key, version, member, score);
+    txn.put(descending, Bytes::new());
+    txn.put(ascending.clone(), Bytes::new());
     ascending
 }
 
@@ -592,15 +594,9 @@ fn unindex_member<T: Transaction>(
     member: &[u8],
     score: f64,
 ) -> Bytes {
-    let mut ascending = Bytes::new();
-    for descending in [false, true] {
-        let prefix = zset_order_prefix(key, version, descending);
-        let order_key = zset_order_key(&prefix, score, member, descending);
-        if !descending {
-            ascending = order_key.clone();
-        }
-        txn.delete(order_key);
-    }
+    let [ascending, descending] = order_keys(key, version, member, score);
+    txn.delete(descending);
+    txn.delete(ascending.clone());
     ascending
 }
 

@@ -1,0 +1,168 @@
+//! The sorted set layout (see the parent module's table): the member entries, the two order
+//! indexes and the rank index's nodes, with the score encodings they share.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{
+    Version, ZSET_ASCENDING_PREFIX, ZSET_DESCENDING_PREFIX, ZSET_MEMBER_PREFIX, ZSET_RANK_PREFIX, corrupt,
+    part_prefix,
+};
+use crate::percolator::key::Key;
+use crate::resp::error::CommandResult;
+
+/// The store-key prefix of every member (→ score) of one incarnation of sorted set `key`.
+pub fn zset_member_prefix(key: &[u8], version: &Version) -> Vec<u8> {
+    part_prefix(ZSET_MEMBER_PREFIX, key, version)
+}
+
+/// The store key of `member`'s score in one incarnation of sorted set `key`.
+pub fn zset_member_key(key: &[u8], version: &Version, member: &[u8]) -> Bytes {
+    let mut store_key = zset_member_prefix(key, version);
+    store_key.extend_from_slice(member);
+    Bytes::from(store_key)
+}
+
+/// The store-key prefix of one of the order indexes of one incarnation of sorted set `key`.
+pub fn zset_order_prefix(key: &[u8], version: &Version, descending: bool) -> Vec<u8> {
+    let kind = if descending {
+        ZSET_DESCENDING_PREFIX
+    } else {
+        ZSET_ASCENDING_PREFIX
+    };
+    part_prefix(kind, key, version)
+}
+
+/// A score's bits, ordered as the scores are (see the module docs).
+pub fn score_order(score: f64) -> u64 {
+    let bits = score.to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+}
+
+fn score_from_order(order: u64) -> f64 {
+    f64::from_bits(if order >> 63 == 1 {
+        order & !(1 << 63)
+    } else {
+        !order
+    })
+}
+
+/// The order-index key prefix of every entry with score `score` (`descending`: in the
+/// descending index), after which members follow.
+pub fn zset_score_seek(prefix: &[u8], score: f64, descending: bool) -> Vec<u8> {
+    let order = score_order(score);
+    let mut seek = prefix.to_vec();
+    seek.extend_from_slice(&if descending { !order } else { order }.to_be_bytes());
+    seek
+}
+
+/// The key of (`score`, `member`) in the order index under `prefix`.
+pub fn zset_order_key(prefix: &[u8], score: f64, member: &[u8], descending: bool) -> Bytes {
+    let mut key = zset_score_seek(prefix, score, descending);
+    if descending {
+        key.extend(Key::from_raw(member).as_encoded().iter().map(|byte| !byte));
+    } else {
+        key.extend_from_slice(member);
+    }
+    Bytes::from(key)
+}
+
+/// The score and member of an order-index key under `prefix`.
+pub fn parse_zset_order_key(
+    prefix: &[u8],
+    store_key: &[u8],
+    descending: bool,
+) -> CommandResult<(f64, Bytes)> {
+    let order = store_key
+        .get(prefix.len()..prefix.len() + 8)
+        .ok_or_else(corrupt)?;
+    let order = u64::from_be_bytes(order.try_into().expect("8 bytes"));
+    let rest = &store_key[prefix.len() + 8..];
+    if !descending {
+        return Ok((score_from_order(order), Bytes::copy_from_slice(rest)));
+    }
+    let encoded: Vec<u8> = rest.iter().map(|byte| !byte).collect();
+    let member = Key::from_encoded(encoded).to_raw().map_err(|_| corrupt())?;
+    Ok((score_from_order(!order), Bytes::from(member)))
+}
+
+/// The store-key prefix of the rank index of one incarnation of sorted set `key`.
+pub fn zset_rank_prefix(key: &[u8], version: &Version) -> Vec<u8> {
+    part_prefix(ZSET_RANK_PREFIX, key, version)
+}
+
+/// The bound of the last node of every level of a rank index: above every position (the
+/// first two bytes of a position are at most `FF F0`, the order of `+inf`).
+pub const RANK_BOUND_END: &[u8] = &[0xFF, 0xFF];
+
+/// The prefix of the nodes of `level` (1 and up) in the rank index under `rank_prefix`: the
+/// level's bits are flipped, so that the top level sorts first.
+pub fn zset_rank_level_prefix(rank_prefix: &[u8], level: u8) -> Vec<u8> {
+    let mut prefix = rank_prefix.to_vec();
+    prefix.push(!level);
+    prefix
+}
+
+/// The level of a rank-index node's store key under `rank_prefix`.
+pub fn zset_rank_level(rank_prefix: &[u8], store_key: &[u8]) -> CommandResult<u8> {
+    store_key
+        .get(rank_prefix.len())
+        .map(|flipped| !flipped)
+        .filter(|level| *level > 0)
+        .ok_or_else(corrupt)
+}
+
+/// A node of a sorted set's rank index: it covers the positions `[lower, bound)` of the
+/// ascending order index (a position is an order-index key without its prefix), and is stored
+/// under its level and `bound`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RankNode {
+    pub level: u8,
+    pub bound: Bytes,
+    pub lower: Bytes,
+    /// Members in `[lower, bound)`.
+    pub count: u64,
+    /// Nodes of the level below in `[lower, bound)`, or members for level 1.
+    pub children: u32,
+}
+
+impl RankNode {
+    pub fn store_key(&self, rank_prefix: &[u8]) -> Bytes {
+        let mut key = zset_rank_level_prefix(rank_prefix, self.level);
+        key.extend_from_slice(&self.bound);
+        Bytes::from(key)
+    }
+
+    /// `count` u64, `children` u32, `lower`.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(12 + self.lower.len());
+        out.put_u64(self.count);
+        out.put_u32(self.children);
+        out.put_slice(&self.lower);
+        out.freeze()
+    }
+
+    pub fn decode(rank_prefix: &[u8], store_key: &Bytes, raw: &Bytes) -> CommandResult<RankNode> {
+        let level = zset_rank_level(rank_prefix, store_key)?;
+        if raw.len() < 12 {
+            return Err(corrupt());
+        }
+        Ok(RankNode {
+            level,
+            bound: store_key.slice(rank_prefix.len() + 1..),
+            lower: raw.slice(12..),
+            count: u64::from_be_bytes(raw[..8].try_into().expect("8 bytes")),
+            children: u32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")),
+        })
+    }
+}
+
+/// A score as stored under its member; `-0` is stored as `0`.
+pub fn encode_score(score: f64) -> Bytes {
+    let score = if score == 0.0 { 0.0 } else { score };
+    Bytes::copy_from_slice(&score.to_bits().to_be_bytes())
+}
+
+pub fn decode_score(raw: &[u8]) -> CommandResult<f64> {
+    let bits: [u8; 8] = raw.try_into().map_err(|_| corrupt())?;
+    Ok(f64::from_bits(u64::from_be_bytes(bits)))
+}
