@@ -459,7 +459,11 @@ impl<E: Engine + Clone> Kv for KvService<E> {
         let end = r.has_end.then_some(r.end);
         let limits = ScanLimits {
             limit: usize::try_from(r.limit).unwrap_or(usize::MAX),
-            examine: usize::try_from(r.examine).unwrap_or(usize::MAX),
+            // 0, the field's default, is no bound (a scan that may look at nothing is never sent).
+            examine: match r.examine {
+                0 => usize::MAX,
+                n => usize::try_from(n).unwrap_or(usize::MAX),
+            },
             value_head: r
                 .has_value_head
                 .then(|| usize::try_from(r.value_head).unwrap_or(usize::MAX)),

@@ -21,7 +21,7 @@ use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
     ENTRY_HEAD_BYTES, Entry, EntryHead, Value, data_key, delete_entry, key_naming_ranges, keyspace_range,
-    now_ms, parts_prefixes, prefix_end, read_entry, read_value, user_key,
+    now_ms, parts_expected, parts_prefixes, prefix_end, read_entry, read_value, user_key,
 };
 use crate::resp::reply::Reply;
 
@@ -492,12 +492,13 @@ async fn memory_usage<T: Transaction>(
     samples: Option<u64>,
 ) -> CommandResult<u64> {
     let mut total = (data_key(key).len() + entry.encode().len()) as u64;
-    let parts = match &entry.value {
+    let len = match &entry.value {
         Value::String(_) => 0,
         Value::List(meta) => meta.len,
         Value::Hash(meta) | Value::Set(meta) | Value::ZSet(meta) => meta.len,
     };
     for prefix in parts_prefixes(key, &entry.value) {
+        let parts = parts_expected(&prefix, len);
         let end = prefix_end(&prefix);
         let limit = samples.map_or(usize::MAX, |n| n.min(parts) as usize);
         let sampled = txn.scan(&prefix, end.as_deref(), limit).await?;
@@ -505,7 +506,12 @@ async fn memory_usage<T: Transaction>(
             continue;
         }
         let bytes: u64 = sampled.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
-        total += bytes * parts / sampled.len() as u64;
+        // Fewer than asked for: that is all of them, counted exactly.
+        total += if sampled.len() < limit {
+            bytes
+        } else {
+            bytes * parts / sampled.len() as u64
+        };
     }
     Ok(total)
 }

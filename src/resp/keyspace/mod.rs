@@ -252,6 +252,16 @@ pub fn parts_prefixes(key: &[u8], value: &Value) -> Vec<Vec<u8>> {
     }
 }
 
+/// About how many entries a collection of `len` elements keeps under `prefix`, one of its
+/// [`parts_prefixes`]: one per element, but one per node of a sorted set's rank index.
+pub fn parts_expected(prefix: &[u8], len: u64) -> u64 {
+    if prefix.first() == Some(&ZSET_RANK_PREFIX) {
+        len.div_ceil(RANK_NODE_CHILDREN)
+    } else {
+        len
+    }
+}
+
 /// The Redis key and version of a collection part's store key under `prefix`.
 fn parse_part_key(prefix: u8, store_key: &[u8]) -> Option<(&[u8], Version)> {
     let rest = store_key.strip_prefix(&[prefix])?;
@@ -784,6 +794,48 @@ mod tests {
         assert!(EntryHead::decode(b"").is_err());
         assert!(EntryHead::decode(&[0x80, 0, 0]).is_err(), "a deadline cut short");
         assert!(EntryHead::decode(&[0x07]).is_err(), "no such type");
+    }
+
+    #[test]
+    fn rank_index_nodes_are_laid_out_as_documented() {
+        let prefix = zset_rank_prefix(b"zs", &VERSION);
+        assert!(prefix.starts_with(b"n"));
+        assert_eq!(
+            parse_part_key(ZSET_RANK_PREFIX, &prefix),
+            Some((&b"zs"[..], VERSION))
+        );
+        let node = RankNode {
+            level: 2,
+            bound: Bytes::from_static(b"\x80\0\0\0\0\0\0\x01m"),
+            lower: Bytes::from_static(b"\x7f\0\0\0\0\0\0\0a"),
+            count: 300,
+            children: 3,
+        };
+        let key = node.store_key(&prefix);
+        assert_eq!(
+            key[prefix.len()],
+            !2u8,
+            "the level, flipped: the root sorts first"
+        );
+        assert_eq!(&key[prefix.len() + 1..], &node.bound[..]);
+        let value = node.encode();
+        assert_eq!(&value[..8], &300u64.to_be_bytes());
+        assert_eq!(&value[8..12], &3u32.to_be_bytes());
+        assert_eq!(&value[12..], &node.lower[..]);
+        assert_eq!(RankNode::decode(&prefix, &key, &value).unwrap(), node);
+        let root = RankNode {
+            level: 3,
+            ..node.clone()
+        };
+        assert!(root.store_key(&prefix) < key);
+        assert!(RankNode::decode(&prefix, &key, &value.slice(..11)).is_err());
+        // The last bound is past every position: +inf's order starts FF F0.
+        let top = zset_order_key(&[], f64::INFINITY, b"\xff\xff", false);
+        assert!(&top[..] < RANK_BOUND_END);
+        let (start, end) = all_data_range();
+        assert!(key.as_ref() >= start && key.as_ref() < end);
+        assert_eq!(parts_expected(&prefix, 1_000), 6);
+        assert_eq!(parts_expected(&zset_member_prefix(b"zs", &VERSION), 1_000), 1_000);
     }
 
     #[test]

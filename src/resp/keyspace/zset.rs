@@ -90,6 +90,10 @@ pub fn zset_rank_prefix(key: &[u8], version: &Version) -> Vec<u8> {
     part_prefix(ZSET_RANK_PREFIX, key, version)
 }
 
+/// About how many members (or nodes) a rank-index node covers: how full an index built whole
+/// fills its nodes, and the mean a grown one tends to.
+pub const RANK_NODE_CHILDREN: u64 = 192;
+
 /// The bound of the last node of every level of a rank index: above every position (the
 /// first two bytes of a position are at most `FF F0`, the order of `+inf`).
 pub const RANK_BOUND_END: &[u8] = &[0xFF, 0xFF];

@@ -31,14 +31,14 @@ use bytes::Bytes;
 use crate::percolator::Transaction;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    RANK_BOUND_END, RankNode, Version, prefix_end, zset_order_prefix, zset_rank_level_prefix,
-    zset_rank_prefix,
+    RANK_BOUND_END, RANK_NODE_CHILDREN, RankNode, Version, prefix_end, zset_order_prefix,
+    zset_rank_level_prefix, zset_rank_prefix,
 };
 
 /// The most children a node keeps before it splits in two.
 pub const MAX_CHILDREN: u32 = 256;
 /// Children per node when an index is built whole: room to grow before the first splits.
-const BUILD_CHILDREN: usize = 192;
+const BUILD_CHILDREN: usize = RANK_NODE_CHILDREN as usize;
 
 /// The rank index of one incarnation of a sorted set.
 pub struct RankIndex {
