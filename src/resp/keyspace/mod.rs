@@ -717,60 +717,6 @@ mod tests {
     }
 
     #[test]
-    fn sorted_set_order_keys_sort_by_score_then_member_both_ways_and_round_trip() {
-        let scores = [
-            f64::NEG_INFINITY,
-            -1e300,
-            -2.5,
-            -0.0,
-            0.0,
-            1e-300,
-            3.0,
-            3.0,
-            f64::INFINITY,
-        ];
-        let members: [&[u8]; 9] = [b"z", b"a", b"m", b"n", b"n", b"x", b"b", b"ba", b"a"];
-        for descending in [false, true] {
-            let prefix = zset_order_prefix(b"zs", &VERSION, descending);
-            let keys: Vec<Bytes> = scores
-                .iter()
-                .zip(members)
-                .map(|(score, member)| zset_order_key(&prefix, *score, member, descending))
-                .collect();
-            for (i, key) in keys.iter().enumerate() {
-                let (score, member) = parse_zset_order_key(&prefix, key, descending).unwrap();
-                assert_eq!((score.to_bits(), &member[..]), (scores[i].to_bits(), members[i]));
-            }
-            for pair in keys.windows(2) {
-                assert_eq!(pair[0] < pair[1], !descending, "{pair:?}");
-            }
-        }
-        // "b" sorts before "ba" ascending, and after it descending: no member is a prefix of
-        // another's encoding.
-        let desc = zset_order_prefix(b"zs", &VERSION, true);
-        assert!(zset_order_key(&desc, 3.0, b"ba", true) < zset_order_key(&desc, 3.0, b"b", true));
-        assert_eq!(
-            decode_score(&encode_score(-0.0)).unwrap().to_bits(),
-            0.0f64.to_bits()
-        );
-        assert_eq!(decode_score(&encode_score(2.5)).unwrap(), 2.5);
-        assert!(decode_score(b"short").is_err());
-        let zset = Entry::new(
-            Value::ZSet(CollectionMeta {
-                len: 2,
-                version: VERSION,
-            }),
-            Some(7),
-        );
-        assert_eq!(Entry::decode(zset.encode()).unwrap(), zset);
-        assert_eq!(zset.encode()[0], 0x84);
-        let (start, end) = all_data_range();
-        for part in parts_prefixes(b"zs", &zset.value) {
-            assert!(part.as_slice() >= start && part.as_slice() < end);
-        }
-    }
-
-    #[test]
     fn an_entry_head_says_type_and_deadline_from_its_first_bytes() {
         let long_string = Entry::new(Value::String(Bytes::from(vec![b'x'; 1000])), Some(1234));
         let list = Entry::new(
@@ -794,48 +740,6 @@ mod tests {
         assert!(EntryHead::decode(b"").is_err());
         assert!(EntryHead::decode(&[0x80, 0, 0]).is_err(), "a deadline cut short");
         assert!(EntryHead::decode(&[0x07]).is_err(), "no such type");
-    }
-
-    #[test]
-    fn rank_index_nodes_are_laid_out_as_documented() {
-        let prefix = zset_rank_prefix(b"zs", &VERSION);
-        assert!(prefix.starts_with(b"n"));
-        assert_eq!(
-            parse_part_key(ZSET_RANK_PREFIX, &prefix),
-            Some((&b"zs"[..], VERSION))
-        );
-        let node = RankNode {
-            level: 2,
-            bound: Bytes::from_static(b"\x80\0\0\0\0\0\0\x01m"),
-            lower: Bytes::from_static(b"\x7f\0\0\0\0\0\0\0a"),
-            count: 300,
-            children: 3,
-        };
-        let key = node.store_key(&prefix);
-        assert_eq!(
-            key[prefix.len()],
-            !2u8,
-            "the level, flipped: the root sorts first"
-        );
-        assert_eq!(&key[prefix.len() + 1..], &node.bound[..]);
-        let value = node.encode();
-        assert_eq!(&value[..8], &300u64.to_be_bytes());
-        assert_eq!(&value[8..12], &3u32.to_be_bytes());
-        assert_eq!(&value[12..], &node.lower[..]);
-        assert_eq!(RankNode::decode(&prefix, &key, &value).unwrap(), node);
-        let root = RankNode {
-            level: 3,
-            ..node.clone()
-        };
-        assert!(root.store_key(&prefix) < key);
-        assert!(RankNode::decode(&prefix, &key, &value.slice(..11)).is_err());
-        // The last bound is past every position: +inf's order starts FF F0.
-        let top = zset_order_key(&[], f64::INFINITY, b"\xff\xff", false);
-        assert!(&top[..] < RANK_BOUND_END);
-        let (start, end) = all_data_range();
-        assert!(key.as_ref() >= start && key.as_ref() < end);
-        assert_eq!(parts_expected(&prefix, 1_000), 6);
-        assert_eq!(parts_expected(&zset_member_prefix(b"zs", &VERSION), 1_000), 1_000);
     }
 
     #[test]
