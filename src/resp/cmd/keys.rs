@@ -6,7 +6,7 @@
 //! MVCC versions and compression): its meta entry, and for a collection its parts, estimated
 //! from `SAMPLES` of them (default 5, 0 for all) as Redis estimates.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::DbScope;
 use super::ExecContext;
@@ -20,8 +20,8 @@ use crate::resp::db::{DbIndex, InDb, databases_range, qualify};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::glob::Glob;
 use crate::resp::keyspace::{
-    ENTRY_HEAD_BYTES, Entry, EntryHead, Value, data_key, delete_entry, key_naming_ranges, keyspace_range,
-    now_ms, parts_expected, parts_prefixes, prefix_end, read_entry, read_value, user_key,
+    ENTRY_HEAD_BYTES, Entry, EntryHead, Value, data_key, delete_entry, key_after, key_naming_ranges,
+    keyspace_range, now_ms, parts_expected, parts_prefixes, prefix_end, read_entry, read_value, user_key,
 };
 use crate::resp::reply::Reply;
 
@@ -640,7 +640,7 @@ pub async fn scan_parts<T: Transaction>(
     if parts.len() == args.count
         && let Some((last, _)) = parts.last()
     {
-        next_cursor = ctx.cursors.register(successor(last));
+        next_cursor = ctx.cursors.register(Bytes::from(key_after(last)));
     }
     Ok((next_cursor, parts))
 }
@@ -705,14 +705,6 @@ fn prefix_bounds(glob: Option<&Glob>) -> (Vec<u8>, Option<Vec<u8>>) {
         }
         None => (keyspace_range().0.to_vec(), None),
     }
-}
-
-/// The smallest key greater than `key`.
-fn successor(key: &[u8]) -> Bytes {
-    let mut next = BytesMut::with_capacity(key.len() + 1);
-    next.put_slice(key);
-    next.put_u8(0);
-    next.freeze()
 }
 
 /// Calls `visit` with every existing (unexpired) key matching `glob` and its entry's head, in

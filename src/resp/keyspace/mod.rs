@@ -289,6 +289,15 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The smallest store key after `key` (and before every other key that starts with it):
+/// where a scan for "strictly after `key`" starts.
+pub fn key_after(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
 /// What a meta entry holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {

@@ -27,9 +27,9 @@ use crate::percolator::Transaction;
 use crate::resp::args::{ArgReader, int_arg, is_keyword, parse_f64, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    CollectionMeta, Entry, Value, Version, decode_score, encode_score, parse_zset_order_key, prefix_end,
-    read_value, remove_key, rewrite_value, score_order, write_entry, zset_member_key, zset_member_prefix,
-    zset_order_key, zset_order_prefix,
+    CollectionMeta, Entry, Value, Version, decode_score, encode_score, key_after, parse_zset_order_key,
+    prefix_end, read_value, remove_key, rewrite_value, score_order, write_entry, zset_member_key,
+    zset_member_prefix, zset_order_key, zset_order_prefix,
 };
 use crate::resp::reply::Reply;
 

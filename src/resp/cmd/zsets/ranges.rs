@@ -213,8 +213,7 @@ pub(super) async fn walk_order<T: Transaction>(
         let chunk = txn.scan(&start, end.as_deref(), chunk_size).await?;
         let done = chunk.len() < chunk_size;
         if let Some((last, _)) = chunk.last() {
-            start = last.to_vec();
-            start.push(0);
+            start = key_after(last);
         }
         for (store_key, _) in chunk {
             let (score, member) = parse_zset_order_key(prefix, &store_key, descending)?;

@@ -31,7 +31,7 @@ use bytes::Bytes;
 use crate::percolator::Transaction;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    RANK_BOUND_END, RANK_NODE_CHILDREN, RankNode, Version, prefix_end, zset_order_prefix,
+    RANK_BOUND_END, RANK_NODE_CHILDREN, RankNode, Version, key_after, prefix_end, zset_order_prefix,
     zset_rank_level_prefix, zset_rank_prefix,
 };
 
@@ -47,14 +47,6 @@ pub struct RankIndex {
     /// [`MAX_CHILDREN`] and [`BUILD_CHILDREN`]; smaller in tests, for deep trees.
     max_children: u32,
     build_children: usize,
-}
-
-/// The first key after every key that starts with `key` plus a zero byte: where a seek for
-/// "strictly after `key`" starts.
-fn after(key: &[u8]) -> Vec<u8> {
-    let mut next = key.to_vec();
-    next.push(0);
-    next
 }
 
 fn corrupt() -> CommandError {
@@ -81,8 +73,8 @@ impl RankIndex {
         order_key.slice(self.order_prefix.len()..)
     }
 
-    /// The first node of the top level, if the index has any node.
-    async fn first_top<T: Transaction>(&self, txn: &mut T) -> CommandResult<Option<RankNode>> {
+    /// The root (the one node of the top level, stored first), if the index has any node.
+    async fn root<T: Transaction>(&self, txn: &mut T) -> CommandResult<Option<RankNode>> {
         let end = prefix_end(&self.prefix);
         let mut found = txn.scan(&self.prefix, end.as_deref(), 1).await?;
         found
@@ -101,7 +93,7 @@ impl RankIndex {
         let level_prefix = zset_rank_level_prefix(&self.prefix, level);
         let end = prefix_end(&level_prefix);
         let mut seek = level_prefix;
-        seek.extend_from_slice(&after(position));
+        seek.extend_from_slice(&key_after(position));
         let (key, raw) = txn
             .scan(&seek, end.as_deref(), 1)
             .await?
@@ -113,19 +105,14 @@ impl RankIndex {
     /// The path from level 1 up to the top to the nodes holding `position`; empty if the index
     /// has no nodes.
     async fn path<T: Transaction>(&self, txn: &mut T, position: &[u8]) -> CommandResult<Vec<RankNode>> {
-        let Some(first) = self.first_top(txn).await? else {
+        let Some(root) = self.root(txn).await? else {
             return Ok(Vec::new());
         };
-        let top = first.level;
-        let mut path = Vec::with_capacity(usize::from(top));
-        for level in 1..top {
+        let mut path = Vec::with_capacity(usize::from(root.level));
+        for level in 1..root.level {
             path.push(self.containing(txn, level, position).await?);
         }
-        if position < &first.bound[..] {
-            path.push(first);
-        } else {
-            path.push(self.containing(txn, top, position).await?);
-        }
+        path.push(root);
         Ok(path)
     }
 
@@ -238,10 +225,10 @@ impl RankIndex {
         let level_prefix = zset_rank_level_prefix(&self.prefix, level);
         let mut start = level_prefix.clone();
         if !lower.is_empty() {
-            start.extend_from_slice(&after(lower));
+            start.extend_from_slice(&key_after(lower));
         }
         let mut end = level_prefix;
-        end.extend_from_slice(&after(bound));
+        end.extend_from_slice(&key_after(bound));
         txn.scan(&start, Some(&end), usize::MAX)
             .await?
             .into_iter()
@@ -320,12 +307,16 @@ impl RankIndex {
         txn: &mut T,
         rank: u64,
     ) -> CommandResult<Option<(Bytes, u64)>> {
-        let Some(first) = self.first_top(txn).await? else {
+        let Some(root) = self.root(txn).await? else {
             return Ok(None);
         };
-        let (mut lower, mut bound) = (Bytes::new(), Bytes::from_static(RANK_BOUND_END));
+        if rank >= root.count {
+            return Err(corrupt());
+        }
+        // The root covers every position: the descent starts among its children.
+        let (mut lower, mut bound) = (root.lower, root.bound);
         let mut left = rank;
-        for level in (1..=first.level).rev() {
+        for level in (1..root.level).rev() {
             let nodes = self.nodes_within(txn, level, &lower, &bound).await?;
             let mut chosen = None;
             for node in nodes {
@@ -344,12 +335,12 @@ impl RankIndex {
     /// How many members sit before `position`: the counts of the nodes before it at each level,
     /// then the members before it in its level-1 node. `None` if the index has no nodes.
     pub async fn rank_of<T: Transaction>(&self, txn: &mut T, position: &[u8]) -> CommandResult<Option<u64>> {
-        let Some(first) = self.first_top(txn).await? else {
+        let Some(root) = self.root(txn).await? else {
             return Ok(None);
         };
-        let (mut lower, mut bound) = (Bytes::new(), Bytes::from_static(RANK_BOUND_END));
+        let (mut lower, mut bound) = (root.lower, root.bound);
         let mut before = 0;
-        for level in (1..=first.level).rev() {
+        for level in (1..root.level).rev() {
             let nodes = self.nodes_within(txn, level, &lower, &bound).await?;
             let node = nodes
                 .into_iter()
@@ -406,7 +397,7 @@ impl RankIndex {
     /// The level of the index's top, if it has nodes (tests check the tree's shape).
     #[cfg(test)]
     pub async fn levels<T: Transaction>(&self, txn: &mut T) -> CommandResult<u8> {
-        Ok(self.first_top(txn).await?.map_or(0, |n| n.level))
+        Ok(self.root(txn).await?.map_or(0, |n| n.level))
     }
 
     /// Every node, by level from the top (tests check the invariants).
