@@ -3,8 +3,9 @@
 //! A blocked client's pop is an ordinary transaction, tried again whenever an element may have
 //! arrived: at once when a command of this node pushed onto a list or added to a sorted set
 //! ([`BlockedClients::wake_and_settle`]), and every [`POLL_INTERVAL`] for pushes made through
-//! other nodes. Per key, the clients of this node are served in the order they blocked: only a
-//! key's first waiter tries to pop from it.
+//! other nodes. Per key, the clients of this node are served in the order their commands
+//! arrived (the kernel's receive time, see [`super::arrival`]; not the order their connection
+//! tasks happened to run): only a key's first waiter tries to pop from it.
 //!
 //! As in Redis, a push is answered only after the clients it woke have taken their turn: the
 //! pushing command waits (at most [`SETTLE_LIMIT`]) until each first waiter of a key it filled
@@ -23,6 +24,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::arrival::Arrival;
+
 /// How often a blocked client looks again without a wake-up from this node (for pushes that
 /// went through another node).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -30,10 +33,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// The longest a push waits for the blocked clients it woke (see the module docs).
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
-/// The queues of blocked clients, per key.
+/// The queues of blocked clients, per key: waiter ids, by when their commands arrived.
 #[derive(Default)]
 pub struct BlockedClients {
-    queues: Mutex<HashMap<Bytes, VecDeque<u64>>>,
+    queues: Mutex<HashMap<Bytes, VecDeque<(Arrival, u64)>>>,
     next_id: AtomicU64,
     pushed: Notify,
     /// How many wake-ups there have been, so a waiter notices one that came during its attempt.
@@ -77,13 +80,16 @@ pub enum Unblock {
 }
 
 impl BlockedClients {
-    /// Queues connection `client` on `keys`; it leaves every queue when the returned waiter
-    /// is dropped.
-    pub fn block(&self, client: u64, keys: &[Bytes]) -> Waiter<'_> {
+    /// Queues connection `client` on `keys`, behind the waiters whose commands arrived before
+    /// `arrived` and ahead of any that arrived later; it leaves every queue when the returned
+    /// waiter is dropped.
+    pub fn block(&self, client: u64, keys: &[Bytes], arrived: Arrival) -> Waiter<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut queues = self.queues.lock();
         for key in keys {
-            queues.entry(key.clone()).or_default().push_back(id);
+            let queue = queues.entry(key.clone()).or_default();
+            let place = queue.partition_point(|(at, _)| *at <= arrived);
+            queue.insert(place, (arrived, id));
         }
         drop(queues);
         self.progress.lock().insert(id, Progress::default());
@@ -135,7 +141,7 @@ impl BlockedClients {
             let progress = self.progress.lock();
             let mut pending: Vec<(u64, u64)> = keys
                 .iter()
-                .filter_map(|key| queues.get(key)?.front().copied())
+                .filter_map(|key| Some(queues.get(key)?.front()?.1))
                 .filter_map(|id| {
                     let p = progress.get(&id)?;
                     match p.state {
@@ -173,7 +179,7 @@ impl BlockedClients {
     /// How many clients are blocked now (`INFO clients` `blocked_clients`).
     pub fn count(&self) -> usize {
         let queues = self.queues.lock();
-        let mut ids: Vec<u64> = queues.values().flatten().copied().collect();
+        let mut ids: Vec<u64> = queues.values().flatten().map(|(_, id)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
         ids.len()
@@ -216,7 +222,7 @@ impl Waiter<'_> {
         let queues = self.clients.queues.lock();
         self.keys
             .iter()
-            .filter(|key| queues.get(*key).and_then(|q| q.front()) == Some(&self.id))
+            .filter(|key| queues.get(*key).and_then(|q| q.front()).map(|(_, id)| *id) == Some(self.id))
             .cloned()
             .collect()
     }
@@ -249,7 +255,7 @@ impl Drop for Waiter<'_> {
         let mut queues = self.clients.queues.lock();
         for key in &self.keys {
             if let Some(queue) = queues.get_mut(key) {
-                queue.retain(|id| *id != self.id);
+                queue.retain(|(_, id)| *id != self.id);
                 if queue.is_empty() {
                     queues.remove(key);
                 }
@@ -273,7 +279,7 @@ mod tests {
     async fn a_push_returns_once_the_woken_waiter_has_tried_after_it() {
         let clients = Arc::new(BlockedClients::default());
         let key = Bytes::from_static(b"k");
-        let mut waiter = clients.block(1, std::slice::from_ref(&key));
+        let mut waiter = clients.block(1, std::slice::from_ref(&key), Arrival::now());
         let settle = |clients: &Arc<BlockedClients>| {
             let clients = clients.clone();
             let key = key.clone();
@@ -317,8 +323,8 @@ mod tests {
         let clients = BlockedClients::default();
         let a = Bytes::from_static(b"a");
         let b = Bytes::from_static(b"b");
-        let first = clients.block(1, std::slice::from_ref(&a));
-        let second = clients.block(2, &[a.clone(), b.clone()]);
+        let first = clients.block(1, std::slice::from_ref(&a), Arrival::now());
+        let second = clients.block(2, &[a.clone(), b.clone()], Arrival::now());
         assert_eq!(first.turn(), vec![a.clone()]);
         assert_eq!(second.turn(), vec![b.clone()], "second in line on a, first on b");
         assert_eq!(clients.count(), 2);
@@ -327,5 +333,28 @@ mod tests {
         drop(second);
         assert_eq!(clients.count(), 0);
         assert!(clients.queues.lock().is_empty());
+    }
+
+    #[test]
+    fn a_command_that_arrived_earlier_queues_ahead_of_one_that_blocked_first() {
+        let clients = BlockedClients::default();
+        let a = Bytes::from_static(b"a");
+        let (early, late) = (Arrival::from_nanos(1_000), Arrival::from_nanos(2_000));
+        let registered_first = clients.block(1, std::slice::from_ref(&a), late);
+        assert_eq!(registered_first.turn(), vec![a.clone()]);
+        // Its connection task ran second, but its command came in first.
+        let arrived_first = clients.block(2, std::slice::from_ref(&a), early);
+        let tie = clients.block(3, std::slice::from_ref(&a), late);
+        assert_eq!(arrived_first.turn(), vec![a.clone()]);
+        assert!(registered_first.turn().is_empty());
+        drop(arrived_first);
+        assert_eq!(
+            registered_first.turn(),
+            vec![a.clone()],
+            "a tie keeps the blocking order"
+        );
+        assert!(tie.turn().is_empty());
+        drop(registered_first);
+        assert_eq!(tie.turn(), vec![a]);
     }
 }

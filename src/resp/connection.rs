@@ -13,10 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::arrival::{self, Arrival};
 use super::cmd;
 use super::parse::{ParseLimits, RequestParser};
 use super::reply::Reply;
@@ -39,6 +40,8 @@ pub struct Connection<C: TxnClient> {
     session: Session,
     parser: RequestParser,
     input: BytesMut,
+    /// When the last bytes read arrived.
+    arrived: Arrival,
     output: BytesMut,
 }
 
@@ -50,6 +53,7 @@ impl<C: TxnClient> Connection<C> {
         server: Arc<Server<C>>,
     ) -> std::io::Result<Self> {
         socket.set_nodelay(true)?;
+        arrival::enable(&socket)?;
         let local_addr = socket.local_addr()?;
         let fd = {
             use std::os::fd::AsRawFd;
@@ -68,6 +72,7 @@ impl<C: TxnClient> Connection<C> {
             server,
             parser: RequestParser::new(limits),
             input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            arrived: Arrival::default(),
             output: BytesMut::new(),
         })
     }
@@ -100,6 +105,7 @@ impl<C: TxnClient> Connection<C> {
                     break;
                 }
                 *self.session.client.last_active.lock() = Instant::now();
+                self.session.arrived = self.arrived;
                 self.execute_all(requests).await?;
                 if self.session.closing {
                     self.flush().await?;
@@ -137,11 +143,11 @@ impl<C: TxnClient> Connection<C> {
             if buffered == 0 && self.input.capacity() > IDLE_BUFFER_KEEP_BYTES {
                 self.input = BytesMut::with_capacity(READ_CHUNK_BYTES);
             }
-            self.input.reserve(READ_CHUNK_BYTES);
-            let read = tokio::select! {
-                read = self.socket.read_buf(&mut self.input) => read?,
+            let (read, arrived) = tokio::select! {
+                read = arrival::read(&self.socket, &mut self.input, READ_CHUNK_BYTES) => read?,
                 _ = stop.changed() => return Ok(()),
             };
+            self.arrived = arrived;
             if read == 0 {
                 return Ok(());
             }
@@ -186,6 +192,7 @@ impl<C: TxnClient> Connection<C> {
             session,
             server,
             input,
+            arrived,
             ..
         } = self;
         let run = cmd::execute(request, session, server);
@@ -194,13 +201,14 @@ impl<C: TxnClient> Connection<C> {
             if input.len() >= server.config.max_query_buffer_bytes {
                 return Err(std::io::ErrorKind::OutOfMemory.into());
             }
-            input.reserve(READ_CHUNK_BYTES);
             tokio::select! {
                 reply = &mut run => return Ok(reply),
-                read = socket.read_buf(input) => {
-                    if read? == 0 {
+                read = arrival::read(socket, input, READ_CHUNK_BYTES) => {
+                    let (read, at) = read?;
+                    if read == 0 {
                         return Err(std::io::ErrorKind::ConnectionAborted.into());
                     }
+                    *arrived = at;
                 }
             }
         }

@@ -35,6 +35,7 @@
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
 
 mod args;
+mod arrival;
 pub(crate) mod blocked;
 pub mod cmd;
 mod combiner;

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicI64;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::arrival::Arrival;
 use super::db::DbIndex;
 use super::reply::Protocol;
 use crate::scheduler::tso::TimeStamp;
@@ -128,6 +129,9 @@ pub struct Session {
     pub authenticated: bool,
     /// The selected database (`SELECT`).
     pub db: DbIndex,
+    /// When the bytes of the requests being run arrived (see `arrival`): where a blocking
+    /// command queues.
+    pub arrived: Arrival,
 }
 
 impl Session {
@@ -141,6 +145,7 @@ impl Session {
             watches: BTreeMap::new(),
             authenticated,
             db: 0,
+            arrived: Arrival::default(),
         }
     }
 

@@ -223,7 +223,10 @@ async fn run_blocking<C: TxnClient>(
     let client = session.client.id;
     let (command, timeout) = parse_blocking(spec, &args[1..], session.db)?;
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    let mut waiter = server.blocked.block(client, &command.sources());
+    let mut waiter = server.blocked.block(client, &command.sources(), session.arrived);
+    // Let connections this worker has already woken run first: one of them may hold a blocking
+    // command that arrived before this one and belongs ahead of it in the queue (`arrival`).
+    tokio::task::yield_now().await;
     let mut first_try = true;
     loop {
         let turn = waiter.turn();
