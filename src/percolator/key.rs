@@ -73,6 +73,12 @@ impl Key {
 
 /// Splits a versioned key into the encoded user key and the timestamp.
 pub fn split_ts(versioned: &[u8]) -> Result<(Key, TimeStamp), MvccError> {
+    let (key, ts) = split_ts_ref(versioned)?;
+    Ok((Key(key.to_vec()), ts))
+}
+
+/// [`split_ts`] without copying: the encoded user key as a slice of `versioned`.
+pub fn split_ts_ref(versioned: &[u8]) -> Result<(&[u8], TimeStamp), MvccError> {
     if versioned.len() < TS_BYTES + GROUP_BYTES + 1 {
         return Err(MvccError::BadFormat(format!(
             "versioned key of {} bytes is too short",
@@ -81,7 +87,7 @@ pub fn split_ts(versioned: &[u8]) -> Result<(Key, TimeStamp), MvccError> {
     }
     let (key, ts) = versioned.split_at(versioned.len() - TS_BYTES);
     let ts = !u64::from_be_bytes(ts.try_into().expect("8 bytes"));
-    Ok((Key(key.to_vec()), TimeStamp::new(ts)))
+    Ok((key, TimeStamp::new(ts)))
 }
 
 /// Decodes one memcomparable key from the front of `encoded`: the user key and the bytes used.

@@ -729,6 +729,34 @@ fn a_scan_of_value_heads_reads_long_values_from_their_records_alone() {
 }
 
 #[test]
+fn a_scan_agrees_with_point_reads_however_many_versions_a_key_has() {
+    // Key i has i versions (puts, deletes, rollbacks), so some keys are stepped over and
+    // others sought past, at every timestamp.
+    let store = Store::new();
+    let mut at = 10;
+    for i in 0..12u8 {
+        for v in 0..i {
+            let key = [b'k', i];
+            match v % 4 {
+                0 | 1 => store.must_put(&key, &[v], at, at + 1),
+                2 => store.must_delete(&key, at, at + 1),
+                _ => store.rollback(&[&key], at).unwrap(),
+            }
+            at += 2;
+        }
+    }
+    let snapshot = store.engine.snapshot();
+    for read_at in (10..at + 2).step_by(3) {
+        let scanned = scan_pairs(&snapshot, b"", None, 100, ts(read_at));
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..12u8)
+            .filter_map(|i| Some((vec![b'k', i], store.must_get(&[b'k', i], read_at)?)))
+            .collect();
+        let scanned: Vec<(Vec<u8>, Vec<u8>)> = scanned.into_iter().map(|(k, v)| (k, v.unwrap())).collect();
+        assert_eq!(scanned, expected, "at {read_at}");
+    }
+}
+
+#[test]
 fn scan_sees_each_key_as_of_its_timestamp() {
     let store = scan_fixture();
     let snapshot = store.engine.snapshot();
