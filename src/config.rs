@@ -80,12 +80,16 @@ impl Default for ReplicationConfig {
 pub struct SchedulerConfig {
     /// How long a starting node keeps trying to reach a scheduler leader before it gives up.
     pub startup_timeout_secs: u64,
+    /// How long a store may go without a heartbeat before the scheduler counts it `Down`
+    /// (after 20 s it is `Disconnected`).
+    pub max_store_down_time_secs: u64,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             startup_timeout_secs: 60,
+            max_store_down_time_secs: crate::scheduler::service::DEFAULT_MAX_STORE_DOWN_SECS,
         }
     }
 }

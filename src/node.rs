@@ -60,7 +60,9 @@ use crate::rpc::scheduler::{ReplicaGrpcTransport, SchedulerRpcClient, SchedulerS
 use crate::rpc::server::RaftService;
 use crate::rpc::transport::{GrpcTransport, StoreStatusSink};
 use crate::scheduler::replica::{ReplicaOptions, SchedulerError, SchedulerReplica};
-use crate::scheduler::service::{ClusterInfo, Scheduler, SchedulerApi, SchedulerTso, StoreStats};
+use crate::scheduler::service::{
+    ClusterInfo, RegionStats, Scheduler, SchedulerApi, SchedulerTso, StoreStats,
+};
 use crate::scheduler::state::StoreMeta;
 use crate::scheduler::tso::{Tso, TsoClient, system_clock};
 use crate::storage::{Engine, RocksEngine, RocksOptions, StorageError};
@@ -197,11 +199,10 @@ impl RunningNode {
                     },
                     ReplicaGrpcTransport::new(runtime.clone(), others),
                 )?;
-                let scheduler = Arc::new(Scheduler::new(
-                    replica.handle().clone(),
-                    system_clock(),
-                    Tso::DEFAULT_WINDOW_MS,
-                ));
+                let scheduler = Arc::new(
+                    Scheduler::new(replica.handle().clone(), system_clock(), Tso::DEFAULT_WINDOW_MS)
+                        .with_max_store_down(Duration::from_secs(cluster.scheduler.max_store_down_time_secs)),
+                );
                 (Some(replica), Some((id, scheduler)))
             }
             None => (None, None),
@@ -349,7 +350,10 @@ impl RunningNode {
             data_dir: node.data_dir.clone(),
             watch_horizon_ms: cluster.gc.life_time_secs * 1_000 / 2,
         };
-        let server = Arc::new(Server::new(client, cluster.resp.clone(), info, resp_addr));
+        let server = Arc::new(
+            Server::new(client, cluster.resp.clone(), info, resp_addr)
+                .with_admin(Arc::new(scheduler.clone())),
+        );
         let sweeper_runner = replica.as_ref().map(|r| r.handle().clone());
         tasks.push(tokio::spawn(crate::resp::expiry::run_sweeper(
             server.clone(),
@@ -567,7 +571,24 @@ async fn refresh_store_addrs(scheduler: &NodeScheduler, addrs: &RwLock<HashMap<u
     }
 }
 
-/// Every second: report the regions this store leads to the scheduler, and refresh the
+/// The size of the file system holding `path` and what an unprivileged writer may still use
+/// of it; zeros where it cannot be read.
+fn disk_space(path: &std::path::Path) -> (u64, u64) {
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(fs) => {
+            let unit = fs.fragment_size();
+            (fs.blocks() * unit, fs.blocks_available() * unit)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the data directory's file system size");
+            (0, 0)
+        }
+    }
+}
+
+/// Every second: report the regions this store leads to the scheduler (with their estimated
+/// sizes) and the store itself (regions, leaders, disk) when they changed, each at least every
+/// 10 s; and refresh the
 /// store addresses the raft transport uses.
 async fn run_heartbeats(
     store: crate::raftstore::driver::StoreHandle<RocksEngine>,
@@ -577,6 +598,7 @@ async fn run_heartbeats(
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     let mut reported: HashMap<u64, (Region, Peer)> = HashMap::new();
+    let mut reported_counts: Option<(u64, u64)> = None;
     let mut round = 0u64;
     loop {
         interval.tick().await;
@@ -590,7 +612,17 @@ async fn run_heartbeats(
             if reported.get(&view.region.id) == Some(&report) && !round.is_multiple_of(10) {
                 continue;
             }
-            match scheduler.region_heartbeat(view.region.clone(), view.peer).await {
+            let estimate = store
+                .engine()
+                .approximate_range(&view.region.start_key, &view.region.end_key);
+            let stats = RegionStats {
+                approximate_size: estimate.bytes,
+                approximate_keys: estimate.keys,
+            };
+            match scheduler
+                .region_heartbeat(view.region.clone(), view.peer, stats)
+                .await
+            {
                 Ok(()) => {
                     reported.insert(view.region.id, report);
                 }
@@ -600,14 +632,24 @@ async fn run_heartbeats(
         if round.is_multiple_of(5) {
             refresh_store_addrs(&scheduler, &addrs).await;
         }
-        if round.is_multiple_of(10) {
-            let views = store.regions();
+        // Every 10 s, and at once when the store's region or leader count changed.
+        let views = store.regions();
+        let counts = (
+            views.len() as u64,
+            views.iter().filter(|v| v.is_leader).count() as u64,
+        );
+        if round % 10 == 1 || reported_counts != Some(counts) {
+            let (capacity_bytes, available_bytes) = disk_space(store.engine().path());
             let stats = StoreStats {
-                region_count: views.len() as u64,
-                leader_count: views.iter().filter(|v| v.is_leader).count() as u64,
+                region_count: counts.0,
+                leader_count: counts.1,
+                capacity_bytes,
+                available_bytes,
+                used_bytes: store.engine().used_bytes(),
             };
-            if let Err(e) = scheduler.store_heartbeat(me.clone(), stats).await {
-                tracing::debug!(error = %e, "store heartbeat failed");
+            match scheduler.store_heartbeat(me.clone(), stats).await {
+                Ok(()) => reported_counts = Some(counts),
+                Err(e) => tracing::debug!(error = %e, "store heartbeat failed"),
             }
         }
     }

@@ -34,6 +34,7 @@
 //! - `FLUSHDB` deletes in chunks of transactions: atomic per chunk, not as a whole.
 //! - `SCAN` cursors are remembered per node (see `scan_cursors`).
 
+pub mod admin;
 mod args;
 mod arrival;
 pub(crate) mod blocked;

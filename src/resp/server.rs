@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use super::admin::ClusterAdmin;
 use super::blocked::BlockedClients;
 use super::combiner::Combiner;
 use super::connection::Connection;
@@ -72,6 +73,8 @@ pub struct Server<C: TxnClient> {
     pub local_addr: SocketAddr,
     /// A 40-hex-digit id of this process, as Redis's `run_id`.
     pub run_id: String,
+    /// The cluster's administration (`CLUSTER REGIONS`...), where there is a cluster.
+    pub admin: Option<Arc<dyn ClusterAdmin>>,
     next_client_id: AtomicU64,
     connected: AtomicUsize,
 }
@@ -92,9 +95,16 @@ impl<C: TxnClient> Server<C> {
             started: Instant::now(),
             local_addr,
             run_id: make_run_id(),
+            admin: None,
             next_client_id: AtomicU64::new(1),
             connected: AtomicUsize::new(0),
         }
+    }
+
+    /// Serves `CLUSTER`'s administration subcommands from `admin`.
+    pub fn with_admin(mut self, admin: Arc<dyn ClusterAdmin>) -> Self {
+        self.admin = Some(admin);
+        self
     }
 
     pub fn connected_clients(&self) -> usize {

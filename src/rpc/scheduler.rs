@@ -31,7 +31,10 @@ use crate::raft::Message;
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::store::RaftMessage;
 use crate::scheduler::replica::{ReplicaTransport, SchedulerError};
-use crate::scheduler::service::{ClusterInfo, RegionRoute, Scheduler, SchedulerApi, StoreStats};
+use crate::scheduler::service::{
+    ClusterInfo, RegionInfo, RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreInfo,
+    StoreState, StoreStats,
+};
 use crate::scheduler::state::StoreMeta;
 use crate::scheduler::tso::TimeStamp;
 
@@ -112,6 +115,89 @@ fn route_to_proto(r: Result<Option<RegionRoute>, SchedulerError>) -> proto::Regi
             error: Some(error_to_proto(&e)),
             ..Default::default()
         },
+    }
+}
+
+fn store_stats_to_proto(s: StoreStats) -> proto::StoreStats {
+    proto::StoreStats {
+        region_count: s.region_count,
+        leader_count: s.leader_count,
+        capacity_bytes: s.capacity_bytes,
+        available_bytes: s.available_bytes,
+        used_bytes: s.used_bytes,
+    }
+}
+
+fn store_stats_from_proto(s: proto::StoreStats) -> StoreStats {
+    StoreStats {
+        region_count: s.region_count,
+        leader_count: s.leader_count,
+        capacity_bytes: s.capacity_bytes,
+        available_bytes: s.available_bytes,
+        used_bytes: s.used_bytes,
+    }
+}
+
+fn region_stats_to_proto(s: RegionStats) -> proto::RegionStats {
+    proto::RegionStats {
+        approximate_size: s.approximate_size,
+        approximate_keys: s.approximate_keys,
+    }
+}
+
+fn region_stats_from_proto(s: proto::RegionStats) -> RegionStats {
+    RegionStats {
+        approximate_size: s.approximate_size,
+        approximate_keys: s.approximate_keys,
+    }
+}
+
+fn store_state_to_proto(state: StoreState) -> u32 {
+    match state {
+        StoreState::Up => 1,
+        StoreState::Disconnected => 2,
+        StoreState::Down => 3,
+    }
+}
+
+fn store_state_from_proto(state: u32) -> Result<StoreState, SchedulerError> {
+    match state {
+        1 => Ok(StoreState::Up),
+        2 => Ok(StoreState::Disconnected),
+        3 => Ok(StoreState::Down),
+        other => Err(SchedulerError::Refused(format!("unknown store state {other}"))),
+    }
+}
+
+fn region_query_to_proto(query: &RegionQuery) -> proto::RegionsRequest {
+    match query {
+        RegionQuery::Id(id) => proto::RegionsRequest {
+            id: *id,
+            ..Default::default()
+        },
+        RegionQuery::Key(key) => proto::RegionsRequest {
+            by_key: true,
+            key: key.clone(),
+            ..Default::default()
+        },
+        RegionQuery::From { from, limit } => proto::RegionsRequest {
+            key: from.clone(),
+            limit: *limit as u64,
+            ..Default::default()
+        },
+    }
+}
+
+fn region_query_from_proto(r: proto::RegionsRequest) -> RegionQuery {
+    if r.id != 0 {
+        RegionQuery::Id(r.id)
+    } else if r.by_key {
+        RegionQuery::Key(r.key)
+    } else {
+        RegionQuery::From {
+            from: r.key,
+            limit: usize::try_from(r.limit).unwrap_or(usize::MAX),
+        }
     }
 }
 
@@ -299,10 +385,7 @@ impl SchedulerRpc for SchedulerService {
         let store = r
             .store
             .ok_or_else(|| Status::invalid_argument("a store heartbeat without its store"))?;
-        let stats = StoreStats {
-            region_count: r.region_count,
-            leader_count: r.leader_count,
-        };
+        let stats = store_stats_from_proto(r.stats.unwrap_or_default());
         let result = self
             .scheduler
             .store_heartbeat(store_from_proto(store), stats)
@@ -325,10 +408,60 @@ impl SchedulerRpc for SchedulerService {
             })?;
         let leader = peer_from_proto(r.leader, "heartbeat leader")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let result = self.scheduler.region_heartbeat(region, leader).await;
+        let stats = region_stats_from_proto(r.stats.unwrap_or_default());
+        let result = self.scheduler.region_heartbeat(region, leader, stats).await;
         Ok(Response::new(proto::SchedulerResult {
             error: result.err().as_ref().map(error_to_proto),
         }))
+    }
+
+    async fn regions(
+        &self,
+        request: Request<proto::RegionsRequest>,
+    ) -> Result<Response<proto::RegionsResponse>, Status> {
+        let query = region_query_from_proto(request.into_inner());
+        let reply = match self.scheduler.regions(query).await {
+            Ok(regions) => proto::RegionsResponse {
+                error: None,
+                regions: regions
+                    .into_iter()
+                    .map(|info| proto::RegionInfo {
+                        region: Some(region_to_proto(&info.region)),
+                        leader: info.leader.map(peer_to_proto),
+                        stats: info.stats.map(region_stats_to_proto),
+                    })
+                    .collect(),
+            },
+            Err(e) => proto::RegionsResponse {
+                error: Some(error_to_proto(&e)),
+                regions: Vec::new(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn stores(
+        &self,
+        _: Request<proto::StoresRequest>,
+    ) -> Result<Response<proto::StoresResponse>, Status> {
+        let reply = match self.scheduler.stores().await {
+            Ok(stores) => proto::StoresResponse {
+                error: None,
+                stores: stores
+                    .into_iter()
+                    .map(|info| proto::StoreInfo {
+                        store: Some(store_to_proto(&info.meta)),
+                        state: store_state_to_proto(info.state),
+                        stats: info.stats.map(store_stats_to_proto),
+                    })
+                    .collect(),
+            },
+            Err(e) => proto::StoresResponse {
+                error: Some(error_to_proto(&e)),
+                stores: Vec::new(),
+            },
+        };
+        Ok(Response::new(reply))
     }
 }
 
@@ -715,8 +848,7 @@ impl SchedulerApi for SchedulerRpcClient {
             |mut c| {
                 let request = proto::StoreHeartbeatRequest {
                     store: Some(store_to_proto(&store)),
-                    region_count: stats.region_count,
-                    leader_count: stats.leader_count,
+                    stats: Some(store_stats_to_proto(stats)),
                 };
                 async move {
                     let r = c
@@ -731,17 +863,23 @@ impl SchedulerApi for SchedulerRpcClient {
         .await
     }
 
-    async fn region_heartbeat(&self, region: Region, leader: Peer) -> Result<(), SchedulerError> {
+    async fn region_heartbeat(
+        &self,
+        region: Region,
+        leader: Peer,
+        stats: RegionStats,
+    ) -> Result<(), SchedulerError> {
         self.call(
             "region_heartbeat",
             |s| {
                 let region = region.clone();
-                async move { s.region_heartbeat(region, leader).await }
+                async move { s.region_heartbeat(region, leader, stats).await }
             },
             |mut c| {
                 let request = proto::RegionHeartbeatRequest {
                     region: Some(region_to_proto(&region)),
                     leader: Some(peer_to_proto(leader)),
+                    stats: Some(region_stats_to_proto(stats)),
                 };
                 async move {
                     let r = c
@@ -751,6 +889,68 @@ impl SchedulerApi for SchedulerRpcClient {
                         .into_inner();
                     check(r.error)
                 }
+            },
+        )
+        .await
+    }
+
+    async fn regions(&self, query: RegionQuery) -> Result<Vec<RegionInfo>, SchedulerError> {
+        self.call(
+            "regions",
+            |s| {
+                let query = query.clone();
+                async move { s.regions(query).await }
+            },
+            |mut c| {
+                let request = region_query_to_proto(&query);
+                async move {
+                    let r = c
+                        .regions(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)?;
+                    r.regions
+                        .into_iter()
+                        .map(|info| {
+                            let region = info.region.ok_or_else(|| bad_region("missing"))?;
+                            Ok(RegionInfo {
+                                region: region_from_proto(region).map_err(bad_region)?,
+                                leader: info.leader.and_then(|l| peer_from_proto(Some(l), "leader").ok()),
+                                stats: info.stats.map(region_stats_from_proto),
+                            })
+                        })
+                        .collect()
+                }
+            },
+        )
+        .await
+    }
+
+    async fn stores(&self) -> Result<Vec<StoreInfo>, SchedulerError> {
+        self.call(
+            "stores",
+            |s| async move { s.stores().await },
+            |mut c| async move {
+                let r = c
+                    .stores(proto::StoresRequest {})
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)?;
+                r.stores
+                    .into_iter()
+                    .map(|info| {
+                        let meta = info
+                            .store
+                            .ok_or_else(|| SchedulerError::Refused("a store without its meta".into()))?;
+                        Ok(StoreInfo {
+                            meta: store_from_proto(meta),
+                            state: store_state_from_proto(info.state)?,
+                            stats: info.stats.map(store_stats_from_proto),
+                        })
+                    })
+                    .collect()
             },
         )
         .await

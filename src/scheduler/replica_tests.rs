@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 
 use super::replica::{ReplicaHandle, ReplicaOptions, ReplicaTransport, SchedulerError, SchedulerReplica};
-use super::service::{Scheduler, SchedulerApi};
+use super::service::{RegionQuery, RegionStats, STORE_DISCONNECT_SECS, Scheduler, SchedulerApi, StoreState};
 use super::state::StoreMeta;
 use super::tso::{TimeStamp, system_clock};
 use crate::raft::Message;
@@ -238,6 +238,7 @@ async fn store_heartbeats_update_addresses_and_liveness() {
     let stats = StoreStats {
         region_count: 4,
         leader_count: 2,
+        ..StoreStats::default()
     };
     at_leader(&group, |s| {
         let moved = moved.clone();
@@ -248,4 +249,107 @@ async fn store_heartbeats_update_addresses_and_liveness() {
     assert_eq!(found, Some(moved));
     let liveness = group.leader().store_liveness();
     assert_eq!(liveness[&1].stats, stats);
+    // Store 1 just reported; any other has not, but this leader has only just begun.
+    let stores = at_leader(&group, |s| async move { s.stores().await }).await;
+    assert!(stores.iter().any(|info| info.meta.id == 1), "{stores:?}");
+    for info in &stores {
+        assert_eq!(info.state, StoreState::Up, "{info:?}");
+        assert_eq!(info.stats, (info.meta.id == 1).then_some(stats));
+    }
+}
+
+#[test]
+fn a_store_is_disconnected_after_20_s_of_silence_and_down_after_the_configured_time() {
+    let down = Duration::from_secs(1_800);
+    let state = |secs| StoreState::after_silence(Duration::from_secs(secs), down);
+    assert_eq!(state(0), StoreState::Up);
+    assert_eq!(state(STORE_DISCONNECT_SECS), StoreState::Up);
+    assert_eq!(state(STORE_DISCONNECT_SECS + 1), StoreState::Disconnected);
+    assert_eq!(state(1_800), StoreState::Disconnected);
+    assert_eq!(state(1_801), StoreState::Down);
+    // A down time shorter than the disconnect time wins.
+    assert_eq!(
+        StoreState::after_silence(Duration::from_secs(5), Duration::from_secs(3)),
+        StoreState::Down
+    );
+}
+
+/// The directory lists regions in key order from the one holding a key, by id and by key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_are_listed_in_key_order_with_their_leaders_reports() {
+    let group = Group::new(1, 1_000);
+    bootstrap(&group, 3).await;
+    let first = at_leader(&group, |s| async move { s.region_by_id(1).await })
+        .await
+        .unwrap()
+        .region;
+    // Split region 1 at "m" as its leader would report it.
+    let mut left = first.clone();
+    left.end_key = b"m".to_vec();
+    left.epoch.version += 1;
+    let mut right = first.clone();
+    right.id = 50;
+    right.start_key = b"m".to_vec();
+    right.epoch.version += 1;
+    let leader = first.peers[0];
+    let stats = RegionStats {
+        approximate_size: 1_000,
+        approximate_keys: 10,
+    };
+    for region in [left.clone(), right.clone()] {
+        at_leader(&group, |s| {
+            let region = region.clone();
+            async move { s.region_heartbeat(region, leader, stats).await }
+        })
+        .await;
+    }
+    let list = |query: RegionQuery| {
+        let group = &group;
+        async move {
+            at_leader(group, |s| {
+                let query = query.clone();
+                async move { s.regions(query).await }
+            })
+            .await
+            .into_iter()
+            .map(|info| (info.region.id, info.leader, info.stats))
+            .collect::<Vec<_>>()
+        }
+    };
+    let both = vec![(1, Some(leader), Some(stats)), (50, Some(leader), Some(stats))];
+    assert_eq!(
+        list(RegionQuery::From {
+            from: vec![],
+            limit: 10
+        })
+        .await,
+        both
+    );
+    assert_eq!(
+        list(RegionQuery::From {
+            from: b"c".to_vec(),
+            limit: 10
+        })
+        .await,
+        both
+    );
+    assert_eq!(
+        list(RegionQuery::From {
+            from: b"q".to_vec(),
+            limit: 10
+        })
+        .await,
+        both[1..]
+    );
+    assert_eq!(
+        list(RegionQuery::From {
+            from: vec![],
+            limit: 1
+        })
+        .await,
+        both[..1]
+    );
+    assert_eq!(list(RegionQuery::Key(b"m".to_vec())).await, both[1..]);
+    assert_eq!(list(RegionQuery::Id(1)).await, both[..1]);
+    assert!(list(RegionQuery::Id(7)).await.is_empty());
 }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -83,7 +84,15 @@ pub trait SchedulerApi: Send + Sync + 'static {
         &self,
         region: Region,
         leader: Peer,
+        stats: RegionStats,
     ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+    /// Regions as the directory and their leaders' last reports have them (`CLUSTER REGIONS`).
+    fn regions(
+        &self,
+        query: RegionQuery,
+    ) -> impl Future<Output = Result<Vec<RegionInfo>, SchedulerError>> + Send;
+    /// Every store with its state and last report (`CLUSTER STORES`).
+    fn stores(&self) -> impl Future<Output = Result<Vec<StoreInfo>, SchedulerError>> + Send;
 }
 
 impl<S: SchedulerApi> SchedulerApi for Arc<S> {
@@ -130,8 +139,18 @@ impl<S: SchedulerApi> SchedulerApi for Arc<S> {
         &self,
         region: Region,
         leader: Peer,
+        stats: RegionStats,
     ) -> impl Future<Output = Result<(), SchedulerError>> + Send {
-        (**self).region_heartbeat(region, leader)
+        (**self).region_heartbeat(region, leader, stats)
+    }
+    fn regions(
+        &self,
+        query: RegionQuery,
+    ) -> impl Future<Output = Result<Vec<RegionInfo>, SchedulerError>> + Send {
+        (**self).regions(query)
+    }
+    fn stores(&self) -> impl Future<Output = Result<Vec<StoreInfo>, SchedulerError>> + Send {
+        (**self).stores()
     }
     fn store_heartbeat(
         &self,
@@ -147,13 +166,96 @@ impl<S: SchedulerApi> SchedulerApi for Arc<S> {
 pub struct StoreStats {
     pub region_count: u64,
     pub leader_count: u64,
+    /// The size of the file system holding the store's data, and what is free on it.
+    pub capacity_bytes: u64,
+    pub available_bytes: u64,
+    /// What the store's engine takes on disk and in memtables.
+    pub used_bytes: u64,
 }
 
 /// The last heartbeat of a store, as the leader replica saw it (soft state).
 #[derive(Clone, Copy, Debug)]
 pub struct StoreLiveness {
-    pub at: std::time::Instant,
+    pub at: Instant,
     pub stats: StoreStats,
+}
+
+/// A region's size as its leader estimates it (see `storage::Engine::approximate_range`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegionStats {
+    pub approximate_size: u64,
+    pub approximate_keys: u64,
+}
+
+/// Which regions [`SchedulerApi::regions`] lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegionQuery {
+    /// Up to `limit` regions in key order, from the one holding the encoded key `from`.
+    From {
+        from: Vec<u8>,
+        limit: usize,
+    },
+    Id(u64),
+    /// The region holding the encoded key.
+    Key(Vec<u8>),
+}
+
+/// A region with what its leader last reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub region: Region,
+    pub leader: Option<Peer>,
+    /// `None` until a leader has reported to this scheduler leader.
+    pub stats: Option<RegionStats>,
+}
+
+/// `scheduler.max_store_down_time_secs` unless configured: half an hour, as in PD.
+pub const DEFAULT_MAX_STORE_DOWN_SECS: u64 = 1_800;
+
+/// Seconds without a store heartbeat after which a store is [`StoreState::Disconnected`]
+/// (stores report every 10 s).
+pub const STORE_DISCONNECT_SECS: u64 = 20;
+
+/// A store's state, from how long ago it last reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreState {
+    /// Reported within [`STORE_DISCONNECT_SECS`].
+    Up,
+    /// Silent for longer: a slow, paused or cut-off node; nothing is moved off it yet.
+    Disconnected,
+    /// Silent for longer than `scheduler.max_store_down_time_secs`: its replicas are to be
+    /// replaced elsewhere.
+    Down,
+}
+
+impl StoreState {
+    /// The state of a store last heard from `silent` ago.
+    pub fn after_silence(silent: Duration, max_down: Duration) -> StoreState {
+        if silent > max_down {
+            StoreState::Down
+        } else if silent > Duration::from_secs(STORE_DISCONNECT_SECS) {
+            StoreState::Disconnected
+        } else {
+            StoreState::Up
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreState::Up => "Up",
+            StoreState::Disconnected => "Disconnected",
+            StoreState::Down => "Down",
+        }
+    }
+}
+
+/// A store with its state and its last report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreInfo {
+    pub meta: StoreMeta,
+    pub state: StoreState,
+    /// `None` until it has reported to this scheduler leader.
+    pub stats: Option<StoreStats>,
 }
 
 /// Hands out a scheduler's timestamps to a [`super::tso::TsoClient`].
@@ -202,10 +304,14 @@ pub struct Scheduler {
     tso: Mutex<Option<(u64, Arc<Tso>)>>,
     /// Serializes opening the oracle.
     opening: tokio::sync::Mutex<()>,
-    /// Region id → the peer that last reported leading it.
-    leaders: Mutex<HashMap<u64, Peer>>,
+    /// Region id → the peer that last reported leading it, and its report.
+    leaders: Mutex<HashMap<u64, (Peer, RegionStats)>>,
     /// Store id → its last heartbeat.
     stores: Mutex<HashMap<u64, StoreLiveness>>,
+    /// The term this replica leads (or last led) and when it noticed: a store it has not
+    /// heard from yet has been silent since then, as far as it knows.
+    leading_since: Mutex<(u64, Instant)>,
+    max_store_down: Duration,
 }
 
 impl Scheduler {
@@ -218,7 +324,25 @@ impl Scheduler {
             opening: tokio::sync::Mutex::new(()),
             leaders: Mutex::new(HashMap::new()),
             stores: Mutex::new(HashMap::new()),
+            leading_since: Mutex::new((0, Instant::now())),
+            max_store_down: Duration::from_secs(DEFAULT_MAX_STORE_DOWN_SECS),
         }
+    }
+
+    /// How long a store may be silent before it is [`StoreState::Down`].
+    pub fn with_max_store_down(mut self, max_store_down: Duration) -> Self {
+        self.max_store_down = max_store_down;
+        self
+    }
+
+    /// When this replica began leading its current term (as first noticed).
+    fn leading_since(&self) -> Instant {
+        let term = self.replica.status().term;
+        let mut since = self.leading_since.lock();
+        if since.0 != term {
+            *since = (term, Instant::now());
+        }
+        since.1
     }
 
     pub fn replica(&self) -> &ReplicaHandle {
@@ -271,10 +395,22 @@ impl Scheduler {
                 .leaders
                 .lock()
                 .get(&region.id)
-                .copied()
+                .map(|(leader, _)| *leader)
                 .filter(|l| region.peers.contains(l));
             RegionRoute { region, leader }
         })
+    }
+
+    fn info(&self, region: Region) -> RegionInfo {
+        let report = self.leaders.lock().get(&region.id).copied();
+        let leader = report
+            .map(|(leader, _)| leader)
+            .filter(|l| region.peers.contains(l));
+        RegionInfo {
+            leader,
+            stats: report.map(|(_, stats)| stats),
+            region,
+        }
     }
 }
 
@@ -398,17 +534,23 @@ impl SchedulerApi for Scheduler {
         if known.as_ref() != Some(&store) {
             self.put_store(store.clone()).await?;
         }
+        self.leading_since();
         self.stores.lock().insert(
             store.id,
             StoreLiveness {
-                at: std::time::Instant::now(),
+                at: Instant::now(),
                 stats,
             },
         );
         Ok(())
     }
 
-    async fn region_heartbeat(&self, region: Region, leader: Peer) -> Result<(), SchedulerError> {
+    async fn region_heartbeat(
+        &self,
+        region: Region,
+        leader: Peer,
+        stats: RegionStats,
+    ) -> Result<(), SchedulerError> {
         let known = {
             let id = region.id;
             self.replica
@@ -424,7 +566,41 @@ impl SchedulerApi for Scheduler {
                 other => return Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
             }
         }
-        self.leaders.lock().insert(region.id, leader);
+        self.leaders.lock().insert(region.id, (leader, stats));
         Ok(())
+    }
+
+    async fn regions(&self, query: RegionQuery) -> Result<Vec<RegionInfo>, SchedulerError> {
+        let regions = self
+            .replica
+            .read(move |state| match query {
+                RegionQuery::Id(id) => state.regions.get(&id).cloned().into_iter().collect(),
+                RegionQuery::Key(key) => state.region_by_key(&key).cloned().into_iter().collect(),
+                RegionQuery::From { from, limit } => state.regions_from(&from, limit),
+            })
+            .await?;
+        Ok(regions.into_iter().map(|region| self.info(region)).collect())
+    }
+
+    async fn stores(&self) -> Result<Vec<StoreInfo>, SchedulerError> {
+        let stores = self
+            .replica
+            .read(|state| state.stores.values().cloned().collect::<Vec<_>>())
+            .await?;
+        let since = self.leading_since();
+        let now = Instant::now();
+        let heard = self.stores.lock();
+        Ok(stores
+            .into_iter()
+            .map(|meta| {
+                let last = heard.get(&meta.id);
+                let silent = now.saturating_duration_since(last.map_or(since, |l| l.at));
+                StoreInfo {
+                    state: StoreState::after_silence(silent, self.max_store_down),
+                    stats: last.map(|l| l.stats),
+                    meta,
+                }
+            })
+            .collect())
     }
 }

@@ -232,6 +232,22 @@ impl SchedulerState {
         region.contains(key).then_some(region)
     }
 
+    /// Up to `limit` regions in key order, starting with the one holding `from` (or the first
+    /// after it, where the directory has a gap).
+    pub fn regions_from(&self, from: &[u8], limit: usize) -> Vec<Region> {
+        let first = self
+            .region_by_key(from)
+            .map_or_else(|| from.to_vec(), |region| region.start_key.clone());
+        self.by_start
+            .range::<[u8], _>((
+                std::ops::Bound::Included(first.as_slice()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take(limit)
+            .map(|(_, id)| self.regions[id].clone())
+            .collect()
+    }
+
     /// The store named `name`, if it joined.
     pub fn store_by_name(&self, name: &str) -> Option<&StoreMeta> {
         self.stores.values().find(|s| s.name == name)

@@ -434,3 +434,37 @@ fn versions_only_cursors_end_with_the_key_and_others_see_every_key() {
         }
     });
 }
+
+#[test]
+fn rocks_engine_estimates_a_range_from_its_files_and_memtables() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = RocksEngine::open(dir.path(), &RocksOptions::default()).unwrap();
+    let write_keys = |prefix: u8| {
+        let mut batch = WriteBatch::new();
+        for i in 0..1_000u32 {
+            let mut key = vec![prefix];
+            key.extend_from_slice(&i.to_be_bytes());
+            batch.put(Cf::Write, key, vec![7u8; 100]);
+        }
+        Engine::write(&engine, &batch, WriteOptions::NO_SYNC).unwrap();
+    };
+    write_keys(b'a');
+    let unflushed = engine.approximate_range(b"", b"");
+    assert!(unflushed.bytes >= 100_000, "memtables count for everything: {unflushed:?}");
+    assert_eq!(unflushed.keys, 1_000);
+    Engine::flush(&engine).unwrap();
+    write_keys(b'm');
+    Engine::flush(&engine).unwrap();
+    // Two files, one per prefix: a range holding one of them counts it alone.
+    let left = engine.approximate_range(b"", b"m");
+    let right = engine.approximate_range(b"m", b"");
+    let all = engine.approximate_range(b"", b"");
+    assert_eq!(left.keys, 1_000, "{left:?}");
+    assert_eq!(right.keys, 1_000, "{right:?}");
+    assert_eq!(all.keys, 2_000);
+    // (Memtables' shares are rounded down.)
+    assert!(all.bytes - (left.bytes + right.bytes) <= 2, "{left:?} {right:?} {all:?}");
+    assert!(left.bytes > 0 && right.bytes > 0);
+    assert_eq!(engine.approximate_range(b"x", b"").keys, 0);
+    assert!(engine.used_bytes() >= all.bytes);
+}

@@ -79,6 +79,82 @@ impl RocksEngine {
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         cf_handle(&self.db, cf)
     }
+
+    fn cf_property(&self, cf: Cf, name: &str) -> u64 {
+        self.db
+            .property_int_value_cf(self.cf(cf), name)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    /// What the data column families take: table files plus memtables.
+    pub fn used_bytes(&self) -> u64 {
+        DATA_CFS
+            .iter()
+            .chain(&[Cf::Raft])
+            .map(|&cf| {
+                self.cf_property(cf, "rocksdb.total-sst-files-size")
+                    + self.cf_property(cf, "rocksdb.cur-size-all-mem-tables")
+            })
+            .sum()
+    }
+
+    /// An estimate of the data stored in the key range `[start, end)` (an empty `end`: no
+    /// bound), from the engine's metadata alone: no data is read. Each table file counts whole
+    /// when its key range lies inside, half when it straddles a bound; memtables count in
+    /// proportion to the range's share of the files (wholly when the range is everything).
+    /// `keys` counts write-CF entries: committed versions, not distinct user keys.
+    pub fn approximate_range(&self, start: &[u8], end: &[u8]) -> RangeEstimate {
+        let mut inside = RangeEstimate::default();
+        let mut total_bytes = 0u64;
+        for file in self.db.live_files().unwrap_or_default() {
+            let Some(cf) = DATA_CFS.iter().find(|cf| cf.name() == file.column_family_name) else {
+                continue;
+            };
+            let size = file.size as u64;
+            total_bytes += size;
+            let (Some(first), Some(last)) = (&file.start_key, &file.end_key) else {
+                continue;
+            };
+            let disjoint = last.as_slice() < start || (!end.is_empty() && first.as_slice() >= end);
+            if disjoint {
+                continue;
+            }
+            let contained = first.as_slice() >= start && (end.is_empty() || last.as_slice() < end);
+            let share = |n: u64| if contained { n } else { n / 2 };
+            inside.bytes += share(size);
+            if *cf == Cf::Write {
+                inside.keys += share(file.num_entries);
+            }
+        }
+        let everything = start.is_empty() && end.is_empty();
+        let file_bytes = inside.bytes;
+        let memtables = |name: &str, cfs: &[Cf]| -> u64 {
+            let all: u64 = cfs.iter().map(|&cf| self.cf_property(cf, name)).sum();
+            if everything {
+                all
+            } else if total_bytes == 0 {
+                0
+            } else {
+                (u128::from(all) * u128::from(file_bytes) / u128::from(total_bytes)) as u64
+            }
+        };
+        inside.bytes += memtables("rocksdb.cur-size-all-mem-tables", &DATA_CFS);
+        inside.keys += memtables("rocksdb.num-entries-active-mem-table", &[Cf::Write])
+            + memtables("rocksdb.num-entries-imm-mem-tables", &[Cf::Write]);
+        inside
+    }
+}
+
+/// The column families that hold user data (not the raft log and states).
+const DATA_CFS: [Cf; 3] = [Cf::Default, Cf::Lock, Cf::Write];
+
+/// See [`RocksEngine::approximate_range`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeEstimate {
+    pub bytes: u64,
+    pub keys: u64,
 }
 
 fn cf_handle(db: &DB, cf: Cf) -> &rocksdb::ColumnFamily {

@@ -270,6 +270,162 @@ fn any_node_serves_any_key_and_a_counter_through_every_node_is_exact() {
     }
 }
 
+/// A reply map of `CLUSTER REGION(S)`/`STORE(S)` (RESP2: a flat field/value array).
+fn fields(value: &redis::Value) -> HashMap<String, redis::Value> {
+    let redis::Value::Array(items) = value else {
+        panic!("not a field/value array: {value:?}");
+    };
+    items
+        .chunks(2)
+        .map(|pair| {
+            (
+                redis::from_redis_value::<String>(pair[0].clone()).unwrap(),
+                pair[1].clone(),
+            )
+        })
+        .collect()
+}
+
+fn int(value: &redis::Value) -> Option<i64> {
+    redis::from_redis_value::<Option<i64>>(value.clone()).unwrap()
+}
+
+fn text(value: &redis::Value) -> Vec<u8> {
+    redis::from_redis_value::<Vec<u8>>(value.clone()).unwrap()
+}
+
+/// Polls `CLUSTER <what>` through `con` until `done` accepts the listed entries.
+fn cluster_list(
+    con: &mut redis::Connection,
+    what: &str,
+    done: impl Fn(&[HashMap<String, redis::Value>]) -> bool,
+) -> Vec<HashMap<String, redis::Value>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply: redis::Value = redis::cmd("CLUSTER").arg(what).query(con).unwrap();
+        let redis::Value::Array(items) = reply else {
+            panic!("CLUSTER {what} answered {reply:?}");
+        };
+        let entries: Vec<_> = items.iter().map(fields).collect();
+        if done(&entries) {
+            return entries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CLUSTER {what} never settled: {entries:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
+    let cluster = TestCluster::start(3);
+    let mut con = cluster.client(1);
+    for i in 0..50 {
+        let _: () = con.set(format!("key{i:02}"), "x".repeat(100)).unwrap();
+    }
+
+    // Every store reports: up, with its region and disk figures.
+    let stores = cluster_list(&mut con, "STORES", |stores| {
+        stores.len() == 3
+            && stores
+                .iter()
+                .all(|s| s.get("region_count").and_then(int) == Some(1))
+    });
+    let mut names: Vec<String> = stores
+        .iter()
+        .map(|s| String::from_utf8(text(&s["name"])).unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["n1", "n2", "n3"]);
+    for store in &stores {
+        assert_eq!(text(&store["state"]), b"Up");
+        let capacity = int(&store["capacity"]).unwrap();
+        let available = int(&store["available"]).unwrap();
+        assert!(
+            capacity > 0 && available > 0 && available <= capacity,
+            "{store:?}"
+        );
+        assert!(int(&store["used"]).unwrap() > 0);
+    }
+    let leaders: i64 = stores.iter().map(|s| int(&s["leader_count"]).unwrap()).sum();
+    assert_eq!(leaders, 1, "one region, one leader: {stores:?}");
+    let ids: Vec<i64> = stores.iter().map(|s| int(&s["id"]).unwrap()).collect();
+    let one: redis::Value = redis::cmd("CLUSTER")
+        .arg("STORE")
+        .arg(ids[0])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(int(&fields(&one)["id"]), Some(ids[0]));
+    let unknown = redis::cmd("CLUSTER")
+        .arg("STORE")
+        .arg(999)
+        .query::<redis::Value>(&mut con);
+    assert!(unknown.unwrap_err().to_string().contains("unknown store 999"));
+
+    // One region over everything, on all three stores, with a leader and a size.
+    let regions = cluster_list(&mut con, "REGIONS", |regions| {
+        regions.len() == 1 && int(&regions[0]["approximate_size"]).is_some_and(|size| size > 0)
+    });
+    let region = &regions[0];
+    assert_eq!(text(&region["start_key"]), b"");
+    assert_eq!(text(&region["end_key"]), b"");
+    let redis::Value::Array(peers) = &region["peers"] else {
+        panic!("peers: {region:?}");
+    };
+    let mut peers: Vec<i64> = peers.iter().map(|p| int(p).unwrap()).collect();
+    peers.sort();
+    let mut sorted_ids = ids.clone();
+    sorted_ids.sort();
+    assert_eq!(peers, sorted_ids);
+    assert!(ids.contains(&int(&region["leader"]).unwrap()));
+    assert!(int(&region["approximate_keys"]).unwrap() > 0);
+
+    // After a split at key30's meta entry, two regions, and each key finds its own.
+    let store_key = |key: &str| [&[0u8, b'k'][..], key.as_bytes()].concat();
+    let right = cluster.split(&store_key("key30"));
+    let regions = cluster_list(&mut con, "REGIONS", |regions| regions.len() == 2);
+    assert_eq!(text(&regions[0]["end_key"]), store_key("key30"));
+    assert_eq!(int(&regions[1]["id"]), Some(right as i64));
+    assert_eq!(text(&regions[1]["start_key"]), store_key("key30"));
+    let holding = |key: &str, con: &mut redis::Connection| -> HashMap<String, redis::Value> {
+        let reply: redis::Value = redis::cmd("CLUSTER")
+            .arg("REGION")
+            .arg("KEY")
+            .arg(key)
+            .query(con)
+            .unwrap();
+        fields(&reply)
+    };
+    assert_eq!(int(&holding("key31", &mut con)["id"]), Some(right as i64));
+    assert_ne!(int(&holding("key29", &mut con)["id"]), Some(right as i64));
+    let by_id: redis::Value = redis::cmd("CLUSTER")
+        .arg("REGION")
+        .arg(right)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(int(&fields(&by_id)["version"]), int(&regions[1]["version"]));
+    let unknown = redis::cmd("CLUSTER")
+        .arg("REGION")
+        .arg(424242)
+        .query::<redis::Value>(&mut con);
+    assert!(unknown.unwrap_err().to_string().contains("unknown region 424242"));
+    let wrong = redis::cmd("CLUSTER")
+        .arg("REGIONS")
+        .arg("LIMIT")
+        .arg(1)
+        .query::<redis::Value>(&mut con);
+    assert!(wrong.unwrap_err().to_string().contains("syntax error"));
+    let first: redis::Value = redis::cmd("CLUSTER")
+        .arg("REGIONS")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    assert!(matches!(first, redis::Value::Array(ref r) if r.len() == 1));
+}
+
 /// Writers on every node; the node leading the data's region is killed with SIGKILL midway.
 /// Every write a client saw acknowledged is there afterwards, read through every node, and
 /// writes through the survivors resume.

@@ -7,6 +7,7 @@
 //! together (`transactions.rs`).
 
 mod client;
+mod cluster;
 mod connection;
 mod contents;
 pub mod docs;
@@ -356,6 +357,7 @@ async fn execute_local<C: TxnClient>(
         Local::Function => server::function(spec, args),
         Local::Time => Ok(server::time()),
         Local::Info => server::info(args, server).await,
+        Local::Cluster => cluster::cluster(spec, args, session.db, server.admin.as_deref()).await,
         Local::Unwatch => {
             session.unwatch();
             Ok(Reply::OK)

@@ -37,6 +37,7 @@ pub enum Local {
     Time,
     Info,
     Unwatch,
+    Cluster,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,6 +258,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "A container for server configuration commands.", "Depends on subcommand.", "", CONFIG_SUBCOMMANDS),
     command!("function", Handler::Local(Local::Function), -2, [], NO_KEYS, "scripting", "7.0.0",
         "A container for function commands.", "Depends on subcommand.", "", FUNCTION_SUBCOMMANDS),
+    command!("cluster", Handler::Local(Local::Cluster), -2, [], NO_KEYS, "cluster", "3.0.0",
+        "A container for cluster administration commands: regions, stores.", "Depends on subcommand.", "", CLUSTER_SUBCOMMANDS),
     command!("time", Handler::Local(Local::Time), 1, ["loading", "stale", "fast"], NO_KEYS, "server", "2.6.0",
         "Returns the server time.", "O(1)", ""),
     command!("info", Handler::Local(Local::Info), -1, ["loading", "stale"], NO_KEYS, "server", "1.0.0",
@@ -605,6 +608,57 @@ static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[command!(
     "O(N) where N is the number of samples.",
     "key [SAMPLES count:integer]"
 )];
+
+static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    command!(
+        "cluster|regions",
+        Handler::Local(Local::Cluster),
+        -2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Lists regions in key order: range, epoch, peers, leader, approximate size.",
+        "O(N) where N is the number of regions listed",
+        "[COUNT count:integer]"
+    ),
+    command!(
+        "cluster|region",
+        Handler::Local(Local::Cluster),
+        -3,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Shows one region, by id or by a key it holds.",
+        "O(log N) where N is the number of regions",
+        "id:integer | KEY key"
+    ),
+    command!(
+        "cluster|stores",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Lists stores: address, state, region and leader counts, disk capacity.",
+        "O(N) where N is the number of stores",
+        ""
+    ),
+    command!(
+        "cluster|store",
+        Handler::Local(Local::Cluster),
+        3,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Shows one store.",
+        "O(N) where N is the number of stores",
+        "id:integer"
+    ),
+];
 
 static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
     command!(

@@ -1,0 +1,162 @@
+//! `CLUSTER`'s administration subcommands: the cluster as the scheduler sees it, in pd-ctl's
+//! words (see the README). Each reply is a map (RESP3), or a flat field/value array (RESP2),
+//! as `HGETALL` and `XINFO` answer.
+//!
+//! Region boundaries are shown as store keys (the raw, unencoded keys of the transactional
+//! store: a database byte, then the keyspace layout's key, see `keyspace`), `""` for an open
+//! end; `CLUSTER REGION KEY <key>` finds the region holding the meta entry of the Redis key
+//! `<key>` in the client's database.
+
+use bytes::Bytes;
+
+use super::super::admin::ClusterAdmin;
+use super::super::args::{int_arg, is_keyword};
+use super::super::db::DbIndex;
+use super::super::error::{CommandError, CommandResult};
+use super::super::keyspace::data_key;
+use super::super::reply::Reply;
+use super::table::CommandSpec;
+use crate::percolator::key::Key;
+use crate::scheduler::service::{RegionInfo, RegionQuery, StoreInfo};
+
+/// Regions `CLUSTER REGIONS` lists unless told a `COUNT`.
+const DEFAULT_REGION_COUNT: usize = 1_000;
+
+pub async fn cluster(
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    db: DbIndex,
+    admin: Option<&dyn ClusterAdmin>,
+) -> CommandResult {
+    let sub = spec.resolve_subcommand(args)?;
+    let admin =
+        admin.ok_or_else(|| CommandError::Other("cluster administration is not available here".into()))?;
+    let failed = |e: String| CommandError::Other(format!("the scheduler did not answer: {e}"));
+    match sub.name {
+        "cluster|regions" => {
+            let limit = match &args[2..] {
+                [] => DEFAULT_REGION_COUNT,
+                [word, count] if is_keyword(word, "COUNT") => usize::try_from(int_arg(count)?)
+                    .map_err(|_| CommandError::Other("COUNT must be positive".into()))?,
+                _ => return Err(CommandError::Syntax),
+            };
+            let regions = admin
+                .regions(RegionQuery::From {
+                    from: Vec::new(),
+                    limit,
+                })
+                .await
+                .map_err(failed)?;
+            Ok(Reply::Array(regions.iter().map(region_reply).collect()))
+        }
+        "cluster|region" => {
+            let query = match &args[2..] {
+                [word, key] if is_keyword(word, "KEY") => {
+                    RegionQuery::Key(Key::from_raw(&store_key(db, key)).as_encoded().to_vec())
+                }
+                [id] => RegionQuery::Id(
+                    u64::try_from(int_arg(id)?).map_err(|_| CommandError::Other("unknown region".into()))?,
+                ),
+                _ => return Err(CommandError::Syntax),
+            };
+            let what = query.clone();
+            let regions = admin.regions(query).await.map_err(failed)?;
+            match regions.first() {
+                Some(region) => Ok(region_reply(region)),
+                None => Err(CommandError::Other(match what {
+                    RegionQuery::Id(id) => format!("unknown region {id}"),
+                    _ => "no region holds that key".into(),
+                })),
+            }
+        }
+        "cluster|stores" => {
+            let stores = admin.stores().await.map_err(failed)?;
+            Ok(Reply::Array(stores.iter().map(store_reply).collect()))
+        }
+        "cluster|store" => {
+            let id =
+                u64::try_from(int_arg(&args[2])?).map_err(|_| CommandError::Other("unknown store".into()))?;
+            let stores = admin.stores().await.map_err(failed)?;
+            stores
+                .iter()
+                .find(|store| store.meta.id == id)
+                .map(store_reply)
+                .ok_or_else(|| CommandError::Other(format!("unknown store {id}")))
+        }
+        other => unreachable!("CLUSTER has no subcommand {other} in its table"),
+    }
+}
+
+/// The store key of the meta entry of `key` in database `db`.
+fn store_key(db: DbIndex, key: &[u8]) -> Vec<u8> {
+    let mut out = vec![db];
+    out.extend_from_slice(&data_key(key));
+    out
+}
+
+/// A region boundary as a store key; `""` for an open end.
+fn boundary(encoded: &[u8]) -> Reply {
+    if encoded.is_empty() {
+        return Reply::bulk_str("");
+    }
+    match Key::from_encoded(encoded.to_vec()).to_raw() {
+        Ok(raw) => Reply::Bulk(Bytes::from(raw)),
+        // Not a key of the encoding (never written by this server): shown as it is.
+        Err(_) => Reply::Bulk(Bytes::copy_from_slice(encoded)),
+    }
+}
+
+fn field(name: &str, value: Reply) -> (Reply, Reply) {
+    (Reply::bulk_str(name), value)
+}
+
+fn count(n: u64) -> Reply {
+    Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn region_reply(info: &RegionInfo) -> Reply {
+    let region = &info.region;
+    let stats = info.stats;
+    Reply::Map(vec![
+        field("id", count(region.id)),
+        field("start_key", boundary(&region.start_key)),
+        field("end_key", boundary(&region.end_key)),
+        field("conf_ver", count(region.epoch.conf_ver)),
+        field("version", count(region.epoch.version)),
+        field(
+            "peers",
+            Reply::Array(region.peers.iter().map(|peer| count(peer.store_id)).collect()),
+        ),
+        field(
+            "leader",
+            info.leader.map_or(Reply::Nil, |peer| count(peer.store_id)),
+        ),
+        field(
+            "approximate_size",
+            stats.map_or(Reply::Nil, |s| count(s.approximate_size)),
+        ),
+        field(
+            "approximate_keys",
+            stats.map_or(Reply::Nil, |s| count(s.approximate_keys)),
+        ),
+    ])
+}
+
+fn store_reply(info: &StoreInfo) -> Reply {
+    let stats = info.stats;
+    let stat = |value: fn(&crate::scheduler::service::StoreStats) -> u64| {
+        stats.as_ref().map_or(Reply::Nil, |s| count(value(s)))
+    };
+    Reply::Map(vec![
+        field("id", count(info.meta.id)),
+        field("name", Reply::bulk_str(&info.meta.name)),
+        field("address", Reply::bulk_str(&info.meta.peer_addr)),
+        field("resp_address", Reply::bulk_str(&info.meta.resp_addr)),
+        field("state", Reply::bulk_str(info.state.name())),
+        field("region_count", stat(|s| s.region_count)),
+        field("leader_count", stat(|s| s.leader_count)),
+        field("capacity", stat(|s| s.capacity_bytes)),
+        field("available", stat(|s| s.available_bytes)),
+        field("used", stat(|s| s.used_bytes)),
+    ])
+}
