@@ -51,6 +51,7 @@ use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::peer::PeerOptions;
 use crate::raftstore::store::Store;
 use crate::resp::{NodeInfo, Server, serve};
+use crate::rpc::admin::Admin;
 use crate::rpc::kv::{KvBackend, KvService};
 use crate::rpc::proto::kv_server::KvServer;
 use crate::rpc::proto::raft_server::RaftServer;
@@ -352,7 +353,7 @@ impl RunningNode {
         };
         let server = Arc::new(
             Server::new(client, cluster.resp.clone(), info, resp_addr)
-                .with_admin(Arc::new(scheduler.clone())),
+                .with_admin(Arc::new(Admin::new(scheduler.clone()))),
         );
         let sweeper_runner = replica.as_ref().map(|r| r.handle().clone());
         tasks.push(tokio::spawn(crate::resp::expiry::run_sweeper(

@@ -1,26 +1,17 @@
 //! What `CLUSTER`'s administration subcommands ask of the cluster: the scheduler's picture of
-//! regions and stores, wherever its leader runs. [`ClusterAdmin`] is the object-safe face of
-//! any [`SchedulerApi`], so the RESP server need not be generic over the scheduler client.
+//! regions and stores, and changes to them (`rpc::admin` does them from any node). Object
+//! safe, so the RESP server need not be generic over the scheduler client.
 
 use futures_util::future::BoxFuture;
 
-use crate::scheduler::service::{RegionInfo, RegionQuery, SchedulerApi, StoreInfo};
+use crate::scheduler::service::{RegionInfo, RegionQuery, StoreInfo};
 
 pub trait ClusterAdmin: Send + Sync + 'static {
     fn regions(&self, query: RegionQuery) -> BoxFuture<'_, Result<Vec<RegionInfo>, String>>;
     fn stores(&self) -> BoxFuture<'_, Result<Vec<StoreInfo>, String>>;
-}
-
-impl<S: SchedulerApi> ClusterAdmin for S {
-    fn regions(&self, query: RegionQuery) -> BoxFuture<'_, Result<Vec<RegionInfo>, String>> {
-        Box::pin(async move {
-            SchedulerApi::regions(self, query)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    }
-
-    fn stores(&self) -> BoxFuture<'_, Result<Vec<StoreInfo>, String>> {
-        Box::pin(async move { SchedulerApi::stores(self).await.map_err(|e| e.to_string()) })
-    }
+    /// Splits the region holding the store key `key` (raw) at it; done once the scheduler
+    /// shows a region starting there, whose id it returns.
+    fn split(&self, key: Vec<u8>) -> BoxFuture<'_, Result<u64, String>>;
+    /// Moves the lead of a region to its peer on a store; done once the scheduler shows it.
+    fn transfer_leader(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>>;
 }

@@ -423,6 +423,32 @@ impl<E: Engine + Clone> Kv for KvService<E> {
         Ok(Response::new(reply))
     }
 
+    async fn transfer_leader(
+        &self,
+        request: Request<proto::TransferLeaderRequest>,
+    ) -> Result<Response<proto::Result>, Status> {
+        let r = request.into_inner();
+        let store = self.server()?.store();
+        let result = match store.region_by_id(r.region_id) {
+            None => Err(RaftstoreError::RegionNotFound(r.region_id)),
+            Some(view) if !view.is_leader => Err(RaftstoreError::NotLeader {
+                region_id: r.region_id,
+                leader: None,
+            }),
+            Some(view) => match view.region.peers.iter().find(|p| p.store_id == r.to_store) {
+                None => Err(RaftstoreError::InvalidCommand(format!(
+                    "store {} has no peer of region {}",
+                    r.to_store, r.region_id
+                ))),
+                Some(peer) if *peer == view.peer => Ok(()),
+                Some(peer) => store.transfer_leader(r.region_id, peer.id),
+            },
+        };
+        Ok(Response::new(proto::Result {
+            error: result.err().map(|e| error_to_proto(&MvccError::Region(e))),
+        }))
+    }
+
     async fn get(&self, request: Request<proto::GetRequest>) -> Result<Response<proto::GetResponse>, Status> {
         let r = request.into_inner();
         if let Err(e) = self.check(r.context, &r.key)? {

@@ -27,6 +27,7 @@
 //! - Store addresses come from the scheduler's store directory, refreshed every few seconds.
 //! - Connections are plain TCP (no TLS, no authentication between nodes).
 
+pub mod admin;
 pub mod convert;
 pub mod kv;
 pub mod kv_client;

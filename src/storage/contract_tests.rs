@@ -450,7 +450,10 @@ fn rocks_engine_estimates_a_range_from_its_files_and_memtables() {
     };
     write_keys(b'a');
     let unflushed = engine.approximate_range(b"", b"");
-    assert!(unflushed.bytes >= 100_000, "memtables count for everything: {unflushed:?}");
+    assert!(
+        unflushed.bytes >= 100_000,
+        "memtables count for everything: {unflushed:?}"
+    );
     assert_eq!(unflushed.keys, 1_000);
     Engine::flush(&engine).unwrap();
     write_keys(b'm');
@@ -463,7 +466,10 @@ fn rocks_engine_estimates_a_range_from_its_files_and_memtables() {
     assert_eq!(right.keys, 1_000, "{right:?}");
     assert_eq!(all.keys, 2_000);
     // (Memtables' shares are rounded down.)
-    assert!(all.bytes - (left.bytes + right.bytes) <= 2, "{left:?} {right:?} {all:?}");
+    assert!(
+        all.bytes - (left.bytes + right.bytes) <= 2,
+        "{left:?} {right:?} {all:?}"
+    );
     assert!(left.bytes > 0 && right.bytes > 0);
     assert_eq!(engine.approximate_range(b"x", b"").keys, 0);
     assert!(engine.used_bytes() >= all.bytes);

@@ -328,10 +328,16 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
 
     // Every store reports: up, with its region and disk figures.
     let stores = cluster_list(&mut con, "STORES", |stores| {
+        // Every store has reported its replica, and the leader its leadership.
         stores.len() == 3
             && stores
                 .iter()
                 .all(|s| s.get("region_count").and_then(int) == Some(1))
+            && stores
+                .iter()
+                .filter_map(|s| s.get("leader_count").and_then(int))
+                .sum::<i64>()
+                == 1
     });
     let mut names: Vec<String> = stores
         .iter()
@@ -349,8 +355,6 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
         );
         assert!(int(&store["used"]).unwrap() > 0);
     }
-    let leaders: i64 = stores.iter().map(|s| int(&s["leader_count"]).unwrap()).sum();
-    assert_eq!(leaders, 1, "one region, one leader: {stores:?}");
     let ids: Vec<i64> = stores.iter().map(|s| int(&s["id"]).unwrap()).collect();
     let one: redis::Value = redis::cmd("CLUSTER")
         .arg("STORE")
@@ -382,13 +386,9 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
     assert!(ids.contains(&int(&region["leader"]).unwrap()));
     assert!(int(&region["approximate_keys"]).unwrap() > 0);
 
-    // After a split at key30's meta entry, two regions, and each key finds its own.
+    // CLUSTER SPLIT at key30's meta entry: +OK once the picture shows it, so the next
+    // CLUSTER REGION KEY on this connection sees the new region; each key finds its own.
     let store_key = |key: &str| [&[0u8, b'k'][..], key.as_bytes()].concat();
-    let right = cluster.split(&store_key("key30"));
-    let regions = cluster_list(&mut con, "REGIONS", |regions| regions.len() == 2);
-    assert_eq!(text(&regions[0]["end_key"]), store_key("key30"));
-    assert_eq!(int(&regions[1]["id"]), Some(right as i64));
-    assert_eq!(text(&regions[1]["start_key"]), store_key("key30"));
     let holding = |key: &str, con: &mut redis::Connection| -> HashMap<String, redis::Value> {
         let reply: redis::Value = redis::cmd("CLUSTER")
             .arg("REGION")
@@ -398,8 +398,51 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
             .unwrap();
         fields(&reply)
     };
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SPLIT")
+        .arg("key30")
+        .query(&mut con)
+        .unwrap();
+    let new_region = holding("key30", &mut con);
+    assert_eq!(text(&new_region["start_key"]), store_key("key30"));
+    let right = int(&new_region["id"]).unwrap() as u64;
+    assert_ne!(right, 1);
+    // Splitting where a region already starts changes nothing.
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SPLIT")
+        .arg("key30")
+        .query(&mut con)
+        .unwrap();
+    let regions = cluster_list(&mut con, "REGIONS", |regions| regions.len() == 2);
+    assert_eq!(text(&regions[0]["end_key"]), store_key("key30"));
+    assert_eq!(int(&regions[1]["id"]), Some(right as i64));
     assert_eq!(int(&holding("key31", &mut con)["id"]), Some(right as i64));
     assert_ne!(int(&holding("key29", &mut con)["id"]), Some(right as i64));
+
+    // CLUSTER TRANSFER-LEADER: +OK once the new leader has reported; writes go on.
+    let leader = int(&holding("key31", &mut con)["leader"]).unwrap();
+    let target = *ids.iter().find(|id| **id != leader).unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("TRANSFER-LEADER")
+        .arg(right)
+        .arg(target)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(int(&holding("key31", &mut con)["leader"]), Some(target));
+    let _: () = con.set("key31", "after the transfer").unwrap();
+    let read: String = cluster.client(2).get("key31").unwrap();
+    assert_eq!(read, "after the transfer");
+    let error = |args: &[&str], con: &mut redis::Connection| {
+        let mut cmd = redis::cmd("CLUSTER");
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        cmd.query::<redis::Value>(con).unwrap_err().to_string()
+    };
+    assert!(error(&["TRANSFER-LEADER", "424242", "1"], &mut con).contains("unknown region 424242"));
+    let region = right.to_string();
+    assert!(error(&["TRANSFER-LEADER", &region, "99"], &mut con).contains("unknown store 99"));
+    assert!(error(&["TRANSFER-LEADER", &region], &mut con).contains("wrong number of arguments"));
     let by_id: redis::Value = redis::cmd("CLUSTER")
         .arg("REGION")
         .arg(right)

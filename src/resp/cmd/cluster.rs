@@ -5,7 +5,11 @@
 //! Region boundaries are shown as store keys (the raw, unencoded keys of the transactional
 //! store: a database byte, then the keyspace layout's key, see `keyspace`), `""` for an open
 //! end; `CLUSTER REGION KEY <key>` finds the region holding the meta entry of the Redis key
-//! `<key>` in the client's database.
+//! `<key>` in the client's database, and `CLUSTER SPLIT <key>` splits there.
+//!
+//! `CLUSTER SPLIT` and `CLUSTER TRANSFER-LEADER` answer `+OK` once the scheduler's picture
+//! shows the change (a following `CLUSTER REGION` from this connection sees it), or an error
+//! that says why not (unknown region or store, no peer there, timed out).
 
 use bytes::Bytes;
 
@@ -54,9 +58,7 @@ pub async fn cluster(
                 [word, key] if is_keyword(word, "KEY") => {
                     RegionQuery::Key(Key::from_raw(&store_key(db, key)).as_encoded().to_vec())
                 }
-                [id] => RegionQuery::Id(
-                    u64::try_from(int_arg(id)?).map_err(|_| CommandError::Other("unknown region".into()))?,
-                ),
+                [id] => RegionQuery::Id(id_arg(id, "region")?),
                 _ => return Err(CommandError::Syntax),
             };
             let what = query.clone();
@@ -74,8 +76,7 @@ pub async fn cluster(
             Ok(Reply::Array(stores.iter().map(store_reply).collect()))
         }
         "cluster|store" => {
-            let id =
-                u64::try_from(int_arg(&args[2])?).map_err(|_| CommandError::Other("unknown store".into()))?;
+            let id = id_arg(&args[2], "store")?;
             let stores = admin.stores().await.map_err(failed)?;
             stores
                 .iter()
@@ -83,8 +84,32 @@ pub async fn cluster(
                 .map(store_reply)
                 .ok_or_else(|| CommandError::Other(format!("unknown store {id}")))
         }
+        "cluster|split" => {
+            admin
+                .split(store_key(db, &args[2]))
+                .await
+                .map_err(CommandError::Other)?;
+            Ok(Reply::OK)
+        }
+        "cluster|transfer-leader" => {
+            let region = id_arg(&args[2], "region")?;
+            let store = id_arg(&args[3], "store")?;
+            admin
+                .transfer_leader(region, store)
+                .await
+                .map_err(CommandError::Other)?;
+            Ok(Reply::OK)
+        }
         other => unreachable!("CLUSTER has no subcommand {other} in its table"),
     }
+}
+
+/// A region or store id: a positive integer.
+fn id_arg(arg: &[u8], what: &str) -> CommandResult<u64> {
+    u64::try_from(int_arg(arg)?)
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| CommandError::Other(format!("unknown {what} {}", String::from_utf8_lossy(arg))))
 }
 
 /// The store key of the meta entry of `key` in database `db`.

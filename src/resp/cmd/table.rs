@@ -259,7 +259,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!("function", Handler::Local(Local::Function), -2, [], NO_KEYS, "scripting", "7.0.0",
         "A container for function commands.", "Depends on subcommand.", "", FUNCTION_SUBCOMMANDS),
     command!("cluster", Handler::Local(Local::Cluster), -2, [], NO_KEYS, "cluster", "3.0.0",
-        "A container for cluster administration commands: regions, stores.", "Depends on subcommand.", "", CLUSTER_SUBCOMMANDS),
+        "A container for cluster administration commands: regions, stores, splits, leaders.", "Depends on subcommand.", "", CLUSTER_SUBCOMMANDS),
     command!("time", Handler::Local(Local::Time), 1, ["loading", "stale", "fast"], NO_KEYS, "server", "2.6.0",
         "Returns the server time.", "O(1)", ""),
     command!("info", Handler::Local(Local::Info), -1, ["loading", "stale"], NO_KEYS, "server", "1.0.0",
@@ -657,6 +657,30 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
         "Shows one store.",
         "O(N) where N is the number of stores",
         "id:integer"
+    ),
+    command!(
+        "cluster|split",
+        Handler::Local(Local::Cluster),
+        3,
+        [],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Splits the region holding a key at that key.",
+        "O(1)",
+        "key"
+    ),
+    command!(
+        "cluster|transfer-leader",
+        Handler::Local(Local::Cluster),
+        4,
+        [],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Moves a region's leadership to its peer on a store.",
+        "O(1)",
+        "region:integer store:integer"
     ),
 ];
 

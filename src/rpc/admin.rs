@@ -1,0 +1,158 @@
+//! [`Admin`]: the cluster administration `CLUSTER` offers over RESP, done from any node. What
+//! the cluster looks like comes from the scheduler; changes go to the store that leads the
+//! region concerned (the scheduler's last word on who leads, then every store holding a peer,
+//! since that word may be a heartbeat old), and are done once the scheduler's picture shows
+//! them, so a client that reads the picture after `+OK` sees its change.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+
+use super::proto;
+use super::proto::kv_client::KvClient;
+use crate::percolator::key::Key;
+use crate::resp::admin::ClusterAdmin;
+use crate::scheduler::service::{RegionInfo, RegionQuery, SchedulerApi, StoreInfo};
+
+/// How long a split or a leader transfer may take before the command gives up.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+/// Between looks at whether it is done.
+const POLL: Duration = Duration::from_millis(100);
+
+/// See the module docs.
+pub struct Admin<S: SchedulerApi> {
+    scheduler: S,
+}
+
+impl<S: SchedulerApi> Admin<S> {
+    pub fn new(scheduler: S) -> Self {
+        Admin { scheduler }
+    }
+
+    async fn region(&self, query: RegionQuery) -> Result<Option<RegionInfo>, String> {
+        let regions = self.scheduler.regions(query).await.map_err(|e| e.to_string())?;
+        Ok(regions.into_iter().next())
+    }
+
+    /// The peer addresses of the stores holding `info`'s region, its reported leader first.
+    async fn candidates(&self, info: &RegionInfo) -> Result<Vec<String>, String> {
+        let stores = self.scheduler.stores().await.map_err(|e| e.to_string())?;
+        let mut order: Vec<u64> = info.leader.iter().map(|p| p.store_id).collect();
+        order.extend(info.region.peers.iter().map(|p| p.store_id));
+        order.dedup();
+        Ok(order
+            .into_iter()
+            .filter_map(|id| stores.iter().find(|s| s.meta.id == id))
+            .map(|s| format!("http://{}", s.meta.peer_addr))
+            .collect())
+    }
+
+    async fn split_at(&self, raw: Vec<u8>) -> Result<u64, String> {
+        let encoded = Key::from_raw(&raw).as_encoded().to_vec();
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        let mut proposed = false;
+        loop {
+            let found = self.region(RegionQuery::Key(encoded.clone())).await?;
+            let Some(info) = found else {
+                // Between the reports of a split's two halves the directory has a gap.
+                if !proposed {
+                    return Err("no region holds that key".into());
+                }
+                if Instant::now() >= deadline {
+                    return Err("timed out: the split region was not reported".into());
+                }
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            if info.region.start_key == encoded {
+                return Ok(info.region.id);
+            }
+            if !proposed {
+                for addr in self.candidates(&info).await? {
+                    let Ok(mut client) = KvClient::connect(addr).await else {
+                        continue;
+                    };
+                    let request = proto::SplitRegionRequest { key: raw.clone() };
+                    if let Ok(reply) = client.split_region(request).await
+                        && reply.get_ref().error.is_none()
+                    {
+                        proposed = true;
+                        break;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out: region {} was not split within {} s",
+                    info.region.id,
+                    OPERATION_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn move_leader(&self, region_id: u64, store_id: u64) -> Result<(), String> {
+        let stores = self.scheduler.stores().await.map_err(|e| e.to_string())?;
+        if !stores.iter().any(|s| s.meta.id == store_id) {
+            return Err(format!("unknown store {store_id}"));
+        }
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        let mut asked = Instant::now() - Duration::from_secs(1);
+        loop {
+            let info = self
+                .region(RegionQuery::Id(region_id))
+                .await?
+                .ok_or_else(|| format!("unknown region {region_id}"))?;
+            if !info.region.peers.iter().any(|p| p.store_id == store_id) {
+                return Err(format!("store {store_id} has no peer of region {region_id}"));
+            }
+            if info.leader.is_some_and(|l| l.store_id == store_id) {
+                return Ok(());
+            }
+            // Ask again each second: a transfer to a peer that lags is dropped by raft.
+            if asked.elapsed() >= Duration::from_secs(1) {
+                asked = Instant::now();
+                for addr in self.candidates(&info).await? {
+                    let Ok(mut client) = KvClient::connect(addr).await else {
+                        continue;
+                    };
+                    let request = proto::TransferLeaderRequest {
+                        region_id,
+                        to_store: store_id,
+                    };
+                    if let Ok(reply) = client.transfer_leader(request).await
+                        && reply.get_ref().error.is_none()
+                    {
+                        break;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out: store {store_id} did not take the lead of region {region_id} within {} s",
+                    OPERATION_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl<S: SchedulerApi> ClusterAdmin for Admin<S> {
+    fn regions(&self, query: RegionQuery) -> BoxFuture<'_, Result<Vec<RegionInfo>, String>> {
+        Box::pin(async move { self.scheduler.regions(query).await.map_err(|e| e.to_string()) })
+    }
+
+    fn stores(&self) -> BoxFuture<'_, Result<Vec<StoreInfo>, String>> {
+        Box::pin(async move { self.scheduler.stores().await.map_err(|e| e.to_string()) })
+    }
+
+    fn split(&self, key: Vec<u8>) -> BoxFuture<'_, Result<u64, String>> {
+        Box::pin(self.split_at(key))
+    }
+
+    fn transfer_leader(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.move_leader(region_id, store_id))
+    }
+}
