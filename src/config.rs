@@ -111,6 +111,8 @@ pub struct RegionConfig {
     pub max_size_bytes: u64,
     /// ...at the key where this much data lies to its left.
     pub split_size_bytes: u64,
+    /// How often a leader compares its regions' estimated sizes with `max_size_bytes`.
+    pub split_check_interval_secs: u64,
 }
 
 /// When the raft log is compacted.
@@ -257,6 +259,7 @@ impl Default for RegionConfig {
         RegionConfig {
             max_size_bytes: 144 << 20,
             split_size_bytes: 96 << 20,
+            split_check_interval_secs: 10,
         }
     }
 }

@@ -49,6 +49,7 @@ use crate::raftstore::cmd::RaftstoreError;
 use crate::raftstore::driver::{DriverOptions, StoreDriver};
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::peer::PeerOptions;
+use crate::raftstore::split_check;
 use crate::raftstore::store::Store;
 use crate::resp::{NodeInfo, Server, serve};
 use crate::rpc::admin::Admin;
@@ -334,6 +335,11 @@ impl RunningNode {
             addr: node.resp_addr,
             source,
         })?;
+        tasks.push(tokio::spawn(run_split_checker(
+            driver.handle().clone(),
+            scheduler.clone(),
+            cluster.region.clone(),
+        )));
         tasks.push(tokio::spawn(run_heartbeats(
             driver.handle().clone(),
             scheduler.clone(),
@@ -651,6 +657,61 @@ async fn run_heartbeats(
             match scheduler.store_heartbeat(me.clone(), stats).await {
                 Ok(()) => reported_counts = Some(counts),
                 Err(e) => tracing::debug!(error = %e, "store heartbeat failed"),
+            }
+        }
+    }
+}
+
+/// Every `region.split_check_interval_secs`: splits each region this store leads whose estimated size is
+/// over `region.max_size_bytes`, at the key found by `raftstore::split_check`.
+async fn run_split_checker(
+    store: crate::raftstore::driver::StoreHandle<RocksEngine>,
+    ids: NodeScheduler,
+    config: crate::config::RegionConfig,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs(config.split_check_interval_secs.max(1)));
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        for view in store.regions() {
+            if !view.is_ready_leader {
+                continue;
+            }
+            let estimate = store
+                .engine()
+                .approximate_range(&view.region.start_key, &view.region.end_key);
+            if estimate.bytes <= config.max_size_bytes {
+                continue;
+            }
+            let engine = store.engine().clone();
+            let region = view.region.clone();
+            let split_size = config.split_size_bytes;
+            let found = tokio::task::spawn_blocking(move || {
+                split_check::find_split_key(&engine.snapshot(), &region, split_size)
+            })
+            .await;
+            let key = match found {
+                Ok(Ok(Some(key))) => key,
+                Ok(Ok(None)) => continue,
+                Ok(Err(e)) => {
+                    tracing::warn!(region = view.region.id, error = %e, "split check failed");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(region = view.region.id, error = %e, "split check failed");
+                    continue;
+                }
+            };
+            match crate::rpc::kv::propose_split(&store, ids.as_ref(), key).await {
+                Ok(new_region) => tracing::info!(
+                    region = view.region.id,
+                    new_region,
+                    estimated_bytes = estimate.bytes,
+                    "split a region over region.max_size_bytes"
+                ),
+                Err(e) => {
+                    tracing::warn!(region = view.region.id, error = %e, "automatic split failed; will retry")
+                }
             }
         }
     }

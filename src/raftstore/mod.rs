@@ -59,6 +59,7 @@ pub mod meta;
 pub mod peer;
 pub mod peer_storage;
 pub mod snap;
+pub mod split_check;
 pub mod store;
 
 #[cfg(test)]

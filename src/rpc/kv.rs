@@ -301,6 +301,41 @@ pub trait IdAllocator: Send + Sync + 'static {
     async fn alloc_ids(&self, count: u64) -> Result<u64, String>;
 }
 
+/// Splits the region holding the encoded key `encoded` at it, proposing the split at `store`,
+/// which must lead the region; new region and peer ids come from `ids`. Returns the id of the
+/// region that starts at the key (at once if one already does).
+pub async fn propose_split<E: Engine>(
+    store: &crate::raftstore::driver::StoreHandle<E>,
+    ids: &dyn IdAllocator,
+    encoded: Vec<u8>,
+) -> Result<u64, MvccError> {
+    let view = store
+        .region_for_key(&encoded)
+        .ok_or(MvccError::Region(RaftstoreError::RegionNotFound(0)))?;
+    if view.region.start_key == encoded {
+        return Ok(view.region.id);
+    }
+    let header = store
+        .leader_header(view.region.id)
+        .await
+        .map_err(MvccError::Region)?;
+    let count = view.region.peers.len() as u64 + 1;
+    let first = ids
+        .alloc_ids(count)
+        .await
+        .map_err(|e| MvccError::Region(RaftstoreError::Remote(e)))?;
+    let command = crate::raftstore::cmd::RaftCommand {
+        header,
+        body: crate::raftstore::cmd::CommandBody::Admin(crate::raftstore::cmd::AdminCommand::Split {
+            split_key: encoded,
+            new_region_id: first,
+            new_peer_ids: (first + 1..first + count).collect(),
+        }),
+    };
+    store.propose(command).await.map_err(MvccError::Region)?;
+    Ok(first)
+}
+
 /// What the `Kv` service serves with, once the store runs.
 pub struct KvBackend<E: Engine> {
     pub server: Arc<TxnServer<E>>,
@@ -330,40 +365,13 @@ impl<E: Engine> KvService<E> {
             .ok_or_else(|| Status::unavailable("the store is starting"))
     }
 
-    /// Splits the region holding the user key `key` at it, proposing the split at this store,
-    /// which must lead the region. Returns the id of the region that starts at the key.
+    /// Splits the region holding the user key `key` at it (see [`propose_split`]).
     async fn split_at(&self, key: &[u8]) -> Result<u64, MvccError> {
         let backend = self
             .backend()
             .map_err(|s| MvccError::Region(RaftstoreError::Remote(s.message().into())))?;
-        let store = backend.server.store();
         let encoded = Key::from_raw(key).as_encoded().to_vec();
-        let view = store
-            .region_for_key(&encoded)
-            .ok_or(MvccError::Region(RaftstoreError::RegionNotFound(0)))?;
-        if view.region.start_key == encoded {
-            return Ok(view.region.id);
-        }
-        let header = store
-            .leader_header(view.region.id)
-            .await
-            .map_err(MvccError::Region)?;
-        let count = view.region.peers.len() as u64 + 1;
-        let first = backend
-            .ids
-            .alloc_ids(count)
-            .await
-            .map_err(|e| MvccError::Region(RaftstoreError::Remote(e)))?;
-        let command = crate::raftstore::cmd::RaftCommand {
-            header,
-            body: crate::raftstore::cmd::CommandBody::Admin(crate::raftstore::cmd::AdminCommand::Split {
-                split_key: encoded,
-                new_region_id: first,
-                new_peer_ids: (first + 1..first + count).collect(),
-            }),
-        };
-        store.propose(command).await.map_err(MvccError::Region)?;
-        Ok(first)
+        propose_split(backend.server.store(), backend.ids.as_ref(), encoded).await
     }
 
     /// Checks that the request's region is here, at its epoch, and holds `key` (a user key).

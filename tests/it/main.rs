@@ -12,6 +12,7 @@ mod harness;
 mod lists;
 mod protocol;
 mod sets;
+mod split;
 mod transactions;
 mod values;
 mod zsets;

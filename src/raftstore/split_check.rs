@@ -1,0 +1,140 @@
+//! Where a region that has grown too big splits.
+//!
+//! A region's leader looks at its region's estimated size (`RocksEngine::approximate_range`,
+//! from file metadata: no data read) every `region.split_check_interval_secs`; only when it exceeds
+//! `region.max_size_bytes` does it read the region, in key order, adding up the keys and values
+//! of the data column families until `region.split_size_bytes` lie to the left: the split key
+//! is the user key where that happens. It is a user key (the encoded key without a version),
+//! so every version of one key stays in one region (`Region::contains`), and it lies strictly
+//! inside the region. TiKV's size checker does the same read, once per oversized region.
+
+use super::meta::Region;
+use crate::storage::{Cf, Cursor, IterOptions, Snapshot, VERSION_SUFFIX_BYTES};
+
+/// The user key of a data-CF key: versioned keys (write and default CFs) lose their version,
+/// lock-CF keys are user keys already.
+fn user_key(cf: Cf, key: &[u8]) -> &[u8] {
+    match cf {
+        Cf::Lock => key,
+        _ => &key[..key.len().saturating_sub(VERSION_SUFFIX_BYTES)],
+    }
+}
+
+/// The key at which `region` splits so that about `split_size` bytes of data (keys and values
+/// of the lock, write and default column families) lie to its left; `None` if the region holds
+/// less, or if no user key boundary inside it qualifies (one huge key).
+pub fn find_split_key<S: Snapshot>(
+    snapshot: &S,
+    region: &Region,
+    split_size: u64,
+) -> crate::storage::Result<Option<Vec<u8>>> {
+    let bounds = IterOptions {
+        lower: Some(region.start_key.clone()),
+        upper: (!region.end_key.is_empty()).then(|| region.end_key.clone()),
+        ..Default::default()
+    };
+    let cfs = [Cf::Lock, Cf::Write, Cf::Default];
+    let mut cursors: Vec<Box<dyn Cursor + Send + '_>> = cfs
+        .iter()
+        .map(|&cf| snapshot.cursor(cf, bounds.clone()))
+        .collect();
+    let mut valid = Vec::with_capacity(cfs.len());
+    for cursor in &mut cursors {
+        valid.push(cursor.seek(&region.start_key)?);
+    }
+    let mut size = 0u64;
+    loop {
+        // The cursor at the smallest user key goes next (a three-way merge in key order).
+        let Some(next) = (0..cfs.len())
+            .filter(|&i| valid[i])
+            .min_by(|&a, &b| user_key(cfs[a], cursors[a].key()).cmp(user_key(cfs[b], cursors[b].key())))
+        else {
+            return Ok(None);
+        };
+        let key = user_key(cfs[next], cursors[next].key()).to_vec();
+        if size >= split_size && key.as_slice() > region.start_key.as_slice() {
+            return Ok(Some(key));
+        }
+        size += (cursors[next].key().len() + cursors[next].value().len()) as u64;
+        valid[next] = cursors[next].next()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::percolator::key::Key;
+    use crate::raftstore::meta::RegionEpoch;
+    use crate::scheduler::tso::TimeStamp;
+    use crate::storage::{Engine, MemoryEngine, WriteBatch, WriteOptions};
+
+    fn region(start: &[u8], end: &[u8]) -> Region {
+        Region {
+            id: 1,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            epoch: RegionEpoch::INITIAL,
+            peers: Vec::new(),
+        }
+    }
+
+    fn encoded(raw: &str) -> Vec<u8> {
+        Key::from_raw(raw.as_bytes()).as_encoded().to_vec()
+    }
+
+    /// Keys k000..k099, each with `versions` write records of 100-byte values.
+    fn engine(versions: u64) -> MemoryEngine {
+        let engine = MemoryEngine::default();
+        let mut batch = WriteBatch::new();
+        for i in 0..100 {
+            let key = Key::from_raw(format!("k{i:03}").as_bytes());
+            for v in 0..versions {
+                batch.put(Cf::Write, key.append_ts(TimeStamp::new(10 + v)), vec![0u8; 100]);
+            }
+        }
+        engine.write(&batch, WriteOptions::NO_SYNC).unwrap();
+        engine
+    }
+
+    #[test]
+    fn the_split_key_leaves_the_split_size_on_its_left_at_a_user_key() {
+        let engine = engine(3);
+        let whole = region(b"", b"");
+        // Each key: 3 versions of (encoded key + version) + 100 bytes.
+        let per_key = 3 * (encoded("k000").len() as u64 + 8 + 100);
+        let key = find_split_key(&engine.snapshot(), &whole, 10 * per_key).unwrap();
+        assert_eq!(
+            key,
+            Some(encoded("k010")),
+            "ten keys on the left, none cut between versions"
+        );
+        // A size crossed half-way through a key's versions splits before that key: its
+        // versions go right, whole.
+        let key = find_split_key(&engine.snapshot(), &whole, 10 * per_key + 1).unwrap();
+        assert_eq!(key, Some(encoded("k010")));
+        let key = find_split_key(&engine.snapshot(), &whole, 11 * per_key).unwrap();
+        assert_eq!(key, Some(encoded("k011")));
+        // A region holding less than the split size does not split.
+        assert_eq!(
+            find_split_key(&engine.snapshot(), &whole, 1_000 * per_key).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_regions_own_data_counts_and_the_key_lies_inside_it() {
+        let engine = engine(1);
+        let part = region(&encoded("k050"), &encoded("k060"));
+        let per_key = encoded("k000").len() as u64 + 8 + 100;
+        let key = find_split_key(&engine.snapshot(), &part, 3 * per_key).unwrap();
+        assert_eq!(key, Some(encoded("k053")));
+        // Never at the region's own start, even with a split size of zero.
+        let key = find_split_key(&engine.snapshot(), &part, 0).unwrap();
+        assert_eq!(key, Some(encoded("k051")));
+        // Ten keys inside: a split size past them finds nothing.
+        assert_eq!(
+            find_split_key(&engine.snapshot(), &part, 10 * per_key).unwrap(),
+            None
+        );
+    }
+}
