@@ -14,4 +14,9 @@ pub trait ClusterAdmin: Send + Sync + 'static {
     fn split(&self, key: Vec<u8>) -> BoxFuture<'_, Result<u64, String>>;
     /// Moves the lead of a region to its peer on a store; done once the scheduler shows it.
     fn transfer_leader(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>>;
+    /// Adds a peer of a region on a store; done once the scheduler shows it.
+    fn add_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>>;
+    /// Removes a region's peer on a store (moving the lead away first if it is there); done
+    /// once the scheduler shows it.
+    fn remove_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>>;
 }

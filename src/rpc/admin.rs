@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
+use super::convert::peer_to_proto;
 use super::proto;
 use super::proto::kv_client::KvClient;
 use crate::percolator::key::Key;
+use crate::raftstore::meta::Peer;
 use crate::resp::admin::ClusterAdmin;
 use crate::scheduler::service::{RegionInfo, RegionQuery, SchedulerApi, StoreInfo};
 
@@ -139,6 +141,132 @@ impl<S: SchedulerApi> Admin<S> {
     }
 }
 
+impl<S: SchedulerApi> Admin<S> {
+    async fn known_store(&self, store_id: u64) -> Result<(), String> {
+        let stores = self.scheduler.stores().await.map_err(|e| e.to_string())?;
+        if stores.iter().any(|s| s.meta.id == store_id) {
+            Ok(())
+        } else {
+            Err(format!("unknown store {store_id}"))
+        }
+    }
+
+    async fn known_region(&self, region_id: u64) -> Result<RegionInfo, String> {
+        self.region(RegionQuery::Id(region_id))
+            .await?
+            .ok_or_else(|| format!("unknown region {region_id}"))
+    }
+
+    /// Proposes a membership change at the region's leader (trying its peers' stores).
+    async fn change_peer(&self, info: &RegionInfo, remove: bool, peer: Peer) -> bool {
+        for addr in self.candidates(info).await.unwrap_or_default() {
+            let Ok(mut client) = KvClient::connect(addr).await else {
+                continue;
+            };
+            let request = proto::ChangePeerRequest {
+                region_id: info.region.id,
+                remove,
+                peer: Some(peer_to_proto(peer)),
+            };
+            if let Ok(reply) = client.change_peer(request).await
+                && reply.get_ref().error.is_none()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits until the scheduler's picture of the region satisfies `done`.
+    async fn until(
+        &self,
+        region_id: u64,
+        what: &str,
+        done: impl Fn(&RegionInfo) -> bool,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        loop {
+            if done(&self.known_region(region_id).await?) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out: {what} within {} s",
+                    OPERATION_TIMEOUT.as_secs()
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn add_peer(&self, region_id: u64, store_id: u64) -> Result<(), String> {
+        self.known_store(store_id).await?;
+        let info = self.known_region(region_id).await?;
+        if info.region.peers.iter().any(|p| p.store_id == store_id) {
+            return Err(format!(
+                "store {store_id} already has a peer of region {region_id}"
+            ));
+        }
+        let id = self.scheduler.alloc_ids(1).await.map_err(|e| e.to_string())?;
+        let peer = Peer { id, store_id };
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        while !self
+            .change_peer(&self.known_region(region_id).await?, false, peer)
+            .await
+        {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out: region {region_id} did not take a peer on store {store_id}"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.until(region_id, "the new peer was not reported", |info| {
+            info.region.peers.contains(&peer)
+        })
+        .await
+    }
+
+    async fn remove_peer(&self, region_id: u64, store_id: u64) -> Result<(), String> {
+        self.known_store(store_id).await?;
+        let info = self.known_region(region_id).await?;
+        let Some(peer) = info.region.peers.iter().copied().find(|p| p.store_id == store_id) else {
+            return Err(format!("store {store_id} has no peer of region {region_id}"));
+        };
+        if info.region.peers.len() == 1 {
+            return Err(format!(
+                "the peer on store {store_id} is the last replica of region {region_id}"
+            ));
+        }
+        // A leader does not remove itself: hand the lead to another peer first.
+        if info.leader.is_some_and(|l| l.store_id == store_id) {
+            let other = info
+                .region
+                .peers
+                .iter()
+                .find(|p| p.store_id != store_id)
+                .expect("more than one peer");
+            self.move_leader(region_id, other.store_id).await?;
+        }
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        while !self
+            .change_peer(&self.known_region(region_id).await?, true, peer)
+            .await
+        {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timed out: region {region_id} kept its peer on store {store_id}"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.until(region_id, "the removal was not reported", |info| {
+            !info.region.peers.contains(&peer)
+        })
+        .await
+    }
+}
+
 impl<S: SchedulerApi> ClusterAdmin for Admin<S> {
     fn regions(&self, query: RegionQuery) -> BoxFuture<'_, Result<Vec<RegionInfo>, String>> {
         Box::pin(async move { self.scheduler.regions(query).await.map_err(|e| e.to_string()) })
@@ -154,5 +282,13 @@ impl<S: SchedulerApi> ClusterAdmin for Admin<S> {
 
     fn transfer_leader(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(self.move_leader(region_id, store_id))
+    }
+
+    fn add_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.add_peer(region_id, store_id))
+    }
+
+    fn remove_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.remove_peer(region_id, store_id))
     }
 }

@@ -457,6 +457,35 @@ impl<E: Engine + Clone> Kv for KvService<E> {
         }))
     }
 
+    async fn change_peer(
+        &self,
+        request: Request<proto::ChangePeerRequest>,
+    ) -> Result<Response<proto::Result>, Status> {
+        let r = request.into_inner();
+        let peer = peer_from_proto(r.peer, "peer").map_err(invalid)?;
+        let store = self.server()?.store();
+        let change_type = if r.remove {
+            crate::raft::ConfChangeType::RemoveNode
+        } else {
+            crate::raft::ConfChangeType::AddNode
+        };
+        let result = match store.leader_header(r.region_id).await {
+            Ok(header) => store
+                .propose(crate::raftstore::cmd::RaftCommand {
+                    header,
+                    body: crate::raftstore::cmd::CommandBody::Admin(
+                        crate::raftstore::cmd::AdminCommand::ChangePeer { change_type, peer },
+                    ),
+                })
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(proto::Result {
+            error: result.err().map(|e| error_to_proto(&MvccError::Region(e))),
+        }))
+    }
+
     async fn get(&self, request: Request<proto::GetRequest>) -> Result<Response<proto::GetResponse>, Status> {
         let r = request.into_inner();
         if let Err(e) = self.check(r.context, &r.key)? {

@@ -469,6 +469,75 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
     assert!(matches!(first, redis::Value::Array(ref r) if r.len() == 1));
 }
 
+#[test]
+fn peers_move_between_stores_on_request_and_the_data_goes_with_them() {
+    let mut cluster = TestCluster::start(4);
+    let mut con = cluster.client(0);
+    for i in 0..20 {
+        let _: () = con.set(format!("key{i:02}"), i).unwrap();
+    }
+    let stores = cluster_list(&mut con, "STORES", |stores| stores.len() == 4);
+    let id_of = |name: &str| {
+        stores
+            .iter()
+            .find(|s| text(&s["name"]) == name.as_bytes())
+            .map(|s| int(&s["id"]).unwrap())
+            .unwrap()
+    };
+    let (n1, n4) = (id_of("n1"), id_of("n4"));
+    let region_peers = |con: &mut redis::Connection| {
+        let reply: redis::Value = redis::cmd("CLUSTER").arg("REGION").arg(1).query(con).unwrap();
+        let redis::Value::Array(peers) = fields(&reply)["peers"].clone() else {
+            panic!("no peers in {reply:?}");
+        };
+        let mut peers: Vec<i64> = peers.iter().map(|p| int(p).unwrap()).collect();
+        peers.sort();
+        peers
+    };
+    assert_eq!(region_peers(&mut con), [id_of("n1"), id_of("n2"), id_of("n3")]);
+    let admin = |args: &[String], con: &mut redis::Connection| {
+        let mut cmd = redis::cmd("CLUSTER");
+        for arg in args {
+            cmd.arg(arg);
+        }
+        cmd.query::<()>(con).map_err(|e| e.to_string())
+    };
+    let args = |sub: &str, store: i64| vec![sub.to_string(), "1".into(), store.to_string()];
+
+    // A replica on n4, reported before +OK.
+    admin(&args("ADD-PEER", n4), &mut con).unwrap();
+    assert!(region_peers(&mut con).contains(&n4));
+    let again = admin(&args("ADD-PEER", n4), &mut con).unwrap_err();
+    assert!(again.contains("already has a peer"), "{again}");
+    // n1's replica goes (its lead, if it has it, moves first).
+    admin(&args("REMOVE-PEER", n1), &mut con).unwrap();
+    assert_eq!(region_peers(&mut con), [id_of("n2"), id_of("n3"), n4]);
+    let gone = admin(&args("REMOVE-PEER", n1), &mut con).unwrap_err();
+    assert!(gone.contains("has no peer"), "{gone}");
+    let unknown = admin(&args("ADD-PEER", 99), &mut con).unwrap_err();
+    assert!(unknown.contains("unknown store 99"), "{unknown}");
+
+    // With n2 down, n3 and n4 are a majority of the region: n4 holds a real, current replica.
+    cluster.kill(1);
+    let mut reader = cluster.client(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..20 {
+        loop {
+            match reader.get::<_, i64>(format!("key{i:02}")) {
+                Ok(value) => {
+                    assert_eq!(value, i);
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "key{i:02} unreadable: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+    let _: () = reader.set("after", "the move").unwrap();
+}
+
 /// Writers on every node; the node leading the data's region is killed with SIGKILL midway.
 /// Every write a client saw acknowledged is there afterwards, read through every node, and
 /// writes through the survivors resume.

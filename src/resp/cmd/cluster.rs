@@ -7,9 +7,10 @@
 //! end; `CLUSTER REGION KEY <key>` finds the region holding the meta entry of the Redis key
 //! `<key>` in the client's database, and `CLUSTER SPLIT <key>` splits there.
 //!
-//! `CLUSTER SPLIT` and `CLUSTER TRANSFER-LEADER` answer `+OK` once the scheduler's picture
-//! shows the change (a following `CLUSTER REGION` from this connection sees it), or an error
-//! that says why not (unknown region or store, no peer there, timed out).
+//! `CLUSTER SPLIT`, `TRANSFER-LEADER`, `ADD-PEER` and `REMOVE-PEER` answer `+OK` once the
+//! scheduler's picture shows the change (a following `CLUSTER REGION` from this connection
+//! sees it), or an error that says why not (unknown region or store, peer already there, no
+//! peer there, the last replica, timed out).
 
 use bytes::Bytes;
 
@@ -98,6 +99,17 @@ pub async fn cluster(
                 .transfer_leader(region, store)
                 .await
                 .map_err(CommandError::Other)?;
+            Ok(Reply::OK)
+        }
+        "cluster|add-peer" | "cluster|remove-peer" => {
+            let region = id_arg(&args[2], "region")?;
+            let store = id_arg(&args[3], "store")?;
+            let done = if sub.name == "cluster|add-peer" {
+                admin.add_peer(region, store).await
+            } else {
+                admin.remove_peer(region, store).await
+            };
+            done.map_err(CommandError::Other)?;
             Ok(Reply::OK)
         }
         other => unreachable!("CLUSTER has no subcommand {other} in its table"),
