@@ -12,6 +12,8 @@
 //! - [`replica`]: one replica of the scheduler's raft group (our raft core on a thread of its
 //!   own, its log in the node's engine under [`SCHEDULER_PREFIX`]), hosted by each of the
 //!   `scheduler_nodes`.
+//! - [`checkers`]: the placement decisions (replica checker, balance-region, balance-leader)
+//!   as pure functions over a snapshot of the cluster; `rpc::operators` runs them.
 //! - [`service`]: the requests the leader replica serves (timestamps from an oracle over the
 //!   replicated bound, ids, bootstrap, stores, regions, heartbeats) and [`service::SchedulerApi`],
 //!   the interface stores and clients use, in process or over gRPC.
@@ -20,6 +22,7 @@
 //!
 //! - It uses the region types of `raftstore::meta` (an arrow pointing down the layer table).
 
+pub mod checkers;
 pub mod replica;
 #[cfg(test)]
 mod replica_tests;

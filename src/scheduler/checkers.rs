@@ -1,0 +1,401 @@
+//! The scheduler's decisions: pure functions over a snapshot of the cluster (regions with
+//! their leaders and sizes, stores with their states), each answering which steps, if any,
+//! one region should go through. Running them is `rpc::operators`.
+//!
+//! - [`replica_check`] keeps every region at `replication.max_replicas` replicas on stores
+//!   that are not down: a replica on a `Down` (or unknown) store is replaced (add the new one
+//!   first, then remove the old), a missing one is added, an extra one removed.
+//! - [`balance_region`] (TinyKV 3C's rules): among suitable stores (`Up`), move a replica from
+//!   the store with the most region data to the one with the least that lacks it, only when
+//!   the difference exceeds twice the region's size, so nothing moves back and forth.
+//! - [`balance_leader`]: move a lead from the store leading the most regions to one leading
+//!   at least two fewer that holds a replica.
+//!
+//! A new replica goes to the suitable store holding the fewest regions (then the lowest id).
+
+use std::collections::HashMap;
+
+use super::service::{RegionInfo, StoreInfo, StoreState};
+
+/// One step of an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    AddPeer { store: u64 },
+    RemovePeer { store: u64 },
+    TransferLeader { store: u64 },
+}
+
+/// What one decision wants done to one region, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub region_id: u64,
+    pub steps: Vec<Step>,
+}
+
+fn up(stores: &[StoreInfo], id: u64) -> bool {
+    stores
+        .iter()
+        .any(|s| s.meta.id == id && s.state == StoreState::Up)
+}
+
+/// Regions with a replica on each store.
+fn region_counts(regions: &[RegionInfo]) -> HashMap<u64, usize> {
+    let mut counts = HashMap::new();
+    for info in regions {
+        for peer in &info.region.peers {
+            *counts.entry(peer.store_id).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The `Up` store without a replica of `info` that holds the fewest regions.
+fn best_new_home(info: &RegionInfo, regions: &[RegionInfo], stores: &[StoreInfo]) -> Option<u64> {
+    let counts = region_counts(regions);
+    stores
+        .iter()
+        .filter(|s| s.state == StoreState::Up)
+        .filter(|s| !info.region.peers.iter().any(|p| p.store_id == s.meta.id))
+        .min_by_key(|s| (counts.get(&s.meta.id).copied().unwrap_or(0), s.meta.id))
+        .map(|s| s.meta.id)
+}
+
+/// See the module docs.
+pub fn replica_check(
+    info: &RegionInfo,
+    regions: &[RegionInfo],
+    stores: &[StoreInfo],
+    max_replicas: usize,
+) -> Option<Proposal> {
+    let peers = &info.region.peers;
+    let proposal = |steps| {
+        Some(Proposal {
+            region_id: info.region.id,
+            steps,
+        })
+    };
+    if let Some(down) = peers
+        .iter()
+        .find(|p| !up(stores, p.store_id) && !disconnected(stores, p.store_id))
+    {
+        return match best_new_home(info, regions, stores) {
+            Some(store) => proposal(vec![
+                Step::AddPeer { store },
+                Step::RemovePeer { store: down.store_id },
+            ]),
+            None if peers.len() > max_replicas => proposal(vec![Step::RemovePeer { store: down.store_id }]),
+            None => None,
+        };
+    }
+    if peers.len() < max_replicas {
+        return best_new_home(info, regions, stores)
+            .and_then(|store| proposal(vec![Step::AddPeer { store }]));
+    }
+    if peers.len() > max_replicas {
+        // The replica on the busiest store goes; the leader's last.
+        let counts = region_counts(regions);
+        let leader = info.leader.map(|l| l.store_id);
+        let extra = peers.iter().max_by_key(|p| {
+            (
+                Some(p.store_id) != leader,
+                counts.get(&p.store_id).copied().unwrap_or(0),
+                p.store_id,
+            )
+        })?;
+        return proposal(vec![Step::RemovePeer {
+            store: extra.store_id,
+        }]);
+    }
+    None
+}
+
+/// A store that is silent but not yet down: its replicas stay where they are.
+fn disconnected(stores: &[StoreInfo], id: u64) -> bool {
+    stores
+        .iter()
+        .any(|s| s.meta.id == id && s.state == StoreState::Disconnected)
+}
+
+/// See the module docs. `max_replicas`: regions with another replica count are left to the
+/// replica checker.
+pub fn balance_region(regions: &[RegionInfo], stores: &[StoreInfo], max_replicas: usize) -> Option<Proposal> {
+    let suitable: Vec<u64> = stores
+        .iter()
+        .filter(|s| s.state == StoreState::Up)
+        .map(|s| s.meta.id)
+        .collect();
+    if suitable.len() < 2 {
+        return None;
+    }
+    let size_of = |info: &RegionInfo| info.stats.map_or(0, |s| s.approximate_size);
+    let mut store_size: HashMap<u64, u64> = suitable.iter().map(|id| (*id, 0)).collect();
+    for info in regions {
+        for peer in &info.region.peers {
+            if let Some(size) = store_size.get_mut(&peer.store_id) {
+                *size += size_of(info);
+            }
+        }
+    }
+    // Sources from the biggest down; for each, its regions, followers before leaders.
+    let mut sources = suitable.clone();
+    sources.sort_by_key(|id| (std::cmp::Reverse(store_size[id]), *id));
+    for source in sources {
+        let mut candidates: Vec<&RegionInfo> = regions
+            .iter()
+            .filter(|info| info.region.peers.len() == max_replicas)
+            .filter(|info| info.region.peers.iter().any(|p| p.store_id == source))
+            .filter(|info| info.region.peers.iter().all(|p| up(stores, p.store_id)))
+            .collect();
+        candidates.sort_by_key(|info| (info.leader.map(|l| l.store_id) == Some(source), info.region.id));
+        for info in candidates {
+            let target = suitable
+                .iter()
+                .filter(|id| !info.region.peers.iter().any(|p| p.store_id == **id))
+                .min_by_key(|id| (store_size[*id], **id));
+            let Some(&target) = target else {
+                continue;
+            };
+            if store_size[&source].saturating_sub(store_size[&target]) > 2 * size_of(info) {
+                return Some(Proposal {
+                    region_id: info.region.id,
+                    steps: vec![
+                        Step::AddPeer { store: target },
+                        Step::RemovePeer { store: source },
+                    ],
+                });
+            }
+        }
+    }
+    None
+}
+
+/// See the module docs.
+pub fn balance_leader(regions: &[RegionInfo], stores: &[StoreInfo]) -> Option<Proposal> {
+    let mut leaders: HashMap<u64, usize> = stores
+        .iter()
+        .filter(|s| s.state == StoreState::Up)
+        .map(|s| (s.meta.id, 0))
+        .collect();
+    for info in regions {
+        if let Some(count) = info.leader.and_then(|l| leaders.get_mut(&l.store_id)) {
+            *count += 1;
+        }
+    }
+    let (&source, &most) = leaders
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))?;
+    let mut best: Option<(usize, u64, u64)> = None;
+    for info in regions
+        .iter()
+        .filter(|i| i.leader.is_some_and(|l| l.store_id == source))
+    {
+        for peer in &info.region.peers {
+            if let Some(&count) = leaders.get(&peer.store_id)
+                && peer.store_id != source
+                && most >= count + 2
+                && best.is_none_or(|(c, s, _)| (count, peer.store_id) < (c, s))
+            {
+                best = Some((count, peer.store_id, info.region.id));
+            }
+        }
+    }
+    best.map(|(_, store, region_id)| Proposal {
+        region_id,
+        steps: vec![Step::TransferLeader { store }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raftstore::meta::{Peer, Region, RegionEpoch};
+    use crate::scheduler::service::RegionStats;
+    use crate::scheduler::state::StoreMeta;
+
+    fn store(id: u64, state: StoreState) -> StoreInfo {
+        StoreInfo {
+            meta: StoreMeta {
+                id,
+                name: format!("n{id}"),
+                peer_addr: String::new(),
+                resp_addr: String::new(),
+            },
+            state,
+            stats: None,
+        }
+    }
+
+    fn up_stores(n: u64) -> Vec<StoreInfo> {
+        (1..=n).map(|id| store(id, StoreState::Up)).collect()
+    }
+
+    /// Region `id` with replicas on `on` (peer ids = 100 * region + store), led from `leader`.
+    fn region(id: u64, on: &[u64], leader: u64, size: u64) -> RegionInfo {
+        let peers: Vec<Peer> = on
+            .iter()
+            .map(|&s| Peer {
+                id: 100 * id + s,
+                store_id: s,
+            })
+            .collect();
+        RegionInfo {
+            leader: peers.iter().copied().find(|p| p.store_id == leader),
+            region: Region {
+                id,
+                start_key: vec![id as u8],
+                end_key: vec![id as u8 + 1],
+                epoch: RegionEpoch::INITIAL,
+                peers,
+            },
+            stats: Some(RegionStats {
+                approximate_size: size,
+                approximate_keys: size / 100,
+            }),
+        }
+    }
+
+    fn steps(p: Option<Proposal>) -> Option<Vec<Step>> {
+        p.map(|p| p.steps)
+    }
+
+    #[test]
+    fn replica_checker_table() {
+        use Step::*;
+        let mut down3 = up_stores(4);
+        down3[2].state = StoreState::Down;
+        let mut silent3 = up_stores(4);
+        silent3[2].state = StoreState::Disconnected;
+        type Case = (&'static str, RegionInfo, Vec<StoreInfo>, Option<Vec<Step>>);
+        let cases: Vec<Case> = vec![
+            ("complete", region(1, &[1, 2, 3], 1, 10), up_stores(4), None),
+            (
+                "one missing goes to the free store",
+                region(1, &[1, 2], 1, 10),
+                up_stores(4),
+                Some(vec![AddPeer { store: 3 }]),
+            ),
+            (
+                "no store to add to",
+                region(1, &[1, 2], 1, 10),
+                up_stores(2),
+                None,
+            ),
+            (
+                "down replaced: add first, then remove",
+                region(1, &[1, 2, 3], 1, 10),
+                down3.clone(),
+                Some(vec![AddPeer { store: 4 }, RemovePeer { store: 3 }]),
+            ),
+            (
+                "disconnected is left alone",
+                region(1, &[1, 2, 3], 1, 10),
+                silent3,
+                None,
+            ),
+            (
+                "down with nowhere to go, not extra: kept",
+                region(1, &[1, 2, 3], 1, 10),
+                down3[..3].to_vec(),
+                None,
+            ),
+            (
+                "down and extra: removed",
+                region(1, &[1, 2, 3, 4], 1, 10),
+                vec![
+                    store(1, StoreState::Up),
+                    store(2, StoreState::Up),
+                    store(3, StoreState::Down),
+                    store(4, StoreState::Up),
+                ],
+                Some(vec![RemovePeer { store: 3 }]),
+            ),
+            (
+                "extra: a follower goes, not the leader",
+                region(1, &[1, 2, 3, 4], 4, 10),
+                up_stores(4),
+                Some(vec![RemovePeer { store: 3 }]),
+            ),
+            (
+                "unknown store counts as down",
+                region(1, &[1, 2, 9], 1, 10),
+                up_stores(3),
+                Some(vec![AddPeer { store: 3 }, RemovePeer { store: 9 }]),
+            ),
+        ];
+        for (name, info, stores, want) in cases {
+            let regions = vec![info.clone()];
+            assert_eq!(steps(replica_check(&info, &regions, &stores, 3)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_new_replica_goes_to_the_store_with_the_fewest_regions() {
+        let regions = vec![
+            region(1, &[1, 2], 1, 10),
+            region(2, &[3, 4], 3, 10),
+            region(3, &[3, 4], 3, 10),
+            region(4, &[1, 4], 1, 10),
+        ];
+        let want = Some(vec![Step::AddPeer { store: 3 }]);
+        assert_eq!(
+            steps(replica_check(&regions[0], &regions, &up_stores(4), 3)),
+            want
+        );
+    }
+
+    #[test]
+    fn balance_region_moves_only_past_twice_the_regions_size() {
+        use Step::*;
+        // Store 4 is new and empty; stores 1-3 hold three regions of 100 each.
+        let regions: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2, 3], 1, 100)).collect();
+        let moved = balance_region(&regions, &up_stores(4), 3).unwrap();
+        // 300 on store 1 against 0 on store 4; store 1 leads every region, so a led one moves
+        // (its lead is handed over first, when the step runs).
+        assert_eq!(moved.steps, vec![AddPeer { store: 4 }, RemovePeer { store: 1 }]);
+        // A follower region of the source moves before a led one.
+        let regions = vec![
+            region(1, &[1, 2, 3], 1, 100),
+            region(2, &[1, 2, 3], 2, 100),
+            region(3, &[1, 2, 3], 3, 100),
+        ];
+        let moved = balance_region(&regions, &up_stores(4), 3).unwrap();
+        assert_eq!(moved.region_id, 2);
+        assert_eq!(moved.steps, vec![AddPeer { store: 4 }, RemovePeer { store: 1 }]);
+        // 300 vs 200 is not more than twice 100 apart: nothing moves.
+        let regions = vec![
+            region(1, &[1, 2, 3], 1, 100),
+            region(2, &[1, 2, 3], 1, 100),
+            region(3, &[1, 2, 4], 1, 100),
+            region(4, &[3, 4, 1], 1, 100),
+        ];
+        // Sizes: 1 = 400, 2 = 300, 3 = 300, 4 = 200: 400 - 200 = 200 is not > 200.
+        assert_eq!(balance_region(&regions, &up_stores(4), 3), None);
+        // A down store is neither source nor target, and regions it holds do not move.
+        let mut stores = up_stores(4);
+        stores[3].state = StoreState::Down;
+        let regions: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2, 3], 1, 100)).collect();
+        assert_eq!(balance_region(&regions, &stores, 3), None);
+        // Regions short of replicas are the replica checker's.
+        let regions: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2], 1, 100)).collect();
+        assert_eq!(balance_region(&regions, &up_stores(4), 3), None);
+    }
+
+    #[test]
+    fn balance_leader_moves_a_lead_only_two_or_more_apart() {
+        let all_on_1: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2, 3], 1, 10)).collect();
+        let moved = balance_leader(&all_on_1, &up_stores(3)).unwrap();
+        assert_eq!(moved.steps, vec![Step::TransferLeader { store: 2 }]);
+        let spread: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2, 3], id, 10)).collect();
+        assert_eq!(balance_leader(&spread, &up_stores(3)), None, "one each");
+        let close = vec![
+            region(1, &[1, 2, 3], 1, 10),
+            region(2, &[1, 2, 3], 1, 10),
+            region(3, &[1, 2, 3], 2, 10),
+            region(4, &[1, 2, 3], 3, 10),
+        ];
+        assert_eq!(balance_leader(&close, &up_stores(3)), None, "2, 1, 1: one apart");
+        // Only to a store holding a replica of the region.
+        let elsewhere: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1], 1, 10)).collect();
+        assert_eq!(balance_leader(&elsewhere, &up_stores(3)), None);
+    }
+}
