@@ -21,6 +21,13 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 /// Between looks at whether it is done.
 const POLL: Duration = Duration::from_millis(100);
 
+/// What [`Admin`] asks of a region's leader.
+enum LeaderRequest {
+    Split(Vec<u8>),
+    TransferLeader { store: u64 },
+    ChangePeer { remove: bool, peer: Peer },
+}
+
 /// See the module docs.
 pub struct Admin<S: SchedulerApi> {
     scheduler: S,
@@ -70,18 +77,7 @@ impl<S: SchedulerApi> Admin<S> {
                 return Ok(info.region.id);
             }
             if !proposed {
-                for addr in self.candidates(&info).await? {
-                    let Ok(mut client) = KvClient::connect(addr).await else {
-                        continue;
-                    };
-                    let request = proto::SplitRegionRequest { key: raw.clone() };
-                    if let Ok(reply) = client.split_region(request).await
-                        && reply.get_ref().error.is_none()
-                    {
-                        proposed = true;
-                        break;
-                    }
-                }
+                proposed = self.ask_leader(&info, &LeaderRequest::Split(raw.clone())).await;
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -95,17 +91,11 @@ impl<S: SchedulerApi> Admin<S> {
     }
 
     async fn move_leader(&self, region_id: u64, store_id: u64) -> Result<(), String> {
-        let stores = self.scheduler.stores().await.map_err(|e| e.to_string())?;
-        if !stores.iter().any(|s| s.meta.id == store_id) {
-            return Err(format!("unknown store {store_id}"));
-        }
+        self.known_store(store_id).await?;
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let mut asked = Instant::now() - Duration::from_secs(1);
         loop {
-            let info = self
-                .region(RegionQuery::Id(region_id))
-                .await?
-                .ok_or_else(|| format!("unknown region {region_id}"))?;
+            let info = self.known_region(region_id).await?;
             if !info.region.peers.iter().any(|p| p.store_id == store_id) {
                 return Err(format!("store {store_id} has no peer of region {region_id}"));
             }
@@ -115,20 +105,8 @@ impl<S: SchedulerApi> Admin<S> {
             // Ask again each second: a transfer to a peer that lags is dropped by raft.
             if asked.elapsed() >= Duration::from_secs(1) {
                 asked = Instant::now();
-                for addr in self.candidates(&info).await? {
-                    let Ok(mut client) = KvClient::connect(addr).await else {
-                        continue;
-                    };
-                    let request = proto::TransferLeaderRequest {
-                        region_id,
-                        to_store: store_id,
-                    };
-                    if let Ok(reply) = client.transfer_leader(request).await
-                        && reply.get_ref().error.is_none()
-                    {
-                        break;
-                    }
-                }
+                self.ask_leader(&info, &LeaderRequest::TransferLeader { store: store_id })
+                    .await;
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -139,9 +117,7 @@ impl<S: SchedulerApi> Admin<S> {
             tokio::time::sleep(POLL).await;
         }
     }
-}
 
-impl<S: SchedulerApi> Admin<S> {
     async fn known_store(&self, store_id: u64) -> Result<(), String> {
         let stores = self.scheduler.stores().await.map_err(|e| e.to_string())?;
         if stores.iter().any(|s| s.meta.id == store_id) {
@@ -157,24 +133,60 @@ impl<S: SchedulerApi> Admin<S> {
             .ok_or_else(|| format!("unknown region {region_id}"))
     }
 
-    /// Proposes a membership change at the region's leader (trying its peers' stores).
-    async fn change_peer(&self, info: &RegionInfo, remove: bool, peer: Peer) -> bool {
+    /// Sends `request` to the store leading `info`'s region (trying its peers' stores);
+    /// whether one took it.
+    async fn ask_leader(&self, info: &RegionInfo, request: &LeaderRequest) -> bool {
+        let region_id = info.region.id;
         for addr in self.candidates(info).await.unwrap_or_default() {
             let Ok(mut client) = KvClient::connect(addr).await else {
                 continue;
             };
-            let request = proto::ChangePeerRequest {
-                region_id: info.region.id,
-                remove,
-                peer: Some(peer_to_proto(peer)),
+            let error = match request {
+                LeaderRequest::Split(key) => client
+                    .split_region(proto::SplitRegionRequest { key: key.clone() })
+                    .await
+                    .map(|reply| reply.into_inner().error),
+                LeaderRequest::TransferLeader { store } => client
+                    .transfer_leader(proto::TransferLeaderRequest {
+                        region_id,
+                        to_store: *store,
+                    })
+                    .await
+                    .map(|reply| reply.into_inner().error),
+                LeaderRequest::ChangePeer { remove, peer } => client
+                    .change_peer(proto::ChangePeerRequest {
+                        region_id,
+                        remove: *remove,
+                        peer: Some(peer_to_proto(*peer)),
+                    })
+                    .await
+                    .map(|reply| reply.into_inner().error),
             };
-            if let Ok(reply) = client.change_peer(request).await
-                && reply.get_ref().error.is_none()
-            {
+            if matches!(error, Ok(None)) {
                 return true;
             }
         }
         false
+    }
+
+    /// Proposes a membership change at the region's leader until one takes it.
+    async fn propose_change(&self, region_id: u64, remove: bool, peer: Peer) -> Result<(), String> {
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        let request = LeaderRequest::ChangePeer { remove, peer };
+        while !self
+            .ask_leader(&self.known_region(region_id).await?, &request)
+            .await
+        {
+            if Instant::now() >= deadline {
+                let verb = if remove { "remove" } else { "add" };
+                return Err(format!(
+                    "timed out: region {region_id} did not {verb} its peer on store {}",
+                    peer.store_id
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
     }
 
     /// Waits until the scheduler's picture of the region satisfies `done`.
@@ -209,18 +221,7 @@ impl<S: SchedulerApi> Admin<S> {
         }
         let id = self.scheduler.alloc_ids(1).await.map_err(|e| e.to_string())?;
         let peer = Peer { id, store_id };
-        let deadline = Instant::now() + OPERATION_TIMEOUT;
-        while !self
-            .change_peer(&self.known_region(region_id).await?, false, peer)
-            .await
-        {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out: region {region_id} did not take a peer on store {store_id}"
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.propose_change(region_id, false, peer).await?;
         self.until(region_id, "the new peer was not reported", |info| {
             info.region.peers.contains(&peer)
         })
@@ -248,18 +249,7 @@ impl<S: SchedulerApi> Admin<S> {
                 .expect("more than one peer");
             self.move_leader(region_id, other.store_id).await?;
         }
-        let deadline = Instant::now() + OPERATION_TIMEOUT;
-        while !self
-            .change_peer(&self.known_region(region_id).await?, true, peer)
-            .await
-        {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out: region {region_id} kept its peer on store {store_id}"
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.propose_change(region_id, true, peer).await?;
         self.until(region_id, "the removal was not reported", |info| {
             !info.region.peers.contains(&peer)
         })
