@@ -159,6 +159,9 @@ pub struct RespConfig {
     pub max_inline_bytes: usize,
     /// Most unparsed bytes buffered for one connection (Redis `client-query-buffer-limit`).
     pub max_query_buffer_bytes: usize,
+    /// Most bytes of commands one `MULTI` may queue; past it the transaction is discarded
+    /// (`EXEC` answers `EXECABORT`) and nothing more is kept for it.
+    pub max_multi_queue_bytes: usize,
     /// How long shutdown waits for in-flight commands before closing connections anyway.
     pub shutdown_grace_ms: u64,
     /// How many numbered databases there are (`SELECT 0` to `databases - 1`), 1 to 256.
@@ -282,6 +285,7 @@ impl Default for RespConfig {
             max_multibulk_len: i32::MAX as usize,
             max_inline_bytes: 64 << 10,
             max_query_buffer_bytes: 1 << 30,
+            max_multi_queue_bytes: 256 << 20,
             shutdown_grace_ms: 5_000,
             databases: 16,
             requirepass: None,
@@ -425,6 +429,7 @@ impl ClusterConfig {
             ("max_multibulk_len", resp.max_multibulk_len),
             ("max_inline_bytes", resp.max_inline_bytes),
             ("max_query_buffer_bytes", resp.max_query_buffer_bytes),
+            ("max_multi_queue_bytes", resp.max_multi_queue_bytes),
         ] {
             if value == 0 {
                 return invalid(format!("resp.{field} must be at least 1"));

@@ -114,7 +114,18 @@ impl ClientHandle {
 pub struct MultiState {
     pub queued: Vec<Vec<Bytes>>,
     pub refused: bool,
+    /// What `queued` holds, as [`queued_bytes`] counts it.
+    bytes: usize,
 }
+
+/// What a queued command costs: its arguments' bytes, and a little for each argument.
+fn queued_bytes(args: &[Bytes]) -> usize {
+    args.iter().map(|arg| arg.len() + 16).sum()
+}
+
+/// A `MULTI` queue went past `resp.max_multi_queue_bytes`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct QueueFull;
 
 /// The state of one connection.
 pub struct Session {
@@ -176,13 +187,27 @@ impl Session {
         self.client.multi_queued.store(0, Ordering::Relaxed);
     }
 
-    /// Queues a command in the open `MULTI`.
-    pub fn queue(&mut self, args: Vec<Bytes>) {
+    /// Queues a command in the open `MULTI`, unless the queue would hold more than
+    /// `limit_bytes`: then the transaction is refused and its queue dropped (a refused
+    /// transaction keeps nothing, since `EXEC` will run none of it).
+    pub fn queue(&mut self, args: Vec<Bytes>, limit_bytes: usize) -> Result<(), QueueFull> {
         let multi = self.multi.as_mut().expect("queueing needs an open MULTI");
+        if multi.refused {
+            return Ok(());
+        }
+        let bytes = queued_bytes(&args);
+        if multi.bytes + bytes > limit_bytes {
+            multi.refused = true;
+            multi.queued = Vec::new();
+            multi.bytes = 0;
+            return Err(QueueFull);
+        }
+        multi.bytes += bytes;
         multi.queued.push(args);
         self.client
             .multi_queued
             .store(multi.queued.len() as i64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Marks the open `MULTI` (if any) as doomed: `EXEC` will answer `EXECABORT`.

@@ -363,3 +363,47 @@ fn unwatch_inside_multi_is_queued_and_answers_ok() {
     raw.roundtrip(&request(&[b"EXEC"]), b"*2\r\n+OK\r\n+OK\r\n");
     raw.roundtrip(&request(&[b"GET", b"a"]), b"$1\r\n1\r\n");
 }
+
+#[test]
+fn a_multi_queue_past_its_byte_limit_discards_the_transaction() {
+    let server = crate::harness::TestServer::start_with(ferrokv::config::RespConfig {
+        max_multi_queue_bytes: 1_000,
+        ..Default::default()
+    });
+    let mut con = server.client();
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let queued: String = redis::cmd("SET")
+        .arg("a")
+        .arg("x".repeat(500))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(queued, "QUEUED");
+    let full = redis::cmd("SET")
+        .arg("b")
+        .arg("x".repeat(600))
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert!(full.to_string().contains("max_multi_queue_bytes"), "{full}");
+    // Later commands are answered as queued, but nothing runs.
+    let queued: String = redis::cmd("SET").arg("c").arg("1").query(&mut con).unwrap();
+    assert_eq!(queued, "QUEUED");
+    let exec = redis::cmd("EXEC").query::<redis::Value>(&mut con).unwrap_err();
+    assert_eq!(exec.code(), Some("EXECABORT"), "{exec}");
+    let found: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("a")
+        .arg("b")
+        .arg("c")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(found, [None, None, None]);
+    // The connection goes on, and a transaction within the limit runs.
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let _: String = redis::cmd("SET")
+        .arg("a")
+        .arg("x".repeat(500))
+        .query(&mut con)
+        .unwrap();
+    let _: redis::Value = redis::cmd("EXEC").query(&mut con).unwrap();
+    let a: String = redis::cmd("GET").arg("a").query(&mut con).unwrap();
+    assert_eq!(a.len(), 500);
+}

@@ -63,8 +63,13 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
     }
     *session.client.last_command.lock() = spec.name;
     if session.in_multi() && !runs_at_once(spec) {
-        session.queue(args);
-        return Reply::Simple("QUEUED");
+        return match session.queue(args, server.config.max_multi_queue_bytes) {
+            Ok(()) => Reply::Simple("QUEUED"),
+            Err(_) => Reply::Error(format!(
+                "ERR the MULTI queue went past resp.max_multi_queue_bytes ({} bytes): the transaction is discarded and EXEC will fail",
+                server.config.max_multi_queue_bytes
+            )),
+        };
     }
     let result = match spec.handler {
         Handler::Control(Control::Multi) => transactions::multi(session),
