@@ -164,6 +164,10 @@ pub struct RespConfig {
     pub max_multi_queue_bytes: usize,
     /// How long shutdown waits for in-flight commands before closing connections anyway.
     pub shutdown_grace_ms: u64,
+    /// A client that takes none of its pending replies for this long is disconnected (Redis's
+    /// `client-output-buffer-limit` idea: a reader that stopped reading holds its replies,
+    /// its task and its connection no longer than this). 0: never.
+    pub output_stall_timeout_ms: u64,
     /// How many numbered databases there are (`SELECT 0` to `databases - 1`), 1 to 256.
     pub databases: usize,
     /// Redis's `requirepass`: when set, a client must `AUTH` (or `HELLO … AUTH`) before any
@@ -287,6 +291,7 @@ impl Default for RespConfig {
             max_query_buffer_bytes: 1 << 30,
             max_multi_queue_bytes: 256 << 20,
             shutdown_grace_ms: 5_000,
+            output_stall_timeout_ms: 60_000,
             databases: 16,
             requirepass: None,
         }

@@ -230,11 +230,37 @@ impl<C: TxnClient> Connection<C> {
         reply.encode(self.session.protocol(), &mut self.output);
     }
 
+    /// Writes the pending replies. A client that takes none of them for
+    /// `resp.output_stall_timeout_ms` is cut off (an error ends the connection); one that reads
+    /// slowly but steadily is not.
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
         }
-        self.socket.write_all(&self.output).await?;
+        let stall = self.server.config.output_stall_timeout_ms;
+        let mut written = 0;
+        while written < self.output.len() {
+            let write = self.socket.write(&self.output[written..]);
+            let n = if stall == 0 {
+                write.await?
+            } else {
+                match tokio::time::timeout(std::time::Duration::from_millis(stall), write).await {
+                    Ok(n) => n?,
+                    Err(_) => {
+                        tracing::info!(
+                            client = self.session.client.id,
+                            pending = self.output.len() - written,
+                            "closing a client that stopped reading its replies"
+                        );
+                        return Err(std::io::ErrorKind::TimedOut.into());
+                    }
+                }
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
         self.server
             .stats
             .net_output_bytes

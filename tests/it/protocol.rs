@@ -208,3 +208,35 @@ fn a_thousand_concurrent_connections() {
     let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
     assert!(info.contains("connected_clients:1001"), "{info}");
 }
+
+#[test]
+fn a_client_that_stops_reading_its_replies_is_cut_off() {
+    let server = TestServer::start_with(RespConfig {
+        output_stall_timeout_ms: 500,
+        ..RespConfig::default()
+    });
+    let mut con = server.client();
+    let big = "x".repeat(1 << 20);
+    let _: () = redis::cmd("SET").arg("big").arg(&big).query(&mut con).unwrap();
+    // 64 replies of 1 MiB, far more than the sockets' buffers hold, and never read.
+    let mut raw = server.raw();
+    raw.send(&b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(64));
+    std::thread::sleep(Duration::from_millis(2_000));
+    // Other clients are served meanwhile.
+    let len: usize = redis::cmd("STRLEN").arg("big").query(&mut con).unwrap();
+    assert_eq!(len, 1 << 20);
+    // The stalled connection is gone: what the kernel had buffered drains, then end of stream.
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match raw.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("the connection was not closed: {e} after {total} bytes"),
+        }
+    }
+    assert!(
+        total < 64 << 20,
+        "every reply arrived ({total} bytes): the client was not cut off"
+    );
+}
