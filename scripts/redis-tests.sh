@@ -16,28 +16,39 @@ cd "$(dirname "$0")/.."
 binary=${1:-${CARGO_TARGET_DIR:-target}/debug/ferrokv}
 [ -x "$binary" ] || { echo "redis-tests: no ferrokv binary at $binary (run cargo build first)" >&2; exit 1; }
 
-# A port nothing listens on (the suite's own harness uses 21079).
-port=""
-for _ in $(seq 1 50); do
-    candidate=$((30000 + RANDOM % 20000))
-    if ! redis-cli -p "$candidate" ping >/dev/null 2>&1; then port=$candidate; break; fi
-done
-[ -n "$port" ] || { echo "redis-tests: no free port found" >&2; exit 1; }
-
+# The server, on a port nothing else holds (the suite's own harness uses 21079). A random port
+# may be taken by anything, an outgoing connection's ephemeral port included, so a start that
+# fails is retried on another.
 data=$(mktemp -d)
-"$binary" --port "$port" --peer-port 0 --data-dir "$data/db" --log-level warn >"$data/server.log" 2>&1 &
-server=$!
+server=""
 cleanup() {
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
+    if [ -n "$server" ]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
     rm -rf "$data"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
-    kill -0 "$server" 2>/dev/null || { cat "$data/server.log" >&2; exit 1; }
-    sleep 0.2
+port=""
+for _ in $(seq 1 20); do
+    candidate=$((30000 + RANDOM % 20000))
+    timeout 2 redis-cli -p "$candidate" ping >/dev/null 2>&1 && continue
+    rm -rf "$data/db"
+    "$binary" --port "$candidate" --peer-port 0 --data-dir "$data/db" --log-level warn >"$data/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do
+        if timeout 2 redis-cli -p "$candidate" ping >/dev/null 2>&1; then port=$candidate; break; fi
+        kill -0 "$server" 2>/dev/null || break
+        sleep 0.2
+    done
+    [ -n "$port" ] && break
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    server=""
+    echo "redis-tests: the server did not start on port $candidate; trying another" >&2
+    tail -3 "$data/server.log" >&2 || true
 done
+[ -n "$port" ] || { echo "redis-tests: the server did not start" >&2; cat "$data/server.log" >&2; exit 1; }
 
 export REDIS_TESTS_ARGS=${REDIS_TESTS_ARGS---tags -slow}
 # A file's time limit: the sorted-set file takes over ten minutes against a debug build (its
