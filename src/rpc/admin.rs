@@ -46,11 +46,16 @@ impl<S: SchedulerApi> Admin<S> {
     /// The peer addresses of the stores holding `info`'s region, its reported leader first.
     async fn candidates(&self, info: &RegionInfo) -> Result<Vec<String>, String> {
         let stores = self.scheduler.stores().await.map_err(|e| e.to_string())?;
-        let mut order: Vec<u64> = info.leader.iter().map(|p| p.store_id).collect();
-        order.extend(info.region.peers.iter().map(|p| p.store_id));
-        order.dedup();
-        Ok(order
+        let leader = info.leader.map(|p| p.store_id);
+        let others = info
+            .region
+            .peers
+            .iter()
+            .map(|p| p.store_id)
+            .filter(|id| Some(*id) != leader);
+        Ok(leader
             .into_iter()
+            .chain(others)
             .filter_map(|id| stores.iter().find(|s| s.meta.id == id))
             .map(|s| format!("http://{}", s.meta.peer_addr))
             .collect())
