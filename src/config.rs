@@ -83,6 +83,8 @@ pub struct SchedulerConfig {
     /// How long a store may go without a heartbeat before the scheduler counts it `Down`
     /// (after 20 s it is `Disconnected`).
     pub max_store_down_time_secs: u64,
+    /// How often the scheduler's leader looks at the cluster and starts operators.
+    pub schedule_interval_ms: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -90,6 +92,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             startup_timeout_secs: 60,
             max_store_down_time_secs: crate::scheduler::service::DEFAULT_MAX_STORE_DOWN_SECS,
+            schedule_interval_ms: 1_000,
         }
     }
 }

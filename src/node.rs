@@ -19,9 +19,10 @@
 //! 4. **Store and clients.** The multi-raft store (raft, apply and region threads,
 //!    `raftstore::driver`) with the gRPC transport, the transaction server at its region
 //!    leaders, the router that sends each command to its region's leader (this store, or
-//!    another over gRPC) with the region cache, the timestamp client, the RESP server, a
-//!    region-heartbeat task, and the MVCC GC task and the expiry sweeper (`resp::expiry`),
-//!    both of which work only on the node whose scheduler replica leads.
+//!    another over gRPC) with the region cache, the timestamp client, the RESP server, the
+//!    heartbeat task (store and region reports), the split checker, and the MVCC GC task, the
+//!    expiry sweeper (`resp::expiry`) and the operator runner (`rpc::operators`, scheduler
+//!    nodes only), all three of which work only on the node whose scheduler replica leads.
 //!
 //! **A single node is a cluster of one.** With no configuration the node is the only node
 //! and the only scheduler replica: both raft groups elect themselves at once, and every write
@@ -33,6 +34,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -46,7 +48,7 @@ use crate::percolator::client::{ClientConfig, PercolatorClient};
 use crate::percolator::server::TxnServer;
 use crate::raftstore::bootstrap::{StoreIdent, bootstrap_store, first_region, load_ident};
 use crate::raftstore::cmd::RaftstoreError;
-use crate::raftstore::driver::{DriverOptions, StoreDriver};
+use crate::raftstore::driver::{DriverOptions, StoreDriver, WriteFlow};
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::peer::PeerOptions;
 use crate::raftstore::split_check;
@@ -54,6 +56,7 @@ use crate::raftstore::store::Store;
 use crate::resp::{NodeInfo, Server, serve};
 use crate::rpc::admin::Admin;
 use crate::rpc::kv::{KvBackend, KvService};
+use crate::rpc::operators::OperatorRunner;
 use crate::rpc::proto::kv_server::KvServer;
 use crate::rpc::proto::raft_server::RaftServer;
 use crate::rpc::proto::scheduler_server::SchedulerServer;
@@ -203,7 +206,9 @@ impl RunningNode {
                 )?;
                 let scheduler = Arc::new(
                     Scheduler::new(replica.handle().clone(), system_clock(), Tso::DEFAULT_WINDOW_MS)
-                        .with_max_store_down(Duration::from_secs(cluster.scheduler.max_store_down_time_secs)),
+                        .with_max_store_down(Duration::from_secs(cluster.scheduler.max_store_down_time_secs))
+                        .with_max_replicas(cluster.replication.max_replicas)
+                        .with_node_name(&node.name),
                 );
                 (Some(replica), Some((id, scheduler)))
             }
@@ -335,10 +340,12 @@ impl RunningNode {
             addr: node.resp_addr,
             source,
         })?;
+        let splits = Arc::new(AtomicU64::new(0));
         tasks.push(tokio::spawn(run_split_checker(
             driver.handle().clone(),
             scheduler.clone(),
             cluster.region.clone(),
+            splits.clone(),
         )));
         tasks.push(tokio::spawn(run_heartbeats(
             driver.handle().clone(),
@@ -350,6 +357,7 @@ impl RunningNode {
                 peer_addr: peer_addr.to_string(),
                 resp_addr: resp_addr.to_string(),
             },
+            splits,
         )));
         let info = NodeInfo {
             node_name: node.name.clone(),
@@ -361,6 +369,14 @@ impl RunningNode {
             Server::new(client, cluster.resp.clone(), info, resp_addr)
                 .with_admin(Arc::new(Admin::new(scheduler.clone()))),
         );
+        if let Some((_, local)) = &local_scheduler {
+            let runner = OperatorRunner::new(
+                local.clone(),
+                Admin::new(scheduler.clone()),
+                Duration::from_millis(cluster.scheduler.schedule_interval_ms),
+            );
+            tasks.push(tokio::spawn(runner.run()));
+        }
         let sweeper_runner = replica.as_ref().map(|r| r.handle().clone());
         tasks.push(tokio::spawn(crate::resp::expiry::run_sweeper(
             server.clone(),
@@ -602,9 +618,12 @@ async fn run_heartbeats(
     scheduler: NodeScheduler,
     addrs: Arc<RwLock<HashMap<u64, String>>>,
     me: StoreMeta,
+    splits: Arc<AtomicU64>,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     let mut reported: HashMap<u64, (Region, Peer)> = HashMap::new();
+    // What each region had been written at its last heartbeat.
+    let mut reported_flow: HashMap<u64, WriteFlow> = HashMap::new();
     let mut reported_counts: Option<(u64, u64)> = None;
     let mut round = 0u64;
     loop {
@@ -622,9 +641,13 @@ async fn run_heartbeats(
             let estimate = store
                 .engine()
                 .approximate_range(&view.region.start_key, &view.region.end_key);
+            let written = store.written(view.region.id);
+            let since = written.since(reported_flow.get(&view.region.id).copied().unwrap_or_default());
             let stats = RegionStats {
                 approximate_size: estimate.bytes,
                 approximate_keys: estimate.keys,
+                written_bytes: since.bytes,
+                written_keys: since.keys,
             };
             match scheduler
                 .region_heartbeat(view.region.clone(), view.peer, stats)
@@ -632,6 +655,7 @@ async fn run_heartbeats(
             {
                 Ok(()) => {
                     reported.insert(view.region.id, report);
+                    reported_flow.insert(view.region.id, written);
                 }
                 Err(e) => tracing::debug!(region = view.region.id, error = %e, "region heartbeat failed"),
             }
@@ -653,6 +677,7 @@ async fn run_heartbeats(
                 capacity_bytes,
                 available_bytes,
                 used_bytes: store.engine().used_bytes(),
+                auto_splits: splits.load(Ordering::Relaxed),
             };
             match scheduler.store_heartbeat(me.clone(), stats).await {
                 Ok(()) => reported_counts = Some(counts),
@@ -664,30 +689,57 @@ async fn run_heartbeats(
 
 /// Every `region.split_check_interval_secs`: splits each region this store leads whose estimated size is
 /// over `region.max_size_bytes`, at the key found by `raftstore::split_check`.
+/// Skips its rounds while `CLUSTER SCHEDULER PAUSE split-checker` holds (asked of the
+/// scheduler once per round, and only when some region is over the limit); counts its splits
+/// in `splits`, which store heartbeats report.
 async fn run_split_checker(
     store: crate::raftstore::driver::StoreHandle<RocksEngine>,
     ids: NodeScheduler,
     config: crate::config::RegionConfig,
+    splits: Arc<AtomicU64>,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(config.split_check_interval_secs.max(1)));
     interval.tick().await;
+    // What each region had been written when it was last read.
+    let mut checked: HashMap<u64, WriteFlow> = HashMap::new();
     loop {
         interval.tick().await;
-        for view in store.regions() {
+        let mut paused: Option<bool> = None;
+        let views = store.regions();
+        checked.retain(|id, _| views.iter().any(|v| v.region.id == *id));
+        for view in views {
             if !view.is_ready_leader {
                 continue;
             }
             let estimate = store
                 .engine()
                 .approximate_range(&view.region.start_key, &view.region.end_key);
-            if estimate.bytes <= config.max_size_bytes {
+            let written = store.written(view.region.id);
+            let fresh = written.since(checked.get(&view.region.id).copied().unwrap_or_default());
+            if estimate.bytes <= config.max_size_bytes && fresh.bytes < config.max_size_bytes / 16 {
                 continue;
+            }
+            if paused.is_none() {
+                paused = Some(match ids.status().await {
+                    Ok(status) => status
+                        .schedulers
+                        .iter()
+                        .any(|s| s.name == crate::scheduler::board::SPLIT_CHECKER && s.paused),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "split checker: no scheduler status; skipping the round");
+                        true
+                    }
+                });
+            }
+            if paused == Some(true) {
+                break;
             }
             let engine = store.engine().clone();
             let region = view.region.clone();
-            let split_size = config.split_size_bytes;
+            let (split_size, max_size) = (config.split_size_bytes, config.max_size_bytes);
+            checked.insert(view.region.id, written);
             let found = tokio::task::spawn_blocking(move || {
-                split_check::find_split_key(&engine.snapshot(), &region, split_size)
+                split_check::find_split_key(&engine.snapshot(), &region, split_size, max_size)
             })
             .await;
             let key = match found {
@@ -703,12 +755,15 @@ async fn run_split_checker(
                 }
             };
             match crate::rpc::kv::propose_split(&store, ids.as_ref(), key).await {
-                Ok(new_region) => tracing::info!(
-                    region = view.region.id,
-                    new_region,
-                    estimated_bytes = estimate.bytes,
-                    "split a region over region.max_size_bytes"
-                ),
+                Ok(new_region) => {
+                    splits.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        region = view.region.id,
+                        new_region,
+                        estimated_bytes = estimate.bytes,
+                        "split a region over region.max_size_bytes"
+                    )
+                }
                 Err(e) => {
                     tracing::warn!(region = view.region.id, error = %e, "automatic split failed; will retry")
                 }

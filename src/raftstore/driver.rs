@@ -32,7 +32,7 @@
 //!   other leader can exist, and every write acknowledged so far was applied here first. Other
 //!   regions read through ReadIndex.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -43,14 +43,14 @@ use tokio::sync::oneshot;
 
 use super::apply::{Applier, ApplyResult, ApplyTask};
 use super::bootstrap::{StoreIdent, bootstrap_store, first_region, load_ident};
-use super::cmd::{CommandHeader, CommandResult, RaftCommand, RaftstoreError};
+use super::cmd::{CommandBody, CommandHeader, CommandResult, Mutation, RaftCommand, RaftstoreError};
 use super::meta::Peer;
 use super::meta::Region;
 use super::peer::Callback;
 use super::peer::PeerOptions;
 use super::store::NoTransport;
 use super::store::{RaftMessage, Store, Transport};
-use crate::storage::{Engine, WriteOptions};
+use crate::storage::{Cf, Engine, WriteOptions};
 
 /// Most inbox messages handled before a round runs, so a flood of input cannot starve it.
 const MAX_MESSAGES_PER_ROUND: usize = 4_096;
@@ -124,6 +124,45 @@ pub struct StoreHandle<E: Engine> {
     store_id: u64,
     /// Regions by start key.
     regions: Arc<RwLock<BTreeMap<Vec<u8>, RegionView>>>,
+    /// What this store's proposals wrote, by region.
+    flows: Arc<Mutex<HashMap<u64, WriteFlow>>>,
+}
+
+/// Data written through a store's proposals to one region since the store started: the
+/// keys and values of its mutations, and how many of them went to the write column family
+/// (one per committed or rolled back version). Counted at the proposing leader once the
+/// write is applied; the split checker and region heartbeats look at how it grows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteFlow {
+    pub bytes: u64,
+    pub keys: u64,
+}
+
+impl WriteFlow {
+    fn of(mutations: &[Mutation]) -> WriteFlow {
+        let mut flow = WriteFlow::default();
+        for m in mutations {
+            match m {
+                Mutation::Put { cf, key, value } => {
+                    flow.bytes += (key.len() + value.len()) as u64;
+                    flow.keys += u64::from(*cf == Cf::Write);
+                }
+                Mutation::Delete { cf, key } => {
+                    flow.bytes += key.len() as u64;
+                    flow.keys += u64::from(*cf == Cf::Write);
+                }
+            }
+        }
+        flow
+    }
+
+    /// What was written since `earlier`.
+    pub fn since(self, earlier: WriteFlow) -> WriteFlow {
+        WriteFlow {
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            keys: self.keys.saturating_sub(earlier.keys),
+        }
+    }
 }
 
 /// The running threads of a store; dropping it does not stop them, [`StoreDriver::stop`] does.
@@ -195,6 +234,7 @@ impl<E: Engine + Clone> StoreDriver<E> {
                 engine,
                 store_id,
                 regions,
+                flows: Arc::default(),
             },
             threads: Mutex::new(vec![raft_thread, apply_thread, region_thread]),
         }
@@ -290,9 +330,25 @@ impl<E: Engine> StoreHandle<E> {
     /// Proposes `command`; resolves once it is applied (or refused). If the store stops
     /// after taking the proposal, its outcome is `Undetermined`.
     pub async fn propose(&self, command: RaftCommand) -> CommandResult {
+        let flow = match &command.body {
+            CommandBody::Write(mutations) => Some((command.header.region_id, WriteFlow::of(mutations))),
+            CommandBody::Admin(_) => None,
+        };
         let (sender, answer) = oneshot::channel();
         self.post(StoreMsg::Propose(command, reply_to(sender)))?;
-        answer.await.map_err(|_| RaftstoreError::Undetermined)?
+        let result = answer.await.map_err(|_| RaftstoreError::Undetermined)?;
+        if let (Ok(_), Some((region_id, flow))) = (&result, flow) {
+            let mut flows = self.flows.lock();
+            let total = flows.entry(region_id).or_default();
+            total.bytes += flow.bytes;
+            total.keys += flow.keys;
+        }
+        result
+    }
+
+    /// What this store's proposals have written to `region_id` since it started.
+    pub fn written(&self, region_id: u64) -> WriteFlow {
+        self.flows.lock().get(&region_id).copied().unwrap_or_default()
     }
 
     /// Waits until a read of the region under `header` is linearizable here (ReadIndex).

@@ -1,12 +1,16 @@
 //! Where a region that has grown too big splits.
 //!
-//! A region's leader looks at its region's estimated size (`RocksEngine::approximate_range`,
-//! from file metadata: no data read) every `region.split_check_interval_secs`; only when it exceeds
-//! `region.max_size_bytes` does it read the region, in key order, adding up the keys and values
-//! of the data column families until `region.split_size_bytes` lie to the left: the split key
-//! is the user key where that happens. It is a user key (the encoded key without a version),
-//! so every version of one key stays in one region (`Region::contains`), and it lies strictly
-//! inside the region. TiKV's size checker does the same read, once per oversized region.
+//! A region's leader looks at its region every `region.split_check_interval_secs` (the node's
+//! split checker). It reads the region only when that may find it too big: when its estimated
+//! size (`RocksEngine::approximate_range`, from file metadata: no data read) exceeds
+//! `region.max_size_bytes`, or when more than a sixteenth of `max_size_bytes` was written to
+//! it since its last check (data still in memtables has no file to be estimated from; TiKV
+//! triggers its check on written bytes the same way). The read goes in key order, adding up
+//! the keys and values of the data column families, and stops as soon as the region is known
+//! to exceed `max_size_bytes` (at most that much is read): the split key is the user key where
+//! `region.split_size_bytes` lay to the left. It is a user key (the encoded key without a
+//! version), so every version of one key stays in one region (`Region::contains`), and it lies
+//! strictly inside the region.
 
 use super::meta::Region;
 use crate::storage::{Cf, Cursor, IterOptions, Snapshot, VERSION_SUFFIX_BYTES};
@@ -21,12 +25,14 @@ fn user_key(cf: Cf, key: &[u8]) -> &[u8] {
 }
 
 /// The key at which `region` splits so that about `split_size` bytes of data (keys and values
-/// of the lock, write and default column families) lie to its left; `None` if the region holds
-/// less, or if no user key boundary inside it qualifies (one huge key).
+/// of the lock, write and default column families) lie to its left, if the region holds more
+/// than `max_size` bytes; `None` if it holds no more, or if no user key boundary inside it
+/// qualifies (one huge key). Reads at most about `max_size` bytes.
 pub fn find_split_key<S: Snapshot>(
     snapshot: &S,
     region: &Region,
     split_size: u64,
+    max_size: u64,
 ) -> crate::storage::Result<Option<Vec<u8>>> {
     let bounds = IterOptions {
         lower: Some(region.start_key.clone()),
@@ -43,6 +49,7 @@ pub fn find_split_key<S: Snapshot>(
         valid.push(cursor.seek(&region.start_key)?);
     }
     let mut size = 0u64;
+    let mut found: Option<Vec<u8>> = None;
     loop {
         // The cursor at the smallest user key goes next (a three-way merge in key order).
         let Some(next) = (0..cfs.len())
@@ -51,9 +58,12 @@ pub fn find_split_key<S: Snapshot>(
         else {
             return Ok(None);
         };
-        let key = user_key(cfs[next], cursors[next].key()).to_vec();
-        if size >= split_size && key.as_slice() > region.start_key.as_slice() {
-            return Ok(Some(key));
+        let key = user_key(cfs[next], cursors[next].key());
+        if found.is_none() && size >= split_size && key > region.start_key.as_slice() {
+            found = Some(key.to_vec());
+        }
+        if found.is_some() && size > max_size {
+            return Ok(found);
         }
         size += (cursors[next].key().len() + cursors[next].value().len()) as u64;
         valid[next] = cursors[next].next()?;
@@ -76,6 +86,11 @@ mod tests {
             epoch: RegionEpoch::INITIAL,
             peers: Vec::new(),
         }
+    }
+
+    /// The split key for a region that splits once it holds more than `split_size`.
+    fn split(engine: &MemoryEngine, region: &Region, split_size: u64) -> Option<Vec<u8>> {
+        find_split_key(&engine.snapshot(), region, split_size, split_size).unwrap()
     }
 
     fn encoded(raw: &str) -> Vec<u8> {
@@ -102,7 +117,7 @@ mod tests {
         let whole = region(b"", b"");
         // Each key: 3 versions of (encoded key + version) + 100 bytes.
         let per_key = 3 * (encoded("k000").len() as u64 + 8 + 100);
-        let key = find_split_key(&engine.snapshot(), &whole, 10 * per_key).unwrap();
+        let key = split(&engine, &whole, 10 * per_key);
         assert_eq!(
             key,
             Some(encoded("k010")),
@@ -110,15 +125,25 @@ mod tests {
         );
         // A size crossed half-way through a key's versions splits before that key: its
         // versions go right, whole.
-        let key = find_split_key(&engine.snapshot(), &whole, 10 * per_key + 1).unwrap();
+        let key = split(&engine, &whole, 10 * per_key + 1);
         assert_eq!(key, Some(encoded("k010")));
-        let key = find_split_key(&engine.snapshot(), &whole, 11 * per_key).unwrap();
+        let key = split(&engine, &whole, 11 * per_key);
         assert_eq!(key, Some(encoded("k011")));
         // A region holding less than the split size does not split.
-        assert_eq!(
-            find_split_key(&engine.snapshot(), &whole, 1_000 * per_key).unwrap(),
-            None
-        );
+        assert_eq!(split(&engine, &whole, 1_000 * per_key), None);
+    }
+
+    #[test]
+    fn a_region_splits_only_past_the_max_size() {
+        let engine = engine(1);
+        let whole = region(b"", b"");
+        let per_key = encoded("k000").len() as u64 + 8 + 100;
+        // A hundred keys: more than 50 keys' worth splits at the tenth key...
+        let key = find_split_key(&engine.snapshot(), &whole, 10 * per_key, 50 * per_key).unwrap();
+        assert_eq!(key, Some(encoded("k010")));
+        // ...no more than 100 keys' worth does not split at all.
+        let key = find_split_key(&engine.snapshot(), &whole, 10 * per_key, 100 * per_key).unwrap();
+        assert_eq!(key, None);
     }
 
     #[test]
@@ -126,15 +151,12 @@ mod tests {
         let engine = engine(1);
         let part = region(&encoded("k050"), &encoded("k060"));
         let per_key = encoded("k000").len() as u64 + 8 + 100;
-        let key = find_split_key(&engine.snapshot(), &part, 3 * per_key).unwrap();
+        let key = split(&engine, &part, 3 * per_key);
         assert_eq!(key, Some(encoded("k053")));
         // Never at the region's own start, even with a split size of zero.
-        let key = find_split_key(&engine.snapshot(), &part, 0).unwrap();
+        let key = split(&engine, &part, 0);
         assert_eq!(key, Some(encoded("k051")));
         // Ten keys inside: a split size past them finds nothing.
-        assert_eq!(
-            find_split_key(&engine.snapshot(), &part, 10 * per_key).unwrap(),
-            None
-        );
+        assert_eq!(split(&engine, &part, 10 * per_key), None);
     }
 }

@@ -4,6 +4,7 @@
 
 use futures_util::future::BoxFuture;
 
+use crate::scheduler::board::SchedulerStatus;
 use crate::scheduler::service::{RegionInfo, RegionQuery, StoreInfo};
 
 pub trait ClusterAdmin: Send + Sync + 'static {
@@ -19,4 +20,10 @@ pub trait ClusterAdmin: Send + Sync + 'static {
     /// Removes a region's peer on a store (moving the lead away first if it is there); done
     /// once the scheduler shows it.
     fn remove_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>>;
+    /// Starts emptying a store (`Offline`; `Tombstone` once empty).
+    fn remove_store(&self, store_id: u64) -> BoxFuture<'_, Result<(), String>>;
+    /// The schedulers, their counters and running operators.
+    fn scheduler_status(&self) -> BoxFuture<'_, Result<SchedulerStatus, String>>;
+    /// Pauses or resumes a scheduler by name.
+    fn pause_scheduler(&self, name: String, paused: bool) -> BoxFuture<'_, Result<(), String>>;
 }

@@ -14,6 +14,7 @@ use super::proto::kv_client::KvClient;
 use crate::percolator::key::Key;
 use crate::raftstore::meta::Peer;
 use crate::resp::admin::ClusterAdmin;
+use crate::scheduler::board::SchedulerStatus;
 use crate::scheduler::service::{RegionInfo, RegionQuery, SchedulerApi, StoreInfo};
 
 /// How long a split or a leader transfer may take before the command gives up.
@@ -95,7 +96,7 @@ impl<S: SchedulerApi> Admin<S> {
         }
     }
 
-    async fn move_leader(&self, region_id: u64, store_id: u64) -> Result<(), String> {
+    pub async fn move_leader(&self, region_id: u64, store_id: u64) -> Result<(), String> {
         self.known_store(store_id).await?;
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let mut asked = Instant::now() - Duration::from_secs(1);
@@ -216,7 +217,7 @@ impl<S: SchedulerApi> Admin<S> {
         }
     }
 
-    async fn add_peer(&self, region_id: u64, store_id: u64) -> Result<(), String> {
+    pub async fn add_peer(&self, region_id: u64, store_id: u64) -> Result<(), String> {
         self.known_store(store_id).await?;
         let info = self.known_region(region_id).await?;
         if info.region.peers.iter().any(|p| p.store_id == store_id) {
@@ -233,7 +234,7 @@ impl<S: SchedulerApi> Admin<S> {
         .await
     }
 
-    async fn remove_peer(&self, region_id: u64, store_id: u64) -> Result<(), String> {
+    pub async fn remove_peer(&self, region_id: u64, store_id: u64) -> Result<(), String> {
         self.known_store(store_id).await?;
         let info = self.known_region(region_id).await?;
         let Some(peer) = info.region.peers.iter().copied().find(|p| p.store_id == store_id) else {
@@ -285,5 +286,27 @@ impl<S: SchedulerApi> ClusterAdmin for Admin<S> {
 
     fn remove_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(self.remove_peer(region_id, store_id))
+    }
+
+    fn remove_store(&self, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.scheduler
+                .remove_store(store_id)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn scheduler_status(&self) -> BoxFuture<'_, Result<SchedulerStatus, String>> {
+        Box::pin(async move { self.scheduler.status().await.map_err(|e| e.to_string()) })
+    }
+
+    fn pause_scheduler(&self, name: String, paused: bool) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.scheduler
+                .pause_scheduler(name, paused)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

@@ -14,6 +14,9 @@
 //!   cache corrected by the stores' answers.
 //! - [`scheduler`]: the scheduler service on scheduler nodes, the client every node uses
 //!   (following "not leader" hints), and the transport of the scheduler replicas' raft traffic.
+//! - [`admin`]: the cluster administration of `CLUSTER`'s subcommands, from any node.
+//! - [`operators`]: the operator runner, on the node leading the scheduler: the placement
+//!   decisions of `scheduler::checkers` carried out step by step through [`admin`].
 //! - [`convert`]: our types to and from their protobuf forms, refusing malformed input.
 //!
 //! Delivery contract: raft messages may be dropped (a full queue, a broken connection) and
@@ -31,6 +34,7 @@ pub mod admin;
 pub mod convert;
 pub mod kv;
 pub mod kv_client;
+pub mod operators;
 pub mod router;
 pub mod scheduler;
 pub mod server;

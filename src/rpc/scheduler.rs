@@ -30,6 +30,7 @@ use super::proto::scheduler_server::Scheduler as SchedulerRpc;
 use crate::raft::Message;
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::store::RaftMessage;
+use crate::scheduler::board::{OperatorSummary, SchedulerStatus, SchedulerSummary};
 use crate::scheduler::replica::{ReplicaTransport, SchedulerError};
 use crate::scheduler::service::{
     ClusterInfo, RegionInfo, RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreInfo,
@@ -125,6 +126,7 @@ fn store_stats_to_proto(s: StoreStats) -> proto::StoreStats {
         capacity_bytes: s.capacity_bytes,
         available_bytes: s.available_bytes,
         used_bytes: s.used_bytes,
+        auto_splits: s.auto_splits,
     }
 }
 
@@ -135,6 +137,64 @@ fn store_stats_from_proto(s: proto::StoreStats) -> StoreStats {
         capacity_bytes: s.capacity_bytes,
         available_bytes: s.available_bytes,
         used_bytes: s.used_bytes,
+        auto_splits: s.auto_splits,
+    }
+}
+
+fn status_to_proto(status: SchedulerStatus) -> proto::StatusResponse {
+    proto::StatusResponse {
+        error: None,
+        leader: status.leader,
+        schedulers: status
+            .schedulers
+            .into_iter()
+            .map(|s| proto::SchedulerSummary {
+                name: s.name,
+                paused: s.paused,
+                counters: s
+                    .counters
+                    .into_iter()
+                    .map(|(name, value)| proto::Counter { name, value })
+                    .collect(),
+            })
+            .collect(),
+        operators: status
+            .operators
+            .into_iter()
+            .map(|o| proto::OperatorSummary {
+                region_id: o.region_id,
+                scheduler: o.scheduler,
+                steps: o.steps,
+                step: o.step,
+                age_ms: o.age_ms,
+            })
+            .collect(),
+    }
+}
+
+fn status_from_proto(r: proto::StatusResponse) -> SchedulerStatus {
+    SchedulerStatus {
+        leader: r.leader,
+        schedulers: r
+            .schedulers
+            .into_iter()
+            .map(|s| SchedulerSummary {
+                name: s.name,
+                paused: s.paused,
+                counters: s.counters.into_iter().map(|c| (c.name, c.value)).collect(),
+            })
+            .collect(),
+        operators: r
+            .operators
+            .into_iter()
+            .map(|o| OperatorSummary {
+                region_id: o.region_id,
+                scheduler: o.scheduler,
+                steps: o.steps,
+                step: o.step,
+                age_ms: o.age_ms,
+            })
+            .collect(),
     }
 }
 
@@ -142,6 +202,8 @@ fn region_stats_to_proto(s: RegionStats) -> proto::RegionStats {
     proto::RegionStats {
         approximate_size: s.approximate_size,
         approximate_keys: s.approximate_keys,
+        written_bytes: s.written_bytes,
+        written_keys: s.written_keys,
     }
 }
 
@@ -149,6 +211,8 @@ fn region_stats_from_proto(s: proto::RegionStats) -> RegionStats {
     RegionStats {
         approximate_size: s.approximate_size,
         approximate_keys: s.approximate_keys,
+        written_bytes: s.written_bytes,
+        written_keys: s.written_keys,
     }
 }
 
@@ -157,6 +221,8 @@ fn store_state_to_proto(state: StoreState) -> u32 {
         StoreState::Up => 1,
         StoreState::Disconnected => 2,
         StoreState::Down => 3,
+        StoreState::Offline => 4,
+        StoreState::Tombstone => 5,
     }
 }
 
@@ -165,6 +231,8 @@ fn store_state_from_proto(state: u32) -> Result<StoreState, SchedulerError> {
         1 => Ok(StoreState::Up),
         2 => Ok(StoreState::Disconnected),
         3 => Ok(StoreState::Down),
+        4 => Ok(StoreState::Offline),
+        5 => Ok(StoreState::Tombstone),
         other => Err(SchedulerError::Refused(format!("unknown store state {other}"))),
     }
 }
@@ -459,6 +527,40 @@ impl SchedulerRpc for SchedulerService {
             Err(e) => proto::StoresResponse {
                 error: Some(error_to_proto(&e)),
                 stores: Vec::new(),
+            },
+        };
+        Ok(Response::new(reply))
+    }
+    async fn remove_store(
+        &self,
+        request: Request<proto::RemoveStoreRequest>,
+    ) -> Result<Response<proto::SchedulerResult>, Status> {
+        let result = self.scheduler.remove_store(request.into_inner().id).await;
+        Ok(Response::new(proto::SchedulerResult {
+            error: result.err().as_ref().map(error_to_proto),
+        }))
+    }
+
+    async fn pause_scheduler(
+        &self,
+        request: Request<proto::PauseSchedulerRequest>,
+    ) -> Result<Response<proto::SchedulerResult>, Status> {
+        let r = request.into_inner();
+        let result = self.scheduler.pause_scheduler(r.name, r.paused).await;
+        Ok(Response::new(proto::SchedulerResult {
+            error: result.err().as_ref().map(error_to_proto),
+        }))
+    }
+
+    async fn status(
+        &self,
+        _: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        let reply = match self.scheduler.status().await {
+            Ok(status) => status_to_proto(status),
+            Err(e) => proto::StatusResponse {
+                error: Some(error_to_proto(&e)),
+                ..Default::default()
             },
         };
         Ok(Response::new(reply))
@@ -951,6 +1053,64 @@ impl SchedulerApi for SchedulerRpcClient {
                         })
                     })
                     .collect()
+            },
+        )
+        .await
+    }
+
+    async fn remove_store(&self, id: u64) -> Result<(), SchedulerError> {
+        self.call(
+            "remove_store",
+            |s| async move { s.remove_store(id).await },
+            |mut c| async move {
+                let r = c
+                    .remove_store(proto::RemoveStoreRequest { id })
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)
+            },
+        )
+        .await
+    }
+
+    async fn pause_scheduler(&self, name: String, paused: bool) -> Result<(), SchedulerError> {
+        self.call(
+            "pause_scheduler",
+            |s| {
+                let name = name.clone();
+                async move { s.pause_scheduler(name, paused).await }
+            },
+            |mut c| {
+                let request = proto::PauseSchedulerRequest {
+                    name: name.clone(),
+                    paused,
+                };
+                async move {
+                    let r = c
+                        .pause_scheduler(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn status(&self) -> Result<SchedulerStatus, SchedulerError> {
+        self.call(
+            "status",
+            |s| async move { s.status().await },
+            |mut c| async move {
+                let r = c
+                    .status(proto::StatusRequest {})
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error.clone())?;
+                Ok(status_from_proto(r))
             },
         )
         .await

@@ -3,11 +3,13 @@
 //! one region should go through. Running them is `rpc::operators`.
 //!
 //! - [`replica_check`] keeps every region at `replication.max_replicas` replicas on stores
-//!   that are not down: a replica on a `Down` (or unknown) store is replaced (add the new one
-//!   first, then remove the old), a missing one is added, an extra one removed.
+//!   that are not down: a replica on a `Down`, `Offline` (being removed) or unknown store is
+//!   replaced (add the new one first, then remove the old), a missing one is added, an extra
+//!   one removed. A `Disconnected` store's replicas stay (it may be back soon).
 //! - [`balance_region`] (TinyKV 3C's rules): among suitable stores (`Up`), move a replica from
 //!   the store with the most region data to the one with the least that lacks it, only when
-//!   the difference exceeds twice the region's size, so nothing moves back and forth.
+//!   the difference exceeds twice the region's size, so nothing moves back and forth. Sizes
+//!   count at least [`MIN_REGION_SIZE`] (1 MiB, PD's unit), so that empty regions spread too.
 //! - [`balance_leader`]: move a lead from the store leading the most regions to one leading
 //!   at least two fewer that holds a replica.
 //!
@@ -16,6 +18,9 @@
 use std::collections::HashMap;
 
 use super::service::{RegionInfo, StoreInfo, StoreState};
+
+/// The least a region weighs in balance-region's sums.
+pub const MIN_REGION_SIZE: u64 = 1 << 20;
 
 /// One step of an operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +132,7 @@ pub fn balance_region(regions: &[RegionInfo], stores: &[StoreInfo], max_replicas
     if suitable.len() < 2 {
         return None;
     }
-    let size_of = |info: &RegionInfo| info.stats.map_or(0, |s| s.approximate_size);
+    let size_of = |info: &RegionInfo| info.stats.map_or(0, |s| s.approximate_size).max(MIN_REGION_SIZE);
     let mut store_size: HashMap<u64, u64> = suitable.iter().map(|id| (*id, 0)).collect();
     for info in regions {
         for peer in &info.region.peers {
@@ -250,6 +255,7 @@ mod tests {
             stats: Some(RegionStats {
                 approximate_size: size,
                 approximate_keys: size / 100,
+                ..RegionStats::default()
             }),
         }
     }
@@ -316,6 +322,18 @@ mod tests {
                 Some(vec![RemovePeer { store: 3 }]),
             ),
             (
+                "offline (being removed) replaced like down",
+                region(1, &[1, 2, 3], 1, 10),
+                vec![
+                    store(1, StoreState::Up),
+                    store(2, StoreState::Up),
+                    store(3, StoreState::Offline),
+                    store(4, StoreState::Up),
+                    store(5, StoreState::Tombstone),
+                ],
+                Some(vec![AddPeer { store: 4 }, RemovePeer { store: 3 }]),
+            ),
+            (
                 "unknown store counts as down",
                 region(1, &[1, 2, 9], 1, 10),
                 up_stores(3),
@@ -374,6 +392,15 @@ mod tests {
         let mut stores = up_stores(4);
         stores[3].state = StoreState::Down;
         let regions: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2, 3], 1, 100)).collect();
+        assert_eq!(balance_region(&regions, &stores, 3), None);
+        // Empty regions weigh 1 MiB each: six of them against none moves one.
+        let regions: Vec<RegionInfo> = (1..=6).map(|id| region(id, &[1, 2, 3], id % 3 + 1, 0)).collect();
+        let moved = balance_region(&regions, &up_stores(4), 3).unwrap();
+        assert_eq!(moved.steps[0], AddPeer { store: 4 });
+        // Neither an offline nor a tombstone store receives a replica.
+        let mut stores = up_stores(5);
+        stores[3].state = StoreState::Offline;
+        stores[4].state = StoreState::Tombstone;
         assert_eq!(balance_region(&regions, &stores, 3), None);
         // Regions short of replicas are the replica checker's.
         let regions: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2], 1, 100)).collect();

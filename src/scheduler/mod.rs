@@ -14,6 +14,8 @@
 //!   `scheduler_nodes`.
 //! - [`checkers`]: the placement decisions (replica checker, balance-region, balance-leader)
 //!   as pure functions over a snapshot of the cluster; `rpc::operators` runs them.
+//! - [`board`]: the scheduler names, and the leader's soft picture of the operators it runs
+//!   and what each scheduler has done (`CLUSTER SCHEDULER`).
 //! - [`service`]: the requests the leader replica serves (timestamps from an oracle over the
 //!   replicated bound, ids, bootstrap, stores, regions, heartbeats) and [`service::SchedulerApi`],
 //!   the interface stores and clients use, in process or over gRPC.
@@ -22,6 +24,7 @@
 //!
 //! - It uses the region types of `raftstore::meta` (an arrow pointing down the layer table).
 
+pub mod board;
 pub mod checkers;
 pub mod replica;
 #[cfg(test)]

@@ -295,6 +295,7 @@ async fn regions_are_listed_in_key_order_with_their_leaders_reports() {
     let stats = RegionStats {
         approximate_size: 1_000,
         approximate_keys: 10,
+        ..RegionStats::default()
     };
     for region in [left.clone(), right.clone()] {
         at_leader(&group, |s| {

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::board::{Board, OperatorSummary, SCHEDULERS, SPLIT_CHECKER, SchedulerStatus, SchedulerSummary};
 use super::replica::{ReplicaHandle, SchedulerError};
-use super::state::{SchedulerCommand, SchedulerResponse, SchedulerState, StoreMeta};
+use super::state::{Removal, SchedulerCommand, SchedulerResponse, SchedulerState, StoreMeta};
 use super::tso::{Clock, TimeStamp, Tso, TsoError, TsoProvider, TsoStore};
 use crate::raftstore::meta::{Peer, Region};
 
@@ -93,6 +94,17 @@ pub trait SchedulerApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<RegionInfo>, SchedulerError>> + Send;
     /// Every store with its state and last report (`CLUSTER STORES`).
     fn stores(&self) -> impl Future<Output = Result<Vec<StoreInfo>, SchedulerError>> + Send;
+    /// Starts moving every replica off store `id`; it becomes `Offline`, then `Tombstone` once
+    /// empty (`CLUSTER STORE DELETE`).
+    fn remove_store(&self, id: u64) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+    /// Pauses or resumes a scheduler by name (`CLUSTER SCHEDULER PAUSE|RESUME`).
+    fn pause_scheduler(
+        &self,
+        name: String,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
+    /// The schedulers and their operators (`CLUSTER SCHEDULER`).
+    fn status(&self) -> impl Future<Output = Result<SchedulerStatus, SchedulerError>> + Send;
 }
 
 impl<S: SchedulerApi> SchedulerApi for Arc<S> {
@@ -152,6 +164,19 @@ impl<S: SchedulerApi> SchedulerApi for Arc<S> {
     fn stores(&self) -> impl Future<Output = Result<Vec<StoreInfo>, SchedulerError>> + Send {
         (**self).stores()
     }
+    fn remove_store(&self, id: u64) -> impl Future<Output = Result<(), SchedulerError>> + Send {
+        (**self).remove_store(id)
+    }
+    fn pause_scheduler(
+        &self,
+        name: String,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send {
+        (**self).pause_scheduler(name, paused)
+    }
+    fn status(&self) -> impl Future<Output = Result<SchedulerStatus, SchedulerError>> + Send {
+        (**self).status()
+    }
     fn store_heartbeat(
         &self,
         store: StoreMeta,
@@ -171,6 +196,8 @@ pub struct StoreStats {
     pub available_bytes: u64,
     /// What the store's engine takes on disk and in memtables.
     pub used_bytes: u64,
+    /// Regions this store's split checker has split since the node started.
+    pub auto_splits: u64,
 }
 
 /// The last heartbeat of a store, as the leader replica saw it (soft state).
@@ -185,6 +212,9 @@ pub struct StoreLiveness {
 pub struct RegionStats {
     pub approximate_size: u64,
     pub approximate_keys: u64,
+    /// Bytes and write-CF keys written through the leader since its previous heartbeat.
+    pub written_bytes: u64,
+    pub written_keys: u64,
 }
 
 /// Which regions [`SchedulerApi::regions`] lists.
@@ -226,6 +256,10 @@ pub enum StoreState {
     /// Silent for longer than `scheduler.max_store_down_time_secs`: its replicas are to be
     /// replaced elsewhere.
     Down,
+    /// Being removed (`CLUSTER STORE DELETE`): its replicas move away, whatever its heartbeats.
+    Offline,
+    /// Removed: empty, and never given a replica again.
+    Tombstone,
 }
 
 impl StoreState {
@@ -245,6 +279,8 @@ impl StoreState {
             StoreState::Up => "Up",
             StoreState::Disconnected => "Disconnected",
             StoreState::Down => "Down",
+            StoreState::Offline => "Offline",
+            StoreState::Tombstone => "Tombstone",
         }
     }
 }
@@ -312,6 +348,11 @@ pub struct Scheduler {
     /// heard from yet has been silent since then, as far as it knows.
     leading_since: Mutex<(u64, Instant)>,
     max_store_down: Duration,
+    /// Replicas a region should have; a store is not removed if fewer stores would be left.
+    max_replicas: usize,
+    /// This node's name, for `CLUSTER SCHEDULER`'s `leader`.
+    node_name: String,
+    board: Arc<Board>,
 }
 
 impl Scheduler {
@@ -326,6 +367,43 @@ impl Scheduler {
             stores: Mutex::new(HashMap::new()),
             leading_since: Mutex::new((0, Instant::now())),
             max_store_down: Duration::from_secs(DEFAULT_MAX_STORE_DOWN_SECS),
+            max_replicas: 3,
+            node_name: String::new(),
+            board: Arc::default(),
+        }
+    }
+
+    /// The replica count regions should have (`replication.max_replicas`).
+    pub fn with_max_replicas(mut self, max_replicas: usize) -> Self {
+        self.max_replicas = max_replicas;
+        self
+    }
+
+    /// The name this node goes by in `cluster.yaml`.
+    pub fn with_node_name(mut self, name: &str) -> Self {
+        self.node_name = name.to_string();
+        self
+    }
+
+    pub fn max_replicas(&self) -> usize {
+        self.max_replicas
+    }
+
+    /// The operators this replica's runner has under way, and their counters.
+    pub fn board(&self) -> &Arc<Board> {
+        &self.board
+    }
+
+    /// The schedulers paused, as the replicated state has them.
+    pub async fn paused(&self) -> Result<std::collections::BTreeSet<String>, SchedulerError> {
+        self.replica.read(|state| state.paused.clone()).await
+    }
+
+    /// Marks `Offline` store `id`, which holds no replica any more, `Tombstone`.
+    pub async fn bury_store(&self, id: u64) -> Result<(), SchedulerError> {
+        match self.propose(SchedulerCommand::BuryStore { id }).await? {
+            SchedulerResponse::Done => Ok(()),
+            other => Err(SchedulerError::Refused(format!("{other:?}"))),
         }
     }
 
@@ -585,22 +663,128 @@ impl SchedulerApi for Scheduler {
     async fn stores(&self) -> Result<Vec<StoreInfo>, SchedulerError> {
         let stores = self
             .replica
-            .read(|state| state.stores.values().cloned().collect::<Vec<_>>())
+            .read(|state| {
+                state
+                    .stores
+                    .values()
+                    .map(|s| (s.clone(), state.removals.get(&s.id).copied()))
+                    .collect::<Vec<_>>()
+            })
             .await?;
         let since = self.leading_since();
         let now = Instant::now();
         let heard = self.stores.lock();
         Ok(stores
             .into_iter()
-            .map(|meta| {
+            .map(|(meta, removal)| {
                 let last = heard.get(&meta.id);
                 let silent = now.saturating_duration_since(last.map_or(since, |l| l.at));
                 StoreInfo {
-                    state: StoreState::after_silence(silent, self.max_store_down),
+                    state: match removal {
+                        Some(Removal::Offline) => StoreState::Offline,
+                        Some(Removal::Tombstone) => StoreState::Tombstone,
+                        None => StoreState::after_silence(silent, self.max_store_down),
+                    },
                     stats: last.map(|l| l.stats),
                     meta,
                 }
             })
             .collect())
+    }
+
+    async fn remove_store(&self, id: u64) -> Result<(), SchedulerError> {
+        let (serving, known) = self
+            .replica
+            .read(move |state| {
+                let serving = state
+                    .stores
+                    .keys()
+                    .filter(|s| !state.removals.contains_key(s))
+                    .count();
+                let serving_id = state.stores.contains_key(&id) && !state.removals.contains_key(&id);
+                (serving, serving_id)
+            })
+            .await?;
+        // (Unknown and already removed stores are refused by the state machine.)
+        if known && serving <= self.max_replicas {
+            return Err(SchedulerError::Refused(format!(
+                "removing store {id} would leave {} stores for {} replicas of each region",
+                serving - 1,
+                self.max_replicas
+            )));
+        }
+        match self.propose(SchedulerCommand::RemoveStore { id }).await? {
+            SchedulerResponse::Done => Ok(()),
+            SchedulerResponse::StoreNotFound { id } => {
+                Err(SchedulerError::Refused(format!("unknown store {id}")))
+            }
+            SchedulerResponse::StoreRemoval { id, removal } => Err(SchedulerError::Refused(format!(
+                "store {id} is already {}",
+                match removal {
+                    Removal::Offline => "being removed (Offline)",
+                    Removal::Tombstone => "removed (Tombstone)",
+                }
+            ))),
+            other => Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn pause_scheduler(&self, name: String, paused: bool) -> Result<(), SchedulerError> {
+        if !SCHEDULERS.contains(&name.as_str()) {
+            return Err(SchedulerError::Refused(format!(
+                "unknown scheduler '{name}' (schedulers: {})",
+                SCHEDULERS.join(", ")
+            )));
+        }
+        match self
+            .propose(SchedulerCommand::PauseScheduler { name, paused })
+            .await?
+        {
+            SchedulerResponse::Done => Ok(()),
+            other => Err(SchedulerError::Refused(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn status(&self) -> Result<SchedulerStatus, SchedulerError> {
+        let paused = self.paused().await?;
+        let splits: u64 = self.stores.lock().values().map(|l| l.stats.auto_splits).sum();
+        let schedulers = SCHEDULERS
+            .iter()
+            .map(|name| {
+                let counters = if *name == SPLIT_CHECKER {
+                    vec![("splits".to_string(), splits)]
+                } else {
+                    let c = self.board.counters(name);
+                    vec![
+                        ("created".to_string(), c.created),
+                        ("finished".to_string(), c.finished),
+                        ("cancelled".to_string(), c.cancelled),
+                        ("timed_out".to_string(), c.timed_out),
+                    ]
+                };
+                SchedulerSummary {
+                    name: name.to_string(),
+                    paused: paused.contains(*name),
+                    counters,
+                }
+            })
+            .collect();
+        let operators = self
+            .board
+            .running()
+            .into_iter()
+            .map(|(region_id, running)| OperatorSummary {
+                region_id,
+                scheduler: running.scheduler.to_string(),
+                steps: running.steps.iter().map(|s| super::board::describe(*s)).collect(),
+                step: running.step as u64,
+                age_ms: running.started.elapsed().as_millis() as u64,
+            })
+            .collect();
+        Ok(SchedulerStatus {
+            leader: self.node_name.clone(),
+            schedulers,
+            operators,
+        })
     }
 }

@@ -13,6 +13,11 @@
 //!   out ranges and only grows it.
 //! - **Stores.** Every store that joined, by id, with its node name and addresses. A name keeps
 //!   its store id for life.
+//! - **Store removal.** A store being emptied (`CLUSTER STORE DELETE`) is `Offline` until no
+//!   region has a replica on it, then `Tombstone` for good; the other states (up, down...) come
+//!   from heartbeats and are not replicated.
+//! - **Paused schedulers.** The names of the schedulers an operator paused, so that a new
+//!   scheduler leader keeps them paused.
 //! - **Regions.** The region directory, by id and by range, with TinyKV's rules for
 //!   heartbeats (`reference/tinykv.md` §6): a report whose epoch is older than what is known
 //!   for that region, or for any region it overlaps, is stale and changes nothing; a newer one
@@ -21,7 +26,7 @@
 //! Encoding: the primitives of `raftstore::meta` (big-endian integers, length-prefixed bytes);
 //! every decoder refuses truncated or trailing input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::raftstore::meta::{DecodeError, Reader, Region, Writer, put_region, read_region};
 
@@ -56,6 +61,21 @@ pub enum SchedulerCommand {
     PutStore(StoreMeta),
     /// A region's layout as its leader reports it.
     PutRegion(Region),
+    /// Starts emptying a store: it becomes `Offline`.
+    RemoveStore { id: u64 },
+    /// An `Offline` store that no region has a replica on becomes `Tombstone`.
+    BuryStore { id: u64 },
+    /// Pauses or resumes the scheduler named `name`.
+    PauseScheduler { name: String, paused: bool },
+}
+
+/// Where a store is in its removal; a store not in [`SchedulerState::removals`] serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// Its replicas are being moved away.
+    Offline,
+    /// Empty and gone for good: it gets no replicas and its id is never reused.
+    Tombstone,
 }
 
 /// What applying a command answered.
@@ -87,6 +107,21 @@ pub enum SchedulerResponse {
     },
     /// The command needs a bootstrapped cluster.
     NotBootstrapped,
+    StoreNotFound {
+        id: u64,
+    },
+    /// The store's removal is already at (or past) the state asked for.
+    StoreRemoval {
+        id: u64,
+        removal: Removal,
+    },
+    /// The store still holds replicas of these many regions.
+    StoreNotEmpty {
+        id: u64,
+        replicas: usize,
+    },
+    /// A store's removal changed, or a scheduler was paused or resumed.
+    Done,
 }
 
 /// See the module docs.
@@ -98,6 +133,10 @@ pub struct SchedulerState {
     pub next_id: u64,
     pub stores: BTreeMap<u64, StoreMeta>,
     pub regions: BTreeMap<u64, Region>,
+    /// Stores being removed, or removed.
+    pub removals: BTreeMap<u64, Removal>,
+    /// Schedulers paused by name.
+    pub paused: BTreeSet<String>,
     /// Region ids by start key. Invariant: the ranges of `regions` do not overlap, and this
     /// maps each one's start key to its id.
     by_start: BTreeMap<Vec<u8>, u64>,
@@ -174,7 +213,57 @@ impl SchedulerState {
                 self.insert_region(region.clone());
                 SchedulerResponse::RegionPut
             }
+            SchedulerCommand::RemoveStore { id } => {
+                if !self.stores.contains_key(id) {
+                    return SchedulerResponse::StoreNotFound { id: *id };
+                }
+                if let Some(removal) = self.removals.get(id) {
+                    return SchedulerResponse::StoreRemoval {
+                        id: *id,
+                        removal: *removal,
+                    };
+                }
+                self.removals.insert(*id, Removal::Offline);
+                SchedulerResponse::Done
+            }
+            SchedulerCommand::BuryStore { id } => {
+                match self.removals.get(id) {
+                    None if !self.stores.contains_key(id) => {
+                        return SchedulerResponse::StoreNotFound { id: *id };
+                    }
+                    Some(Removal::Offline) => {}
+                    // A serving store is not buried without being emptied first.
+                    None | Some(Removal::Tombstone) => {
+                        return SchedulerResponse::StoreRemoval {
+                            id: *id,
+                            removal: self.removals.get(id).copied().unwrap_or(Removal::Offline),
+                        };
+                    }
+                }
+                let replicas = self.replicas_on(*id);
+                if replicas > 0 {
+                    return SchedulerResponse::StoreNotEmpty { id: *id, replicas };
+                }
+                self.removals.insert(*id, Removal::Tombstone);
+                SchedulerResponse::Done
+            }
+            SchedulerCommand::PauseScheduler { name, paused } => {
+                if *paused {
+                    self.paused.insert(name.clone());
+                } else {
+                    self.paused.remove(name);
+                }
+                SchedulerResponse::Done
+            }
         }
+    }
+
+    /// How many regions have a replica on store `id`.
+    pub fn replicas_on(&self, id: u64) -> usize {
+        self.regions
+            .values()
+            .filter(|r| r.peer_on_store(id).is_some())
+            .count()
     }
 
     /// The known region `region` is older than (the same region, or one it overlaps), if any.
@@ -266,6 +355,14 @@ impl SchedulerState {
         for region in self.regions.values() {
             put_region(&mut w, region);
         }
+        w.u64(self.removals.len() as u64);
+        for (id, removal) in &self.removals {
+            w.u64(*id).u8(removal_code(*removal));
+        }
+        w.u64(self.paused.len() as u64);
+        for name in &self.paused {
+            w.bytes(name.as_bytes());
+        }
         w.0
     }
 
@@ -292,7 +389,30 @@ impl SchedulerState {
             state.by_start.insert(region.start_key.clone(), region.id);
             state.regions.insert(region.id, region);
         }
+        for _ in 0..count(&mut r)? {
+            let id = r.u64()?;
+            let removal = read_removal(&mut r)?;
+            state.removals.insert(id, removal);
+        }
+        for _ in 0..count(&mut r)? {
+            state.paused.insert(read_string(&mut r)?);
+        }
         r.finish(state)
+    }
+}
+
+fn removal_code(removal: Removal) -> u8 {
+    match removal {
+        Removal::Offline => 1,
+        Removal::Tombstone => 2,
+    }
+}
+
+fn read_removal(r: &mut Reader<'_>) -> Result<Removal, DecodeError> {
+    match r.u8()? {
+        1 => Ok(Removal::Offline),
+        2 => Ok(Removal::Tombstone),
+        _ => Err(r.error("unknown store removal state")),
     }
 }
 
@@ -330,6 +450,9 @@ const CMD_ADVANCE_TSO: u8 = 2;
 const CMD_ALLOC_IDS: u8 = 3;
 const CMD_PUT_STORE: u8 = 4;
 const CMD_PUT_REGION: u8 = 5;
+const CMD_REMOVE_STORE: u8 = 6;
+const CMD_BURY_STORE: u8 = 7;
+const CMD_PAUSE_SCHEDULER: u8 = 8;
 
 impl SchedulerCommand {
     pub fn encode(&self) -> Vec<u8> {
@@ -364,6 +487,17 @@ impl SchedulerCommand {
                 w.u8(CMD_PUT_REGION);
                 put_region(&mut w, region);
             }
+            SchedulerCommand::RemoveStore { id } => {
+                w.u8(CMD_REMOVE_STORE).u64(*id);
+            }
+            SchedulerCommand::BuryStore { id } => {
+                w.u8(CMD_BURY_STORE).u64(*id);
+            }
+            SchedulerCommand::PauseScheduler { name, paused } => {
+                w.u8(CMD_PAUSE_SCHEDULER)
+                    .bytes(name.as_bytes())
+                    .u8(u8::from(*paused));
+            }
         }
         w.0
     }
@@ -390,6 +524,16 @@ impl SchedulerCommand {
             CMD_ALLOC_IDS => SchedulerCommand::AllocIds { count: r.u64()? },
             CMD_PUT_STORE => SchedulerCommand::PutStore(read_store(&mut r)?),
             CMD_PUT_REGION => SchedulerCommand::PutRegion(read_region(&mut r)?),
+            CMD_REMOVE_STORE => SchedulerCommand::RemoveStore { id: r.u64()? },
+            CMD_BURY_STORE => SchedulerCommand::BuryStore { id: r.u64()? },
+            CMD_PAUSE_SCHEDULER => SchedulerCommand::PauseScheduler {
+                name: read_string(&mut r)?,
+                paused: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(r.error("a pause flag that is neither 0 nor 1")),
+                },
+            },
             _ => return Err(r.error("unknown command")),
         };
         r.finish(command)
@@ -551,6 +695,11 @@ mod tests {
         state.apply(&SchedulerCommand::PutRegion(region(2, b"", b"m", 2, 1)));
         state.apply(&SchedulerCommand::PutRegion(region(1, b"m", b"", 2, 1)));
         state.apply(&SchedulerCommand::AdvanceTso { bound_ms: 1234 });
+        state.apply(&SchedulerCommand::RemoveStore { id: 2 });
+        state.apply(&SchedulerCommand::PauseScheduler {
+            name: "balance-region".into(),
+            paused: true,
+        });
         let bytes = state.encode();
         assert_eq!(SchedulerState::decode(&bytes).unwrap(), state);
         for len in [0, 8, bytes.len() - 1] {
@@ -567,6 +716,12 @@ mod tests {
             SchedulerCommand::AllocIds { count: 4 },
             SchedulerCommand::PutStore(store(2, "n2")),
             SchedulerCommand::PutRegion(region(3, b"a", b"b", 2, 2)),
+            SchedulerCommand::RemoveStore { id: 3 },
+            SchedulerCommand::BuryStore { id: 3 },
+            SchedulerCommand::PauseScheduler {
+                name: "split-checker".into(),
+                paused: false,
+            },
         ];
         for command in commands {
             let bytes = command.encode();
@@ -574,5 +729,70 @@ mod tests {
             assert!(SchedulerCommand::decode(&bytes[..bytes.len() - 1]).is_err());
         }
         assert!(SchedulerCommand::decode(&[42]).is_err());
+    }
+
+    #[test]
+    fn a_store_is_buried_only_once_offline_and_empty() {
+        let mut state = bootstrapped();
+        // Region 1 has its replica on store 1.
+        assert_eq!(
+            state.apply(&SchedulerCommand::BuryStore { id: 2 }),
+            SchedulerResponse::StoreRemoval {
+                id: 2,
+                removal: Removal::Offline
+            },
+            "a serving store is not buried"
+        );
+        assert_eq!(
+            state.apply(&SchedulerCommand::RemoveStore { id: 9 }),
+            SchedulerResponse::StoreNotFound { id: 9 }
+        );
+        assert_eq!(
+            state.apply(&SchedulerCommand::RemoveStore { id: 1 }),
+            SchedulerResponse::Done
+        );
+        assert_eq!(
+            state.apply(&SchedulerCommand::RemoveStore { id: 1 }),
+            SchedulerResponse::StoreRemoval {
+                id: 1,
+                removal: Removal::Offline
+            }
+        );
+        assert_eq!(
+            state.apply(&SchedulerCommand::BuryStore { id: 1 }),
+            SchedulerResponse::StoreNotEmpty { id: 1, replicas: 1 }
+        );
+        // Its replica moves to store 2.
+        let mut moved = region(1, b"", b"", 1, 3);
+        moved.peers = vec![Peer { id: 12, store_id: 2 }];
+        state.apply(&SchedulerCommand::PutRegion(moved));
+        assert_eq!(
+            state.apply(&SchedulerCommand::BuryStore { id: 1 }),
+            SchedulerResponse::Done
+        );
+        assert_eq!(state.removals[&1], Removal::Tombstone);
+        assert_eq!(
+            state.apply(&SchedulerCommand::RemoveStore { id: 1 }),
+            SchedulerResponse::StoreRemoval {
+                id: 1,
+                removal: Removal::Tombstone
+            }
+        );
+    }
+
+    #[test]
+    fn pauses_are_part_of_the_state() {
+        let mut state = bootstrapped();
+        let pause = |paused| SchedulerCommand::PauseScheduler {
+            name: "balance-leader".into(),
+            paused,
+        };
+        state.apply(&pause(true));
+        state.apply(&pause(true));
+        assert!(state.paused.contains("balance-leader"));
+        let restored = SchedulerState::decode(&state.encode()).unwrap();
+        assert!(restored.paused.contains("balance-leader"));
+        state.apply(&pause(false));
+        assert!(state.paused.is_empty());
     }
 }

@@ -27,6 +27,8 @@ struct TestCluster {
     _dir: tempfile::TempDir,
     config: PathBuf,
     nodes: Vec<Node>,
+    /// YAML appended to the generated configuration.
+    extra: String,
 }
 
 /// `n` distinct ports free right now (all held open while choosing, so none repeats).
@@ -39,32 +41,23 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 impl TestCluster {
     fn start(count: usize) -> TestCluster {
+        TestCluster::start_with(count, "")
+    }
+
+    /// `count` nodes from one `cluster.yaml` with `extra` appended to it.
+    fn start_with(count: usize, extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut yaml = String::from("nodes:\n");
-        let mut nodes = Vec::new();
-        let ports = free_ports(2 * count);
-        for i in 1..=count {
-            let (resp, peer) = (ports[2 * i - 2], ports[2 * i - 1]);
-            yaml.push_str(&format!(
-                "  - {{name: n{i}, resp_addr: 127.0.0.1:{resp}, peer_addr: 127.0.0.1:{peer}, data_dir: n{i}}}\n"
-            ));
-            nodes.push(Node {
-                name: format!("n{i}"),
-                resp: format!("127.0.0.1:{resp}").parse().unwrap(),
-                peer: format!("127.0.0.1:{peer}").parse().unwrap(),
-                child: None,
-                log: Arc::default(),
-            });
-        }
-        // Short raft timings so that elections after a kill take well under a second.
-        yaml.push_str("raft:\n  tick_ms: 20\n  election_timeout_ticks: 10\n  heartbeat_ticks: 2\n");
         let config = dir.path().join("cluster.yaml");
-        std::fs::write(&config, yaml).unwrap();
         let mut cluster = TestCluster {
             _dir: dir,
             config,
-            nodes,
+            nodes: Vec::new(),
+            extra: extra.to_string(),
         };
+        for _ in 0..count {
+            cluster.add_node();
+        }
+        cluster.write_config();
         for i in 0..count {
             cluster.spawn(i);
         }
@@ -72,6 +65,43 @@ impl TestCluster {
             cluster.wait_ready(i);
         }
         cluster
+    }
+
+    /// Adds a node to the configuration (not started); its index.
+    fn add_node(&mut self) -> usize {
+        let ports = free_ports(2);
+        let i = self.nodes.len() + 1;
+        self.nodes.push(Node {
+            name: format!("n{i}"),
+            resp: format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+            peer: format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+            child: None,
+            log: Arc::default(),
+        });
+        i - 1
+    }
+
+    fn write_config(&self) {
+        let mut yaml = String::from("nodes:\n");
+        for node in &self.nodes {
+            yaml.push_str(&format!(
+                "  - {{name: {0}, resp_addr: {1}, peer_addr: {2}, data_dir: {0}}}\n",
+                node.name, node.resp, node.peer
+            ));
+        }
+        // Short raft timings so that elections after a kill take well under a second.
+        yaml.push_str("raft:\n  tick_ms: 20\n  election_timeout_ticks: 10\n  heartbeat_ticks: 2\n");
+        yaml.push_str(&self.extra);
+        std::fs::write(&self.config, yaml).unwrap();
+    }
+
+    /// A node added to `cluster.yaml` of a running cluster, and started.
+    fn grow(&mut self) -> usize {
+        let i = self.add_node();
+        self.write_config();
+        self.spawn(i);
+        self.wait_ready(i);
+        i
     }
 
     fn spawn(&mut self, i: usize) {
@@ -300,7 +330,16 @@ fn cluster_list(
     what: &str,
     done: impl Fn(&[HashMap<String, redis::Value>]) -> bool,
 ) -> Vec<HashMap<String, redis::Value>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    cluster_list_within(con, what, Duration::from_secs(30), done)
+}
+
+fn cluster_list_within(
+    con: &mut redis::Connection,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&[HashMap<String, redis::Value>]) -> bool,
+) -> Vec<HashMap<String, redis::Value>> {
+    let deadline = Instant::now() + within;
     loop {
         let reply: redis::Value = redis::cmd("CLUSTER").arg(what).query(con).unwrap();
         let redis::Value::Array(items) = reply else {
@@ -318,10 +357,43 @@ fn cluster_list(
     }
 }
 
+/// `CLUSTER <args>`, answered `+OK` or an error's text.
+fn admin(con: &mut redis::Connection, args: &[&str]) -> Result<(), String> {
+    let mut cmd = redis::cmd("CLUSTER");
+    for arg in args {
+        cmd.arg(*arg);
+    }
+    cmd.query::<()>(con).map_err(|e| e.to_string())
+}
+
+/// Pauses the schedulers that move replicas and leads, for tests that move them by hand.
+fn pause_scheduling(con: &mut redis::Connection) {
+    for name in ["balance-leader", "balance-region", "replica-checker"] {
+        admin(con, &["SCHEDULER", "PAUSE", name]).unwrap();
+    }
+}
+
+/// `CLUSTER SCHEDULER`: the leader's name, each scheduler's fields by name.
+fn scheduler_status(con: &mut redis::Connection) -> (String, HashMap<String, HashMap<String, redis::Value>>) {
+    let reply: redis::Value = redis::cmd("CLUSTER").arg("SCHEDULER").query(con).unwrap();
+    let top = fields(&reply);
+    let redis::Value::Array(schedulers) = &top["schedulers"] else {
+        panic!("schedulers: {reply:?}");
+    };
+    let by_name = schedulers
+        .iter()
+        .map(fields)
+        .map(|f| (String::from_utf8(text(&f["name"])).unwrap(), f))
+        .collect();
+    (String::from_utf8(text(&top["leader"])).unwrap(), by_name)
+}
+
 #[test]
 fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
     let cluster = TestCluster::start(3);
     let mut con = cluster.client(1);
+    // Leads stay where this test puts them.
+    admin(&mut con, &["SCHEDULER", "PAUSE", "balance-leader"]).unwrap();
     for i in 0..50 {
         let _: () = con.set(format!("key{i:02}"), "x".repeat(100)).unwrap();
     }
@@ -473,6 +545,9 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
 fn peers_move_between_stores_on_request_and_the_data_goes_with_them() {
     let mut cluster = TestCluster::start(4);
     let mut con = cluster.client(0);
+    // Replicas stay where this test puts them (four replicas of one region are one too many
+    // for the replica checker).
+    pause_scheduling(&mut con);
     for i in 0..20 {
         let _: () = con.set(format!("key{i:02}"), i).unwrap();
     }
@@ -536,6 +611,176 @@ fn peers_move_between_stores_on_request_and_the_data_goes_with_them() {
         }
     }
     let _: () = reader.set("after", "the move").unwrap();
+}
+
+/// The store ids by node name, once every store of `names` has reported.
+fn store_ids(con: &mut redis::Connection, names: &[&str]) -> HashMap<String, i64> {
+    let stores = cluster_list(con, "STORES", |stores| {
+        names
+            .iter()
+            .all(|n| stores.iter().any(|s| text(&s["name"]) == n.as_bytes()))
+    });
+    stores
+        .iter()
+        .map(|s| {
+            (
+                String::from_utf8(text(&s["name"])).unwrap(),
+                int(&s["id"]).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn peers_of(region: &HashMap<String, redis::Value>) -> Vec<i64> {
+    let redis::Value::Array(peers) = &region["peers"] else {
+        panic!("peers: {region:?}");
+    };
+    let mut peers: Vec<i64> = peers.iter().map(|p| int(p).unwrap()).collect();
+    peers.sort();
+    peers
+}
+
+/// The scheduler at work with real processes: writes split the data into regions whose leads
+/// spread over the three stores; a fourth node added to `cluster.yaml` receives regions;
+/// `CLUSTER STORE DELETE` empties a store and buries it; nothing written is lost.
+#[test]
+fn regions_split_spread_to_a_new_node_and_leave_a_deleted_store() {
+    let mut cluster = TestCluster::start_with(
+        3,
+        "region:\n  max_size_bytes: 262144\n  split_size_bytes: 131072\n  split_check_interval_secs: 1\n\
+         scheduler:\n  schedule_interval_ms: 200\n",
+    );
+    let mut con = cluster.client(0);
+    let value = |i: usize| format!("{i:04}-{}", "v".repeat(4_000));
+    for i in 0..500 {
+        let _: () = con.set(format!("key{i:04}"), value(i)).unwrap();
+    }
+    // About 2 MB: several regions, their leads on all three stores.
+    let regions = cluster_list_within(&mut con, "REGIONS", Duration::from_secs(90), |regions| {
+        let leaders: std::collections::HashSet<i64> = regions
+            .iter()
+            .filter_map(|r| r.get("leader").and_then(int))
+            .collect();
+        regions.len() >= 4 && leaders.len() == 3
+    });
+    let ids = store_ids(&mut con, &["n1", "n2", "n3"]);
+    for region in &regions {
+        assert_eq!(peers_of(region).len(), 3, "{region:?}");
+    }
+    let (leader, schedulers) = scheduler_status(&mut con);
+    assert!(["n1", "n2", "n3"].contains(&leader.as_str()), "{leader}");
+    assert!(int(&schedulers["balance-leader"]["finished"]).unwrap() >= 1);
+    assert!(int(&schedulers["split-checker"]["splits"]).unwrap() >= 3);
+
+    // A fourth node, added to cluster.yaml and started, joins and receives regions.
+    let n4 = cluster.grow();
+    let ids4 = store_ids(&mut con, &["n4"]);
+    let n4_id = ids4["n4"];
+    cluster_list_within(&mut con, "STORES", Duration::from_secs(120), |stores| {
+        stores.iter().any(|s| {
+            int(&s["id"]) == Some(n4_id) && s.get("region_count").and_then(int).is_some_and(|n| n >= 2)
+        })
+    });
+    let (_, schedulers) = scheduler_status(&mut con);
+    assert!(int(&schedulers["balance-region"]["created"]).unwrap() >= 2);
+
+    // Deleting n1's store moves every replica off it, then marks it Tombstone.
+    let n1_id = ids["n1"];
+    admin(&mut con, &["STORE", "DELETE", &n1_id.to_string()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let reply: redis::Value = redis::cmd("CLUSTER")
+            .arg("STORE")
+            .arg(n1_id)
+            .query(&mut con)
+            .unwrap();
+        let state = text(&fields(&reply)["state"]);
+        if state == b"Tombstone" {
+            break;
+        }
+        assert_eq!(state, b"Offline");
+        assert!(
+            Instant::now() < deadline,
+            "store {n1_id} never emptied: {reply:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let regions = cluster_list(&mut con, "REGIONS", |_| true);
+    for region in &regions {
+        let peers = peers_of(region);
+        assert!(!peers.contains(&n1_id), "{region:?}");
+        assert_eq!(peers.len(), 3, "{region:?}");
+    }
+    let again = admin(&mut con, &["STORE", "DELETE", &n1_id.to_string()]).unwrap_err();
+    assert!(again.contains("already removed"), "{again}");
+    let too_few = admin(&mut con, &["STORE", "DELETE", &ids["n2"].to_string()]).unwrap_err();
+    assert!(too_few.contains("would leave 2 stores"), "{too_few}");
+    let unknown = admin(&mut con, &["STORE", "DELETE", "99"]).unwrap_err();
+    assert!(unknown.contains("unknown store 99"), "{unknown}");
+
+    // Everything written is there, read through the new node.
+    let mut reader = cluster.client(n4);
+    for i in 0..500 {
+        let read: String = reader.get(format!("key{i:04}")).unwrap();
+        assert_eq!(read, value(i));
+    }
+
+    // Pausing is shown, and refused for names that are no scheduler.
+    admin(&mut con, &["SCHEDULER", "PAUSE", "balance-region"]).unwrap();
+    let (_, schedulers) = scheduler_status(&mut reader);
+    assert_eq!(text(&schedulers["balance-region"]["state"]), b"paused");
+    assert_eq!(text(&schedulers["balance-leader"]["state"]), b"running");
+    admin(&mut con, &["SCHEDULER", "RESUME", "balance-region"]).unwrap();
+    let (_, schedulers) = scheduler_status(&mut reader);
+    assert_eq!(text(&schedulers["balance-region"]["state"]), b"running");
+    let unknown = admin(&mut con, &["SCHEDULER", "PAUSE", "balance-hotness"]).unwrap_err();
+    assert!(unknown.contains("unknown scheduler"), "{unknown}");
+}
+
+/// A store silent past `scheduler.max_store_down_time_secs` is Down, and the replica checker
+/// re-creates its replicas on a store that has none: the new replica holds the data (it can
+/// lead the region and serve it).
+#[test]
+fn a_store_down_past_the_down_time_has_its_replicas_recreated_elsewhere() {
+    let mut cluster = TestCluster::start_with(
+        4,
+        "scheduler:\n  max_store_down_time_secs: 3\n  schedule_interval_ms: 200\n",
+    );
+    let mut con = cluster.client(0);
+    for i in 0..50 {
+        let _: () = con.set(format!("key{i:02}"), i).unwrap();
+    }
+    let ids = store_ids(&mut con, &["n1", "n2", "n3", "n4"]);
+    let region = cluster_list(&mut con, "REGIONS", |r| {
+        r.len() == 1 && r[0].get("leader").and_then(int).is_some()
+    });
+    assert_eq!(peers_of(&region[0]), [ids["n1"], ids["n2"], ids["n3"]]);
+
+    cluster.kill(2);
+    let regions = cluster_list_within(&mut con, "REGIONS", Duration::from_secs(90), |r| {
+        r.len() == 1 && peers_of(&r[0]) == [ids["n1"], ids["n2"], ids["n4"]]
+    });
+    assert_eq!(peers_of(&regions[0]).len(), 3);
+    let down: redis::Value = redis::cmd("CLUSTER")
+        .arg("STORE")
+        .arg(ids["n3"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(text(&fields(&down)["state"]), b"Down");
+    let (_, schedulers) = scheduler_status(&mut con);
+    assert!(int(&schedulers["replica-checker"]["finished"]).unwrap() >= 1);
+
+    // The new replica is a real one: it takes the lead and serves every key.
+    let n4 = ids["n4"].to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = admin(&mut con, &["TRANSFER-LEADER", "1", &n4]) {
+        assert!(Instant::now() < deadline, "n4 never took the lead: {e}");
+    }
+    let mut reader = cluster.client(3);
+    for i in 0..50 {
+        let read: i64 = reader.get(format!("key{i:02}")).unwrap();
+        assert_eq!(read, i as i64);
+    }
 }
 
 /// Writers on every node; the node leading the data's region is killed with SIGKILL midway.

@@ -10,7 +10,10 @@
 //! `CLUSTER SPLIT`, `TRANSFER-LEADER`, `ADD-PEER` and `REMOVE-PEER` answer `+OK` once the
 //! scheduler's picture shows the change (a following `CLUSTER REGION` from this connection
 //! sees it), or an error that says why not (unknown region or store, peer already there, no
-//! peer there, the last replica, timed out).
+//! peer there, the last replica, timed out). `CLUSTER STORE DELETE <id>` answers `+OK` once
+//! the store is `Offline` (as pd-ctl's `store delete`): the scheduler then moves its replicas
+//! away and marks it `Tombstone`, which `CLUSTER STORE <id>` shows. `CLUSTER SCHEDULER PAUSE`
+//! and `RESUME` are replicated, so they hold across scheduler leader changes.
 
 use bytes::Bytes;
 
@@ -20,8 +23,9 @@ use super::super::db::DbIndex;
 use super::super::error::{CommandError, CommandResult};
 use super::super::keyspace::data_key;
 use super::super::reply::Reply;
-use super::table::CommandSpec;
+use super::table::{CLUSTER_SUBCOMMANDS, CommandSpec};
 use crate::percolator::key::Key;
+use crate::scheduler::board::SchedulerStatus;
 use crate::scheduler::service::{RegionInfo, RegionQuery, StoreInfo};
 
 /// Regions `CLUSTER REGIONS` lists unless told a `COUNT`.
@@ -76,7 +80,15 @@ pub async fn cluster(
             let stores = admin.stores().await.map_err(failed)?;
             Ok(Reply::Array(stores.iter().map(store_reply).collect()))
         }
+        "cluster|store" if args.len() == 4 && is_keyword(&args[2], "DELETE") => {
+            let id = id_arg(&args[3], "store")?;
+            admin.remove_store(id).await.map_err(CommandError::Other)?;
+            Ok(Reply::OK)
+        }
         "cluster|store" => {
+            if args.len() != 3 {
+                return Err(CommandError::Syntax);
+            }
             let id = id_arg(&args[2], "store")?;
             let stores = admin.stores().await.map_err(failed)?;
             stores
@@ -111,6 +123,34 @@ pub async fn cluster(
             };
             done.map_err(CommandError::Other)?;
             Ok(Reply::OK)
+        }
+        "cluster|scheduler" => {
+            let paused = match &args[2..] {
+                [] => {
+                    let status = admin.scheduler_status().await.map_err(failed)?;
+                    return Ok(scheduler_reply(&status));
+                }
+                [word, _] if is_keyword(word, "PAUSE") => true,
+                [word, _] if is_keyword(word, "RESUME") => false,
+                _ => return Err(CommandError::Syntax),
+            };
+            let name = String::from_utf8_lossy(&args[3]).to_lowercase();
+            admin
+                .pause_scheduler(name, paused)
+                .await
+                .map_err(CommandError::Other)?;
+            Ok(Reply::OK)
+        }
+        "cluster|help" => {
+            let mut lines = vec![Reply::bulk_str(
+                "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            )];
+            for sub in CLUSTER_SUBCOMMANDS {
+                let name = sub.name.trim_start_matches("cluster|").to_uppercase();
+                lines.push(Reply::bulk_str(format!("{name} {}", sub.syntax).trim_end()));
+                lines.push(Reply::bulk_str(&format!("    {}", sub.summary)));
+            }
+            Ok(Reply::Array(lines))
         }
         other => unreachable!("CLUSTER has no subcommand {other} in its table"),
     }
@@ -176,6 +216,14 @@ fn region_reply(info: &RegionInfo) -> Reply {
             "approximate_keys",
             stats.map_or(Reply::Nil, |s| count(s.approximate_keys)),
         ),
+        field(
+            "written_bytes",
+            stats.map_or(Reply::Nil, |s| count(s.written_bytes)),
+        ),
+        field(
+            "written_keys",
+            stats.map_or(Reply::Nil, |s| count(s.written_keys)),
+        ),
     ])
 }
 
@@ -195,5 +243,44 @@ fn store_reply(info: &StoreInfo) -> Reply {
         field("capacity", stat(|s| s.capacity_bytes)),
         field("available", stat(|s| s.available_bytes)),
         field("used", stat(|s| s.used_bytes)),
+    ])
+}
+
+fn scheduler_reply(status: &SchedulerStatus) -> Reply {
+    let schedulers = status
+        .schedulers
+        .iter()
+        .map(|s| {
+            let mut fields = vec![
+                field("name", Reply::bulk_str(&s.name)),
+                field(
+                    "state",
+                    Reply::bulk_str(if s.paused { "paused" } else { "running" }),
+                ),
+            ];
+            fields.extend(s.counters.iter().map(|(name, value)| field(name, count(*value))));
+            Reply::Map(fields)
+        })
+        .collect();
+    let operators = status
+        .operators
+        .iter()
+        .map(|o| {
+            Reply::Map(vec![
+                field("region", count(o.region_id)),
+                field("scheduler", Reply::bulk_str(&o.scheduler)),
+                field(
+                    "steps",
+                    Reply::Array(o.steps.iter().map(|s| Reply::bulk_str(s)).collect()),
+                ),
+                field("step", count(o.step)),
+                field("age_ms", count(o.age_ms)),
+            ])
+        })
+        .collect();
+    Reply::Map(vec![
+        field("leader", Reply::bulk_str(&status.leader)),
+        field("schedulers", Reply::Array(schedulers)),
+        field("operators", Reply::Array(operators)),
     ])
 }

@@ -609,7 +609,7 @@ static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[command!(
     "key [SAMPLES count:integer]"
 )];
 
-static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+pub static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     command!(
         "cluster|regions",
         Handler::Local(Local::Cluster),
@@ -649,14 +649,38 @@ static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
     command!(
         "cluster|store",
         Handler::Local(Local::Cluster),
-        3,
-        ["loading", "stale"],
+        -3,
+        [],
         NO_KEYS,
         "cluster",
         "3.0.0",
-        "Shows one store.",
+        "Shows one store, or removes it: DELETE moves its replicas away, then marks it Tombstone.",
         "O(N) where N is the number of stores",
-        "id:integer"
+        "id:integer | DELETE id:integer"
+    ),
+    command!(
+        "cluster|scheduler",
+        Handler::Local(Local::Cluster),
+        -2,
+        [],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Shows the scheduler's leader, each scheduler's state and counters and the running operators; pauses or resumes a scheduler.",
+        "O(N) where N is the number of running operators",
+        "[PAUSE|RESUME balance-leader|balance-region|replica-checker|split-checker]"
+    ),
+    command!(
+        "cluster|help",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        "O(1)",
+        ""
     ),
     command!(
         "cluster|split",
