@@ -364,6 +364,11 @@ impl RunningNode {
             config_file: options.config_file.clone(),
             data_dir: node.data_dir.clone(),
             watch_horizon_ms: cluster.gc.life_time_secs * 1_000 / 2,
+            probe: node_probe(
+                driver.handle().clone(),
+                replica.as_ref().map(|r| r.handle().clone()),
+                cluster.scheduler_nodes().iter().map(|n| n.name.clone()).collect(),
+            ),
         };
         let server = Arc::new(
             Server::new(client, cluster.resp.clone(), info, resp_addr)
@@ -447,6 +452,41 @@ impl RunningNode {
         signal.await;
         self.shutdown().await
     }
+}
+
+/// `INFO ferrokv`: this node's store (regions held and led, those whose leader has not yet
+/// applied an entry of its term), and its scheduler replica (whether it hosts one, which
+/// scheduler node leads as far as it knows).
+fn node_probe(
+    store: crate::raftstore::driver::StoreHandle<RocksEngine>,
+    replica: Option<crate::scheduler::replica::ReplicaHandle>,
+    scheduler_nodes: Vec<String>,
+) -> crate::resp::NodeProbe {
+    crate::resp::NodeProbe(Some(Arc::new(move || {
+        let views = store.regions();
+        let leaders = views.iter().filter(|v| v.is_leader).count();
+        let not_ready = views.iter().filter(|v| v.is_leader && !v.is_ready_leader).count();
+        let mut fields = vec![
+            ("ferrokv_store_id", store.store_id().to_string()),
+            ("ferrokv_regions", views.len().to_string()),
+            ("ferrokv_leaders", leaders.to_string()),
+            ("ferrokv_leaders_not_ready", not_ready.to_string()),
+            (
+                "ferrokv_scheduler_replica",
+                u8::from(replica.is_some()).to_string(),
+            ),
+        ];
+        if let Some(replica) = &replica {
+            let status = replica.status();
+            let leader = status
+                .leader
+                .and_then(|id| scheduler_nodes.get(id as usize - 1).cloned())
+                .unwrap_or_default();
+            fields.push(("ferrokv_scheduler_leader", leader));
+            fields.push(("ferrokv_scheduler_term", status.term.to_string()));
+        }
+        fields
+    })))
 }
 
 /// Step 3 of the module docs: the store's ident, bootstrapping the cluster or the store if

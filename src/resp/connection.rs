@@ -224,8 +224,8 @@ impl<C: TxnClient> Connection<C> {
     }
 
     fn push_reply(&mut self, reply: Reply) {
-        if reply.is_error() {
-            self.server.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        if let Reply::Error(message) = &reply {
+            self.server.stats.error_replied(message);
         }
         reply.encode(self.session.protocol(), &mut self.output);
     }

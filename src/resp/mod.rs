@@ -53,4 +53,4 @@ pub mod server;
 mod session;
 
 pub use keyspace::HashFieldGcFilter;
-pub use server::{NodeInfo, Server, serve};
+pub use server::{NodeInfo, NodeProbe, Server, serve};

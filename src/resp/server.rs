@@ -33,6 +33,31 @@ pub struct NodeInfo {
     /// `gc.life_time_secs`. Garbage collection removes delete records below its safe point,
     /// which is at least `life_time` old, so an older watch could miss a deletion.
     pub watch_horizon_ms: u64,
+    /// The `INFO ferrokv` fields about the node's store and scheduler replica.
+    pub probe: NodeProbe,
+}
+
+/// Field/value pairs about a node's store and scheduler replica, computed when `INFO` asks.
+#[derive(Clone, Default)]
+pub struct NodeProbe(pub Option<Arc<ProbeFn>>);
+
+/// What a [`NodeProbe`] calls.
+pub type ProbeFn = dyn Fn() -> Vec<(&'static str, String)> + Send + Sync;
+
+impl std::fmt::Debug for NodeProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "NodeProbe(..)"
+        } else {
+            "NodeProbe(none)"
+        })
+    }
+}
+
+impl NodeProbe {
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        self.0.as_ref().map(|probe| probe()).unwrap_or_default()
+    }
 }
 
 /// Counters `INFO stats` reports.
@@ -48,6 +73,63 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Keys the expiry sweeper deleted (`INFO stats` `expired_keys`).
     pub expired_keys: AtomicU64,
+    /// Per command (`INFO commandstats`), by the command's name.
+    pub commands: DashMap<&'static str, CommandStats>,
+    /// Error replies by their first word (`INFO errorstats`), at most [`MAX_ERROR_KINDS`].
+    pub errors: DashMap<String, AtomicU64>,
+}
+
+/// Distinct error kinds `INFO errorstats` tracks (Redis's limit); later kinds count only in
+/// `total_error_replies`.
+pub const MAX_ERROR_KINDS: usize = 128;
+
+/// One command's counters, as Redis's `cmdstat_<name>` line has them.
+#[derive(Default)]
+pub struct CommandStats {
+    /// Times it ran.
+    pub calls: AtomicU64,
+    /// Microseconds it ran for, in total.
+    pub usec: AtomicU64,
+    /// Times it was refused before running (wrong number of arguments).
+    pub rejected: AtomicU64,
+    /// Times it ran and answered an error.
+    pub failed: AtomicU64,
+}
+
+impl Stats {
+    /// `name` ran for `elapsed` (once per call; `calls` of a pipelined batch share its time).
+    pub fn command_ran(&self, name: &'static str, calls: u64, elapsed: Duration, failed: u64) {
+        let entry = self.commands.entry(name).or_default();
+        entry.calls.fetch_add(calls, Ordering::Relaxed);
+        entry.usec.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        entry.failed.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// `name` was refused before it ran.
+    pub fn command_rejected(&self, name: &'static str) {
+        self.commands
+            .entry(name)
+            .or_default()
+            .rejected
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An error reply went out with `message`.
+    pub fn error_replied(&self, message: &str) {
+        self.error_replies.fetch_add(1, Ordering::Relaxed);
+        let kind = message.split(' ').next().unwrap_or("ERR");
+        if let Some(count) = self.errors.get(kind) {
+            count.fetch_add(1, Ordering::Relaxed);
+        } else if self.errors.len() < MAX_ERROR_KINDS {
+            self.errors
+                .entry(kind.to_string())
+                .or_default()
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What every connection of a RESP server shares.

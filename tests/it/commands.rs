@@ -532,6 +532,61 @@ fn info_reports_the_sections_redis_clients_read() {
     assert_eq!(nothing, "");
 }
 
+/// `INFO commandstats` and `errorstats` in Redis's formats, and the ferrokv section.
+#[test]
+fn info_counts_calls_and_errors_per_command_and_kind() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    for i in 0..3 {
+        let _: () = con.set(format!("k{i}"), i).unwrap();
+    }
+    let _: () = con.lpush("list", "x").unwrap();
+    // A WRONGTYPE failure, a refused arity, an unknown command.
+    assert!(con.incr::<_, _, i64>("list", 1).is_err());
+    assert!(redis::cmd("GET").query::<String>(&mut con).is_err());
+    assert!(redis::cmd("NOSUCH").query::<String>(&mut con).is_err());
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    let line = |name: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {stats}"))
+            .to_string()
+    };
+    let set = line("set");
+    assert!(set.starts_with("cmdstat_set:calls=3,usec="), "{set}");
+    assert!(
+        set.contains(",usec_per_call=") && set.ends_with("rejected_calls=0,failed_calls=0"),
+        "{set}"
+    );
+    assert!(line("incrby").contains("calls=1,") && line("incrby").ends_with("failed_calls=1"));
+    assert!(line("get").contains("calls=0,") && line("get").contains("rejected_calls=1,"));
+    assert!(stats.starts_with("# Commandstats\r\n"), "{stats}");
+    assert!(!stats.contains("nosuch"));
+    let errors: String = redis::cmd("INFO").arg("errorstats").query(&mut con).unwrap();
+    assert!(errors.contains("errorstat_WRONGTYPE:count=1\r\n"), "{errors}");
+    assert!(errors.contains("errorstat_ERR:count=2\r\n"), "{errors}");
+    let all: String = redis::cmd("INFO").arg("all").query(&mut con).unwrap();
+    assert!(all.contains("# Commandstats") && all.contains("# Errorstats"));
+    let plain: String = redis::cmd("INFO").query(&mut con).unwrap();
+    assert!(
+        !plain.contains("# Commandstats"),
+        "commandstats only when asked, as in Redis"
+    );
+    let ours: String = redis::cmd("INFO").arg("ferrokv").query(&mut con).unwrap();
+    for needle in [
+        "ferrokv_store_id:1\r\n",
+        "ferrokv_regions:1\r\n",
+        "ferrokv_leaders:1\r\n",
+        "ferrokv_scheduler_leader:",
+    ] {
+        assert!(ours.contains(needle), "{needle} not in {ours}");
+    }
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut con).unwrap();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut con).unwrap();
+    assert!(!stats.contains("cmdstat_set"), "{stats}");
+}
+
 #[test]
 fn command_introspection_for_client_hints() {
     let server = TestServer::start();

@@ -53,11 +53,29 @@ pub async fn execute<C: TxnClient>(args: Vec<Bytes>, session: &mut Session, serv
     let spec = match check(&args) {
         Ok(spec) => spec,
         Err(e) => {
+            if let Some(spec) = table::lookup(&args[0]) {
+                server.stats.command_rejected(spec.name);
+            }
             // A command refused while queueing dooms the transaction, as in Redis.
             session.refuse_multi();
             return e.into_reply();
         }
     };
+    let started = std::time::Instant::now();
+    let reply = execute_checked(spec, args, session, server).await;
+    server
+        .stats
+        .command_ran(spec.name, 1, started.elapsed(), u64::from(reply.is_error()));
+    reply
+}
+
+/// [`execute`] of a command that passed [`check`].
+async fn execute_checked<C: TxnClient>(
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    session: &mut Session,
+    server: &Server<C>,
+) -> Reply {
     if !session.authenticated && !spec.flags.contains(&"no_auth") {
         return CommandError::NoAuth.into_reply();
     }
@@ -199,6 +217,20 @@ pub async fn execute_batch<C: TxnClient>(
     if let Some(last) = batch.last() {
         *session.client.last_command.lock() = last.spec.name;
     }
+    let started = std::time::Instant::now();
+    let names: Vec<&'static str> = batch.iter().map(|b| b.spec.name).collect();
+    let replies = run_batched(batch, server).await;
+    // The batch's time, shared evenly.
+    let share = started.elapsed() / names.len().max(1) as u32;
+    for (name, reply) in names.iter().zip(&replies) {
+        server
+            .stats
+            .command_ran(name, 1, share, u64::from(reply.is_error()));
+    }
+    replies
+}
+
+async fn run_batched<C: TxnClient>(batch: Vec<Batched>, server: &Server<C>) -> Vec<Reply> {
     if let [only] = &batch[..]
         && let Some(key) = only.single_write_key()
     {

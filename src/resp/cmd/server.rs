@@ -187,6 +187,8 @@ pub fn config<C: TxnClient>(spec: &'static CommandSpec, args: &[Bytes], server: 
             ] {
                 counter.store(0, Ordering::Relaxed);
             }
+            stats.commands.clear();
+            stats.errors.clear();
             Ok(Reply::OK)
         }
         "config|help" => Ok(Reply::Array(
@@ -325,6 +327,7 @@ pub async fn info<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandRe
         "errorstats",
         "cluster",
         "keyspace",
+        "ferrokv",
     ];
     let mut sections: Vec<String> = Vec::new();
     if args.len() == 1 {
@@ -333,7 +336,11 @@ pub async fn info<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandRe
     for arg in &args[1..] {
         let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
         match name.as_str() {
-            "all" | "everything" | "default" => sections.extend(DEFAULT.iter().map(|s| s.to_string())),
+            "default" => sections.extend(DEFAULT.iter().map(|s| s.to_string())),
+            "all" | "everything" => {
+                sections.extend(DEFAULT.iter().map(|s| s.to_string()));
+                sections.push("commandstats".into());
+            }
             _ => sections.push(name),
         }
     }
@@ -350,9 +357,18 @@ pub async fn info<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandRe
             "stats" => stats_section(server),
             "replication" => "role:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n".to_string(),
             "cpu" => cpu_section(),
-            "modules" | "errorstats" => String::new(),
+            "modules" => String::new(),
+            "errorstats" => errorstats_section(server),
+            "commandstats" => commandstats_section(server),
             "cluster" => "cluster_enabled:0\r\n".to_string(),
             "keyspace" => keyspace_section(server).await?,
+            "ferrokv" => server
+                .node
+                .probe
+                .fields()
+                .into_iter()
+                .map(|(name, value)| format!("{name}:{value}\r\n"))
+                .collect(),
             _ => continue,
         };
         if !text.is_empty() {
@@ -455,6 +471,45 @@ fn stats_section<C: TxnClient>(server: &Server<C>) -> String {
         get(&stats.error_replies),
         get(&stats.expired_keys),
     )
+}
+
+fn commandstats_section<C: TxnClient>(server: &Server<C>) -> String {
+    let mut lines: Vec<String> = server
+        .stats
+        .commands
+        .iter()
+        .map(|entry| {
+            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            let stats = entry.value();
+            let (calls, usec) = (get(&stats.calls), get(&stats.usec));
+            let per_call = if calls == 0 { 0.0 } else { usec as f64 / calls as f64 };
+            format!(
+                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
+                entry.key(),
+                get(&stats.rejected),
+                get(&stats.failed)
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
+fn errorstats_section<C: TxnClient>(server: &Server<C>) -> String {
+    let mut lines: Vec<String> = server
+        .stats
+        .errors
+        .iter()
+        .map(|entry| {
+            format!(
+                "errorstat_{}:count={}\r\n",
+                entry.key(),
+                entry.value().load(Ordering::Relaxed)
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.concat()
 }
 
 fn cpu_section() -> String {

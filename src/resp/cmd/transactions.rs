@@ -16,8 +16,6 @@
 //! - Connection and server commands queued in a `MULTI` (`PING`, `INFO`...) run after the
 //!   transaction commits; their replies keep their places.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 
 use super::connection::valid_db;
@@ -134,8 +132,8 @@ pub async fn exec<C: TxnClient>(session: &mut Session, server: &Server<C>) -> Re
                 .unwrap_or_else(CommandError::into_reply),
             Step::Failed(reply) => reply,
         };
-        if reply.is_error() {
-            server.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        if let Reply::Error(message) = &reply {
+            server.stats.error_replied(message);
         }
         out.push(reply);
     }
