@@ -176,6 +176,21 @@ pub struct RespConfig {
     /// Redis's `requirepass`: when set, a client must `AUTH` (or `HELLO … AUTH`) before any
     /// other command. `None`: no password, every client is the default user.
     pub requirepass: Option<Password>,
+    /// `standalone` (Redis without cluster support) or `emulated`: `CLUSTER SLOTS` and its
+    /// kin describe the live nodes sharing the slots, for clients in Redis Cluster mode.
+    pub cluster_mode: ClusterMode,
+}
+
+/// How the node answers Redis Cluster's commands (`resp.cluster_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterMode {
+    /// As a Redis with cluster support disabled.
+    #[default]
+    Standalone,
+    /// As a Redis Cluster whose slots the live nodes share evenly; any node serves any key,
+    /// so nothing is ever redirected.
+    Emulated,
 }
 
 /// A password, held only as its SHA-256 digest, so the text never sits in memory after the
@@ -297,6 +312,7 @@ impl Default for RespConfig {
             output_stall_timeout_ms: 60_000,
             databases: 16,
             requirepass: None,
+            cluster_mode: ClusterMode::Standalone,
         }
     }
 }

@@ -790,6 +790,138 @@ fn a_store_down_past_the_down_time_has_its_replicas_recreated_elsewhere() {
     }
 }
 
+/// redis-py's `RedisCluster`, through the node at `addr`: it must find `nodes` nodes, route
+/// keys to every one of them, and read back what it wrote.
+const REDIS_PY_CLUSTER: &str = r#"
+import sys
+from redis.cluster import RedisCluster
+host, port, expected = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rc = RedisCluster(host=host, port=port, decode_responses=True)
+nodes = rc.get_nodes()
+assert len(nodes) == expected, nodes
+for i in range(200):
+    assert rc.set(f"py{i}", i)
+for i in range(200):
+    assert rc.get(f"py{i}") == str(i), i
+served = {rc.get_node_from_key(f"py{i}").name for i in range(200)}
+assert len(served) == expected, served
+print("ok", len(served))
+"#;
+
+/// Clients in Redis Cluster mode against `resp.cluster_mode: emulated`: every node gives the
+/// same map of the slots (full coverage, every node), the cluster clients of redis-py and of
+/// the `redis` crate work through it, and nothing is redirected.
+#[test]
+fn cluster_clients_see_one_cluster_covering_every_slot() {
+    let cluster = TestCluster::start_with(3, "resp:\n  cluster_mode: emulated\n");
+    let slots_from = |i: usize| -> redis::Value {
+        let mut con = cluster.client(i);
+        redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).unwrap()
+    };
+    // Every store has reported before the map is complete.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let slots = loop {
+        let slots = slots_from(0);
+        if matches!(&slots, redis::Value::Array(ranges) if ranges.len() == 3) {
+            break slots;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CLUSTER SLOTS never listed three nodes: {slots:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(slots_from(1), slots);
+    assert_eq!(slots_from(2), slots);
+    let redis::Value::Array(ranges) = &slots else {
+        unreachable!()
+    };
+    let mut next = 0;
+    let mut ports = Vec::new();
+    for range in ranges {
+        let redis::Value::Array(parts) = range else {
+            panic!("{range:?}")
+        };
+        assert_eq!(int(&parts[0]), Some(next));
+        next = int(&parts[1]).unwrap() + 1;
+        let redis::Value::Array(node) = &parts[2] else {
+            panic!("{range:?}")
+        };
+        ports.push(int(&node[1]).unwrap() as u16);
+        assert_eq!(text(&node[2]).len(), 40);
+    }
+    assert_eq!(next, 16384, "every slot covered");
+    ports.sort();
+    let mut expected: Vec<u16> = cluster.nodes.iter().map(|n| n.resp.port()).collect();
+    expected.sort();
+    assert_eq!(ports, expected, "every node listed");
+
+    let mut con = cluster.client(1);
+    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap();
+    assert!(
+        info.contains("cluster_state:ok\r\n") && info.contains("cluster_known_nodes:3\r\n"),
+        "{info}"
+    );
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut con).unwrap();
+    assert_eq!(nodes.lines().count(), 3);
+    let myid: String = redis::cmd("CLUSTER").arg("MYID").query(&mut con).unwrap();
+    let mine = nodes.lines().find(|l| l.contains("myself")).unwrap();
+    assert!(mine.starts_with(&myid), "{mine} vs {myid}");
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("somekey")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(slot, 11058);
+    let tagged: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg("{user1000}.following")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(tagged, 3443);
+    let _: () = redis::cmd("READONLY").query(&mut con).unwrap();
+    let _: () = redis::cmd("READWRITE").query(&mut con).unwrap();
+    let server: String = redis::cmd("INFO").arg("cluster").query(&mut con).unwrap();
+    assert!(server.contains("cluster_enabled:1"), "{server}");
+
+    // The redis crate's cluster client.
+    let client =
+        redis::cluster::ClusterClient::new(vec![format!("redis://{}", cluster.nodes[0].resp)]).unwrap();
+    let mut rc = client.get_connection().unwrap();
+    for i in 0..100 {
+        let _: () = rc.set(format!("rs{i}"), i).unwrap();
+    }
+    for i in 0..100 {
+        let read: i64 = rc.get(format!("rs{i}")).unwrap();
+        assert_eq!(read, i);
+    }
+
+    // redis-py's RedisCluster.
+    let addr = cluster.nodes[2].resp;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            REDIS_PY_CLUSTER,
+            &addr.ip().to_string(),
+            &addr.port().to_string(),
+            "3",
+        ])
+        .output()
+        .expect("python3 runs (scripts/setup.sh installs it and redis-py)");
+    assert!(
+        out.status.success(),
+        "redis-py's RedisCluster failed (scripts/setup.sh installs redis-py):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What both wrote is one database, read through any node.
+    let mut plain = cluster.client(0);
+    let read: String = plain.get("py7").unwrap();
+    assert_eq!(read, "7");
+    let read: i64 = plain.get("rs42").unwrap();
+    assert_eq!(read, 42);
+}
+
 /// Writers on every node; the node leading the data's region is killed with SIGKILL midway.
 /// Every write a client saw acknowledged is there afterwards, read through every node, and
 /// writes through the survivors resume.

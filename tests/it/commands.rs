@@ -587,6 +587,38 @@ fn info_counts_calls_and_errors_per_command_and_kind() {
     assert!(!stats.contains("cmdstat_set"), "{stats}");
 }
 
+/// By default ferrokv is a Redis without cluster support, to tools that ask.
+#[test]
+fn standalone_mode_answers_as_a_redis_with_cluster_support_disabled() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    for args in [
+        &["CLUSTER", "SLOTS"][..],
+        &["CLUSTER", "NODES"],
+        &["CLUSTER", "KEYSLOT", "k"],
+        &["READONLY"],
+        &["ASKING"],
+    ] {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        let error = cmd.query::<Value>(&mut con).unwrap_err().to_string();
+        assert!(error.contains("cluster support disabled"), "{args:?}: {error}");
+    }
+    let info: String = redis::cmd("INFO").query(&mut con).unwrap();
+    assert!(info.contains("redis_mode:standalone\r\n") && info.contains("cluster_enabled:0\r\n"));
+    let help: Vec<String> = redis::cmd("CLUSTER").arg("HELP").query(&mut con).unwrap();
+    for sub in [
+        "REGIONS",
+        "STORE id:integer | DELETE id:integer",
+        "SCHEDULER",
+        "SLOTS",
+    ] {
+        assert!(help.iter().any(|l| l.starts_with(sub)), "{sub} not in {help:?}");
+    }
+}
+
 #[test]
 fn command_introspection_for_client_hints() {
     let server = TestServer::start();

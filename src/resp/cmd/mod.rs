@@ -11,6 +11,7 @@ mod cluster;
 mod connection;
 mod contents;
 pub mod docs;
+mod emulated;
 mod expire;
 mod hashes;
 mod keys;
@@ -394,7 +395,22 @@ async fn execute_local<C: TxnClient>(
         Local::Function => server::function(spec, args),
         Local::Time => Ok(server::time()),
         Local::Info => server::info(args, server).await,
-        Local::Cluster => cluster::cluster(spec, args, session.db, server.admin.as_deref()).await,
+        Local::Cluster => {
+            let sub = spec.resolve_subcommand(args)?;
+            if emulated::is_redis_cluster_subcommand(sub.name) {
+                emulated::cluster(
+                    sub.name,
+                    args,
+                    server.config.cluster_mode,
+                    &server.node.node_name,
+                    server.admin.as_deref(),
+                )
+                .await
+            } else {
+                cluster::cluster(spec, args, session.db, server.admin.as_deref()).await
+            }
+        }
+        Local::ClusterFlag => emulated::connection_flag(server.config.cluster_mode),
         Local::Unwatch => {
             session.unwatch();
             Ok(Reply::OK)

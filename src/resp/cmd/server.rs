@@ -360,7 +360,10 @@ pub async fn info<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandRe
             "modules" => String::new(),
             "errorstats" => errorstats_section(server),
             "commandstats" => commandstats_section(server),
-            "cluster" => "cluster_enabled:0\r\n".to_string(),
+            "cluster" => format!(
+                "cluster_enabled:{}\r\n",
+                u8::from(server.config.cluster_mode == crate::config::ClusterMode::Emulated)
+            ),
             "keyspace" => keyspace_section(server).await?,
             "ferrokv" => server
                 .node
@@ -401,7 +404,7 @@ fn server_section<C: TxnClient>(server: &Server<C>) -> String {
     format!(
         "redis_version:{REDIS_VERSION}\r\n\
          ferrokv_version:{}\r\n\
-         redis_mode:standalone\r\n\
+         redis_mode:{}\r\n\
          os:{os}\r\n\
          arch_bits:{}\r\n\
          multiplexing_api:epoll\r\n\
@@ -415,6 +418,10 @@ fn server_section<C: TxnClient>(server: &Server<C>) -> String {
          ferrokv_node:{}\r\n\
          ferrokv_data_dir:{}\r\n",
         env!("CARGO_PKG_VERSION"),
+        match server.config.cluster_mode {
+            crate::config::ClusterMode::Standalone => "standalone",
+            crate::config::ClusterMode::Emulated => "cluster",
+        },
         usize::BITS,
         std::process::id(),
         server.run_id,

@@ -38,6 +38,8 @@ pub enum Local {
     Info,
     Unwatch,
     Cluster,
+    /// `READONLY`, `READWRITE`, `ASKING`: accepted in emulated cluster mode.
+    ClusterFlag,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,6 +262,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         "A container for function commands.", "Depends on subcommand.", "", FUNCTION_SUBCOMMANDS),
     command!("cluster", Handler::Local(Local::Cluster), -2, [], NO_KEYS, "cluster", "3.0.0",
         "A container for cluster administration commands: regions, stores, splits, leaders, peers.", "Depends on subcommand.", "", CLUSTER_SUBCOMMANDS),
+    command!("readonly", Handler::Local(Local::ClusterFlag), 1, ["fast", "loading", "stale"], NO_KEYS, "cluster", "3.0.0",
+        "Enables read-only queries for a connection to a Redis Cluster replica node.", "O(1)", ""),
+    command!("readwrite", Handler::Local(Local::ClusterFlag), 1, ["fast", "loading", "stale"], NO_KEYS, "cluster", "3.0.0",
+        "Enables read-write queries for a connection to a Redis Cluster replica node.", "O(1)", ""),
+    command!("asking", Handler::Local(Local::ClusterFlag), 1, ["fast"], NO_KEYS, "cluster", "3.0.0",
+        "Signals that a cluster client is following an -ASK redirect.", "O(1)", ""),
     command!("time", Handler::Local(Local::Time), 1, ["loading", "stale", "fast"], NO_KEYS, "server", "2.6.0",
         "Returns the server time.", "O(1)", ""),
     command!("info", Handler::Local(Local::Info), -1, ["loading", "stale"], NO_KEYS, "server", "1.0.0",
@@ -610,6 +618,78 @@ static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[command!(
 )];
 
 pub static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    command!(
+        "cluster|slots",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Returns the mapping of cluster slots to nodes.",
+        "O(N) where N is the total number of cluster nodes",
+        ""
+    ),
+    command!(
+        "cluster|shards",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Returns the mapping of cluster slots to shards.",
+        "O(N) where N is the total number of cluster nodes",
+        ""
+    ),
+    command!(
+        "cluster|nodes",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Returns the cluster configuration for a node.",
+        "O(N) where N is the total number of cluster nodes",
+        ""
+    ),
+    command!(
+        "cluster|info",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Returns information about the state of a node.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "cluster|myid",
+        Handler::Local(Local::Cluster),
+        2,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Returns the ID of a node.",
+        "O(1)",
+        ""
+    ),
+    command!(
+        "cluster|keyslot",
+        Handler::Local(Local::Cluster),
+        3,
+        ["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Returns the hash slot for a key.",
+        "O(N) where N is the number of bytes in the key",
+        "key"
+    ),
     command!(
         "cluster|regions",
         Handler::Local(Local::Cluster),
