@@ -808,6 +808,152 @@ assert len(served) == expected, served
 print("ok", len(served))
 "#;
 
+/// Regions split by themselves while clients write through every node and move money between
+/// accounts in `MULTI`s (the schedulers moving leads and replicas meanwhile): every write
+/// acknowledged is there afterwards, and no `MULTI` read ever sees a transfer half done,
+/// although the accounts end up in several regions.
+#[test]
+fn automatic_splits_under_load_lose_nothing_and_keep_transactions_atomic() {
+    let cluster = TestCluster::start_with(
+        3,
+        "region:\n  max_size_bytes: 65536\n  split_size_bytes: 32768\n  split_check_interval_secs: 1\n\
+         scheduler:\n  schedule_interval_ms: 200\n",
+    );
+    {
+        let mut con = cluster.client(0);
+        let mut mset = redis::cmd("MSET");
+        for i in 0..ACCOUNTS {
+            mset.arg(account(i)).arg(BALANCE);
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    let total = ACCOUNTS as i64 * BALANCE;
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.resp).collect();
+    // Fillers: keys between the accounts' ("acct3-…" sorts after "acct3"), so that splits fall
+    // between accounts; each thread returns what was acknowledged.
+    let mut fillers = Vec::new();
+    for (t, &addr) in addrs.iter().enumerate().take(2) {
+        let stop = stop.clone();
+        fillers.push(std::thread::spawn(move || {
+            let mut con = connect(addr);
+            let mut acknowledged = Vec::new();
+            let mut j = 0usize;
+            while !stop.load(Ordering::Relaxed) && j < 2_000 {
+                let key = format!("{}-{t}-{j:05}", account(j % ACCOUNTS));
+                if con
+                    .set::<_, _, ()>(&key, format!("{j}{}", "f".repeat(2_000)))
+                    .is_ok()
+                {
+                    acknowledged.push((key, j));
+                }
+                j += 1;
+            }
+            acknowledged
+        }));
+    }
+    let mut movers = Vec::new();
+    for t in 0..2usize {
+        let (stop, addr) = (stop.clone(), addrs[(t + 1) % 3]);
+        movers.push(std::thread::spawn(move || {
+            let mut con = connect(addr);
+            let mut seed = t as u64 * 13 + 5;
+            let mut done = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let from = (seed >> 33) as usize % ACCOUNTS;
+                let to = (from + 1 + (seed >> 40) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
+                let moved: redis::RedisResult<(i64, i64)> = redis::pipe()
+                    .atomic()
+                    .cmd("DECRBY")
+                    .arg(account(from))
+                    .arg(3)
+                    .cmd("INCRBY")
+                    .arg(account(to))
+                    .arg(3)
+                    .query(&mut con);
+                if moved.is_ok() {
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    let reader = {
+        let (stop, addr) = (stop.clone(), addrs[2]);
+        std::thread::spawn(move || {
+            let mut con = connect(addr);
+            let mut checked = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(values) = balances(&mut con) {
+                    assert_eq!(values.iter().sum::<i64>(), total, "a MULTI read saw {values:?}");
+                    checked += 1;
+                }
+            }
+            checked
+        })
+    };
+    // Until the accounts lie in at least two regions (and a little longer).
+    let mut con = cluster.client(0);
+    let region_of = |con: &mut redis::Connection, key: &str| {
+        let reply: redis::Value = redis::cmd("CLUSTER")
+            .arg("REGION")
+            .arg("KEY")
+            .arg(key)
+            .query(con)
+            .unwrap();
+        int(&fields(&reply)["id"]).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let regions: std::collections::HashSet<i64> =
+            (0..ACCOUNTS).map(|i| region_of(&mut con, &account(i))).collect();
+        if regions.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the accounts never spanned two regions"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged: Vec<(String, usize)> = fillers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let transfers: u64 = movers.into_iter().map(|t| t.join().unwrap()).sum();
+    let checked = reader.join().unwrap();
+    assert!(
+        transfers > 0 && checked > 0,
+        "{transfers} transfers, {checked} reads"
+    );
+    let regions = cluster_list(&mut con, "REGIONS", |_| true);
+    assert!(regions.len() >= 3, "{} regions", regions.len());
+    for (i, addr) in addrs.iter().enumerate() {
+        let mut con = connect(*addr);
+        assert_eq!(
+            balances(&mut con).unwrap().iter().sum::<i64>(),
+            total,
+            "through n{}",
+            i + 1
+        );
+    }
+    let mut con = connect(addrs[2]);
+    for (key, j) in &acknowledged {
+        let value: String = con.get(key).unwrap();
+        assert!(
+            value.starts_with(&j.to_string()) && value.len() == j.to_string().len() + 2_000,
+            "{key}"
+        );
+    }
+    eprintln!(
+        "{} regions, {} acknowledged writes, {transfers} transfers, {checked} MULTI reads",
+        regions.len(),
+        acknowledged.len()
+    );
+}
+
 /// Clients in Redis Cluster mode against `resp.cluster_mode: emulated`: every node gives the
 /// same map of the slots (full coverage, every node), the cluster clients of redis-py and of
 /// the `redis` crate work through it, and nothing is redirected.
