@@ -455,7 +455,8 @@ impl RunningNode {
 }
 
 /// `INFO ferrokv`: this node's store (regions held and led, those whose leader has not yet
-/// applied an entry of its term), and its scheduler replica (whether it hosts one, which
+/// applied an entry of its term, peers its leaders count pending or down, the largest
+/// committed-but-unapplied gap of its peers), and its scheduler replica (whether it hosts one, which
 /// scheduler node leads as far as it knows).
 fn node_probe(
     store: crate::raftstore::driver::StoreHandle<RocksEngine>,
@@ -463,29 +464,39 @@ fn node_probe(
     scheduler_nodes: Vec<String>,
 ) -> crate::resp::NodeProbe {
     crate::resp::NodeProbe(Some(Arc::new(move || {
-        let views = store.regions();
-        let leaders = views.iter().filter(|v| v.is_leader).count();
-        let not_ready = views.iter().filter(|v| v.is_leader && !v.is_ready_leader).count();
-        let mut fields = vec![
-            ("ferrokv_store_id", store.store_id().to_string()),
-            ("ferrokv_regions", views.len().to_string()),
-            ("ferrokv_leaders", leaders.to_string()),
-            ("ferrokv_leaders_not_ready", not_ready.to_string()),
-            (
-                "ferrokv_scheduler_replica",
-                u8::from(replica.is_some()).to_string(),
-            ),
-        ];
-        if let Some(replica) = &replica {
-            let status = replica.status();
-            let leader = status
-                .leader
-                .and_then(|id| scheduler_nodes.get(id as usize - 1).cloned())
-                .unwrap_or_default();
-            fields.push(("ferrokv_scheduler_leader", leader));
-            fields.push(("ferrokv_scheduler_term", status.term.to_string()));
-        }
-        fields
+        let (store, replica, scheduler_nodes) = (store.clone(), replica.clone(), scheduler_nodes.clone());
+        Box::pin(async move {
+            let views = store.regions();
+            let health = store.health().await;
+            let leaders = views.iter().filter(|v| v.is_leader).count();
+            let not_ready = views.iter().filter(|v| v.is_leader && !v.is_ready_leader).count();
+            let pending: usize = health.values().map(|h| h.pending_peers.len()).sum();
+            let down: usize = health.values().map(|h| h.down_peers.len()).sum();
+            let lag = health.values().map(|h| h.apply_lag).max().unwrap_or(0);
+            let mut fields = vec![
+                ("ferrokv_store_id", store.store_id().to_string()),
+                ("ferrokv_regions", views.len().to_string()),
+                ("ferrokv_leaders", leaders.to_string()),
+                ("ferrokv_leaders_not_ready", not_ready.to_string()),
+                ("ferrokv_pending_peers", pending.to_string()),
+                ("ferrokv_down_peers", down.to_string()),
+                ("ferrokv_max_apply_lag", lag.to_string()),
+                (
+                    "ferrokv_scheduler_replica",
+                    u8::from(replica.is_some()).to_string(),
+                ),
+            ];
+            if let Some(replica) = &replica {
+                let status = replica.status();
+                let leader = status
+                    .leader
+                    .and_then(|id| scheduler_nodes.get(id as usize - 1).cloned())
+                    .unwrap_or_default();
+                fields.push(("ferrokv_scheduler_leader", leader));
+                fields.push(("ferrokv_scheduler_term", status.term.to_string()));
+            }
+            fields
+        }) as futures_util::future::BoxFuture<'static, _>
     })))
 }
 
@@ -669,6 +680,7 @@ async fn run_heartbeats(
     loop {
         interval.tick().await;
         round += 1;
+        let health = store.health().await;
         for view in store.regions() {
             if !view.is_leader {
                 continue;
@@ -688,6 +700,14 @@ async fn run_heartbeats(
                 approximate_keys: estimate.keys,
                 written_bytes: since.bytes,
                 written_keys: since.keys,
+                pending_peers: health
+                    .get(&view.region.id)
+                    .map(|h| h.pending_peers.clone())
+                    .unwrap_or_default(),
+                down_peers: health
+                    .get(&view.region.id)
+                    .map(|h| h.down_peers.clone())
+                    .unwrap_or_default(),
             };
             match scheduler
                 .region_heartbeat(view.region.clone(), view.peer, stats)

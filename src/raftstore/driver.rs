@@ -46,8 +46,8 @@ use super::bootstrap::{StoreIdent, bootstrap_store, first_region, load_ident};
 use super::cmd::{CommandBody, CommandHeader, CommandResult, Mutation, RaftCommand, RaftstoreError};
 use super::meta::Peer;
 use super::meta::Region;
-use super::peer::Callback;
 use super::peer::PeerOptions;
+use super::peer::{Callback, PeerHealth};
 use super::store::NoTransport;
 use super::store::{RaftMessage, Store, Transport};
 use crate::storage::{Cf, Engine, WriteOptions};
@@ -78,8 +78,12 @@ enum StoreMsg {
         failed: bool,
     },
     ApplyResults(Vec<ApplyResult>),
+    /// Every region's replication health, by region id.
+    Health(HealthCallback),
     Stop,
 }
+
+type HealthCallback = Box<dyn FnOnce(HashMap<u64, PeerHealth>) + Send>;
 
 type HeaderCallback = Box<dyn FnOnce(Result<CommandHeader, RaftstoreError>) + Send>;
 
@@ -346,6 +350,18 @@ impl<E: Engine> StoreHandle<E> {
         result
     }
 
+    /// Every region's replication health on this store (see [`PeerHealth`]).
+    pub async fn health(&self) -> HashMap<u64, PeerHealth> {
+        let (sender, answer) = oneshot::channel();
+        let callback: HealthCallback = Box::new(move |health| {
+            let _ = sender.send(health);
+        });
+        if self.post(StoreMsg::Health(callback)).is_err() {
+            return HashMap::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
     /// What this store's proposals have written to `region_id` since it started.
     pub fn written(&self, region_id: u64) -> WriteFlow {
         self.flows.lock().get(&region_id).copied().unwrap_or_default()
@@ -540,6 +556,13 @@ fn handle<E: Engine + Clone, T: Transport>(store: &mut Store<E, T>, message: Sto
             if let Some(peer) = store.peer_mut(region_id) {
                 peer.campaign();
             }
+        }
+        StoreMsg::Health(callback) => {
+            let health = store
+                .region_ids()
+                .filter_map(|id| store.peer(id).map(|p| (id, p.health())))
+                .collect();
+            callback(health);
         }
         StoreMsg::TransferLeader { region_id, to_peer } => {
             if let Some(peer) = store.peer_mut(region_id) {

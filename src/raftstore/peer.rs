@@ -140,6 +140,24 @@ pub struct RegionPeer<E: Engine> {
     destroying: bool,
     /// The apply side destroyed this peer; the store drops it.
     destroyed: bool,
+    /// When a message from each other peer last arrived (for reporting down peers).
+    heard: std::collections::HashMap<u64, std::time::Instant>,
+    created: std::time::Instant,
+}
+
+/// How long a leader may go without a message from a peer before reporting it down.
+pub const PEER_DOWN_SECS: u64 = 60;
+
+/// How one region's replication looks from this store's peer (region heartbeats and `INFO`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerHealth {
+    /// When leading: peers so far behind that they need a snapshot (their next entry is
+    /// compacted away here, or a snapshot is on its way to them).
+    pub pending_peers: Vec<Peer>,
+    /// When leading: peers not heard from for [`PEER_DOWN_SECS`].
+    pub down_peers: Vec<Peer>,
+    /// Entries committed but not yet applied here.
+    pub apply_lag: u64,
 }
 
 fn storage_error(e: PeerStorageError) -> RaftstoreError {
@@ -233,6 +251,8 @@ impl<E: Engine + Clone> RegionPeer<E> {
             removed: false,
             destroying: false,
             destroyed: false,
+            heard: std::collections::HashMap::new(),
+            created: std::time::Instant::now(),
         })
     }
 }
@@ -387,8 +407,36 @@ impl<E: Engine> RegionPeer<E> {
 
     /// Steps a message from another peer of the region.
     pub fn step(&mut self, message: Message) {
+        self.heard.insert(message.from, std::time::Instant::now());
         // Errors here are messages from peers the core does not know; dropping them is safe.
         let _ = self.raft.step(message);
+    }
+
+    /// See [`PeerHealth`].
+    pub fn health(&self) -> PeerHealth {
+        let raft = &self.raft.raft;
+        let mut health = PeerHealth {
+            apply_lag: raft.raft_log.committed.saturating_sub(raft.raft_log.applied),
+            ..PeerHealth::default()
+        };
+        if !self.is_leader() {
+            return health;
+        }
+        let first = raft.raft_log.first_index();
+        let down_after = std::time::Duration::from_secs(PEER_DOWN_SECS);
+        for peer in self.region().peers.iter().filter(|p| p.id != self.me.id) {
+            if let Some(progress) = raft.prs.progress.get(&peer.id)
+                && (progress.state == crate::raft::progress::ProgressState::Snapshot
+                    || progress.matched + 1 < first)
+            {
+                health.pending_peers.push(*peer);
+            }
+            let heard = self.heard.get(&peer.id).copied().unwrap_or(self.created);
+            if heard.elapsed() > down_after {
+                health.down_peers.push(*peer);
+            }
+        }
+        health
     }
 
     /// Proposes `command`; `callback` gets the outcome once it is known: at once if the command

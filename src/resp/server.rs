@@ -42,7 +42,8 @@ pub struct NodeInfo {
 pub struct NodeProbe(pub Option<Arc<ProbeFn>>);
 
 /// What a [`NodeProbe`] calls.
-pub type ProbeFn = dyn Fn() -> Vec<(&'static str, String)> + Send + Sync;
+pub type ProbeFn =
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Vec<(&'static str, String)>> + Send + Sync;
 
 impl std::fmt::Debug for NodeProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,8 +56,11 @@ impl std::fmt::Debug for NodeProbe {
 }
 
 impl NodeProbe {
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        self.0.as_ref().map(|probe| probe()).unwrap_or_default()
+    pub async fn fields(&self) -> Vec<(&'static str, String)> {
+        match &self.0 {
+            Some(probe) => probe().await,
+            None => Vec::new(),
+        }
     }
 }
 

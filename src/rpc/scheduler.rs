@@ -198,21 +198,31 @@ fn status_from_proto(r: proto::StatusResponse) -> SchedulerStatus {
     }
 }
 
-fn region_stats_to_proto(s: RegionStats) -> proto::RegionStats {
+fn region_stats_to_proto(s: &RegionStats) -> proto::RegionStats {
     proto::RegionStats {
         approximate_size: s.approximate_size,
         approximate_keys: s.approximate_keys,
         written_bytes: s.written_bytes,
         written_keys: s.written_keys,
+        pending_peers: s.pending_peers.iter().copied().map(peer_to_proto).collect(),
+        down_peers: s.down_peers.iter().copied().map(peer_to_proto).collect(),
     }
 }
 
 fn region_stats_from_proto(s: proto::RegionStats) -> RegionStats {
+    let peers = |peers: Vec<proto::Peer>| {
+        peers
+            .into_iter()
+            .filter_map(|p| peer_from_proto(Some(p), "region stats").ok())
+            .collect()
+    };
     RegionStats {
         approximate_size: s.approximate_size,
         approximate_keys: s.approximate_keys,
         written_bytes: s.written_bytes,
         written_keys: s.written_keys,
+        pending_peers: peers(s.pending_peers),
+        down_peers: peers(s.down_peers),
     }
 }
 
@@ -496,7 +506,7 @@ impl SchedulerRpc for SchedulerService {
                     .map(|info| proto::RegionInfo {
                         region: Some(region_to_proto(&info.region)),
                         leader: info.leader.map(peer_to_proto),
-                        stats: info.stats.map(region_stats_to_proto),
+                        stats: info.stats.as_ref().map(region_stats_to_proto),
                     })
                     .collect(),
             },
@@ -975,13 +985,14 @@ impl SchedulerApi for SchedulerRpcClient {
             "region_heartbeat",
             |s| {
                 let region = region.clone();
+                let stats = stats.clone();
                 async move { s.region_heartbeat(region, leader, stats).await }
             },
             |mut c| {
                 let request = proto::RegionHeartbeatRequest {
                     region: Some(region_to_proto(&region)),
                     leader: Some(peer_to_proto(leader)),
-                    stats: Some(region_stats_to_proto(stats)),
+                    stats: Some(region_stats_to_proto(&stats)),
                 };
                 async move {
                     let r = c

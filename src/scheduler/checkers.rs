@@ -132,7 +132,12 @@ pub fn balance_region(regions: &[RegionInfo], stores: &[StoreInfo], max_replicas
     if suitable.len() < 2 {
         return None;
     }
-    let size_of = |info: &RegionInfo| info.stats.map_or(0, |s| s.approximate_size).max(MIN_REGION_SIZE);
+    let size_of = |info: &RegionInfo| {
+        info.stats
+            .as_ref()
+            .map_or(0, |s| s.approximate_size)
+            .max(MIN_REGION_SIZE)
+    };
     let mut store_size: HashMap<u64, u64> = suitable.iter().map(|id| (*id, 0)).collect();
     for info in regions {
         for peer in &info.region.peers {

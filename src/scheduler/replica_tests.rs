@@ -300,6 +300,7 @@ async fn regions_are_listed_in_key_order_with_their_leaders_reports() {
     for region in [left.clone(), right.clone()] {
         at_leader(&group, |s| {
             let region = region.clone();
+            let stats = stats.clone();
             async move { s.region_heartbeat(region, leader, stats).await }
         })
         .await;
@@ -317,7 +318,10 @@ async fn regions_are_listed_in_key_order_with_their_leaders_reports() {
             .collect::<Vec<_>>()
         }
     };
-    let both = vec![(1, Some(leader), Some(stats)), (50, Some(leader), Some(stats))];
+    let both = vec![
+        (1, Some(leader), Some(stats.clone())),
+        (50, Some(leader), Some(stats.clone())),
+    ];
     assert_eq!(
         list(RegionQuery::From {
             from: vec![],

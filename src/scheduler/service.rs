@@ -207,14 +207,19 @@ pub struct StoreLiveness {
     pub stats: StoreStats,
 }
 
-/// A region's size as its leader estimates it (see `storage::Engine::approximate_range`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A region's size as its leader estimates it (see `storage::Engine::approximate_range`),
+/// what was written to it, and which peers lag or are silent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RegionStats {
     pub approximate_size: u64,
     pub approximate_keys: u64,
     /// Bytes and write-CF keys written through the leader since its previous heartbeat.
     pub written_bytes: u64,
     pub written_keys: u64,
+    /// Peers that need a snapshot to catch up (`raftstore::peer::PeerHealth`).
+    pub pending_peers: Vec<Peer>,
+    /// Peers the leader has not heard from for `raftstore::peer::PEER_DOWN_SECS`.
+    pub down_peers: Vec<Peer>,
 }
 
 /// Which regions [`SchedulerApi::regions`] lists.
@@ -480,9 +485,10 @@ impl Scheduler {
     }
 
     fn info(&self, region: Region) -> RegionInfo {
-        let report = self.leaders.lock().get(&region.id).copied();
+        let report = self.leaders.lock().get(&region.id).cloned();
         let leader = report
-            .map(|(leader, _)| leader)
+            .as_ref()
+            .map(|(leader, _)| *leader)
             .filter(|l| region.peers.contains(l));
         RegionInfo {
             leader,

@@ -457,6 +457,18 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
     assert_eq!(peers, sorted_ids);
     assert!(ids.contains(&int(&region["leader"]).unwrap()));
     assert!(int(&region["approximate_keys"]).unwrap() > 0);
+    // Every replica is current and heard from.
+    assert_eq!(
+        region["pending_peers"],
+        redis::Value::Array(Vec::new()),
+        "{region:?}"
+    );
+    assert_eq!(
+        region["down_peers"],
+        redis::Value::Array(Vec::new()),
+        "{region:?}"
+    );
+    assert!(int(&region["written_bytes"]).is_some());
 
     // CLUSTER SPLIT at key30's meta entry: +OK once the picture shows it, so the next
     // CLUSTER REGION KEY on this connection sees the new region; each key finds its own.

@@ -578,6 +578,9 @@ fn info_counts_calls_and_errors_per_command_and_kind() {
         "ferrokv_store_id:1\r\n",
         "ferrokv_regions:1\r\n",
         "ferrokv_leaders:1\r\n",
+        "ferrokv_pending_peers:0\r\n",
+        "ferrokv_down_peers:0\r\n",
+        "ferrokv_max_apply_lag:",
         "ferrokv_scheduler_leader:",
     ] {
         assert!(ours.contains(needle), "{needle} not in {ours}");

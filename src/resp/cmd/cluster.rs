@@ -193,7 +193,10 @@ fn count(n: u64) -> Reply {
 
 fn region_reply(info: &RegionInfo) -> Reply {
     let region = &info.region;
-    let stats = info.stats;
+    let stats = info.stats.as_ref();
+    let peers = |peers: &[crate::raftstore::meta::Peer]| {
+        Reply::Array(peers.iter().map(|p| count(p.store_id)).collect())
+    };
     Reply::Map(vec![
         field("id", count(region.id)),
         field("start_key", boundary(&region.start_key)),
@@ -224,6 +227,11 @@ fn region_reply(info: &RegionInfo) -> Reply {
             "written_keys",
             stats.map_or(Reply::Nil, |s| count(s.written_keys)),
         ),
+        field(
+            "pending_peers",
+            stats.map_or(Reply::Nil, |s| peers(&s.pending_peers)),
+        ),
+        field("down_peers", stats.map_or(Reply::Nil, |s| peers(&s.down_peers))),
     ])
 }
 

@@ -369,6 +369,7 @@ pub async fn info<C: TxnClient>(args: &[Bytes], server: &Server<C>) -> CommandRe
                 .node
                 .probe
                 .fields()
+                .await
                 .into_iter()
                 .map(|(name, value)| format!("{name}:{value}\r\n"))
                 .collect(),
