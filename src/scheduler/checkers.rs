@@ -8,7 +8,9 @@
 //!   one removed. A `Disconnected` store's replicas stay (it may be back soon).
 //! - [`balance_region`] (TinyKV 3C's rules): among suitable stores (`Up`), move a replica from
 //!   the store with the most region data to the one with the least that lacks it, only when
-//!   the difference exceeds twice the region's size, so nothing moves back and forth. Sizes
+//!   the difference exceeds twice the region's size, so nothing moves back and forth. On the
+//!   source, a region whose replica there is pending goes first, then one it follows, then
+//!   one it leads (its lead is handed over when the removal step runs). Sizes
 //!   count at least [`MIN_REGION_SIZE`] (1 MiB, PD's unit), so that empty regions spread too.
 //! - [`balance_leader`]: move a lead from the store leading the most regions to one leading
 //!   at least two fewer that holds a replica.
@@ -156,7 +158,18 @@ pub fn balance_region(regions: &[RegionInfo], stores: &[StoreInfo], max_replicas
             .filter(|info| info.region.peers.iter().any(|p| p.store_id == source))
             .filter(|info| info.region.peers.iter().all(|p| up(stores, p.store_id)))
             .collect();
-        candidates.sort_by_key(|info| (info.leader.map(|l| l.store_id) == Some(source), info.region.id));
+        // A region whose replica here lags (pending) moves first, then followers, then leaders.
+        candidates.sort_by_key(|info| {
+            let pending = info
+                .stats
+                .as_ref()
+                .is_some_and(|s| s.pending_peers.iter().any(|p| p.store_id == source));
+            (
+                !pending,
+                info.leader.map(|l| l.store_id) == Some(source),
+                info.region.id,
+            )
+        });
         for info in candidates {
             let target = suitable
                 .iter()
@@ -429,5 +442,111 @@ mod tests {
         // Only to a store holding a replica of the region.
         let elsewhere: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1], 1, 10)).collect();
         assert_eq!(balance_leader(&elsewhere, &up_stores(3)), None);
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    /// TinyKV 3C's mock cluster: each store `(id, size in units of 10 MiB, state)` holds a
+    /// region of its own making up its size (beside the regions under test, whose sizes count
+    /// too), led from it.
+    fn cluster(
+        stores: &[(u64, u64, StoreState)],
+        regions: &[RegionInfo],
+    ) -> (Vec<RegionInfo>, Vec<StoreInfo>) {
+        let mut all = regions.to_vec();
+        for &(id, units, _) in stores {
+            let held: u64 = regions
+                .iter()
+                .filter(|r| r.region.peers.iter().any(|p| p.store_id == id))
+                .map(|r| r.stats.as_ref().unwrap().approximate_size)
+                .sum();
+            let rest = (units * 10 * MIB).saturating_sub(held);
+            if rest > 0 {
+                all.push(region(1_000 + id, &[id], id, rest));
+            }
+        }
+        let stores = stores.iter().map(|&(id, _, state)| store(id, state)).collect();
+        (all, stores)
+    }
+
+    fn moved(proposal: Option<Proposal>) -> Option<(u64, u64, u64)> {
+        let p = proposal?;
+        match p.steps[..] {
+            [Step::AddPeer { store: to }, Step::RemovePeer { store: from }] => Some((p.region_id, from, to)),
+            ref other => panic!("unexpected steps {other:?}"),
+        }
+    }
+
+    /// `TestReplicas13C`, `TestReplicas33C`, `TestReplicas53C` (first parts) and
+    /// `TestReplacePendingRegion3C`, on sizes in MiB.
+    #[test]
+    fn tinykv_3c_balance_region_scenarios() {
+        use StoreState::{Down, Offline, Up};
+        // 13C, MaxReplicas = 1: region 1 (10 MiB) led on store 4 moves to the smallest store.
+        let r1 = region(1, &[4], 4, 10 * MIB);
+        let (regions, stores) = cluster(
+            &[(1, 6, Up), (2, 8, Up), (3, 8, Up), (4, 16, Up)],
+            std::slice::from_ref(&r1),
+        );
+        assert_eq!(moved(balance_region(&regions, &stores, 1)), Some((1, 4, 1)));
+        let (regions, stores) = cluster(
+            &[(1, 6, Offline), (2, 6, Up), (3, 8, Up), (4, 16, Up)],
+            std::slice::from_ref(&r1),
+        );
+        assert_eq!(moved(balance_region(&regions, &stores, 1)), Some((1, 4, 2)));
+        assert_eq!(
+            balance_region(&regions, &stores, 3),
+            None,
+            "fewer peers than max_replicas"
+        );
+
+        // 33C.
+        let r1 = region(1, &[1, 2, 3], 1, 10 * MIB);
+        let mut layout = vec![(1, 16, Up), (2, 15, Up), (3, 14, Up)];
+        let run = |layout: &[(u64, u64, StoreState)]| {
+            let (regions, stores) = cluster(layout, std::slice::from_ref(&r1));
+            moved(balance_region(&regions, &stores, 3))
+        };
+        assert_eq!(run(&layout), None, "no store lacks the region");
+        layout.push((4, 2, Up));
+        assert_eq!(run(&layout), Some((1, 1, 4)));
+        layout.push((5, 1, Up));
+        assert_eq!(run(&layout), Some((1, 1, 5)));
+        layout.push((6, 0, Up));
+        assert_eq!(run(&layout), Some((1, 1, 6)));
+        layout[5].2 = Down;
+        assert_eq!(run(&layout), Some((1, 1, 5)));
+        for store in &mut layout[3..] {
+            store.2 = Down;
+        }
+        layout.push((7, 20, Up));
+        assert_eq!(run(&layout), None, "not worth moving to a bigger store");
+
+        // 53C, five replicas.
+        let r1 = region(1, &[1, 2, 3, 4, 5], 1, 10 * MIB);
+        let mut layout = vec![
+            (1, 4, Up),
+            (2, 5, Up),
+            (3, 6, Up),
+            (4, 7, Up),
+            (5, 28, Up),
+            (6, 1, Up),
+        ];
+        let (regions, stores) = cluster(&layout, std::slice::from_ref(&r1));
+        assert_eq!(moved(balance_region(&regions, &stores, 5)), Some((1, 5, 6)));
+        layout.push((7, 5, Up));
+        let (regions, stores) = cluster(&layout, std::slice::from_ref(&r1));
+        assert_eq!(moved(balance_region(&regions, &stores, 5)), Some((1, 5, 6)));
+        let r1 = region(1, &[2, 3, 4, 5, 6], 2, 10 * MIB);
+        let (regions, stores) = cluster(&layout, std::slice::from_ref(&r1));
+        assert_eq!(moved(balance_region(&regions, &stores, 5)), Some((1, 5, 1)));
+
+        // Pending first: of three regions on {1, 2, 3}, the one whose replica on the source
+        // (store 1) is pending moves.
+        let mut under_test: Vec<RegionInfo> = (1..=3).map(|id| region(id, &[1, 2, 3], 2, 10 * MIB)).collect();
+        let lagging = under_test[2].region.peers[0];
+        under_test[2].stats.as_mut().unwrap().pending_peers.push(lagging);
+        let (regions, stores) = cluster(&[(1, 16, Up), (2, 7, Up), (3, 15, Up), (4, 10, Up)], &under_test);
+        assert_eq!(moved(balance_region(&regions, &stores, 3)), Some((3, 1, 4)));
     }
 }
