@@ -103,7 +103,11 @@ pub struct CommandStats {
 impl Stats {
     /// `name` ran for `elapsed` (once per call; `calls` of a pipelined batch share its time).
     pub fn command_ran(&self, name: &'static str, calls: u64, elapsed: Duration, failed: u64) {
-        let entry = self.commands.entry(name).or_default();
+        // A shared (read) lock of the map's shard once the command has run before.
+        let entry = match self.commands.get(name) {
+            Some(entry) => entry,
+            None => self.commands.entry(name).or_default().downgrade(),
+        };
         entry.calls.fetch_add(calls, Ordering::Relaxed);
         entry.usec.fetch_add(
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

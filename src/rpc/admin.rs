@@ -1,8 +1,10 @@
-//! [`Admin`]: the cluster administration `CLUSTER` offers over RESP, done from any node. What
-//! the cluster looks like comes from the scheduler; changes go to the store that leads the
-//! region concerned (the scheduler's last word on who leads, then every store holding a peer,
-//! since that word may be a heartbeat old), and are done once the scheduler's picture shows
-//! them, so a client that reads the picture after `+OK` sees its change.
+//! [`Admin`]: the cluster administration `CLUSTER` offers over RESP, from any node. What the
+//! cluster looks like comes from the scheduler. A change (split, leader transfer, peer added
+//! or removed) goes to the scheduler's leader as a manual operator (`rpc::operators`), which
+//! runs its steps with the functions here: each asks the store that leads the region concerned
+//! (the scheduler's last word on who leads, then every store holding a peer, since that word
+//! may be a heartbeat old), and is done once the scheduler's picture shows the change, so a
+//! client that reads the picture after `+OK` sees it.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ use crate::percolator::key::Key;
 use crate::raftstore::meta::Peer;
 use crate::resp::admin::ClusterAdmin;
 use crate::scheduler::board::SchedulerStatus;
+use crate::scheduler::checkers::Step;
 use crate::scheduler::service::{RegionInfo, RegionQuery, SchedulerApi, StoreInfo};
 
 /// How long a split or a leader transfer may take before the command gives up.
@@ -62,7 +65,7 @@ impl<S: SchedulerApi> Admin<S> {
             .collect())
     }
 
-    async fn split_at(&self, raw: Vec<u8>) -> Result<u64, String> {
+    pub async fn split_at(&self, raw: Vec<u8>) -> Result<u64, String> {
         let encoded = Key::from_raw(&raw).as_encoded().to_vec();
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let mut proposed = false;
@@ -195,6 +198,14 @@ impl<S: SchedulerApi> Admin<S> {
         Ok(())
     }
 
+    /// Runs `steps` as a manual operator at the scheduler's leader (`rpc::operators`).
+    async fn run_operator(&self, region_id: u64, steps: Vec<Step>) -> Result<(), String> {
+        self.scheduler
+            .run_operator(region_id, steps)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Waits until the scheduler's picture of the region satisfies `done`.
     async fn until(
         &self,
@@ -273,19 +284,34 @@ impl<S: SchedulerApi> ClusterAdmin for Admin<S> {
     }
 
     fn split(&self, key: Vec<u8>) -> BoxFuture<'_, Result<u64, String>> {
-        Box::pin(self.split_at(key))
+        Box::pin(async move {
+            let encoded = Key::from_raw(&key).as_encoded().to_vec();
+            let info = self
+                .region(RegionQuery::Key(encoded.clone()))
+                .await?
+                .ok_or_else(|| "no region holds that key".to_string())?;
+            if info.region.start_key != encoded {
+                self.run_operator(info.region.id, vec![Step::Split { key }])
+                    .await?;
+            }
+            let info = self
+                .region(RegionQuery::Key(encoded))
+                .await?
+                .ok_or_else(|| "no region holds that key".to_string())?;
+            Ok(info.region.id)
+        })
     }
 
     fn transfer_leader(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(self.move_leader(region_id, store_id))
+        Box::pin(self.run_operator(region_id, vec![Step::TransferLeader { store: store_id }]))
     }
 
     fn add_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(self.add_peer(region_id, store_id))
+        Box::pin(self.run_operator(region_id, vec![Step::AddPeer { store: store_id }]))
     }
 
     fn remove_peer(&self, region_id: u64, store_id: u64) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(self.remove_peer(region_id, store_id))
+        Box::pin(self.run_operator(region_id, vec![Step::RemovePeer { store: store_id }]))
     }
 
     fn remove_store(&self, store_id: u64) -> BoxFuture<'_, Result<(), String>> {

@@ -21,13 +21,20 @@
 //!   (just after a scheduler leader change, sizes are unknown).
 //! - **Store removal.** The replica checker moves replicas off `Offline` stores like off `Down`
 //!   ones; an `Offline` store no region has a replica on is marked `Tombstone`.
+//! - **Manual operators.** `CLUSTER SPLIT`, `TRANSFER-LEADER`, `ADD-PEER` and `REMOVE-PEER`,
+//!   from any node, reach the scheduler's leader (`SchedulerApi::run_operator`) and run here
+//!   as operators of `admin`: one per region with the schedulers' own (a busy region refuses
+//!   them, naming the operator that holds it), visible in `CLUSTER SCHEDULER`, answered when
+//!   done.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
 use super::admin::Admin;
 use crate::raftstore::meta::RegionEpoch;
-use crate::scheduler::board::{BALANCE_LEADER, BALANCE_REGION, Outcome, REPLICA_CHECKER};
+use crate::scheduler::board::{BALANCE_LEADER, BALANCE_REGION, OperatorExecutor, Outcome, REPLICA_CHECKER};
 use crate::scheduler::checkers::{self, Proposal, Step};
 use crate::scheduler::service::{RegionInfo, RegionQuery, Scheduler, SchedulerApi, StoreInfo, StoreState};
 
@@ -42,11 +49,17 @@ pub struct OperatorRunner<S: SchedulerApi> {
 }
 
 impl<S: SchedulerApi> OperatorRunner<S> {
-    /// `local`: this node's scheduler replica; `admin` does the steps.
+    /// `local`: this node's scheduler replica; `admin` does the steps. Registers itself with
+    /// `local` as the runner of manual operators.
     pub fn new(local: Arc<Scheduler>, admin: Admin<S>, interval: Duration) -> Self {
+        let admin = Arc::new(admin);
+        local.set_executor(Arc::new(ManualOperators {
+            local: local.clone(),
+            admin: admin.clone(),
+        }));
         OperatorRunner {
             local,
-            admin: Arc::new(admin),
+            admin,
             interval,
         }
     }
@@ -146,62 +159,106 @@ impl<S: SchedulerApi> OperatorRunner<S> {
         let local = self.local.clone();
         let admin = self.admin.clone();
         tokio::spawn(async move {
-            let outcome = execute(&local, &admin, region_id, epoch, &proposal.steps).await;
-            tracing::info!(region = region_id, scheduler, ?outcome, "operator ended");
+            let (outcome, why) = execute(&local, &admin, region_id, epoch, &proposal.steps).await;
+            tracing::info!(region = region_id, scheduler, ?outcome, why, "operator ended");
             local.board().end(region_id, outcome);
         });
     }
 }
 
-/// Does `steps` on region `region_id` in order; see the module docs.
+/// Runs manual operators on the board of the scheduler's leader.
+struct ManualOperators<S: SchedulerApi> {
+    local: Arc<Scheduler>,
+    admin: Arc<Admin<S>>,
+}
+
+impl<S: SchedulerApi> OperatorExecutor for ManualOperators<S> {
+    fn run(
+        &self,
+        scheduler: &'static str,
+        region_id: u64,
+        steps: Vec<Step>,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        let (local, admin) = (self.local.clone(), self.admin.clone());
+        Box::pin(async move {
+            let found = local
+                .regions(RegionQuery::Id(region_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(info) = found.into_iter().next() else {
+                return Err(format!("unknown region {region_id}"));
+            };
+            if let Err(holder) = local.board().try_start(region_id, scheduler, steps.clone()) {
+                return Err(format!(
+                    "region {region_id} is busy: an operator of {holder} runs on it (see CLUSTER SCHEDULER)"
+                ));
+            }
+            let (outcome, why) = execute(&local, &admin, region_id, info.region.epoch, &steps).await;
+            local.board().end(region_id, outcome);
+            match outcome {
+                Outcome::Finished => Ok(()),
+                _ => Err(why.unwrap_or_else(|| format!("{outcome:?}"))),
+            }
+        })
+    }
+}
+
+/// Does `steps` on region `region_id` in order; see the module docs. When it does not finish,
+/// also says why.
 async fn execute<S: SchedulerApi>(
     local: &Scheduler,
     admin: &Admin<S>,
     region_id: u64,
     epoch: RegionEpoch,
     steps: &[Step],
-) -> Outcome {
-    let mut conf_ver = epoch.conf_ver;
+) -> (Outcome, Option<String>) {
+    let mut expected = epoch;
     for (i, step) in steps.iter().enumerate() {
         local.board().advance(region_id, i);
         if !local.replica().status().ready_leader {
-            return Outcome::Cancelled;
+            return (
+                Outcome::Cancelled,
+                Some("cancelled: this node stopped leading the scheduler".into()),
+            );
         }
         let now = match local.regions(RegionQuery::Id(region_id)).await {
             Ok(found) => found.into_iter().next(),
-            Err(_) => return Outcome::Cancelled,
+            Err(e) => return (Outcome::Cancelled, Some(format!("cancelled: {e}"))),
         };
         let Some(now) = now else {
-            return Outcome::Cancelled;
-        };
-        if now.region.epoch.version != epoch.version || now.region.epoch.conf_ver != conf_ver {
-            tracing::info!(
-                region = region_id,
-                expected = ?RegionEpoch { conf_ver, version: epoch.version },
-                found = ?now.region.epoch,
-                "operator cancelled: the region changed under it"
+            return (
+                Outcome::Cancelled,
+                Some(format!("cancelled: region {region_id} is gone")),
             );
-            return Outcome::Cancelled;
-        }
-        let result = match *step {
-            Step::AddPeer { store } => admin.add_peer(region_id, store).await,
-            Step::RemovePeer { store } => admin.remove_peer(region_id, store).await,
-            Step::TransferLeader { store } => admin.move_leader(region_id, store).await,
         };
-        match result {
-            Ok(()) => {}
-            Err(e) if e.starts_with("timed out") => {
-                tracing::info!(region = region_id, step = ?step, error = %e, "operator step timed out");
-                return Outcome::TimedOut;
-            }
-            Err(e) => {
-                tracing::info!(region = region_id, step = ?step, error = %e, "operator step refused; cancelled");
-                return Outcome::Cancelled;
-            }
+        if now.region.epoch != expected {
+            let why = format!(
+                "cancelled: region {region_id} changed under the operator (epoch {:?}, expected {expected:?})",
+                now.region.epoch
+            );
+            tracing::info!(region = region_id, why, "operator cancelled");
+            return (Outcome::Cancelled, Some(why));
         }
-        if !matches!(step, Step::TransferLeader { .. }) {
-            conf_ver += 1;
+        let result = match step {
+            Step::AddPeer { store } => admin.add_peer(region_id, *store).await,
+            Step::RemovePeer { store } => admin.remove_peer(region_id, *store).await,
+            Step::TransferLeader { store } => admin.move_leader(region_id, *store).await,
+            Step::Split { key } => admin.split_at(key.clone()).await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            let outcome = if e.starts_with("timed out") {
+                Outcome::TimedOut
+            } else {
+                Outcome::Cancelled
+            };
+            tracing::info!(region = region_id, step = ?step, error = %e, ?outcome, "operator step failed");
+            return (outcome, Some(e));
+        }
+        match step {
+            Step::AddPeer { .. } | Step::RemovePeer { .. } => expected.conf_ver += 1,
+            Step::Split { .. } => expected.version += 1,
+            Step::TransferLeader { .. } => {}
         }
     }
-    Outcome::Finished
+    (Outcome::Finished, None)
 }

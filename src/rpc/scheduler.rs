@@ -31,6 +31,7 @@ use crate::raft::Message;
 use crate::raftstore::meta::{Peer, Region, RegionEpoch};
 use crate::raftstore::store::RaftMessage;
 use crate::scheduler::board::{OperatorSummary, SchedulerStatus, SchedulerSummary};
+use crate::scheduler::checkers::Step;
 use crate::scheduler::replica::{ReplicaTransport, SchedulerError};
 use crate::scheduler::service::{
     ClusterInfo, RegionInfo, RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreInfo,
@@ -139,6 +140,30 @@ fn store_stats_from_proto(s: proto::StoreStats) -> StoreStats {
         used_bytes: s.used_bytes,
         auto_splits: s.auto_splits,
     }
+}
+
+fn step_to_proto(step: &Step) -> proto::OperatorStep {
+    let (kind, store, key) = match step {
+        Step::AddPeer { store } => (1, *store, Vec::new()),
+        Step::RemovePeer { store } => (2, *store, Vec::new()),
+        Step::TransferLeader { store } => (3, *store, Vec::new()),
+        Step::Split { key } => (4, 0, key.clone()),
+    };
+    proto::OperatorStep { kind, store, key }
+}
+
+fn step_from_proto(step: proto::OperatorStep) -> Result<Step, Status> {
+    Ok(match step.kind {
+        1 => Step::AddPeer { store: step.store },
+        2 => Step::RemovePeer { store: step.store },
+        3 => Step::TransferLeader { store: step.store },
+        4 => Step::Split { key: step.key },
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "unknown operator step kind {other}"
+            )));
+        }
+    })
 }
 
 fn status_to_proto(status: SchedulerStatus) -> proto::StatusResponse {
@@ -557,6 +582,22 @@ impl SchedulerRpc for SchedulerService {
     ) -> Result<Response<proto::SchedulerResult>, Status> {
         let r = request.into_inner();
         let result = self.scheduler.pause_scheduler(r.name, r.paused).await;
+        Ok(Response::new(proto::SchedulerResult {
+            error: result.err().as_ref().map(error_to_proto),
+        }))
+    }
+
+    async fn run_operator(
+        &self,
+        request: Request<proto::RunOperatorRequest>,
+    ) -> Result<Response<proto::SchedulerResult>, Status> {
+        let r = request.into_inner();
+        let steps = r
+            .steps
+            .into_iter()
+            .map(step_from_proto)
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self.scheduler.run_operator(r.region_id, steps).await;
         Ok(Response::new(proto::SchedulerResult {
             error: result.err().as_ref().map(error_to_proto),
         }))
@@ -1100,6 +1141,31 @@ impl SchedulerApi for SchedulerRpcClient {
                 async move {
                     let r = c
                         .pause_scheduler(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn run_operator(&self, region_id: u64, steps: Vec<Step>) -> Result<(), SchedulerError> {
+        self.call(
+            "run_operator",
+            |s| {
+                let steps = steps.clone();
+                async move { s.run_operator(region_id, steps).await }
+            },
+            |mut c| {
+                let request = proto::RunOperatorRequest {
+                    region_id,
+                    steps: steps.iter().map(step_to_proto).collect(),
+                };
+                async move {
+                    let r = c
+                        .run_operator(request)
                         .await
                         .map_err(|s| unreachable(&s))?
                         .into_inner();

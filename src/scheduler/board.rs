@@ -19,6 +19,15 @@ pub const SPLIT_CHECKER: &str = "split-checker";
 /// Every scheduler, in the order `CLUSTER SCHEDULER` lists them.
 pub const SCHEDULERS: [&str; 4] = [BALANCE_LEADER, BALANCE_REGION, REPLICA_CHECKER, SPLIT_CHECKER];
 
+/// The names `CLUSTER SCHEDULER` shows counters for: the schedulers, then manual operators.
+pub const SHOWN: [&str; 5] = [
+    BALANCE_LEADER,
+    BALANCE_REGION,
+    REPLICA_CHECKER,
+    SPLIT_CHECKER,
+    ADMIN,
+];
+
 /// How one operator ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -65,9 +74,19 @@ struct Inner {
 impl Board {
     /// Registers an operator on `region_id` unless one runs there; whether it was registered.
     pub fn start(&self, region_id: u64, scheduler: &'static str, steps: Vec<Step>) -> bool {
+        self.try_start(region_id, scheduler, steps).is_ok()
+    }
+
+    /// [`Board::start`], answering which scheduler's operator holds the region when busy.
+    pub fn try_start(
+        &self,
+        region_id: u64,
+        scheduler: &'static str,
+        steps: Vec<Step>,
+    ) -> Result<(), &'static str> {
         let mut inner = self.inner.lock();
-        if inner.running.contains_key(&region_id) {
-            return false;
+        if let Some(running) = inner.running.get(&region_id) {
+            return Err(running.scheduler);
         }
         inner.running.insert(
             region_id,
@@ -79,7 +98,7 @@ impl Board {
             },
         );
         inner.counters.entry(scheduler).or_default().created += 1;
-        true
+        Ok(())
     }
 
     /// The operator on `region_id` moves on to step `step`.
@@ -137,12 +156,30 @@ impl Board {
 }
 
 /// One step as `CLUSTER SCHEDULER` shows it.
-pub fn describe(step: Step) -> String {
+pub fn describe(step: &Step) -> String {
     match step {
         Step::AddPeer { store } => format!("add peer on store {store}"),
         Step::RemovePeer { store } => format!("remove peer on store {store}"),
         Step::TransferLeader { store } => format!("transfer leader to store {store}"),
+        Step::Split { key } => format!("split at {}", String::from_utf8_lossy(key).escape_debug()),
     }
+}
+
+/// The scheduler name manual operators (`CLUSTER SPLIT`, `TRANSFER-LEADER`, `ADD-PEER`,
+/// `REMOVE-PEER`) run under.
+pub const ADMIN: &str = "admin";
+
+/// Runs an operator to its end on the scheduler's leader: what the scheduler service hands
+/// manual operators to (implemented by `rpc::operators`, registered by the node).
+pub trait OperatorExecutor: Send + Sync + 'static {
+    /// Runs `steps` on `region_id` as one operator of `scheduler`; `Err` says why it did not
+    /// finish (the region busy with another operator, a step refused, timed out, cancelled).
+    fn run(
+        &self,
+        scheduler: &'static str,
+        region_id: u64,
+        steps: Vec<Step>,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), String>>;
 }
 
 /// What `CLUSTER SCHEDULER` shows.
@@ -184,6 +221,11 @@ mod tests {
         assert!(
             !board.start(7, REPLICA_CHECKER, steps.clone()),
             "region 7 is busy"
+        );
+        assert_eq!(
+            board.try_start(7, ADMIN, steps.clone()),
+            Err(BALANCE_REGION),
+            "and says by whom"
         );
         assert!(board.is_busy(7));
         board.advance(7, 1);

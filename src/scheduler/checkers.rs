@@ -25,11 +25,22 @@ use super::service::{RegionInfo, StoreInfo, StoreState};
 pub const MIN_REGION_SIZE: u64 = 1 << 20;
 
 /// One step of an operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    AddPeer { store: u64 },
-    RemovePeer { store: u64 },
-    TransferLeader { store: u64 },
+    AddPeer {
+        store: u64,
+    },
+    RemovePeer {
+        store: u64,
+    },
+    TransferLeader {
+        store: u64,
+    },
+    /// Split at a store key (raw), as `CLUSTER SPLIT` asks; the decisions never propose it
+    /// (regions over the size limit are split by their leaders' split checkers).
+    Split {
+        key: Vec<u8>,
+    },
 }
 
 /// What one decision wants done to one region, in order.

@@ -19,7 +19,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::board::{Board, OperatorSummary, SCHEDULERS, SPLIT_CHECKER, SchedulerStatus, SchedulerSummary};
+use super::board::{
+    ADMIN, Board, OperatorExecutor, OperatorSummary, SCHEDULERS, SHOWN, SPLIT_CHECKER, SchedulerStatus,
+    SchedulerSummary,
+};
+use super::checkers::Step;
 use super::replica::{ReplicaHandle, SchedulerError};
 use super::state::{Removal, SchedulerCommand, SchedulerResponse, SchedulerState, StoreMeta};
 use super::tso::{Clock, TimeStamp, Tso, TsoError, TsoProvider, TsoStore};
@@ -105,6 +109,13 @@ pub trait SchedulerApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
     /// The schedulers and their operators (`CLUSTER SCHEDULER`).
     fn status(&self) -> impl Future<Output = Result<SchedulerStatus, SchedulerError>> + Send;
+    /// Runs `steps` on a region as a manual operator on the scheduler's leader, one operator
+    /// per region at a time like the schedulers' own; done when every step is.
+    fn run_operator(
+        &self,
+        region_id: u64,
+        steps: Vec<Step>,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send;
 }
 
 impl<S: SchedulerApi> SchedulerApi for Arc<S> {
@@ -176,6 +187,13 @@ impl<S: SchedulerApi> SchedulerApi for Arc<S> {
     }
     fn status(&self) -> impl Future<Output = Result<SchedulerStatus, SchedulerError>> + Send {
         (**self).status()
+    }
+    fn run_operator(
+        &self,
+        region_id: u64,
+        steps: Vec<Step>,
+    ) -> impl Future<Output = Result<(), SchedulerError>> + Send {
+        (**self).run_operator(region_id, steps)
     }
     fn store_heartbeat(
         &self,
@@ -358,6 +376,8 @@ pub struct Scheduler {
     /// This node's name, for `CLUSTER SCHEDULER`'s `leader`.
     node_name: String,
     board: Arc<Board>,
+    /// Runs manual operators (set by the node once its operator runner exists).
+    executor: std::sync::OnceLock<Arc<dyn OperatorExecutor>>,
 }
 
 impl Scheduler {
@@ -375,6 +395,7 @@ impl Scheduler {
             max_replicas: 3,
             node_name: String::new(),
             board: Arc::default(),
+            executor: std::sync::OnceLock::new(),
         }
     }
 
@@ -397,6 +418,11 @@ impl Scheduler {
     /// The operators this replica's runner has under way, and their counters.
     pub fn board(&self) -> &Arc<Board> {
         &self.board
+    }
+
+    /// Where manual operators run (the node's operator runner).
+    pub fn set_executor(&self, executor: Arc<dyn OperatorExecutor>) {
+        let _ = self.executor.set(executor);
     }
 
     /// The schedulers paused, as the replicated state has them.
@@ -754,7 +780,7 @@ impl SchedulerApi for Scheduler {
     async fn status(&self) -> Result<SchedulerStatus, SchedulerError> {
         let paused = self.paused().await?;
         let splits: u64 = self.stores.lock().values().map(|l| l.stats.auto_splits).sum();
-        let schedulers = SCHEDULERS
+        let schedulers = SHOWN
             .iter()
             .map(|name| {
                 let counters = if *name == SPLIT_CHECKER {
@@ -770,7 +796,7 @@ impl SchedulerApi for Scheduler {
                 };
                 SchedulerSummary {
                     name: name.to_string(),
-                    paused: paused.contains(*name),
+                    paused: *name != ADMIN && paused.contains(*name),
                     counters,
                 }
             })
@@ -782,7 +808,7 @@ impl SchedulerApi for Scheduler {
             .map(|(region_id, running)| OperatorSummary {
                 region_id,
                 scheduler: running.scheduler.to_string(),
-                steps: running.steps.iter().map(|s| super::board::describe(*s)).collect(),
+                steps: running.steps.iter().map(super::board::describe).collect(),
                 step: running.step as u64,
                 age_ms: running.started.elapsed().as_millis() as u64,
             })
@@ -792,5 +818,22 @@ impl SchedulerApi for Scheduler {
             schedulers,
             operators,
         })
+    }
+
+    async fn run_operator(&self, region_id: u64, steps: Vec<Step>) -> Result<(), SchedulerError> {
+        let status = self.replica.status();
+        if !status.ready_leader {
+            return Err(SchedulerError::NotLeader {
+                leader: status.leader,
+            });
+        }
+        let executor = self
+            .executor
+            .get()
+            .ok_or_else(|| SchedulerError::Unavailable("the operator runner is starting".into()))?;
+        executor
+            .run(ADMIN, region_id, steps)
+            .await
+            .map_err(SchedulerError::Refused)
     }
 }

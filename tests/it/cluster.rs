@@ -603,6 +603,13 @@ fn peers_move_between_stores_on_request_and_the_data_goes_with_them() {
     assert!(gone.contains("has no peer"), "{gone}");
     let unknown = admin(&args("ADD-PEER", 99), &mut con).unwrap_err();
     assert!(unknown.contains("unknown store 99"), "{unknown}");
+    // Each change ran as a manual operator at the scheduler's leader.
+    let (_, schedulers) = scheduler_status(&mut con);
+    assert!(
+        int(&schedulers["admin"]["finished"]).unwrap() >= 2,
+        "{:?}",
+        schedulers["admin"]
+    );
 
     // With n2 down, n3 and n4 are a majority of the region: n4 holds a real, current replica.
     cluster.kill(1);
