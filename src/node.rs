@@ -456,7 +456,8 @@ impl RunningNode {
 
 /// `INFO ferrokv`: this node's store (regions held and led, those whose leader has not yet
 /// applied an entry of its term, peers its leaders count pending or down, the largest
-/// committed-but-unapplied gap of its peers), and its scheduler replica (whether it hosts one, which
+/// committed-but-unapplied gap of its peers, the most entries a follower of one of its leaders
+/// lacks), and its scheduler replica (whether it hosts one, which
 /// scheduler node leads as far as it knows).
 fn node_probe(
     store: crate::raftstore::driver::StoreHandle<RocksEngine>,
@@ -473,6 +474,7 @@ fn node_probe(
             let pending: usize = health.values().map(|h| h.pending_peers.len()).sum();
             let down: usize = health.values().map(|h| h.down_peers.len()).sum();
             let lag = health.values().map(|h| h.apply_lag).max().unwrap_or(0);
+            let follower_lag = health.values().map(|h| h.follower_lag).max().unwrap_or(0);
             let mut fields = vec![
                 ("ferrokv_store_id", store.store_id().to_string()),
                 ("ferrokv_regions", views.len().to_string()),
@@ -481,6 +483,7 @@ fn node_probe(
                 ("ferrokv_pending_peers", pending.to_string()),
                 ("ferrokv_down_peers", down.to_string()),
                 ("ferrokv_max_apply_lag", lag.to_string()),
+                ("ferrokv_max_follower_lag", follower_lag.to_string()),
                 (
                     "ferrokv_scheduler_replica",
                     u8::from(replica.is_some()).to_string(),

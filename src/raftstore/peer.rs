@@ -158,6 +158,8 @@ pub struct PeerHealth {
     pub down_peers: Vec<Peer>,
     /// Entries committed but not yet applied here.
     pub apply_lag: u64,
+    /// When leading: how many entries the furthest-behind peer lacks of this log.
+    pub follower_lag: u64,
 }
 
 fn storage_error(e: PeerStorageError) -> RaftstoreError {
@@ -423,13 +425,16 @@ impl<E: Engine> RegionPeer<E> {
             return health;
         }
         let first = raft.raft_log.first_index();
+        let last = raft.raft_log.last_index();
         let down_after = std::time::Duration::from_secs(PEER_DOWN_SECS);
         for peer in self.region().peers.iter().filter(|p| p.id != self.me.id) {
-            if let Some(progress) = raft.prs.progress.get(&peer.id)
-                && (progress.state == crate::raft::progress::ProgressState::Snapshot
-                    || progress.matched + 1 < first)
-            {
-                health.pending_peers.push(*peer);
+            if let Some(progress) = raft.prs.progress.get(&peer.id) {
+                health.follower_lag = health.follower_lag.max(last.saturating_sub(progress.matched));
+                if progress.state == crate::raft::progress::ProgressState::Snapshot
+                    || progress.matched + 1 < first
+                {
+                    health.pending_peers.push(*peer);
+                }
             }
             let heard = self.heard.get(&peer.id).copied().unwrap_or(self.created);
             if heard.elapsed() > down_after {

@@ -581,6 +581,7 @@ fn info_counts_calls_and_errors_per_command_and_kind() {
         "ferrokv_pending_peers:0\r\n",
         "ferrokv_down_peers:0\r\n",
         "ferrokv_max_apply_lag:",
+        "ferrokv_max_follower_lag:0\r\n",
         "ferrokv_scheduler_leader:",
     ] {
         assert!(ours.contains(needle), "{needle} not in {ours}");
