@@ -507,3 +507,37 @@ fn a_split_starts_a_new_region_on_every_replica() {
         assert_eq!(store.peer(2).unwrap().region().end_key, b"t".to_vec());
     }
 }
+
+#[test]
+fn a_leader_reports_how_far_behind_its_followers_are() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(2).unwrap();
+    let health = cluster.store(leader).peer(2).unwrap().health();
+    assert_eq!(health.follower_lag, 0, "{health:?}");
+    assert!(
+        health.pending_peers.is_empty() && health.down_peers.is_empty(),
+        "{health:?}"
+    );
+
+    let behind = (1..=3).find(|&s| s != leader).unwrap();
+    cluster.stores[(behind - 1) as usize] = None;
+    cluster.down.lock().unwrap().insert(behind);
+    for i in 0..5u8 {
+        cluster.put(leader, 2, &[b'n', i], b"x");
+    }
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    let health = cluster.store(leader).peer(2).unwrap().health();
+    assert!(health.follower_lag >= 5, "{health:?}");
+    assert_eq!(health.apply_lag, 0, "the leader applied what it committed");
+    // A follower does not judge its peers.
+    let other = (1..=3).find(|&s| s != leader && s != behind).unwrap();
+    assert_eq!(cluster.store(other).peer(2).unwrap().health().follower_lag, 0);
+
+    cluster.down.lock().unwrap().clear();
+    let store = cluster.open(behind);
+    cluster.stores[(behind - 1) as usize] = Some(store);
+    cluster.tick(PeerOptions::default().heartbeat_tick * 3);
+    let health = cluster.store(leader).peer(2).unwrap().health();
+    assert_eq!(health.follower_lag, 0, "caught up: {health:?}");
+}
