@@ -488,7 +488,10 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
         .query(&mut con)
         .unwrap();
     let new_region = holding("key30", &mut con);
-    assert_eq!(text(&new_region["start_key"]), store_key("key30"));
+    assert_eq!(text(&new_region["start_key"]), b"key30", "shown as the user key");
+    assert_eq!(int(&new_region["start_db"]), Some(0));
+    assert_eq!(text(&new_region["start_store_key"]), store_key("key30"));
+    assert_eq!(new_region["end_db"], redis::Value::Nil, "an open end");
     let right = int(&new_region["id"]).unwrap() as u64;
     assert_ne!(right, 1);
     // Splitting where a region already starts changes nothing.
@@ -498,7 +501,8 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
         .query(&mut con)
         .unwrap();
     let regions = cluster_list(&mut con, "REGIONS", |regions| regions.len() == 2);
-    assert_eq!(text(&regions[0]["end_key"]), store_key("key30"));
+    assert_eq!(text(&regions[0]["end_key"]), b"key30");
+    assert_eq!(text(&regions[0]["end_store_key"]), store_key("key30"));
     assert_eq!(int(&regions[1]["id"]), Some(right as i64));
     assert_eq!(int(&holding("key31", &mut con)["id"]), Some(right as i64));
     assert_ne!(int(&holding("key29", &mut con)["id"]), Some(right as i64));

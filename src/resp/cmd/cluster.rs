@@ -2,10 +2,12 @@
 //! words (see the README). Each reply is a map (RESP3), or a flat field/value array (RESP2),
 //! as `HGETALL` and `XINFO` answer.
 //!
-//! Region boundaries are shown as store keys (the raw, unencoded keys of the transactional
-//! store: a database byte, then the keyspace layout's key, see `keyspace`), `""` for an open
-//! end; `CLUSTER REGION KEY <key>` finds the region holding the meta entry of the Redis key
-//! `<key>` in the client's database, and `CLUSTER SPLIT <key>` splits there.
+//! Region boundaries are shown as user keys (`start_key`, `end_key`: the Redis key whose
+//! entries the boundary starts at, `""` for an open end), with their database (`start_db`,
+//! `end_db`) and as store keys (`start_store_key`, `end_store_key`: the raw keys of the
+//! transactional store, a database byte, then the keyspace layout's key, see `keyspace`);
+//! `CLUSTER REGION KEY <key>` finds the region holding the meta entry of the Redis key `<key>`
+//! in the client's database, and `CLUSTER SPLIT <key>` splits there.
 //!
 //! `CLUSTER SPLIT`, `TRANSFER-LEADER`, `ADD-PEER` and `REMOVE-PEER` answer `+OK` once the
 //! scheduler's picture shows the change (a following `CLUSTER REGION` from this connection
@@ -21,7 +23,7 @@ use super::super::admin::ClusterAdmin;
 use super::super::args::{int_arg, is_keyword};
 use super::super::db::DbIndex;
 use super::super::error::{CommandError, CommandResult};
-use super::super::keyspace::data_key;
+use super::super::keyspace::{data_key, owner_of};
 use super::super::reply::Reply;
 use super::table::{CLUSTER_SUBCOMMANDS, CommandSpec};
 use crate::percolator::key::Key;
@@ -171,16 +173,31 @@ fn store_key(db: DbIndex, key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A region boundary as a store key; `""` for an open end.
-fn boundary(encoded: &[u8]) -> Reply {
+/// A region boundary as a store key (a database byte, then the keyspace layout's key); `""`
+/// for an open end.
+fn boundary(encoded: &[u8]) -> Vec<u8> {
     if encoded.is_empty() {
-        return Reply::bulk_str("");
+        return Vec::new();
     }
-    match Key::from_encoded(encoded.to_vec()).to_raw() {
-        Ok(raw) => Reply::Bulk(Bytes::from(raw)),
-        // Not a key of the encoding (never written by this server): shown as it is.
-        Err(_) => Reply::Bulk(Bytes::copy_from_slice(encoded)),
-    }
+    // Not a key of the encoding (never written by this server): shown as it is.
+    Key::from_encoded(encoded.to_vec())
+        .to_raw()
+        .unwrap_or_else(|_| encoded.to_vec())
+}
+
+/// A boundary as a user key: the Redis key whose entries it starts at (a collection may span
+/// two regions, so its key can start one region and be in the one before), `""` for an open
+/// end; a boundary in no key's entries (the expiry index) shows its store key.
+fn user_boundary(store_key: &[u8]) -> Reply {
+    let owner = store_key.split_first().and_then(|(_, rest)| owner_of(rest));
+    Reply::Bulk(Bytes::copy_from_slice(owner.unwrap_or(store_key)))
+}
+
+/// The database of a boundary; nil for an open end.
+fn boundary_db(store_key: &[u8]) -> Reply {
+    store_key
+        .first()
+        .map_or(Reply::Nil, |db| Reply::Integer(i64::from(*db)))
 }
 
 fn field(name: &str, value: Reply) -> (Reply, Reply) {
@@ -193,14 +210,19 @@ fn count(n: u64) -> Reply {
 
 fn region_reply(info: &RegionInfo) -> Reply {
     let region = &info.region;
+    let (start, end) = (boundary(&region.start_key), boundary(&region.end_key));
     let stats = info.stats.as_ref();
     let peers = |peers: &[crate::raftstore::meta::Peer]| {
         Reply::Array(peers.iter().map(|p| count(p.store_id)).collect())
     };
     Reply::Map(vec![
         field("id", count(region.id)),
-        field("start_key", boundary(&region.start_key)),
-        field("end_key", boundary(&region.end_key)),
+        field("start_key", user_boundary(&start)),
+        field("end_key", user_boundary(&end)),
+        field("start_db", boundary_db(&start)),
+        field("end_db", boundary_db(&end)),
+        field("start_store_key", Reply::Bulk(Bytes::from(start.clone()))),
+        field("end_store_key", Reply::Bulk(Bytes::from(end.clone()))),
         field("conf_ver", count(region.epoch.conf_ver)),
         field("version", count(region.epoch.version)),
         field(

@@ -116,6 +116,27 @@ pub fn user_key(data_key: &Bytes) -> Bytes {
     data_key.slice(1..)
 }
 
+/// The Redis key whose entries a store key (without its database byte) belongs to: the key of
+/// a meta entry, or the owner of a collection's part; `None` for other entries (the expiry
+/// index) and keys too short to say.
+pub fn owner_of(store_key: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = store_key.split_first()?;
+    match tag {
+        META_PREFIX => Some(rest),
+        HASH_FIELD_PREFIX
+        | LIST_ELEMENT_PREFIX
+        | SET_MEMBER_PREFIX
+        | ZSET_MEMBER_PREFIX
+        | ZSET_ASCENDING_PREFIX
+        | ZSET_DESCENDING_PREFIX
+        | ZSET_RANK_PREFIX => {
+            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+            rest.get(4..4 + len)
+        }
+        _ => None,
+    }
+}
+
 /// The store range of every meta entry, one per Redis key: `[start, end)`.
 pub fn keyspace_range() -> (&'static [u8], &'static [u8]) {
     (&[META_PREFIX], &[META_PREFIX + 1])
@@ -649,6 +670,25 @@ impl GcFilter for HashFieldGcFilter {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_store_key_names_its_owner() {
+        let version = Version {
+            created_at: TimeStamp::new(7),
+            seq: 1,
+        };
+        assert_eq!(owner_of(&data_key(b"user:1")), Some(&b"user:1"[..]));
+        assert_eq!(owner_of(&hash_field_key(b"h1", &version, b"f")), Some(&b"h1"[..]));
+        assert_eq!(owner_of(&list_element_key(b"l1", &version, 7)), Some(&b"l1"[..]));
+        assert_eq!(owner_of(&set_member_key(b"s1", &version, b"m")), Some(&b"s1"[..]));
+        assert_eq!(
+            owner_of(&zset_member_key(b"z1", &version, b"m")),
+            Some(&b"z1"[..])
+        );
+        assert_eq!(owner_of(&expiry_index_key(5, b"k")), None);
+        assert_eq!(owner_of(b"h\0\0"), None, "too short to say");
+        assert_eq!(owner_of(b""), None);
+    }
     use super::*;
 
     const VERSION: Version = Version {
