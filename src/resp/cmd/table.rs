@@ -746,9 +746,9 @@ pub static CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "cluster",
         "3.0.0",
-        "Shows the scheduler's leader, each scheduler's state and counters and the running operators; pauses or resumes a scheduler.",
+        "Shows the scheduler's leader, each scheduler's state and counters and the running operators; pauses or resumes a scheduler (balance-leader, balance-region, replica-checker, split-checker).",
         "O(N) where N is the number of running operators",
-        "[PAUSE|RESUME balance-leader|balance-region|replica-checker|split-checker]"
+        "[PAUSE|RESUME scheduler]"
     ),
     command!(
         "cluster|help",
