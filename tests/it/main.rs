@@ -8,6 +8,7 @@ mod concurrency;
 mod databases;
 mod durability;
 mod expiry;
+mod fuzz;
 mod harness;
 mod lists;
 mod protocol;
