@@ -69,6 +69,8 @@ impl<S: SchedulerApi> Admin<S> {
         let encoded = Key::from_raw(&raw).as_encoded().to_vec();
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let mut proposed = false;
+        // The region split, once asked: done when both halves are reported.
+        let mut split: Option<u64> = None;
         loop {
             let found = self.region(RegionQuery::Key(encoded.clone())).await?;
             let Some(info) = found else {
@@ -83,10 +85,19 @@ impl<S: SchedulerApi> Admin<S> {
                 continue;
             };
             if info.region.start_key == encoded {
-                return Ok(info.region.id);
-            }
-            if !proposed {
+                let left_reported = match split {
+                    Some(left) => self
+                        .region(RegionQuery::Id(left))
+                        .await?
+                        .is_some_and(|l| l.region.end_key == encoded),
+                    None => true,
+                };
+                if left_reported {
+                    return Ok(info.region.id);
+                }
+            } else if !proposed {
                 proposed = self.ask_leader(&info, &LeaderRequest::Split(raw.clone())).await;
+                split = Some(info.region.id);
             }
             if Instant::now() >= deadline {
                 return Err(format!(
