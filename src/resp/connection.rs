@@ -25,7 +25,9 @@ use super::server::Server;
 use super::session::{ClientHandle, Session};
 use crate::percolator::TxnClient;
 
-/// Bytes asked of the socket per read.
+/// Bytes asked of the socket per read. Reads land in a per-thread scratch buffer
+/// (`arrival`), so a connection's own input buffer holds only what it has received and not
+/// yet parsed: an idle connection holds none.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Replies are flushed once this many bytes are pending, even mid-pipeline.
 const WRITE_FLUSH_BYTES: usize = 64 * 1024;
@@ -71,7 +73,7 @@ impl<C: TxnClient> Connection<C> {
             session: Session::new(handle, server.config.requirepass.is_none()),
             server,
             parser: RequestParser::new(limits),
-            input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            input: BytesMut::new(),
             arrived: Arrival::default(),
             output: BytesMut::new(),
         })
@@ -141,7 +143,7 @@ impl<C: TxnClient> Connection<C> {
                 return Ok(());
             }
             if buffered == 0 && self.input.capacity() > IDLE_BUFFER_KEEP_BYTES {
-                self.input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+                self.input = BytesMut::new();
             }
             let (read, arrived) = tokio::select! {
                 read = arrival::read(&self.socket, &mut self.input, READ_CHUNK_BYTES) => read?,
