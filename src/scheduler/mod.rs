@@ -1,7 +1,10 @@
 //! # The scheduler (placement driver)
 //!
-//! The cluster's source of timestamps and ids, and its directory of stores and regions; the
-//! placement work (heartbeats, balance, operators) grows around it.
+//! The cluster's source of timestamps and ids, its directory of stores and regions (kept by
+//! heartbeats), and its placement decisions. The decisions and the record of operators live
+//! here; the operator runner that carries them out step by step, through requests to region
+//! leaders, is `rpc::operators` (it needs the node's RPC clients), started on every scheduler
+//! node and working only where the replica leads.
 //!
 //! - [`tso`]: the timestamp oracle. Every transaction's `start_ts` and `commit_ts` comes from
 //!   here: 64-bit, physical milliseconds << 18 | logical counter, strictly increasing for all
