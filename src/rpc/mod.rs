@@ -12,8 +12,9 @@
 //! - [`router`]: the `KvApi` a node's transaction client calls: each command goes to its
 //!   region's leader (this node's own server, or another node's over gRPC), with a region
 //!   cache corrected by the stores' answers.
-//! - [`scheduler`]: the scheduler service on scheduler nodes, the client every node uses
-//!   (following "not leader" hints), and the transport of the scheduler replicas' raft traffic.
+//! - [`scheduler`]: the scheduler service on scheduler nodes; [`scheduler_client`]: the
+//!   client every node uses (following "not leader" hints) and the transport of the scheduler
+//!   replicas' raft traffic.
 //! - [`admin`]: the cluster administration of `CLUSTER`'s subcommands, from any node.
 //! - [`operators`]: the operator runner, on the node leading the scheduler: the placement
 //!   decisions of `scheduler::checkers` carried out step by step through [`admin`].
@@ -37,6 +38,7 @@ pub mod kv_client;
 pub mod operators;
 pub mod router;
 pub mod scheduler;
+pub mod scheduler_client;
 pub mod server;
 pub mod transport;
 

@@ -1,23 +1,10 @@
-//! The scheduler over gRPC: [`SchedulerService`] serves a scheduler node's replica,
-//! [`SchedulerRpcClient`] is the [`SchedulerApi`] every node uses, and
-//! [`ReplicaGrpcTransport`] carries the replicas' raft messages.
-//!
-//! **Finding the leader.** The client knows every scheduler node's address (from
-//! `cluster.yaml`). It sends to the replica it believes leads, follows a "not leader" answer's
-//! hint, and otherwise tries the next node, with backoff, until its retry budget is spent;
-//! then it fails with `Unavailable` naming what it tried. When the leader is this node's own
-//! replica, it calls it in process.
+//! The scheduler over gRPC, serving side: [`SchedulerService`] serves a scheduler node's
+//! replica; the conversions between the scheduler's types and their protobuf forms are here
+//! too. The client every node uses, [`SchedulerRpcClient`], and the replicas' message
+//! transport, [`ReplicaGrpcTransport`], are in `rpc::scheduler_client` (re-exported here).
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use tokio::runtime::Handle;
-use tokio::sync::mpsc;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
@@ -25,20 +12,17 @@ use super::convert::{
     region_to_proto,
 };
 use super::proto;
-use super::proto::scheduler_client::SchedulerClient;
 use super::proto::scheduler_server::Scheduler as SchedulerRpc;
 use crate::raft::Message;
-use crate::raftstore::meta::{Peer, Region, RegionEpoch};
+use crate::raftstore::meta::{Peer, RegionEpoch};
 use crate::raftstore::store::RaftMessage;
 use crate::scheduler::board::{OperatorSummary, SchedulerStatus, SchedulerSummary};
 use crate::scheduler::checkers::Step;
-use crate::scheduler::replica::{ReplicaTransport, SchedulerError};
+use crate::scheduler::replica::SchedulerError;
 use crate::scheduler::service::{
-    ClusterInfo, RegionInfo, RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreInfo,
-    StoreState, StoreStats,
+    RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreState, StoreStats,
 };
 use crate::scheduler::state::StoreMeta;
-use crate::scheduler::tso::TimeStamp;
 
 fn error_to_proto(e: &SchedulerError) -> proto::SchedulerError {
     let (kind, leader) = match e {
@@ -56,7 +40,7 @@ fn error_to_proto(e: &SchedulerError) -> proto::SchedulerError {
     }
 }
 
-fn error_from_proto(e: proto::SchedulerError) -> SchedulerError {
+pub(super) fn error_from_proto(e: proto::SchedulerError) -> SchedulerError {
     match e.kind {
         1 => SchedulerError::NotLeader {
             leader: (e.leader != 0).then_some(e.leader),
@@ -69,7 +53,7 @@ fn error_from_proto(e: proto::SchedulerError) -> SchedulerError {
     }
 }
 
-fn store_to_proto(s: &StoreMeta) -> proto::StoreMeta {
+pub(super) fn store_to_proto(s: &StoreMeta) -> proto::StoreMeta {
     proto::StoreMeta {
         id: s.id,
         name: s.name.clone(),
@@ -78,7 +62,7 @@ fn store_to_proto(s: &StoreMeta) -> proto::StoreMeta {
     }
 }
 
-fn store_from_proto(s: proto::StoreMeta) -> StoreMeta {
+pub(super) fn store_from_proto(s: proto::StoreMeta) -> StoreMeta {
     StoreMeta {
         id: s.id,
         name: s.name,
@@ -87,15 +71,15 @@ fn store_from_proto(s: proto::StoreMeta) -> StoreMeta {
     }
 }
 
-fn check(error: Option<proto::SchedulerError>) -> Result<(), SchedulerError> {
+pub(super) fn check(error: Option<proto::SchedulerError>) -> Result<(), SchedulerError> {
     error.map_or(Ok(()), |e| Err(error_from_proto(e)))
 }
 
-fn bad_region(e: impl std::fmt::Display) -> SchedulerError {
+pub(super) fn bad_region(e: impl std::fmt::Display) -> SchedulerError {
     SchedulerError::Refused(format!("malformed region: {e}"))
 }
 
-fn route_from_proto(r: proto::RegionResponse) -> Result<Option<RegionRoute>, SchedulerError> {
+pub(super) fn route_from_proto(r: proto::RegionResponse) -> Result<Option<RegionRoute>, SchedulerError> {
     check(r.error)?;
     let Some(region) = r.region else {
         return Ok(None);
@@ -120,7 +104,7 @@ fn route_to_proto(r: Result<Option<RegionRoute>, SchedulerError>) -> proto::Regi
     }
 }
 
-fn store_stats_to_proto(s: StoreStats) -> proto::StoreStats {
+pub(super) fn store_stats_to_proto(s: StoreStats) -> proto::StoreStats {
     proto::StoreStats {
         region_count: s.region_count,
         leader_count: s.leader_count,
@@ -131,7 +115,7 @@ fn store_stats_to_proto(s: StoreStats) -> proto::StoreStats {
     }
 }
 
-fn store_stats_from_proto(s: proto::StoreStats) -> StoreStats {
+pub(super) fn store_stats_from_proto(s: proto::StoreStats) -> StoreStats {
     StoreStats {
         region_count: s.region_count,
         leader_count: s.leader_count,
@@ -142,7 +126,7 @@ fn store_stats_from_proto(s: proto::StoreStats) -> StoreStats {
     }
 }
 
-fn step_to_proto(step: &Step) -> proto::OperatorStep {
+pub(super) fn step_to_proto(step: &Step) -> proto::OperatorStep {
     let (kind, store, key) = match step {
         Step::AddPeer { store } => (1, *store, Vec::new()),
         Step::RemovePeer { store } => (2, *store, Vec::new()),
@@ -197,7 +181,7 @@ fn status_to_proto(status: SchedulerStatus) -> proto::StatusResponse {
     }
 }
 
-fn status_from_proto(r: proto::StatusResponse) -> SchedulerStatus {
+pub(super) fn status_from_proto(r: proto::StatusResponse) -> SchedulerStatus {
     SchedulerStatus {
         leader: r.leader,
         schedulers: r
@@ -223,7 +207,7 @@ fn status_from_proto(r: proto::StatusResponse) -> SchedulerStatus {
     }
 }
 
-fn region_stats_to_proto(s: &RegionStats) -> proto::RegionStats {
+pub(super) fn region_stats_to_proto(s: &RegionStats) -> proto::RegionStats {
     proto::RegionStats {
         approximate_size: s.approximate_size,
         approximate_keys: s.approximate_keys,
@@ -234,7 +218,7 @@ fn region_stats_to_proto(s: &RegionStats) -> proto::RegionStats {
     }
 }
 
-fn region_stats_from_proto(s: proto::RegionStats) -> RegionStats {
+pub(super) fn region_stats_from_proto(s: proto::RegionStats) -> RegionStats {
     let peers = |peers: Vec<proto::Peer>| {
         peers
             .into_iter()
@@ -261,7 +245,7 @@ fn store_state_to_proto(state: StoreState) -> u32 {
     }
 }
 
-fn store_state_from_proto(state: u32) -> Result<StoreState, SchedulerError> {
+pub(super) fn store_state_from_proto(state: u32) -> Result<StoreState, SchedulerError> {
     match state {
         1 => Ok(StoreState::Up),
         2 => Ok(StoreState::Disconnected),
@@ -272,7 +256,7 @@ fn store_state_from_proto(state: u32) -> Result<StoreState, SchedulerError> {
     }
 }
 
-fn region_query_to_proto(query: &RegionQuery) -> proto::RegionsRequest {
+pub(super) fn region_query_to_proto(query: &RegionQuery) -> proto::RegionsRequest {
     match query {
         RegionQuery::Id(id) => proto::RegionsRequest {
             id: *id,
@@ -305,7 +289,7 @@ fn region_query_from_proto(r: proto::RegionsRequest) -> RegionQuery {
 }
 
 /// A replica's raft message in its wire form.
-fn replica_message_to_proto(m: Message) -> proto::ReplicaMessage {
+pub(super) fn replica_message_to_proto(m: Message) -> proto::ReplicaMessage {
     let snapshot_data = m.snapshot.as_ref().map(|s| s.data.clone()).unwrap_or_default();
     let wrapped = RaftMessage {
         region_id: 0,
@@ -618,587 +602,4 @@ impl SchedulerRpc for SchedulerService {
     }
 }
 
-/// Sends a replica's raft messages to the other scheduler nodes: a bounded queue and a task
-/// per destination; a full queue drops (raft sends again).
-pub struct ReplicaGrpcTransport {
-    runtime: Handle,
-    addrs: HashMap<u64, String>,
-    queues: HashMap<u64, mpsc::Sender<Message>>,
-}
-
-const REPLICA_QUEUE: usize = 1_024;
-
-impl ReplicaGrpcTransport {
-    /// `addrs`: each other replica's id and `host:port`.
-    pub fn new(runtime: Handle, addrs: HashMap<u64, String>) -> Self {
-        ReplicaGrpcTransport {
-            runtime,
-            addrs,
-            queues: HashMap::new(),
-        }
-    }
-}
-
-impl ReplicaTransport for ReplicaGrpcTransport {
-    fn send(&mut self, message: Message) {
-        let to = message.to;
-        let Some(addr) = self.addrs.get(&to).cloned() else {
-            return;
-        };
-        let queue = self.queues.entry(to).or_insert_with(|| {
-            let (tx, rx) = mpsc::channel(REPLICA_QUEUE);
-            self.runtime.spawn(run_replica_link(addr, rx));
-            tx
-        });
-        let _ = queue.try_send(message);
-    }
-}
-
-async fn run_replica_link(addr: String, mut queue: mpsc::Receiver<Message>) {
-    let mut client: Option<SchedulerClient<Channel>> = None;
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 256 {
-            match queue.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
-            }
-        }
-        if client.is_none() {
-            client = connect(&addr).await;
-        }
-        let Some(c) = client.as_mut() else {
-            // Unreachable: drop the batch; raft resends.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let request = proto::ReplicaMessages {
-            messages: batch.into_iter().map(replica_message_to_proto).collect(),
-        };
-        if c.step(request).await.is_err() {
-            client = None;
-        }
-    }
-}
-
-async fn connect(addr: &str) -> Option<SchedulerClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .ok()?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    Some(SchedulerClient::new(endpoint.connect_lazy()))
-}
-
-/// See the module docs.
-pub struct SchedulerRpcClient {
-    /// This node's own replica, with its id, if it hosts one.
-    local: Option<(u64, Arc<Scheduler>)>,
-    /// Every scheduler node: replica id and address.
-    nodes: Vec<(u64, String)>,
-    leader: AtomicU64,
-    clients: Mutex<HashMap<u64, SchedulerClient<Channel>>>,
-    budget: Duration,
-}
-
-/// The rpc error of a call that did not get an answer (the caller adds where it went).
-fn unreachable(status: &Status) -> SchedulerError {
-    SchedulerError::Unavailable(status.message().to_string())
-}
-
-impl SchedulerRpcClient {
-    pub fn new(local: Option<(u64, Arc<Scheduler>)>, nodes: Vec<(u64, String)>, budget: Duration) -> Self {
-        let first = local
-            .as_ref()
-            .map_or_else(|| nodes.first().map_or(0, |n| n.0), |l| l.0);
-        SchedulerRpcClient {
-            local,
-            nodes,
-            leader: AtomicU64::new(first),
-            clients: Mutex::new(HashMap::new()),
-            budget,
-        }
-    }
-
-    fn remote(&self, replica: u64) -> Option<SchedulerClient<Channel>> {
-        if let Some(client) = self.clients.lock().get(&replica) {
-            return Some(client.clone());
-        }
-        let addr = &self.nodes.iter().find(|(id, _)| *id == replica)?.1;
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
-        let client = SchedulerClient::new(endpoint.connect_lazy());
-        self.clients.lock().insert(replica, client.clone());
-        Some(client)
-    }
-
-    fn next_after(&self, replica: u64) -> u64 {
-        let position = self.nodes.iter().position(|(id, _)| *id == replica).unwrap_or(0);
-        self.nodes[(position + 1) % self.nodes.len()].0
-    }
-
-    /// Runs a request at the leader, following hints and trying every node within the budget.
-    async fn call<T, L, LF, R, RF>(&self, what: &str, local: L, remote: R) -> Result<T, SchedulerError>
-    where
-        L: Fn(Arc<Scheduler>) -> LF,
-        LF: Future<Output = Result<T, SchedulerError>>,
-        R: Fn(SchedulerClient<Channel>) -> RF,
-        RF: Future<Output = Result<T, SchedulerError>>,
-    {
-        let deadline = Instant::now() + self.budget;
-        let mut attempt = 0u32;
-        let mut last_error = SchedulerError::Unavailable("no scheduler node configured".into());
-        while !self.nodes.is_empty() {
-            let replica = self.leader.load(Ordering::Relaxed);
-            let result = match &self.local {
-                Some((id, scheduler)) if *id == replica => local(scheduler.clone()).await,
-                _ => match self.remote(replica) {
-                    Some(client) => remote(client).await.map_err(|e| match e {
-                        SchedulerError::Unavailable(why) => {
-                            let addr = self
-                                .nodes
-                                .iter()
-                                .find(|(id, _)| *id == replica)
-                                .map_or("?", |n| n.1.as_str());
-                            SchedulerError::Unavailable(format!("{addr}: {why}"))
-                        }
-                        other => other,
-                    }),
-                    None => Err(SchedulerError::Unavailable(format!(
-                        "unknown scheduler node {replica}"
-                    ))),
-                },
-            };
-            match result {
-                Err(e) if e.is_retryable() && Instant::now() < deadline => {
-                    let hinted = match &e {
-                        SchedulerError::NotLeader { leader: Some(l) } if *l != replica => Some(*l),
-                        _ => None,
-                    };
-                    let next = hinted.unwrap_or_else(|| self.next_after(replica));
-                    let _ = self
-                        .leader
-                        .compare_exchange(replica, next, Ordering::Relaxed, Ordering::Relaxed);
-                    if hinted.is_none() {
-                        attempt += 1;
-                        if attempt.is_multiple_of(3) || matches!(e, SchedulerError::NotBootstrapped) {
-                            tracing::info!(request = what, error = %e, "waiting for the scheduler");
-                        }
-                        tokio::time::sleep(Duration::from_millis((10u64 << attempt.min(5)).min(300))).await;
-                    }
-                    last_error = e;
-                }
-                Err(e) if e.is_retryable() => {
-                    return Err(SchedulerError::Unavailable(format!(
-                        "{what}: no scheduler leader answered within {:?} (tried {}); last: {e}",
-                        self.budget,
-                        self.nodes
-                            .iter()
-                            .map(|(_, a)| a.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                other => return other,
-            }
-        }
-        Err(last_error)
-    }
-}
-
-impl SchedulerApi for SchedulerRpcClient {
-    async fn timestamps(&self, count: u32) -> Result<TimeStamp, SchedulerError> {
-        self.call(
-            "timestamps",
-            |s| async move { s.timestamps(count).await },
-            |mut c| async move {
-                let r = c
-                    .tso(proto::TsoRequest { count })
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)?;
-                Ok(TimeStamp::new(r.ts))
-            },
-        )
-        .await
-    }
-
-    fn try_timestamps(&self, count: u32) -> Option<TimeStamp> {
-        match &self.local {
-            Some((id, scheduler)) if *id == self.leader.load(Ordering::Relaxed) => {
-                scheduler.try_timestamps(count)
-            }
-            _ => None,
-        }
-    }
-
-    async fn alloc_ids(&self, count: u64) -> Result<u64, SchedulerError> {
-        self.call(
-            "alloc_ids",
-            |s| async move { s.alloc_ids(count).await },
-            |mut c| async move {
-                let r = c
-                    .alloc_ids(proto::AllocIdsRequest { count })
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)?;
-                Ok(r.first)
-            },
-        )
-        .await
-    }
-
-    async fn bootstrap(
-        &self,
-        cluster_id: u64,
-        stores: Vec<StoreMeta>,
-        first_region: Region,
-        next_id: u64,
-    ) -> Result<u64, SchedulerError> {
-        self.call(
-            "bootstrap",
-            |s| {
-                let (stores, region) = (stores.clone(), first_region.clone());
-                async move { s.bootstrap(cluster_id, stores, region, next_id).await }
-            },
-            |mut c| {
-                let request = proto::BootstrapRequest {
-                    cluster_id,
-                    stores: stores.iter().map(store_to_proto).collect(),
-                    first_region: Some(region_to_proto(&first_region)),
-                    next_id,
-                };
-                async move {
-                    let r = c
-                        .bootstrap(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)?;
-                    Ok(r.cluster_id)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn cluster(&self) -> Result<ClusterInfo, SchedulerError> {
-        self.call(
-            "cluster",
-            |s| async move { s.cluster().await },
-            |mut c| async move {
-                let r = c
-                    .cluster(proto::ClusterRequest {})
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)?;
-                Ok(ClusterInfo {
-                    cluster_id: r.cluster_id,
-                    stores: r.stores.into_iter().map(store_from_proto).collect(),
-                    first_region: r
-                        .first_region
-                        .map(region_from_proto)
-                        .transpose()
-                        .map_err(bad_region)?,
-                })
-            },
-        )
-        .await
-    }
-
-    async fn put_store(&self, store: StoreMeta) -> Result<(), SchedulerError> {
-        self.call(
-            "put_store",
-            |s| {
-                let store = store.clone();
-                async move { s.put_store(store).await }
-            },
-            |mut c| {
-                let request = proto::PutStoreRequest {
-                    store: Some(store_to_proto(&store)),
-                };
-                async move {
-                    let r = c
-                        .put_store(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn region_by_key(&self, key: Vec<u8>) -> Result<Option<RegionRoute>, SchedulerError> {
-        self.call(
-            "region_by_key",
-            |s| {
-                let key = key.clone();
-                async move { s.region_by_key(key).await }
-            },
-            |mut c| {
-                let key = key.clone();
-                async move {
-                    let r = c
-                        .region_by_key(proto::RegionByKeyRequest { key })
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    route_from_proto(r)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn region_by_id(&self, id: u64) -> Result<Option<RegionRoute>, SchedulerError> {
-        self.call(
-            "region_by_id",
-            |s| async move { s.region_by_id(id).await },
-            |mut c| async move {
-                let r = c
-                    .region_by_id(proto::RegionByIdRequest { id })
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                route_from_proto(r)
-            },
-        )
-        .await
-    }
-
-    async fn store(&self, id: u64) -> Result<Option<StoreMeta>, SchedulerError> {
-        self.call(
-            "store",
-            |s| async move { s.store(id).await },
-            |mut c| async move {
-                let r = c
-                    .get_store(proto::GetStoreRequest { id })
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)?;
-                Ok(r.store.map(store_from_proto))
-            },
-        )
-        .await
-    }
-
-    async fn store_heartbeat(&self, store: StoreMeta, stats: StoreStats) -> Result<(), SchedulerError> {
-        self.call(
-            "store_heartbeat",
-            |s| {
-                let store = store.clone();
-                async move { s.store_heartbeat(store, stats).await }
-            },
-            |mut c| {
-                let request = proto::StoreHeartbeatRequest {
-                    store: Some(store_to_proto(&store)),
-                    stats: Some(store_stats_to_proto(stats)),
-                };
-                async move {
-                    let r = c
-                        .store_heartbeat(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn region_heartbeat(
-        &self,
-        region: Region,
-        leader: Peer,
-        stats: RegionStats,
-    ) -> Result<(), SchedulerError> {
-        self.call(
-            "region_heartbeat",
-            |s| {
-                let region = region.clone();
-                let stats = stats.clone();
-                async move { s.region_heartbeat(region, leader, stats).await }
-            },
-            |mut c| {
-                let request = proto::RegionHeartbeatRequest {
-                    region: Some(region_to_proto(&region)),
-                    leader: Some(peer_to_proto(leader)),
-                    stats: Some(region_stats_to_proto(&stats)),
-                };
-                async move {
-                    let r = c
-                        .region_heartbeat(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn regions(&self, query: RegionQuery) -> Result<Vec<RegionInfo>, SchedulerError> {
-        self.call(
-            "regions",
-            |s| {
-                let query = query.clone();
-                async move { s.regions(query).await }
-            },
-            |mut c| {
-                let request = region_query_to_proto(&query);
-                async move {
-                    let r = c
-                        .regions(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)?;
-                    r.regions
-                        .into_iter()
-                        .map(|info| {
-                            let region = info.region.ok_or_else(|| bad_region("missing"))?;
-                            Ok(RegionInfo {
-                                region: region_from_proto(region).map_err(bad_region)?,
-                                leader: info.leader.and_then(|l| peer_from_proto(Some(l), "leader").ok()),
-                                stats: info.stats.map(region_stats_from_proto),
-                            })
-                        })
-                        .collect()
-                }
-            },
-        )
-        .await
-    }
-
-    async fn stores(&self) -> Result<Vec<StoreInfo>, SchedulerError> {
-        self.call(
-            "stores",
-            |s| async move { s.stores().await },
-            |mut c| async move {
-                let r = c
-                    .stores(proto::StoresRequest {})
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)?;
-                r.stores
-                    .into_iter()
-                    .map(|info| {
-                        let meta = info
-                            .store
-                            .ok_or_else(|| SchedulerError::Refused("a store without its meta".into()))?;
-                        Ok(StoreInfo {
-                            meta: store_from_proto(meta),
-                            state: store_state_from_proto(info.state)?,
-                            stats: info.stats.map(store_stats_from_proto),
-                        })
-                    })
-                    .collect()
-            },
-        )
-        .await
-    }
-
-    async fn remove_store(&self, id: u64) -> Result<(), SchedulerError> {
-        self.call(
-            "remove_store",
-            |s| async move { s.remove_store(id).await },
-            |mut c| async move {
-                let r = c
-                    .remove_store(proto::RemoveStoreRequest { id })
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)
-            },
-        )
-        .await
-    }
-
-    async fn pause_scheduler(&self, name: String, paused: bool) -> Result<(), SchedulerError> {
-        self.call(
-            "pause_scheduler",
-            |s| {
-                let name = name.clone();
-                async move { s.pause_scheduler(name, paused).await }
-            },
-            |mut c| {
-                let request = proto::PauseSchedulerRequest {
-                    name: name.clone(),
-                    paused,
-                };
-                async move {
-                    let r = c
-                        .pause_scheduler(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn run_operator(&self, region_id: u64, steps: Vec<Step>) -> Result<(), SchedulerError> {
-        self.call(
-            "run_operator",
-            |s| {
-                let steps = steps.clone();
-                async move { s.run_operator(region_id, steps).await }
-            },
-            |mut c| {
-                let request = proto::RunOperatorRequest {
-                    region_id,
-                    steps: steps.iter().map(step_to_proto).collect(),
-                };
-                async move {
-                    let r = c
-                        .run_operator(request)
-                        .await
-                        .map_err(|s| unreachable(&s))?
-                        .into_inner();
-                    check(r.error)
-                }
-            },
-        )
-        .await
-    }
-
-    async fn status(&self) -> Result<SchedulerStatus, SchedulerError> {
-        self.call(
-            "status",
-            |s| async move { s.status().await },
-            |mut c| async move {
-                let r = c
-                    .status(proto::StatusRequest {})
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error.clone())?;
-                Ok(status_from_proto(r))
-            },
-        )
-        .await
-    }
-}
-
-#[tonic::async_trait]
-impl super::kv::IdAllocator for SchedulerRpcClient {
-    async fn alloc_ids(&self, count: u64) -> Result<u64, String> {
-        SchedulerApi::alloc_ids(self, count)
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
+pub use super::scheduler_client::{ReplicaGrpcTransport, SchedulerRpcClient};

@@ -1,0 +1,653 @@
+//! The client side of the scheduler over gRPC: [`SchedulerRpcClient`], the [`SchedulerApi`]
+//! every node uses, and [`ReplicaGrpcTransport`], which carries the scheduler replicas' raft
+//! messages (the serving side and the message conversions are `rpc::scheduler`).
+//!
+//! **Finding the leader.** The client knows every scheduler node's address (from
+//! `cluster.yaml`). It sends to the replica it believes leads, follows a "not leader" answer's
+//! hint, and otherwise tries the next node, with backoff, until its retry budget is spent;
+//! then it fails with `Unavailable` naming what it tried. When the leader is this node's own
+//! replica, it calls it in process. A request not answered within [`REQUEST_TIMEOUT`] counts
+//! as unanswered, except a manual operator's, which runs until its steps are done and is given
+//! [`OPERATOR_TIMEOUT`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use super::convert::{peer_from_proto, peer_to_proto, region_from_proto, region_to_proto};
+use super::proto;
+use super::proto::scheduler_client::SchedulerClient;
+use super::scheduler::{
+    bad_region, check, region_query_to_proto, region_stats_from_proto, region_stats_to_proto,
+    replica_message_to_proto, route_from_proto, status_from_proto, step_to_proto, store_from_proto,
+    store_state_from_proto, store_stats_from_proto, store_stats_to_proto, store_to_proto,
+};
+use crate::raft::Message;
+use crate::raftstore::meta::{Peer, Region};
+use crate::scheduler::board::SchedulerStatus;
+use crate::scheduler::checkers::Step;
+use crate::scheduler::replica::{ReplicaTransport, SchedulerError};
+use crate::scheduler::service::{
+    ClusterInfo, RegionInfo, RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreInfo,
+    StoreStats,
+};
+use crate::scheduler::state::StoreMeta;
+use crate::scheduler::tso::TimeStamp;
+
+/// How long a request to a scheduler node may go unanswered.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a manual operator (`run_operator`) may take: longer than its steps' own limits
+/// (20 s each), so that it is never asked twice because an answer was late.
+pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Sends a replica's raft messages to the other scheduler nodes: a bounded queue and a task
+/// per destination; a full queue drops (raft sends again).
+pub struct ReplicaGrpcTransport {
+    runtime: Handle,
+    addrs: HashMap<u64, String>,
+    queues: HashMap<u64, mpsc::Sender<Message>>,
+}
+
+const REPLICA_QUEUE: usize = 1_024;
+
+impl ReplicaGrpcTransport {
+    /// `addrs`: each other replica's id and `host:port`.
+    pub fn new(runtime: Handle, addrs: HashMap<u64, String>) -> Self {
+        ReplicaGrpcTransport {
+            runtime,
+            addrs,
+            queues: HashMap::new(),
+        }
+    }
+}
+
+impl ReplicaTransport for ReplicaGrpcTransport {
+    fn send(&mut self, message: Message) {
+        let to = message.to;
+        let Some(addr) = self.addrs.get(&to).cloned() else {
+            return;
+        };
+        let queue = self.queues.entry(to).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(REPLICA_QUEUE);
+            self.runtime.spawn(run_replica_link(addr, rx));
+            tx
+        });
+        let _ = queue.try_send(message);
+    }
+}
+
+async fn run_replica_link(addr: String, mut queue: mpsc::Receiver<Message>) {
+    let mut client: Option<SchedulerClient<Channel>> = None;
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match queue.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        if client.is_none() {
+            client = connect(&addr).await;
+        }
+        let Some(c) = client.as_mut() else {
+            // Unreachable: drop the batch; raft resends.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let request = proto::ReplicaMessages {
+            messages: batch.into_iter().map(replica_message_to_proto).collect(),
+        };
+        if c.step(request).await.is_err() {
+            client = None;
+        }
+    }
+}
+
+async fn connect(addr: &str) -> Option<SchedulerClient<Channel>> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(REQUEST_TIMEOUT)
+        .tcp_nodelay(true);
+    Some(SchedulerClient::new(endpoint.connect_lazy()))
+}
+
+/// See the module docs.
+pub struct SchedulerRpcClient {
+    /// This node's own replica, with its id, if it hosts one.
+    local: Option<(u64, Arc<Scheduler>)>,
+    /// Every scheduler node: replica id and address.
+    nodes: Vec<(u64, String)>,
+    leader: AtomicU64,
+    /// Channels by replica id and request timeout.
+    clients: Mutex<HashMap<(u64, Duration), SchedulerClient<Channel>>>,
+    budget: Duration,
+}
+
+/// The rpc error of a call that did not get an answer (the caller adds where it went).
+fn unreachable(status: &Status) -> SchedulerError {
+    SchedulerError::Unavailable(status.message().to_string())
+}
+
+impl SchedulerRpcClient {
+    pub fn new(local: Option<(u64, Arc<Scheduler>)>, nodes: Vec<(u64, String)>, budget: Duration) -> Self {
+        let first = local
+            .as_ref()
+            .map_or_else(|| nodes.first().map_or(0, |n| n.0), |l| l.0);
+        SchedulerRpcClient {
+            local,
+            nodes,
+            leader: AtomicU64::new(first),
+            clients: Mutex::new(HashMap::new()),
+            budget,
+        }
+    }
+
+    fn remote(&self, replica: u64, timeout: Duration) -> Option<SchedulerClient<Channel>> {
+        if let Some(client) = self.clients.lock().get(&(replica, timeout)) {
+            return Some(client.clone());
+        }
+        let addr = &self.nodes.iter().find(|(id, _)| *id == replica)?.1;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .ok()?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(timeout)
+            .tcp_nodelay(true);
+        let client = SchedulerClient::new(endpoint.connect_lazy());
+        self.clients.lock().insert((replica, timeout), client.clone());
+        Some(client)
+    }
+
+    fn next_after(&self, replica: u64) -> u64 {
+        let position = self.nodes.iter().position(|(id, _)| *id == replica).unwrap_or(0);
+        self.nodes[(position + 1) % self.nodes.len()].0
+    }
+
+    /// Runs a request at the leader, following hints and trying every node within the budget.
+    async fn call<T, L, LF, R, RF>(&self, what: &str, local: L, remote: R) -> Result<T, SchedulerError>
+    where
+        L: Fn(Arc<Scheduler>) -> LF,
+        LF: Future<Output = Result<T, SchedulerError>>,
+        R: Fn(SchedulerClient<Channel>) -> RF,
+        RF: Future<Output = Result<T, SchedulerError>>,
+    {
+        self.call_within(what, REQUEST_TIMEOUT, local, remote).await
+    }
+
+    /// [`Self::call`], each remote attempt given `timeout`.
+    async fn call_within<T, L, LF, R, RF>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        local: L,
+        remote: R,
+    ) -> Result<T, SchedulerError>
+    where
+        L: Fn(Arc<Scheduler>) -> LF,
+        LF: Future<Output = Result<T, SchedulerError>>,
+        R: Fn(SchedulerClient<Channel>) -> RF,
+        RF: Future<Output = Result<T, SchedulerError>>,
+    {
+        let deadline = Instant::now() + self.budget;
+        let mut attempt = 0u32;
+        let mut last_error = SchedulerError::Unavailable("no scheduler node configured".into());
+        while !self.nodes.is_empty() {
+            let replica = self.leader.load(Ordering::Relaxed);
+            let result = match &self.local {
+                Some((id, scheduler)) if *id == replica => local(scheduler.clone()).await,
+                _ => match self.remote(replica, timeout) {
+                    Some(client) => remote(client).await.map_err(|e| match e {
+                        SchedulerError::Unavailable(why) => {
+                            let addr = self
+                                .nodes
+                                .iter()
+                                .find(|(id, _)| *id == replica)
+                                .map_or("?", |n| n.1.as_str());
+                            SchedulerError::Unavailable(format!("{addr}: {why}"))
+                        }
+                        other => other,
+                    }),
+                    None => Err(SchedulerError::Unavailable(format!(
+                        "unknown scheduler node {replica}"
+                    ))),
+                },
+            };
+            match result {
+                Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                    let hinted = match &e {
+                        SchedulerError::NotLeader { leader: Some(l) } if *l != replica => Some(*l),
+                        _ => None,
+                    };
+                    let next = hinted.unwrap_or_else(|| self.next_after(replica));
+                    let _ = self
+                        .leader
+                        .compare_exchange(replica, next, Ordering::Relaxed, Ordering::Relaxed);
+                    if hinted.is_none() {
+                        attempt += 1;
+                        if attempt.is_multiple_of(3) || matches!(e, SchedulerError::NotBootstrapped) {
+                            tracing::info!(request = what, error = %e, "waiting for the scheduler");
+                        }
+                        tokio::time::sleep(Duration::from_millis((10u64 << attempt.min(5)).min(300))).await;
+                    }
+                    last_error = e;
+                }
+                Err(e) if e.is_retryable() => {
+                    return Err(SchedulerError::Unavailable(format!(
+                        "{what}: no scheduler leader answered within {:?} (tried {}); last: {e}",
+                        self.budget,
+                        self.nodes
+                            .iter()
+                            .map(|(_, a)| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                other => return other,
+            }
+        }
+        Err(last_error)
+    }
+}
+
+impl SchedulerApi for SchedulerRpcClient {
+    async fn timestamps(&self, count: u32) -> Result<TimeStamp, SchedulerError> {
+        self.call(
+            "timestamps",
+            |s| async move { s.timestamps(count).await },
+            |mut c| async move {
+                let r = c
+                    .tso(proto::TsoRequest { count })
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)?;
+                Ok(TimeStamp::new(r.ts))
+            },
+        )
+        .await
+    }
+
+    fn try_timestamps(&self, count: u32) -> Option<TimeStamp> {
+        match &self.local {
+            Some((id, scheduler)) if *id == self.leader.load(Ordering::Relaxed) => {
+                scheduler.try_timestamps(count)
+            }
+            _ => None,
+        }
+    }
+
+    async fn alloc_ids(&self, count: u64) -> Result<u64, SchedulerError> {
+        self.call(
+            "alloc_ids",
+            |s| async move { s.alloc_ids(count).await },
+            |mut c| async move {
+                let r = c
+                    .alloc_ids(proto::AllocIdsRequest { count })
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)?;
+                Ok(r.first)
+            },
+        )
+        .await
+    }
+
+    async fn bootstrap(
+        &self,
+        cluster_id: u64,
+        stores: Vec<StoreMeta>,
+        first_region: Region,
+        next_id: u64,
+    ) -> Result<u64, SchedulerError> {
+        self.call(
+            "bootstrap",
+            |s| {
+                let (stores, region) = (stores.clone(), first_region.clone());
+                async move { s.bootstrap(cluster_id, stores, region, next_id).await }
+            },
+            |mut c| {
+                let request = proto::BootstrapRequest {
+                    cluster_id,
+                    stores: stores.iter().map(store_to_proto).collect(),
+                    first_region: Some(region_to_proto(&first_region)),
+                    next_id,
+                };
+                async move {
+                    let r = c
+                        .bootstrap(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)?;
+                    Ok(r.cluster_id)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn cluster(&self) -> Result<ClusterInfo, SchedulerError> {
+        self.call(
+            "cluster",
+            |s| async move { s.cluster().await },
+            |mut c| async move {
+                let r = c
+                    .cluster(proto::ClusterRequest {})
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)?;
+                Ok(ClusterInfo {
+                    cluster_id: r.cluster_id,
+                    stores: r.stores.into_iter().map(store_from_proto).collect(),
+                    first_region: r
+                        .first_region
+                        .map(region_from_proto)
+                        .transpose()
+                        .map_err(bad_region)?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn put_store(&self, store: StoreMeta) -> Result<(), SchedulerError> {
+        self.call(
+            "put_store",
+            |s| {
+                let store = store.clone();
+                async move { s.put_store(store).await }
+            },
+            |mut c| {
+                let request = proto::PutStoreRequest {
+                    store: Some(store_to_proto(&store)),
+                };
+                async move {
+                    let r = c
+                        .put_store(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn region_by_key(&self, key: Vec<u8>) -> Result<Option<RegionRoute>, SchedulerError> {
+        self.call(
+            "region_by_key",
+            |s| {
+                let key = key.clone();
+                async move { s.region_by_key(key).await }
+            },
+            |mut c| {
+                let key = key.clone();
+                async move {
+                    let r = c
+                        .region_by_key(proto::RegionByKeyRequest { key })
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    route_from_proto(r)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn region_by_id(&self, id: u64) -> Result<Option<RegionRoute>, SchedulerError> {
+        self.call(
+            "region_by_id",
+            |s| async move { s.region_by_id(id).await },
+            |mut c| async move {
+                let r = c
+                    .region_by_id(proto::RegionByIdRequest { id })
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                route_from_proto(r)
+            },
+        )
+        .await
+    }
+
+    async fn store(&self, id: u64) -> Result<Option<StoreMeta>, SchedulerError> {
+        self.call(
+            "store",
+            |s| async move { s.store(id).await },
+            |mut c| async move {
+                let r = c
+                    .get_store(proto::GetStoreRequest { id })
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)?;
+                Ok(r.store.map(store_from_proto))
+            },
+        )
+        .await
+    }
+
+    async fn store_heartbeat(&self, store: StoreMeta, stats: StoreStats) -> Result<(), SchedulerError> {
+        self.call(
+            "store_heartbeat",
+            |s| {
+                let store = store.clone();
+                async move { s.store_heartbeat(store, stats).await }
+            },
+            |mut c| {
+                let request = proto::StoreHeartbeatRequest {
+                    store: Some(store_to_proto(&store)),
+                    stats: Some(store_stats_to_proto(stats)),
+                };
+                async move {
+                    let r = c
+                        .store_heartbeat(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn region_heartbeat(
+        &self,
+        region: Region,
+        leader: Peer,
+        stats: RegionStats,
+    ) -> Result<(), SchedulerError> {
+        self.call(
+            "region_heartbeat",
+            |s| {
+                let region = region.clone();
+                let stats = stats.clone();
+                async move { s.region_heartbeat(region, leader, stats).await }
+            },
+            |mut c| {
+                let request = proto::RegionHeartbeatRequest {
+                    region: Some(region_to_proto(&region)),
+                    leader: Some(peer_to_proto(leader)),
+                    stats: Some(region_stats_to_proto(&stats)),
+                };
+                async move {
+                    let r = c
+                        .region_heartbeat(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn regions(&self, query: RegionQuery) -> Result<Vec<RegionInfo>, SchedulerError> {
+        self.call(
+            "regions",
+            |s| {
+                let query = query.clone();
+                async move { s.regions(query).await }
+            },
+            |mut c| {
+                let request = region_query_to_proto(&query);
+                async move {
+                    let r = c
+                        .regions(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)?;
+                    r.regions
+                        .into_iter()
+                        .map(|info| {
+                            let region = info.region.ok_or_else(|| bad_region("missing"))?;
+                            Ok(RegionInfo {
+                                region: region_from_proto(region).map_err(bad_region)?,
+                                leader: info.leader.and_then(|l| peer_from_proto(Some(l), "leader").ok()),
+                                stats: info.stats.map(region_stats_from_proto),
+                            })
+                        })
+                        .collect()
+                }
+            },
+        )
+        .await
+    }
+
+    async fn stores(&self) -> Result<Vec<StoreInfo>, SchedulerError> {
+        self.call(
+            "stores",
+            |s| async move { s.stores().await },
+            |mut c| async move {
+                let r = c
+                    .stores(proto::StoresRequest {})
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)?;
+                r.stores
+                    .into_iter()
+                    .map(|info| {
+                        let meta = info
+                            .store
+                            .ok_or_else(|| SchedulerError::Refused("a store without its meta".into()))?;
+                        Ok(StoreInfo {
+                            meta: store_from_proto(meta),
+                            state: store_state_from_proto(info.state)?,
+                            stats: info.stats.map(store_stats_from_proto),
+                        })
+                    })
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    async fn remove_store(&self, id: u64) -> Result<(), SchedulerError> {
+        self.call(
+            "remove_store",
+            |s| async move { s.remove_store(id).await },
+            |mut c| async move {
+                let r = c
+                    .remove_store(proto::RemoveStoreRequest { id })
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error)
+            },
+        )
+        .await
+    }
+
+    async fn pause_scheduler(&self, name: String, paused: bool) -> Result<(), SchedulerError> {
+        self.call(
+            "pause_scheduler",
+            |s| {
+                let name = name.clone();
+                async move { s.pause_scheduler(name, paused).await }
+            },
+            |mut c| {
+                let request = proto::PauseSchedulerRequest {
+                    name: name.clone(),
+                    paused,
+                };
+                async move {
+                    let r = c
+                        .pause_scheduler(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn run_operator(&self, region_id: u64, steps: Vec<Step>) -> Result<(), SchedulerError> {
+        self.call_within(
+            "run_operator",
+            OPERATOR_TIMEOUT,
+            |s| {
+                let steps = steps.clone();
+                async move { s.run_operator(region_id, steps).await }
+            },
+            |mut c| {
+                let request = proto::RunOperatorRequest {
+                    region_id,
+                    steps: steps.iter().map(step_to_proto).collect(),
+                };
+                async move {
+                    let r = c
+                        .run_operator(request)
+                        .await
+                        .map_err(|s| unreachable(&s))?
+                        .into_inner();
+                    check(r.error)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn status(&self) -> Result<SchedulerStatus, SchedulerError> {
+        self.call(
+            "status",
+            |s| async move { s.status().await },
+            |mut c| async move {
+                let r = c
+                    .status(proto::StatusRequest {})
+                    .await
+                    .map_err(|s| unreachable(&s))?
+                    .into_inner();
+                check(r.error.clone())?;
+                Ok(status_from_proto(r))
+            },
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl super::kv::IdAllocator for SchedulerRpcClient {
+    async fn alloc_ids(&self, count: u64) -> Result<u64, String> {
+        SchedulerApi::alloc_ids(self, count)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
