@@ -67,9 +67,19 @@ impl TestCluster {
         cluster
     }
 
-    /// Adds a node to the configuration (not started); its index.
+    /// Adds a node to the configuration (not started); its index. Its ports are free now
+    /// and none of the other nodes' (all chosen while held open together).
     fn add_node(&mut self) -> usize {
-        let ports = free_ports(2);
+        let taken: Vec<u16> = self
+            .nodes
+            .iter()
+            .flat_map(|n| [n.resp.port(), n.peer.port()])
+            .collect();
+        let ports: Vec<u16> = free_ports(2 * self.nodes.len() + 2)
+            .into_iter()
+            .filter(|p| !taken.contains(p))
+            .take(2)
+            .collect();
         let i = self.nodes.len() + 1;
         self.nodes.push(Node {
             name: format!("n{i}"),
