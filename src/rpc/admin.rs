@@ -22,6 +22,19 @@ use crate::scheduler::service::{RegionInfo, RegionQuery, SchedulerApi, StoreInfo
 
 /// How long a split or a leader transfer may take before the command gives up.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+/// The start of every error that says an operation ran out of time ([`is_timeout`]).
+const TIMED_OUT: &str = "timed out";
+
+/// An error saying `what` did not happen in time.
+fn timed_out(what: impl std::fmt::Display) -> String {
+    format!("{TIMED_OUT}: {what}")
+}
+
+/// Whether an error of [`Admin`] says an operation ran out of time (rather than was refused).
+pub fn is_timeout(error: &str) -> bool {
+    error.starts_with(TIMED_OUT)
+}
+
 /// Between looks at whether it is done.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -79,7 +92,7 @@ impl<S: SchedulerApi> Admin<S> {
                     return Err("no region holds that key".into());
                 }
                 if Instant::now() >= deadline {
-                    return Err("timed out: the split region was not reported".into());
+                    return Err(timed_out("the split region was not reported"));
                 }
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -100,11 +113,11 @@ impl<S: SchedulerApi> Admin<S> {
                 split = Some(info.region.id);
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out: region {} was not split within {} s",
+                return Err(timed_out(format!(
+                    "region {} was not split within {} s",
                     info.region.id,
                     OPERATION_TIMEOUT.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -129,10 +142,10 @@ impl<S: SchedulerApi> Admin<S> {
                     .await;
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out: store {store_id} did not take the lead of region {region_id} within {} s",
+                return Err(timed_out(format!(
+                    "store {store_id} did not take the lead of region {region_id} within {} s",
                     OPERATION_TIMEOUT.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -199,10 +212,10 @@ impl<S: SchedulerApi> Admin<S> {
         {
             if Instant::now() >= deadline {
                 let verb = if remove { "remove" } else { "add" };
-                return Err(format!(
-                    "timed out: region {region_id} did not {verb} its peer on store {}",
+                return Err(timed_out(format!(
+                    "region {region_id} did not {verb} its peer on store {}",
                     peer.store_id
-                ));
+                )));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -230,10 +243,10 @@ impl<S: SchedulerApi> Admin<S> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "timed out: {what} within {} s",
+                return Err(timed_out(format!(
+                    "{what} within {} s",
                     OPERATION_TIMEOUT.as_secs()
-                ));
+                )));
             }
             tokio::time::sleep(POLL).await;
         }

@@ -246,7 +246,7 @@ async fn execute<S: SchedulerApi>(
             Step::Split { key } => admin.split_at(key.clone()).await.map(|_| ()),
         };
         if let Err(e) = result {
-            let outcome = if e.starts_with("timed out") {
+            let outcome = if super::admin::is_timeout(&e) {
                 Outcome::TimedOut
             } else {
                 Outcome::Cancelled
