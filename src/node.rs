@@ -383,6 +383,7 @@ impl RunningNode {
             tasks.push(tokio::spawn(runner.run()));
         }
         let sweeper_runner = replica.as_ref().map(|r| r.handle().clone());
+        tasks.push(tokio::spawn(watch_runtime()));
         tasks.push(tokio::spawn(crate::resp::expiry::run_sweeper(
             server.clone(),
             move || sweeper_runner.as_ref().is_some_and(|r| r.status().ready_leader),
@@ -871,4 +872,23 @@ fn new_cluster_id() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 48)
+}
+
+/// Logs when this node's tokio workers were too busy to run a task for a long stretch: the
+/// raft transport runs on them, so a stall this long makes followers campaign.
+async fn watch_runtime() {
+    const PERIOD: Duration = Duration::from_millis(100);
+    const STALL: Duration = Duration::from_millis(300);
+    let mut last = Instant::now();
+    loop {
+        tokio::time::sleep(PERIOD).await;
+        let late = last.elapsed().saturating_sub(PERIOD);
+        if late >= STALL {
+            tracing::warn!(
+                late_ms = late.as_millis() as u64,
+                "the tokio workers were stalled"
+            );
+        }
+        last = Instant::now();
+    }
 }

@@ -212,6 +212,7 @@ def main():
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--workloads", default=",".join(WORKERS))
+    parser.add_argument("--keep-data", action="store_true", help="keep the nodes' data directories (in DIR/data)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     rng = random.Random(seed)
@@ -296,7 +297,10 @@ def main():
                 if os.path.exists(src):
                     shutil.copy(src, out)
             shutil.copy(cluster.config, out)
-            shutil.rmtree(workdir, ignore_errors=True)
+            if args.keep_data:
+                shutil.move(workdir, os.path.join(out, "data"))
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
 
     ops = sorted(recorder.ops, key=lambda op: op["start"])
     anomalies, notes = [], []

@@ -54,6 +54,9 @@ use crate::storage::{Cf, Engine, WriteOptions};
 
 /// Most inbox messages handled before a round runs, so a flood of input cannot starve it.
 const MAX_MESSAGES_PER_ROUND: usize = 4_096;
+/// A round that takes this long is logged: followers wait a whole election timeout (one
+/// second by default) before they campaign, so rounds near it cost leaderships.
+const SLOW_ROUND: Duration = Duration::from_millis(200);
 
 /// What the raft thread's inbox carries.
 enum StoreMsg {
@@ -487,6 +490,7 @@ fn run_raft<E: Engine + Clone, T: Transport>(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        let round_started = Instant::now();
         let mut handled = 0;
         let mut next = first;
         while let Some(message) = next.take() {
@@ -530,6 +534,15 @@ fn run_raft<E: Engine + Clone, T: Transport>(
             break;
         }
         refresh_view(&store, &regions, &mut view_signature);
+        let took = round_started.elapsed();
+        if took >= SLOW_ROUND {
+            tracing::warn!(
+                store = store.store_id(),
+                took_ms = took.as_millis() as u64,
+                messages = handled,
+                "slow raft round: peers may miss heartbeats"
+            );
+        }
     }
     drop(apply);
     tracing::debug!(store = store.store_id(), "raft thread stopped");

@@ -48,6 +48,7 @@ pub struct GrpcTransport {
     resolver: Resolver,
     status: Arc<dyn StatusSink>,
     queues: HashMap<u64, mpsc::Sender<RaftMessage>>,
+    last_drop_log: HashMap<u64, std::time::Instant>,
 }
 
 impl GrpcTransport {
@@ -57,6 +58,7 @@ impl GrpcTransport {
             resolver,
             status,
             queues: HashMap::new(),
+            last_drop_log: HashMap::new(),
         }
     }
 
@@ -82,9 +84,22 @@ impl Transport for GrpcTransport {
             self.runtime.spawn(send_snapshot(message, resolver, status));
             return Ok(());
         }
-        self.queue(store_id)
-            .try_send(message)
-            .map_err(|_| Unreachable { store_id })
+        self.queue(store_id).try_send(message).map_err(|_| {
+            // Raft sends again; a full queue means the connection task cannot keep up.
+            let now = std::time::Instant::now();
+            if self
+                .last_drop_log
+                .get(&store_id)
+                .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
+                self.last_drop_log.insert(store_id, now);
+                tracing::warn!(
+                    store = store_id,
+                    "raft messages dropped: the queue to the store is full"
+                );
+            }
+            Unreachable { store_id }
+        })
     }
 
     fn reports_snapshots_later(&self) -> bool {

@@ -441,7 +441,9 @@ impl<E: Engine, T: ReplicaTransport> Replica<E, T> {
         let mut next_tick = Instant::now() + tick;
         loop {
             let timeout = next_tick.saturating_duration_since(Instant::now());
-            match inbox.recv_timeout(timeout) {
+            let received = inbox.recv_timeout(timeout);
+            let round_started = Instant::now();
+            match received {
                 Ok(Inbox::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(message) => {
                     self.handle(message);
@@ -467,6 +469,10 @@ impl<E: Engine, T: ReplicaTransport> Replica<E, T> {
             if let Err(e) = self.on_ready() {
                 tracing::error!(error = %e, "the scheduler replica's storage failed; it stops");
                 break;
+            }
+            let took = round_started.elapsed();
+            if took >= Duration::from_millis(200) {
+                tracing::warn!(took_ms = took.as_millis() as u64, "slow scheduler replica round");
             }
         }
         self.fail_pending();

@@ -524,6 +524,23 @@ impl Scheduler {
     }
 }
 
+/// Starts extending the oracle's persisted window in the background when it runs low, so
+/// that callers on tokio workers keep finding timestamps without waiting for a persist.
+fn extend_ahead(tso: &Arc<Tso>) {
+    if !tso.wants_extension() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let tso = tso.clone();
+    runtime.spawn_blocking(move || {
+        if let Err(e) = tso.extend_ahead() {
+            tracing::debug!(error = %e, "extending the timestamp window ahead failed");
+        }
+    });
+}
+
 fn tso_failure(e: TsoError) -> SchedulerError {
     SchedulerError::Unavailable(e.to_string())
 }
@@ -533,7 +550,10 @@ impl SchedulerApi for Scheduler {
         let tso = self.term_tso().await?;
         let term = self.replica.status().term;
         let ts = match tso.try_get_timestamps(count).map_err(tso_failure)? {
-            Some(ts) => ts,
+            Some(ts) => {
+                extend_ahead(&tso);
+                ts
+            }
             None => tokio::task::spawn_blocking(move || tso.get_timestamps(count))
                 .await
                 .map_err(|e| SchedulerError::Unavailable(e.to_string()))?
@@ -558,7 +578,9 @@ impl SchedulerApi for Scheduler {
             Some((term, tso)) if *term == status.term => tso.clone(),
             _ => return None,
         };
-        let ts = tso.try_get_timestamps(count).ok().flatten()?;
+        let ts = tso.try_get_timestamps(count).ok().flatten();
+        extend_ahead(&tso);
+        let ts = ts?;
         // As in `timestamps`: a leader deposed meanwhile hands out nothing.
         let after = self.replica.status();
         (after.ready_leader && after.term == status.term).then_some(ts)

@@ -7,8 +7,12 @@
 //! **How it survives restarts.** The oracle persists an upper bound on the physical part of
 //! everything it will issue, a window (`window_ms`, 3 s by default) ahead of the clock. It
 //! issues a timestamp only while its physical part is below the persisted bound, extending the
-//! bound (one synced write) when it gets there. On start it begins at the old bound, so even a
-//! clock that went backwards cannot make it repeat itself.
+//! bound (one synced write; with the scheduler replicated, one raft proposal) when it gets
+//! there. On start it begins at the old bound, so even a clock that went backwards cannot make
+//! it repeat itself. The scheduler extends the bound ahead of need, once less than half the
+//! window is left, and the oracle's lock is never held while a bound is persisted: callers on
+//! tokio workers ([`Tso::try_get_timestamps`]) must never wait for a raft round trip whose
+//! messages those same workers carry.
 //!
 //! **Logical overflow.** More than 2^18 timestamps in one millisecond borrow the next
 //! millisecond, the same way a clock that stands still is stepped past.
@@ -24,7 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
 use super::SCHEDULER_PREFIX;
@@ -149,6 +153,8 @@ pub fn system_clock() -> Clock {
 /// The oracle. See the module docs.
 pub struct Tso {
     state: Mutex<TsoState>,
+    /// Signalled when an extension of the bound ends (see [`TsoState::extending`]).
+    extended: Condvar,
     store: Box<dyn TsoStore>,
     clock: Clock,
     window_ms: u64,
@@ -161,6 +167,11 @@ struct TsoState {
     logical: u64,
     /// Persisted bound. Invariant: `physical < bound` whenever a timestamp is issued.
     bound: u64,
+    /// A caller is persisting a new bound. It does so without the lock held: with the
+    /// scheduler replicated, persisting is a raft proposal that needs the network, whose
+    /// tasks run on the same tokio workers that call [`Tso::try_get_timestamps`]; a worker
+    /// waiting on this lock meanwhile could stall the very messages the proposal waits for.
+    extending: bool,
 }
 
 impl Tso {
@@ -178,7 +189,9 @@ impl Tso {
                 physical,
                 logical: 0,
                 bound,
+                extending: false,
             }),
+            extended: Condvar::new(),
             store: Box::new(store),
             clock,
             window_ms,
@@ -192,7 +205,8 @@ impl Tso {
     }
 
     /// [`Tso::get_timestamps`] without waiting for storage: `None` when the persisted bound
-    /// must be extended first (then call `get_timestamps` where blocking is allowed).
+    /// must be extended first (then call `get_timestamps` where blocking is allowed). Never
+    /// waits for a persist in progress either: the lock is only ever held for arithmetic.
     pub fn try_get_timestamps(&self, count: u32) -> Result<Option<TimeStamp>, TsoError> {
         self.issue(count, false)
     }
@@ -206,30 +220,72 @@ impl Tso {
         }
         let count = u64::from(count);
         let mut state = self.state.lock();
-        let now = (self.clock)();
-        let (mut physical, mut logical) = (state.physical, state.logical);
-        if now > physical {
-            physical = now;
-            logical = 0;
-        }
-        if logical + count >= MAX_LOGICAL {
-            // This millisecond is used up: borrow the next one.
-            physical += 1;
-            logical = 0;
-        }
-        if physical >= state.bound {
-            if !may_persist {
-                return Ok(None);
+        loop {
+            let now = (self.clock)();
+            let (mut physical, mut logical) = (state.physical, state.logical);
+            if now > physical {
+                physical = now;
+                logical = 0;
             }
-            let bound = physical + self.window_ms;
-            self.store.save_bound_ms(bound)?;
-            state.bound = bound;
+            if logical + count >= MAX_LOGICAL {
+                // This millisecond is used up: borrow the next one.
+                physical += 1;
+                logical = 0;
+            }
+            if physical >= state.bound {
+                if !may_persist {
+                    return Ok(None);
+                }
+                state = self.extend(state, physical + self.window_ms)?;
+                continue;
+            }
+            logical += count;
+            state.physical = physical;
+            state.logical = logical;
+            assert!(state.physical < state.bound && state.logical < MAX_LOGICAL);
+            return Ok(Some(TimeStamp::compose(state.physical, state.logical)));
         }
-        logical += count;
-        state.physical = physical;
-        state.logical = logical;
-        assert!(state.physical < state.bound && state.logical < MAX_LOGICAL);
-        Ok(Some(TimeStamp::compose(state.physical, state.logical)))
+    }
+
+    /// Persists `bound` (unless a larger one is), with the lock released meanwhile; one
+    /// extension at a time, later callers wait for it. Returns the lock, held again.
+    fn extend<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, TsoState>,
+        bound: u64,
+    ) -> Result<MutexGuard<'a, TsoState>, TsoError> {
+        while state.extending {
+            self.extended.wait(&mut state);
+        }
+        if state.bound >= bound {
+            return Ok(state);
+        }
+        state.extending = true;
+        let saved = MutexGuard::unlocked(&mut state, || self.store.save_bound_ms(bound));
+        state.extending = false;
+        self.extended.notify_all();
+        saved?;
+        state.bound = state.bound.max(bound);
+        Ok(state)
+    }
+
+    /// Extends the persisted bound ahead of need when less than half the window is left, so
+    /// that callers on the fast path ([`Tso::try_get_timestamps`]) rarely find it used up.
+    /// Blocks for the persist: call it where blocking is allowed.
+    pub fn extend_ahead(&self) -> Result<(), TsoError> {
+        let state = self.state.lock();
+        let from = (self.clock)().max(state.physical);
+        if state.extending || state.bound > from + self.window_ms / 2 {
+            return Ok(());
+        }
+        self.extend(state, from + self.window_ms).map(drop)
+    }
+
+    /// Whether [`Tso::extend_ahead`] has something to do.
+    pub fn wants_extension(&self) -> bool {
+        let state = self.state.lock();
+        let from = (self.clock)().max(state.physical);
+        !state.extending && state.bound <= from + self.window_ms / 2
     }
 
     /// Makes sure no timestamp at or below `ts` is ever issued again.
@@ -238,12 +294,12 @@ impl Tso {
         if TimeStamp::compose(state.physical, state.logical) >= ts {
             return Ok(());
         }
-        state.physical = ts.physical();
-        state.logical = ts.logical();
-        if state.physical >= state.bound {
-            let bound = state.physical + self.window_ms;
-            self.store.save_bound_ms(bound)?;
-            state.bound = bound;
+        if ts.physical() >= state.bound {
+            state = self.extend(state, ts.physical() + self.window_ms)?;
+        }
+        if TimeStamp::compose(state.physical, state.logical) < ts {
+            state.physical = ts.physical();
+            state.logical = ts.logical();
         }
         Ok(())
     }
@@ -543,6 +599,89 @@ mod tests {
         let far = TimeStamp::compose(90_000, 7);
         tso.advance_to(far).unwrap();
         assert!(tso.get_timestamps(1).unwrap() > far);
+    }
+
+    /// A store whose saves wait until the test lets them through, like a replicated bound
+    /// waiting for its raft round trip.
+    struct GatedStore {
+        bound: Mutex<Option<u64>>,
+        entered: std::sync::mpsc::SyncSender<()>,
+        gate: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl TsoStore for Arc<GatedStore> {
+        fn load_bound_ms(&self) -> Result<Option<u64>, TsoError> {
+            Ok(*self.bound.lock())
+        }
+        fn save_bound_ms(&self, bound_ms: u64) -> Result<(), TsoError> {
+            if self.bound.lock().is_some() {
+                let _ = self.entered.send(());
+                let _ = self.gate.lock().recv();
+            }
+            *self.bound.lock() = Some(bound_ms);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_persist_in_progress_never_blocks_the_fast_path() {
+        let (entered_tx, entered) = std::sync::mpsc::sync_channel(8);
+        let (open, gate) = std::sync::mpsc::channel();
+        let store = Arc::new(GatedStore {
+            bound: Mutex::new(None),
+            entered: entered_tx,
+            gate: Mutex::new(gate),
+        });
+        let now = Arc::new(AtomicU64::new(1_000));
+        let tso = Arc::new(Tso::open(store, fixed_clock(now.clone()), 3000).unwrap());
+        let before = tso.get_timestamps(1).unwrap();
+        // The window is used up; the next caller that may persist extends it and hangs there.
+        now.store(5_000, Ordering::SeqCst);
+        let extender = {
+            let tso = tso.clone();
+            std::thread::spawn(move || tso.get_timestamps(1).unwrap())
+        };
+        entered.recv().unwrap();
+        // Meanwhile the fast path answers at once (no timestamp: the bound is not yet saved),
+        // and so do the window checks.
+        let (answer, answered) = std::sync::mpsc::channel();
+        {
+            let tso = tso.clone();
+            std::thread::spawn(move || {
+                let fast = tso.try_get_timestamps(1).unwrap();
+                let wants = tso.wants_extension();
+                tso.extend_ahead().unwrap();
+                let _ = answer.send((fast, wants));
+            });
+        }
+        let (fast, wants) = answered
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the fast path waited for the persist");
+        assert_eq!(fast, None);
+        assert!(!wants, "an extension is already running");
+        open.send(()).unwrap();
+        let extended = extender.join().unwrap();
+        assert!(extended > before);
+        assert!(tso.try_get_timestamps(1).unwrap().unwrap() > extended);
+    }
+
+    #[test]
+    fn the_window_is_extended_ahead_of_need() {
+        let now = Arc::new(AtomicU64::new(1_000));
+        let tso = Tso::open(
+            EngineTsoStore(MemoryEngine::new()),
+            fixed_clock(now.clone()),
+            3000,
+        )
+        .unwrap();
+        assert!(!tso.wants_extension(), "a fresh window is full");
+        now.store(2_600, Ordering::SeqCst);
+        assert!(tso.wants_extension(), "less than half the window is left");
+        tso.extend_ahead().unwrap();
+        assert!(!tso.wants_extension());
+        // Past the old bound (4,000), the fast path still answers.
+        now.store(4_500, Ordering::SeqCst);
+        assert!(tso.try_get_timestamps(1).unwrap().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
