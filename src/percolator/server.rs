@@ -471,16 +471,21 @@ impl<E: Engine> KvApi for TxnServer<E> {
     ) -> Result<ScanOutput, MvccError> {
         self.read_barrier(&start).await?;
         // Only this region's keys: the rest of the engine may belong to regions led elsewhere.
-        let end = clamp_end(end, self.region_end(&start)?);
+        // Its end is read once, after the barrier, and reported when it cuts the range short.
+        let region_end = self.region_end(&start)?;
+        let cut = region_end.clone().filter(|r| end.as_ref().is_none_or(|e| r < e));
+        let end = clamp_end(end, region_end);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.memory_locks.wait_clear(&start, upper, ts).await;
-        commands::scan(
+        let mut output = commands::scan(
             &self.store.engine().snapshot(),
             &start,
             end.as_deref(),
             limits,
             ts,
-        )
+        )?;
+        output.region_end = cut;
+        Ok(output)
     }
 
     async fn kv_prewrite(
@@ -599,11 +604,18 @@ impl<E: Engine> KvApi for TxnServer<E> {
             None => Vec::new(),
         };
         let context = self.write_context(&raw_start).await?;
-        let upper = self.region_of(&raw_start)?.region.end_key;
-        let upper = (!upper.is_empty()).then_some(upper);
+        let region = self.region_of(&raw_start)?.region;
+        let upper = (!region.end_key.is_empty()).then_some(region.end_key);
         let filter = self.gc_filter.as_deref();
-        let (txn, removed, next) =
-            super::gc::gc_range(&context.snapshot, start, upper, limit_keys, safe_point, filter)?;
+        let (txn, removed, next) = super::gc::gc_range(
+            &context.snapshot,
+            start,
+            &region.start_key,
+            upper,
+            limit_keys,
+            safe_point,
+            filter,
+        )?;
         self.apply(context.header, txn).await?;
         Ok((removed, next.map(|key| key.as_encoded().to_vec())))
     }
