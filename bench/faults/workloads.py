@@ -93,6 +93,10 @@ class Worker(threading.Thread):
             except (OSError, ConnectionError) as e:
                 op["outcome"] = "fail" if not op.get("write") else "info"
                 op["error"] = str(e)
+            except Exception as e:  # a reply the rig did not expect: keep it, keep going
+                op["outcome"] = "fail" if not op.get("write") else "info"
+                op["error"] = "unexpected: %s: %s" % (type(e).__name__, e)
+                op["unexpected"] = True
             op["end"] = self.recorder.clock()
             self.recorder.add(op)
             if "error" in op and not op.get("reply_error"):
@@ -121,6 +125,11 @@ def transaction(client, commands, watch=()):
     for r in replies[:-1]:
         if isinstance(r, ReplyError):
             return r
+    for r in exec_reply or []:
+        if isinstance(r, ReplyError):
+            # A command that failed inside EXEC: nothing this rig sends should, so the whole
+            # transaction's outcome is taken as unknown, with the error kept.
+            return ReplyError("inside EXEC: %s" % r)
     return exec_reply
 
 

@@ -78,6 +78,10 @@ pub struct ScanOutput {
     pub examined: usize,
     /// The (user) key the range's next page starts at; `None`: the range is exhausted.
     pub resume: Option<Vec<u8>>,
+    /// Set by a region leader that served only part of the range: the (user) key its region
+    /// ends at, where the next region's share starts. The caller continues from here, never
+    /// from its own idea of the region's end: the region may have split since it looked.
+    pub region_end: Option<Vec<u8>>,
 }
 
 /// What the write column family says about one transaction on one key.

@@ -537,6 +537,8 @@ impl<E: Engine + Clone> Kv for KvService<E> {
                 examined: output.examined as u64,
                 has_resume: output.resume.is_some(),
                 resume: output.resume.unwrap_or_default(),
+                has_region_end: output.region_end.is_some(),
+                region_end: output.region_end.unwrap_or_default(),
                 items: output
                     .entries
                     .into_iter()

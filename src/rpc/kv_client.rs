@@ -113,6 +113,7 @@ impl KvRpcClient {
                 .collect(),
             examined: usize::try_from(r.examined).unwrap_or(usize::MAX),
             resume: r.has_resume.then_some(r.resume),
+            region_end: r.has_region_end.then_some(r.region_end),
         })
     }
 

@@ -357,7 +357,7 @@ impl<E: Engine, S: SchedulerApi> KvApi for Router<E, S> {
                 examine: limits.examine - out.examined,
                 ..limits
             };
-            let (region, page) = {
+            let (_, page) = {
                 let from = from.clone();
                 let end = end.clone();
                 let encoded = Key::from_raw(&from);
@@ -372,11 +372,15 @@ impl<E: Engine, S: SchedulerApi> KvApi for Router<E, S> {
             let locked = page.entries.iter().any(|(_, v)| v.is_err());
             out.entries.extend(page.entries);
             out.examined += page.examined;
-            if page.resume.is_some() || locked || region.end_key.is_empty() {
+            if page.resume.is_some() || locked {
                 out.resume = page.resume;
                 return Ok(out);
             }
-            let next = raw_of(&region.end_key)?;
+            // Where the serving leader's region ended, as it says: the region we looked up may
+            // have split since, and continuing from its old end would skip keys.
+            let Some(next) = page.region_end else {
+                return Ok(out);
+            };
             if end.as_ref().is_some_and(|end| *end <= next) {
                 return Ok(out);
             }
