@@ -2,6 +2,8 @@
 //! `proto/kv.proto` to one remote store, and decodes its answers and errors (the encodings are
 //! in `kv`, next to the service).
 
+use std::time::Duration;
+
 use tonic::{Response, Status};
 
 use super::kv::{RegionContext, context_to_proto, error_from_proto, mutation_to_proto, ts};
@@ -14,6 +16,12 @@ use crate::percolator::{MvccError, ScanLimits};
 use crate::raftstore::cmd::RaftstoreError;
 use crate::raftstore::meta::{Peer, Region};
 use crate::scheduler::tso::TimeStamp;
+
+/// How long a KV request to another store may go unanswered. A dead or unreachable store is
+/// noticed sooner, by keepalive (see the module docs of `rpc`); this bounds a store that
+/// answers pings but not the request, such as a deposed leader whose proposal waits for a
+/// majority it cannot reach.
+pub const KV_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends KV requests to one remote store.
 #[derive(Clone)]
@@ -34,15 +42,14 @@ fn transport_error(store_id: u64, status: &Status) -> MvccError {
 impl KvRpcClient {
     /// A client of the store at `addr` (`host:port`); connects lazily.
     pub fn new(store_id: u64, addr: &str) -> Result<Self, MvccError> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = super::endpoint(addr)
             .map_err(|e| {
                 MvccError::Region(RaftstoreError::StoreUnreachable {
                     store_id,
                     reason: e.to_string(),
                 })
             })?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .tcp_nodelay(true);
+            .timeout(KV_REQUEST_TIMEOUT);
         Ok(KvRpcClient {
             store_id,
             client: KvClient::new(endpoint.connect_lazy()),
@@ -117,8 +124,9 @@ impl KvRpcClient {
         })
     }
 
-    /// A prewrite. A one-phase prewrite whose answer is lost has an unknown outcome (it may
-    /// have committed): it fails with `Undetermined`, never "unreachable".
+    /// A prewrite. A one-phase prewrite whose answer is lost after it may have been sent has
+    /// an unknown outcome (it may have committed): it fails with `Undetermined`, never
+    /// "unreachable".
     pub async fn prewrite(
         &self,
         ctx: &RegionContext,
@@ -135,7 +143,7 @@ impl KvRpcClient {
         };
         let r = match self.client.clone().prewrite(request).await {
             Ok(r) => r.into_inner(),
-            Err(status) if one_pc && status.code() != tonic::Code::Unavailable => {
+            Err(status) if one_pc && !super::never_sent(&status) => {
                 return Err(vec![MvccError::Region(RaftstoreError::Undetermined)]);
             }
             Err(status) => return Err(vec![transport_error(self.store_id, &status)]),
@@ -316,5 +324,90 @@ pub fn context_for(region: &Region, leader: Peer) -> RegionContext {
         region_id: region.id,
         epoch: region.epoch,
         peer: leader,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::percolator::actions::Mutation;
+    use crate::raftstore::meta::RegionEpoch;
+
+    fn context() -> RegionContext {
+        RegionContext {
+            region_id: 1,
+            epoch: RegionEpoch {
+                conf_ver: 1,
+                version: 1,
+            },
+            peer: Peer { id: 1, store_id: 2 },
+        }
+    }
+
+    fn request() -> PrewriteRequest {
+        PrewriteRequest {
+            mutations: vec![Mutation::put(b"k".to_vec(), b"v".to_vec())],
+            primary: b"k".to_vec(),
+            start_ts: TimeStamp::new(10),
+            lock_ttl_ms: 3_000,
+        }
+    }
+
+    async fn prewrite_to(addr: &str, one_pc: bool) -> Vec<MvccError> {
+        let client = KvRpcClient::new(2, addr).expect("client");
+        let outcome = tokio::time::timeout(
+            KV_REQUEST_TIMEOUT + Duration::from_secs(10),
+            client.prewrite(&context(), request(), one_pc),
+        )
+        .await
+        .expect("a request to a silent store must fail, not hang");
+        outcome.expect_err("nothing serves this address")
+    }
+
+    fn is_unreachable(errors: &[MvccError]) -> bool {
+        matches!(
+            errors,
+            [MvccError::Region(RaftstoreError::StoreUnreachable {
+                store_id: 2,
+                ..
+            })]
+        )
+    }
+
+    #[tokio::test]
+    async fn a_one_phase_commit_that_could_not_connect_was_never_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let errors = prewrite_to(&addr, true).await;
+        assert!(is_unreachable(&errors), "{errors:?}");
+    }
+
+    /// A store that accepts the connection and then never answers, like a stopped process or
+    /// a node whose replies the network drops: the request fails within the keepalive and
+    /// request limits, and a one-phase commit's outcome is unknown (it may have been served).
+    #[tokio::test]
+    async fn a_request_to_a_silent_store_fails_and_a_one_phase_commit_is_undetermined() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut connections = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.push(stream);
+            }
+        });
+        let errors = prewrite_to(&addr, true).await;
+        assert!(
+            matches!(
+                errors.as_slice(),
+                [MvccError::Region(RaftstoreError::Undetermined)]
+            ),
+            "{errors:?}"
+        );
+        let errors = prewrite_to(&addr, false).await;
+        assert!(is_unreachable(&errors), "{errors:?}");
+        held.abort();
     }
 }

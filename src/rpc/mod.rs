@@ -23,13 +23,25 @@
 //! Delivery contract: raft messages may be dropped (a full queue, a broken connection) and
 //! the raft core retries; a snapshot's outcome is always reported back to the sending store.
 //! A KV request whose answer is lost reports the store unreachable (the client retries
-//! through a fresh route), except a one-phase commit, whose outcome is then unknown and is
-//! learned from its primary key.
+//! through a fresh route), except a one-phase commit that may have been sent, whose outcome
+//! is then unknown and is learned from its primary key.
+//!
+//! **Dead peers are noticed in seconds.** Every connection to another node ([`endpoint`])
+//! pings it over HTTP/2 every [`KEEPALIVE_INTERVAL`] and counts it broken when a ping goes
+//! unanswered for [`KEEPALIVE_TIMEOUT`], failing the requests in flight on it. Without this, a
+//! request sent to a node that was cut off by the network or stopped (`SIGSTOP`) waits for TCP
+//! to give up, which takes minutes, and every client whose command is forwarded there waits
+//! with it. KV requests also have an overall deadline ([`kv_client::KV_REQUEST_TIMEOUT`]) for
+//! a node that answers pings but not the request.
 //!
 //! ## Caveats
 //!
 //! - Store addresses come from the scheduler's store directory, refreshed every few seconds.
 //! - Connections are plain TCP (no TLS, no authentication between nodes).
+
+use std::time::Duration;
+
+use tonic::transport::Endpoint;
 
 pub mod admin;
 pub mod convert;
@@ -44,6 +56,38 @@ pub mod transport;
 
 #[cfg(test)]
 mod tests;
+
+/// How long connecting to another node may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a connection to another node is probed (also while idle).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a probe may go unanswered before the connection counts as broken.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The endpoint of another node's gRPC server at `addr` (`host:port`), with the connect
+/// timeout and keepalive every connection between nodes uses.
+pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true))
+}
+
+/// Whether a failed call certainly never reached the other node: it failed while connecting.
+/// Any other failure (a broken connection, a deadline, an unanswered keepalive) may come after
+/// the request was sent and served.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
 
 /// The generated protobuf and gRPC code.
 #[allow(clippy::all, missing_docs)]

@@ -42,8 +42,10 @@ use crate::scheduler::service::{
 use crate::scheduler::state::StoreMeta;
 use crate::scheduler::tso::TimeStamp;
 
-/// How long a request to a scheduler node may go unanswered.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request to a scheduler node may go unanswered. The scheduler answers in
+/// milliseconds (its writes are small raft proposals); a node that stops answering is tried
+/// again after the others, so every second spent here is a second without timestamps.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a manual operator (`run_operator`) may take: longer than its steps' own limits
 /// (20 s each), so that it is never asked twice because an answer was late.
 pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(120);
@@ -112,11 +114,7 @@ async fn run_replica_link(addr: String, mut queue: mpsc::Receiver<Message>) {
 }
 
 async fn connect(addr: &str) -> Option<SchedulerClient<Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .ok()?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(REQUEST_TIMEOUT)
-        .tcp_nodelay(true);
+    let endpoint = super::endpoint(addr).ok()?.timeout(REQUEST_TIMEOUT);
     Some(SchedulerClient::new(endpoint.connect_lazy()))
 }
 
@@ -156,11 +154,7 @@ impl SchedulerRpcClient {
             return Some(client.clone());
         }
         let addr = &self.nodes.iter().find(|(id, _)| *id == replica)?.1;
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(timeout)
-            .tcp_nodelay(true);
+        let endpoint = super::endpoint(addr).ok()?.timeout(timeout);
         let client = SchedulerClient::new(endpoint.connect_lazy());
         self.clients.lock().insert((replica, timeout), client.clone());
         Some(client)

@@ -5,7 +5,9 @@
 //! unreachable, which makes the raft core probe instead of streaming) and returns. Per
 //! destination store, a task on the node's tokio runtime keeps one `Raft` stream open,
 //! sending what is queued in batches, and reconnects with backoff when the stream breaks
-//! (messages in flight then are lost; raft sends again).
+//! (messages in flight then are lost; raft sends again). A store cut off by the network
+//! breaks the stream within seconds by keepalive (see [`super::endpoint`]), so the stream is
+//! fresh when it is back.
 //!
 //! A snapshot goes on a stream of its own, in chunks of at most [`SNAPSHOT_CHUNK_BYTES`], and
 //! its outcome (delivered, or not) is reported back to the store through [`StatusSink`].
@@ -109,8 +111,15 @@ impl Transport for GrpcTransport {
 
 async fn connect(store_id: u64, resolver: &Resolver) -> Option<RaftClient<tonic::transport::Channel>> {
     let addr = resolver(store_id)?;
-    match RaftClient::connect(format!("http://{addr}")).await {
-        Ok(client) => Some(client),
+    let endpoint = match super::endpoint(&addr) {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            tracing::warn!(store = store_id, %addr, error = %e, "bad store address");
+            return None;
+        }
+    };
+    match endpoint.connect().await {
+        Ok(channel) => Some(RaftClient::new(channel)),
         Err(e) => {
             tracing::debug!(store = store_id, %addr, error = %e, "cannot connect to store");
             None
