@@ -17,6 +17,8 @@ import checkers
 from client import Client, ReplyError
 
 CLIENT_TIMEOUT_S = 5.0
+# How long a worker stays away from its home node after that node stopped answering it.
+AWAY_S = 10.0
 
 
 class Recorder:
@@ -54,16 +56,25 @@ class Worker(threading.Thread):
         super().__init__(daemon=True)
         self.workload, self.cluster, self.recorder, self.stop = workload, cluster, recorder, stop
         self.rng = random.Random(seed)
-        self.node_index = index
+        # Workers are spread over the nodes by index (their home). One whose node stops
+        # answering moves on to the next, and goes home again after AWAY_S: otherwise every
+        # fault would push its node's workers onto the next node, until all of them share one
+        # node and isolating it stops every client at once, which measures the rig, not the
+        # cluster.
+        self.home = index
+        self.away = 0
+        self.back_at = 0.0
         self.process = recorder.new_process()
         self.client = None
 
     def node(self):
         live = self.cluster.live()
-        return live[self.node_index % len(live)]
+        return live[(self.home + self.away) % len(live)]
 
     def connect(self):
         if self.client is None:
+            if self.away and time.monotonic() >= self.back_at:
+                self.away = 0
             node = self.node()
             self.client = Client(node.host, node.resp_port, timeout=CLIENT_TIMEOUT_S)
             self.client_node = node.name
@@ -75,7 +86,8 @@ class Worker(threading.Thread):
         self.client = None
         self.process = self.recorder.new_process()
         if move:
-            self.node_index += 1
+            self.away += 1
+            self.back_at = time.monotonic() + AWAY_S
 
     def run(self):
         while not self.stop.is_set():

@@ -527,12 +527,12 @@ impl Scheduler {
 /// Starts extending the oracle's persisted window in the background when it runs low, so
 /// that callers on tokio workers keep finding timestamps without waiting for a persist.
 fn extend_ahead(tso: &Arc<Tso>) {
-    if !tso.wants_extension() {
-        return;
-    }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
+    if !tso.claim_extension() {
+        return;
+    }
     let tso = tso.clone();
     runtime.spawn_blocking(move || {
         if let Err(e) = tso.extend_ahead() {

@@ -172,6 +172,8 @@ struct TsoState {
     /// tasks run on the same tokio workers that call [`Tso::try_get_timestamps`]; a worker
     /// waiting on this lock meanwhile could stall the very messages the proposal waits for.
     extending: bool,
+    /// A caller claimed the next extension ahead of need ([`Tso::claim_extension`]).
+    ahead_claimed: bool,
 }
 
 impl Tso {
@@ -190,6 +192,7 @@ impl Tso {
                 logical: 0,
                 bound,
                 extending: false,
+                ahead_claimed: false,
             }),
             extended: Condvar::new(),
             store: Box::new(store),
@@ -269,23 +272,36 @@ impl Tso {
         Ok(state)
     }
 
-    /// Extends the persisted bound ahead of need when less than half the window is left, so
-    /// that callers on the fast path ([`Tso::try_get_timestamps`]) rarely find it used up.
-    /// Blocks for the persist: call it where blocking is allowed.
-    pub fn extend_ahead(&self) -> Result<(), TsoError> {
-        let state = self.state.lock();
+    /// Where the next bound would start from, and whether the current one runs low: less
+    /// than half the window is left.
+    fn runs_low(&self, state: &TsoState) -> (u64, bool) {
         let from = (self.clock)().max(state.physical);
-        if state.extending || state.bound > from + self.window_ms / 2 {
+        (from, state.bound <= from + self.window_ms / 2)
+    }
+
+    /// Whether the caller should run [`Tso::extend_ahead`] now: the bound runs low and no
+    /// extension is running or already claimed. True once per extension, so that callers on
+    /// the fast path do not each start one.
+    pub fn claim_extension(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.extending || state.ahead_claimed || !self.runs_low(&state).1 {
+            return false;
+        }
+        state.ahead_claimed = true;
+        true
+    }
+
+    /// Extends the persisted bound ahead of need when it runs low, so that callers on the
+    /// fast path ([`Tso::try_get_timestamps`]) rarely find it used up, and gives up a claim
+    /// of [`Tso::claim_extension`]. Blocks for the persist: call it where blocking is allowed.
+    pub fn extend_ahead(&self) -> Result<(), TsoError> {
+        let mut state = self.state.lock();
+        state.ahead_claimed = false;
+        let (from, low) = self.runs_low(&state);
+        if state.extending || !low {
             return Ok(());
         }
         self.extend(state, from + self.window_ms).map(drop)
-    }
-
-    /// Whether [`Tso::extend_ahead`] has something to do.
-    pub fn wants_extension(&self) -> bool {
-        let state = self.state.lock();
-        let from = (self.clock)().max(state.physical);
-        !state.extending && state.bound <= from + self.window_ms / 2
     }
 
     /// Makes sure no timestamp at or below `ts` is ever issued again.
@@ -649,7 +665,7 @@ mod tests {
             let tso = tso.clone();
             std::thread::spawn(move || {
                 let fast = tso.try_get_timestamps(1).unwrap();
-                let wants = tso.wants_extension();
+                let wants = tso.claim_extension();
                 tso.extend_ahead().unwrap();
                 let _ = answer.send((fast, wants));
             });
@@ -674,11 +690,12 @@ mod tests {
             3000,
         )
         .unwrap();
-        assert!(!tso.wants_extension(), "a fresh window is full");
+        assert!(!tso.claim_extension(), "a fresh window is full");
         now.store(2_600, Ordering::SeqCst);
-        assert!(tso.wants_extension(), "less than half the window is left");
+        assert!(tso.claim_extension(), "less than half the window is left");
+        assert!(!tso.claim_extension(), "claimed once");
         tso.extend_ahead().unwrap();
-        assert!(!tso.wants_extension());
+        assert!(!tso.claim_extension(), "extended");
         // Past the old bound (4,000), the fast path still answers.
         now.store(4_500, Ordering::SeqCst);
         assert!(tso.try_get_timestamps(1).unwrap().is_some());
