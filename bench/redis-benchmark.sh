@@ -12,6 +12,7 @@
 # Usage: bench/redis-benchmark.sh            (defaults below; env vars override)
 #   REQUESTS=100000 CLIENTS=50 PIPELINES="1 16" TESTS="set get incr mset" KEYSPACE=100000
 #   CLUSTER=1 CLUSTER_TESTS="set get"
+# KEYSPACE=none leaves out `-r`: every request of a test then hits one key (the hot-key case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,16 +62,18 @@ redis-server --port "$always_port" --save "" --appendonly yes --appendfsync alwa
 pids+=($!)
 wait_ready "$ferrokv_port"; wait_ready "$memory_port"; wait_ready "$always_port"
 
+keyspace=(-r "$KEYSPACE")
+[ "$KEYSPACE" != none ] || keyspace=()
 # requests per second of one test against one server: the figure on its last line (LRANGE_100
 # first runs an LPUSH to fill its list, and its name holds a number of its own)
 rps() {
     local port=$1 test=$2 pipeline=$3
-    redis-benchmark -p "$port" -t "$test" -n "$REQUESTS" -c "$CLIENTS" -P "$pipeline" -r "$KEYSPACE" -q \
+    redis-benchmark -p "$port" -t "$test" -n "$REQUESTS" -c "$CLIENTS" -P "$pipeline" "${keyspace[@]}" -q \
         | tr '\r' '\n' | grep -a 'requests per second' | tail -n 1 \
         | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
 }
 
-echo "redis-benchmark -n $REQUESTS -c $CLIENTS -r $KEYSPACE, $(nproc) cores, $(redis-server --version | awk '{print $3}')"
+echo "redis-benchmark -n $REQUESTS -c $CLIENTS ${keyspace[*]:-(one key)}, $(nproc) cores, $(redis-server --version | awk '{print $3}')"
 printf '%-6s %3s %12s %12s %12s %8s %8s\n' test P ferrokv redis-mem redis-always vs-mem vs-always
 for pipeline in $PIPELINES; do
     for test in $TESTS; do
