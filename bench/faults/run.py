@@ -258,8 +258,10 @@ def main():
         log("%7.1fs cluster ready; load starts" % clock())
         threads = []
         for load in loads:
-            for i in range(WORKERS[load.name]):
-                threads.append(workloads.Worker(load, cluster, recorder, stop, i, rng.random()))
+            for _ in range(WORKERS[load.name]):
+                # Home nodes round-robin over all workers, so each node serves every workload.
+                home = len(threads)
+                threads.append(workloads.Worker(load, cluster, recorder, stop, home, rng.random()))
         for t in threads:
             t.start()
         if args.nemesis != "none":

@@ -72,9 +72,13 @@ class Worker(threading.Thread):
         return live[(self.home + self.away) % len(live)]
 
     def connect(self):
+        if self.away and time.monotonic() >= self.back_at:
+            # Home again (between operations, so nothing is in flight on the old connection).
+            self.away = 0
+            if self.client is not None:
+                self.client.close()
+                self.client = None
         if self.client is None:
-            if self.away and time.monotonic() >= self.back_at:
-                self.away = 0
             node = self.node()
             self.client = Client(node.host, node.resp_port, timeout=CLIENT_TIMEOUT_S)
             self.client_node = node.name
