@@ -3,9 +3,11 @@
 //! too. The client every node uses, [`SchedulerRpcClient`], and the replicas' message
 //! transport, [`ReplicaGrpcTransport`], are in `rpc::scheduler_client` (re-exported here).
 
+use std::pin::Pin;
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use futures_util::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{
     peer_from_proto, peer_to_proto, raft_message_from_proto, raft_message_to_proto, region_from_proto,
@@ -23,6 +25,19 @@ use crate::scheduler::service::{
     RegionQuery, RegionRoute, RegionStats, Scheduler, SchedulerApi, StoreState, StoreStats,
 };
 use crate::scheduler::state::StoreMeta;
+
+async fn tso_reply(scheduler: &Scheduler, count: u32) -> proto::TsoResponse {
+    match scheduler.timestamps(count).await {
+        Ok(ts) => proto::TsoResponse {
+            error: None,
+            ts: ts.into_inner(),
+        },
+        Err(e) => proto::TsoResponse {
+            error: Some(error_to_proto(&e)),
+            ts: 0,
+        },
+    }
+}
 
 fn error_to_proto(e: &SchedulerError) -> proto::SchedulerError {
     let (kind, leader) = match e {
@@ -342,17 +357,25 @@ impl SchedulerRpc for SchedulerService {
     }
 
     async fn tso(&self, request: Request<proto::TsoRequest>) -> Result<Response<proto::TsoResponse>, Status> {
-        let reply = match self.scheduler.timestamps(request.into_inner().count).await {
-            Ok(ts) => proto::TsoResponse {
-                error: None,
-                ts: ts.into_inner(),
-            },
-            Err(e) => proto::TsoResponse {
-                error: Some(error_to_proto(&e)),
-                ts: 0,
-            },
-        };
+        let reply = tso_reply(&self.scheduler, request.into_inner().count).await;
         Ok(Response::new(reply))
+    }
+
+    type TsoStreamStream = Pin<Box<dyn Stream<Item = Result<proto::TsoResponse, Status>> + Send>>;
+
+    /// Answers each request of the stream in order, one at a time (the asking node's batcher
+    /// has one request out at a time anyway); a request the scheduler cannot serve gets its
+    /// error in the answer, and the stream stays open.
+    async fn tso_stream(
+        &self,
+        request: Request<Streaming<proto::TsoRequest>>,
+    ) -> Result<Response<Self::TsoStreamStream>, Status> {
+        let scheduler = self.scheduler.clone();
+        let answers = request.into_inner().then(move |request| {
+            let scheduler = scheduler.clone();
+            async move { Ok(tso_reply(&scheduler, request?.count).await) }
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn alloc_ids(

@@ -10,7 +10,7 @@
 //! as unanswered, except a manual operator's, which runs until its steps are done and is given
 //! [`OPERATOR_TIMEOUT`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -127,7 +128,64 @@ pub struct SchedulerRpcClient {
     leader: AtomicU64,
     /// Channels by replica id and request timeout.
     clients: Mutex<HashMap<(u64, Duration), SchedulerClient<Channel>>>,
+    /// Open timestamp streams by replica id (see [`Self::stream_timestamps`]).
+    tso_links: Mutex<HashMap<u64, TsoLink>>,
     budget: Duration,
+}
+
+/// A request for timestamps on a stream: how many, and where the answer goes.
+type TsoAsk = (u32, oneshot::Sender<Result<TimeStamp, SchedulerError>>);
+type TsoLink = mpsc::UnboundedSender<TsoAsk>;
+
+/// Runs one timestamp stream: sends each ask as it comes and hands the answers, which come in
+/// order, to the asks in order. Ends when the stream fails or every sender is gone; asks still
+/// waiting then fail (their answer channels are dropped), and the next ask opens a new stream.
+async fn run_tso_stream(mut client: SchedulerClient<Channel>, mut asks: mpsc::UnboundedReceiver<TsoAsk>) {
+    let (requests, outgoing) = mpsc::unbounded_channel();
+    let mut waiting = VecDeque::new();
+    // Opening the stream waits for the server's headers; asks queue meanwhile.
+    let opened = client.tso_stream(UnboundedReceiverStream::new(outgoing));
+    tokio::pin!(opened);
+    let mut answers = loop {
+        tokio::select! {
+            opened = &mut opened => match opened {
+                Ok(response) => break response.into_inner(),
+                Err(status) => {
+                    tracing::debug!(error = %status, "timestamp stream could not open");
+                    return;
+                }
+            },
+            ask = asks.recv() => {
+                let Some((count, answer)) = ask else { return };
+                if requests.send(proto::TsoRequest { count }).is_err() {
+                    return;
+                }
+                waiting.push_back(answer);
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            ask = asks.recv() => {
+                let Some((count, answer)) = ask else { return };
+                if requests.send(proto::TsoRequest { count }).is_err() {
+                    return;
+                }
+                waiting.push_back(answer);
+            }
+            answer = answers.message() => {
+                let Ok(Some(answer)) = answer else {
+                    tracing::debug!("timestamp stream ended");
+                    return;
+                };
+                let Some(waiter) = waiting.pop_front() else {
+                    tracing::warn!("timestamp stream answered more than it was asked; reopening");
+                    return;
+                };
+                let _ = waiter.send(check(answer.error).map(|()| TimeStamp::new(answer.ts)));
+            }
+        }
+    }
 }
 
 /// The rpc error of a call that did not get an answer (the caller adds where it went).
@@ -145,6 +203,7 @@ impl SchedulerRpcClient {
             nodes,
             leader: AtomicU64::new(first),
             clients: Mutex::new(HashMap::new()),
+            tso_links: Mutex::new(HashMap::new()),
             budget,
         }
     }
@@ -158,6 +217,54 @@ impl SchedulerRpcClient {
         let client = SchedulerClient::new(endpoint.connect_lazy());
         self.clients.lock().insert((replica, timeout), client.clone());
         Some(client)
+    }
+
+    /// `count` timestamps from `replica` over its timestamp stream, opened on first use and
+    /// again after it broke. An answer not back within [`REQUEST_TIMEOUT`] closes the stream
+    /// (a stream that lost one answer cannot be trusted with the next) and is `Unavailable`.
+    async fn stream_timestamps(&self, replica: u64, count: u32) -> Result<TimeStamp, SchedulerError> {
+        let link = {
+            let mut links = self.tso_links.lock();
+            match links.get(&replica) {
+                Some(link) if !link.is_closed() => link.clone(),
+                _ => {
+                    let addr = &self
+                        .nodes
+                        .iter()
+                        .find(|(id, _)| *id == replica)
+                        .ok_or_else(|| {
+                            SchedulerError::Unavailable(format!("unknown scheduler node {replica}"))
+                        })?
+                        .1;
+                    let endpoint =
+                        super::endpoint(addr).map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
+                    let (link, asks) = mpsc::unbounded_channel();
+                    tokio::spawn(run_tso_stream(
+                        SchedulerClient::new(endpoint.connect_lazy()),
+                        asks,
+                    ));
+                    links.insert(replica, link.clone());
+                    link
+                }
+            }
+        };
+        let (answer, answered) = oneshot::channel();
+        if link.send((count, answer)).is_err() {
+            return Err(SchedulerError::Unavailable("the timestamp stream closed".into()));
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, answered).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SchedulerError::Unavailable("the timestamp stream broke".into())),
+            Err(_) => {
+                let mut links = self.tso_links.lock();
+                if links.get(&replica).is_some_and(|l| l.same_channel(&link)) {
+                    links.remove(&replica);
+                }
+                Err(SchedulerError::Unavailable(format!(
+                    "no timestamps within {REQUEST_TIMEOUT:?}"
+                )))
+            }
+        }
     }
 
     fn next_after(&self, replica: u64) -> u64 {
@@ -190,6 +297,25 @@ impl SchedulerRpcClient {
         R: Fn(SchedulerClient<Channel>) -> RF,
         RF: Future<Output = Result<T, SchedulerError>>,
     {
+        self.call_at(what, timeout, local, |_, client| remote(client))
+            .await
+    }
+
+    /// [`Self::call_within`] for a request whose remote side also needs to know which replica
+    /// it is sent to.
+    async fn call_at<T, L, LF, R, RF>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        local: L,
+        remote: R,
+    ) -> Result<T, SchedulerError>
+    where
+        L: Fn(Arc<Scheduler>) -> LF,
+        LF: Future<Output = Result<T, SchedulerError>>,
+        R: Fn(u64, SchedulerClient<Channel>) -> RF,
+        RF: Future<Output = Result<T, SchedulerError>>,
+    {
         let deadline = Instant::now() + self.budget;
         let mut attempt = 0u32;
         let mut last_error = SchedulerError::Unavailable("no scheduler node configured".into());
@@ -198,7 +324,7 @@ impl SchedulerRpcClient {
             let result = match &self.local {
                 Some((id, scheduler)) if *id == replica => local(scheduler.clone()).await,
                 _ => match self.remote(replica, timeout) {
-                    Some(client) => remote(client).await.map_err(|e| match e {
+                    Some(client) => remote(replica, client).await.map_err(|e| match e {
                         SchedulerError::Unavailable(why) => {
                             let addr = self
                                 .nodes
@@ -253,18 +379,11 @@ impl SchedulerRpcClient {
 
 impl SchedulerApi for SchedulerRpcClient {
     async fn timestamps(&self, count: u32) -> Result<TimeStamp, SchedulerError> {
-        self.call(
+        self.call_at(
             "timestamps",
+            REQUEST_TIMEOUT,
             |s| async move { s.timestamps(count).await },
-            |mut c| async move {
-                let r = c
-                    .tso(proto::TsoRequest { count })
-                    .await
-                    .map_err(|s| unreachable(&s))?
-                    .into_inner();
-                check(r.error)?;
-                Ok(TimeStamp::new(r.ts))
-            },
+            |replica, _| self.stream_timestamps(replica, count),
         )
         .await
     }
@@ -643,5 +762,133 @@ impl super::kv::IdAllocator for SchedulerRpcClient {
         SchedulerApi::alloc_ids(self, count)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinSet;
+    use tokio_stream::wrappers::TcpListenerStream;
+
+    use super::*;
+    use crate::rpc::proto::scheduler_server::SchedulerServer;
+    use crate::rpc::scheduler::SchedulerService;
+    use crate::scheduler::replica::{ReplicaOptions, SchedulerReplica};
+    use crate::scheduler::tso::system_clock;
+    use crate::storage::MemoryEngine;
+
+    struct Alone;
+
+    impl ReplicaTransport for Alone {
+        fn send(&mut self, _message: Message) {}
+    }
+
+    /// A scheduler group of one served over gRPC on loopback.
+    async fn serve_scheduler() -> (SchedulerReplica, SocketAddr) {
+        let options = ReplicaOptions {
+            id: 1,
+            peers: vec![1],
+            tick_ms: 10,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            compact_every: 1_000,
+            seed: 1,
+        };
+        let replica = SchedulerReplica::start(MemoryEngine::new(), options, Alone).unwrap();
+        let scheduler = Arc::new(Scheduler::new(replica.handle().clone(), system_clock(), 3_000));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(SchedulerServer::new(SchedulerService::new(scheduler)))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await;
+        });
+        (replica, addr)
+    }
+
+    /// A TCP relay to `to` whose connections can all be cut at once.
+    struct Relay {
+        addr: SocketAddr,
+        links: Arc<Mutex<JoinSet<()>>>,
+    }
+
+    impl Relay {
+        async fn start(to: SocketAddr) -> Relay {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let links = Arc::new(Mutex::new(JoinSet::new()));
+            let accepted = links.clone();
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    accepted.lock().spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(to).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                }
+            });
+            Relay { addr, links }
+        }
+
+        fn cut(&self) {
+            self.links.lock().abort_all();
+        }
+    }
+
+    /// Concurrent askers over the stream: every timestamp distinct, each asker's increasing,
+    /// and all of them over one stream. When the connection breaks, the asks fail or are
+    /// retried, and the next ones open a new stream whose timestamps keep increasing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timestamps_come_over_one_stream_which_reopens_after_the_connection_breaks() {
+        let (_replica, addr) = serve_scheduler().await;
+        let relay = Relay::start(addr).await;
+        let client = Arc::new(SchedulerRpcClient::new(
+            None,
+            vec![(1, relay.addr.to_string())],
+            Duration::from_secs(10),
+        ));
+        let mut askers = JoinSet::new();
+        for _ in 0..8 {
+            let client = client.clone();
+            askers.spawn(async move {
+                let mut mine = Vec::new();
+                for _ in 0..200 {
+                    mine.push(client.timestamps(1).await.expect("a timestamp"));
+                }
+                mine
+            });
+        }
+        let mut seen = HashSet::new();
+        let mut newest = TimeStamp::default();
+        while let Some(mine) = askers.join_next().await {
+            let mine = mine.unwrap();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "an asker's timestamps went back"
+            );
+            newest = newest.max(*mine.last().unwrap());
+            for ts in mine {
+                assert!(seen.insert(ts), "{ts} handed out twice");
+            }
+        }
+        assert_eq!(client.tso_links.lock().len(), 1);
+        let first_link = client.tso_links.lock()[&1].clone();
+
+        relay.cut();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let after = loop {
+            match client.timestamps(5).await {
+                Ok(ts) => break ts,
+                Err(e) => assert!(Instant::now() < deadline, "no timestamps after the break: {e}"),
+            }
+        };
+        assert!(after > newest, "{after} after {newest}");
+        assert!(first_link.is_closed(), "the broken stream's task still runs");
+        assert!(!client.tso_links.lock()[&1].same_channel(&first_link));
     }
 }
