@@ -89,6 +89,20 @@ impl<S: Storage> RawNode<S> {
         self.raft.step(m)
     }
 
+    /// Proposes every one of `datas`, in order, as one proposal: the followers get them in one
+    /// append message. Fails with `ProposalDropped` (and proposes none) unless this node leads.
+    pub fn propose_many(&mut self, datas: Vec<Vec<u8>>) -> Result<(), RaftError> {
+        let mut m = Message::new(MessageType::Propose, self.raft.id, NONE);
+        m.entries = datas
+            .into_iter()
+            .map(|data| Entry {
+                data,
+                ..Default::default()
+            })
+            .collect();
+        self.raft.step(m)
+    }
+
     pub fn propose_conf_change(&mut self, change: &ConfChange) -> Result<(), RaftError> {
         self.raft.propose_conf_change(change)
     }

@@ -118,6 +118,8 @@ pub struct RegionPeer<E: Engine> {
     raft: RawNode<PeerStorage<E>>,
     /// Waiting proposals, in strictly increasing index order.
     proposals: VecDeque<Proposal>,
+    /// Write commands checked and waiting for the round's one proposal (see [`Self::propose`]).
+    queued: Vec<(RaftCommand, Callback)>,
     options: PeerOptions,
     ticks_since_log_gc: usize,
     /// Reads waiting for their read index (`None`) or for it to be applied, by context.
@@ -241,6 +243,7 @@ impl<E: Engine + Clone> RegionPeer<E> {
             me,
             raft,
             proposals: VecDeque::new(),
+            queued: Vec::new(),
             options,
             ticks_since_log_gc: 0,
             reads: VecDeque::new(),
@@ -446,13 +449,22 @@ impl<E: Engine> RegionPeer<E> {
 
     /// Proposes `command`; `callback` gets the outcome once it is known: at once if the command
     /// is refused here, otherwise when its log slot is applied.
+    ///
+    /// A write command waits in `queued` until the round collects this peer's ready
+    /// ([`Self::collect_ready`]), so that every write of a round goes to the raft core as one
+    /// proposal: one append message per follower per round, not one per command. An admin
+    /// command first sends the queued writes on, so the log keeps the order of arrival.
     pub fn propose(&mut self, command: RaftCommand, callback: Callback) {
         if let Err(e) = self.check_proposal(&command) {
             callback(Err(e));
             return;
         }
+        if matches!(command.body, CommandBody::Write(_)) {
+            self.queued.push((command, callback));
+            return;
+        }
+        self.propose_queued();
         let index = self.raft.raft.raft_log.last_index() + 1;
-        let term = self.raft.raft.term;
         let proposed = match &command.body {
             CommandBody::Admin(AdminCommand::ChangePeer { change_type, peer }) => {
                 let change = ConfChange {
@@ -464,22 +476,63 @@ impl<E: Engine> RegionPeer<E> {
             }
             _ => self.raft.propose(command.encode()),
         };
-        if proposed.is_err() {
-            callback(Err(self.not_leader()));
+        match proposed {
+            Ok(()) => self.track_proposals(index, vec![callback]),
+            Err(_) => callback(Err(self.not_leader())),
+        }
+    }
+
+    /// Proposes the queued write commands as one batch of entries. Each is checked again: the
+    /// round may have changed the leadership or the epoch since it was queued.
+    fn propose_queued(&mut self) {
+        if self.queued.is_empty() {
             return;
         }
-        debug_assert_eq!(self.raft.raft.raft_log.last_index(), index);
-        // This leader's log now ends at `index`: anything proposed earlier at `index` or above
-        // lost its slot when another leader overwrote it.
-        while self.proposals.back().is_some_and(|p| p.index >= index) {
+        let mut datas = Vec::with_capacity(self.queued.len());
+        let mut callbacks = Vec::with_capacity(self.queued.len());
+        for (command, callback) in std::mem::take(&mut self.queued) {
+            match self.check_proposal(&command) {
+                Ok(()) => {
+                    datas.push(command.encode());
+                    callbacks.push(callback);
+                }
+                Err(e) => callback(Err(e)),
+            }
+        }
+        if datas.is_empty() {
+            return;
+        }
+        let index = self.raft.raft.raft_log.last_index() + 1;
+        match self.raft.propose_many(datas) {
+            Ok(()) => self.track_proposals(index, callbacks),
+            Err(_) => {
+                for callback in callbacks {
+                    callback(Err(self.not_leader()));
+                }
+            }
+        }
+    }
+
+    /// Records the callbacks of entries just appended from `first` on, in this term.
+    fn track_proposals(&mut self, first: u64, callbacks: Vec<Callback>) {
+        let term = self.raft.raft.term;
+        debug_assert_eq!(
+            self.raft.raft.raft_log.last_index(),
+            first + callbacks.len() as u64 - 1
+        );
+        // This leader's log now ends with these entries: anything proposed earlier at `first`
+        // or above lost its slot when another leader overwrote it.
+        while self.proposals.back().is_some_and(|p| p.index >= first) {
             let stale = self.proposals.pop_back().expect("checked");
             (stale.callback)(Err(RaftstoreError::StaleCommand));
         }
-        self.proposals.push_back(Proposal {
-            index,
-            term,
-            callback,
-        });
+        for (i, callback) in callbacks.into_iter().enumerate() {
+            self.proposals.push_back(Proposal {
+                index: first + i as u64,
+                term,
+                callback,
+            });
+        }
     }
 
     /// Asks for a linearizable read (ReadIndex, Raft thesis §6.4): `callback` hears
@@ -587,7 +640,15 @@ impl<E: Engine> RegionPeer<E> {
     /// hard state into `batch`. `None` if there is nothing, or the peer is waiting for the
     /// apply side.
     pub fn collect_ready(&mut self, batch: &mut WriteBatch) -> Option<PeerReady> {
-        if self.held.is_some() || self.destroying || self.destroyed {
+        if self.destroying || self.destroyed {
+            let region_id = self.region().id;
+            for (_, callback) in self.queued.drain(..) {
+                callback(Err(RaftstoreError::RegionNotFound(region_id)));
+            }
+            return None;
+        }
+        self.propose_queued();
+        if self.held.is_some() {
             return None;
         }
         if let Some(truncated) = self.pending_compaction.take() {
@@ -692,6 +753,10 @@ impl<E: Engine> RegionPeer<E> {
         self.destroying = true;
         for proposal in self.proposals.drain(..) {
             (proposal.callback)(Err(RaftstoreError::Undetermined));
+        }
+        let region_id = self.region().id;
+        for (_, callback) in self.queued.drain(..) {
+            callback(Err(RaftstoreError::RegionNotFound(region_id)));
         }
         for read in self.reads.drain(..) {
             (read.callback)(Err(RaftstoreError::StaleCommand));

@@ -216,6 +216,42 @@ fn each_region_elects_its_own_leader_and_replicates_its_own_keys() {
     );
 }
 
+/// The writes proposed to a leader in one round reach each follower as one append message
+/// carrying all of them, and each proposer hears its own outcome.
+#[test]
+fn the_writes_of_one_round_go_out_as_one_append_per_follower() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(1).expect("region 1 has a leader");
+    cluster.settle();
+    let keys: Vec<Vec<u8>> = (0..10).map(|i| format!("k{i}").into_bytes()).collect();
+    let slots: Vec<_> = keys.iter().map(|k| cluster.put(leader, 1, k, b"v")).collect();
+    cluster.store(leader).handle_readies().unwrap();
+    let appends: Vec<RaftMessage> = cluster
+        .queue
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.region_id == 1 && m.message.msg_type == crate::raft::MessageType::Append)
+        .cloned()
+        .collect();
+    let mut followers: Vec<u64> = appends.iter().map(|m| m.to_peer.store_id).collect();
+    followers.sort_unstable();
+    let mut expected: Vec<u64> = (1..=3).filter(|&s| s != leader).collect();
+    expected.sort_unstable();
+    assert_eq!(followers, expected, "one append per follower: {appends:?}");
+    for append in &appends {
+        assert_eq!(append.message.entries.len(), keys.len());
+    }
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    for (key, slot) in keys.iter().zip(&slots) {
+        assert_eq!(slot.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+        for store in 1..=3 {
+            assert_eq!(cluster.value_on(store, key), Some(b"v".to_vec()));
+        }
+    }
+}
+
 #[test]
 fn messages_not_for_a_store_are_dropped() {
     let mut cluster = Cluster::new();
