@@ -29,7 +29,7 @@
 //! is a raft proposal answered once committed (the log fsync'd) and applied, exactly as in a
 //! cluster. A restart replays the log from the applied index.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -766,21 +766,31 @@ async fn run_split_checker(
     interval.tick().await;
     // What each region had been written when it was last read.
     let mut checked: HashMap<u64, WriteFlow> = HashMap::new();
+    // Regions led here at the first round, and every region seen since.
+    let mut known: Option<HashSet<u64>> = None;
     loop {
         interval.tick().await;
         let mut paused: Option<bool> = None;
         let views = store.regions();
         checked.retain(|id, _| views.iter().any(|v| v.region.id == *id));
+        let known = known.get_or_insert_with(|| views.iter().map(|v| v.region.id).collect());
         for view in views {
             if !view.is_ready_leader {
                 continue;
             }
+            // A region new here (split off, or its lead moved here) is read once: the estimate
+            // below cannot see into the memtables, so the right half of a split whose data
+            // is still all in memory would estimate at nothing and never split again.
+            let new_here = !known.contains(&view.region.id);
             let estimate = store
                 .engine()
                 .approximate_range(&view.region.start_key, &view.region.end_key);
             let written = store.written(view.region.id);
             let fresh = written.since(checked.get(&view.region.id).copied().unwrap_or_default());
-            if estimate.bytes <= config.max_size_bytes && fresh.bytes < config.max_size_bytes / 16 {
+            if !new_here
+                && estimate.bytes <= config.max_size_bytes
+                && fresh.bytes < config.max_size_bytes / 16
+            {
                 continue;
             }
             if paused.is_none() {
@@ -802,13 +812,19 @@ async fn run_split_checker(
             let region = view.region.clone();
             let (split_size, max_size) = (config.split_size_bytes, config.max_size_bytes);
             checked.insert(view.region.id, written);
+            known.insert(view.region.id);
             let found = tokio::task::spawn_blocking(move || {
-                split_check::find_split_key(&engine.snapshot(), &region, split_size, max_size)
+                split_check::find_split_keys(
+                    &engine.snapshot(),
+                    &region,
+                    split_size,
+                    max_size,
+                    MAX_SPLITS_PER_CHECK,
+                )
             })
             .await;
-            let key = match found {
-                Ok(Ok(Some(key))) => key,
-                Ok(Ok(None)) => continue,
+            let keys = match found {
+                Ok(Ok(keys)) => keys,
                 Ok(Err(e)) => {
                     tracing::warn!(region = view.region.id, error = %e, "split check failed");
                     continue;
@@ -818,20 +834,49 @@ async fn run_split_checker(
                     continue;
                 }
             };
-            match crate::rpc::kv::propose_split(&store, ids.as_ref(), key).await {
-                Ok(new_region) => {
-                    splits.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        region = view.region.id,
-                        new_region,
-                        estimated_bytes = estimate.bytes,
-                        "split a region over region.max_size_bytes"
-                    )
-                }
-                Err(e) => {
-                    tracing::warn!(region = view.region.id, error = %e, "automatic split failed; will retry")
+            // From the last key to the first: each split leaves the left part in the region
+            // this store leads already, ready for the next one.
+            for key in keys.into_iter().rev() {
+                match split_at(&store, ids.as_ref(), key).await {
+                    Ok(new_region) => {
+                        splits.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            region = view.region.id,
+                            new_region,
+                            estimated_bytes = estimate.bytes,
+                            "split a region over region.max_size_bytes"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(region = view.region.id, error = %e, "automatic split failed; will retry");
+                        break;
+                    }
                 }
             }
+        }
+    }
+}
+
+/// Most split keys one check of a region acts on; a region still too big after them is split
+/// further at the next check.
+const MAX_SPLITS_PER_CHECK: usize = 32;
+
+/// Splits the region holding `key` at it. The store's own picture of the region may trail the
+/// split just applied by a moment (its epoch is updated once the raft thread hears of it), so
+/// a refusal for a stale epoch is retried a few times.
+async fn split_at(
+    store: &crate::raftstore::driver::StoreHandle<RocksEngine>,
+    ids: &dyn crate::rpc::kv::IdAllocator,
+    key: Vec<u8>,
+) -> Result<u64, crate::percolator::MvccError> {
+    let mut attempt = 0;
+    loop {
+        match crate::rpc::kv::propose_split(store, ids, key.clone()).await {
+            Err(crate::percolator::MvccError::Region(e)) if e.is_retryable() && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
         }
     }
 }
