@@ -7,7 +7,8 @@
 #   redis baselines are printed for every test.
 #
 # Then, unless CLUSTER=0, it starts a three-node ferrokv cluster on loopback and runs the
-# CLUSTER_TESTS against each node, printing the ratio to the single node's figure.
+# CLUSTER_TESTS against each node alone, then with the clients spread over the three nodes at
+# once (a third each, their rates summed), printing each ratio to the single node's figure.
 #
 # Usage: bench/redis-benchmark.sh            (defaults below; env vars override)
 #   REQUESTS=100000 CLIENTS=50 PIPELINES="1 16" TESTS="set get incr mset" KEYSPACE=100000
@@ -101,15 +102,33 @@ for n in 1 2 3; do
     cluster_ports+=("$(awk -v n="n$n" '$0 ~ "name: " n "," { sub(/.*resp_addr: 127.0.0.1:/, ""); sub(/,.*/, ""); print }' "$work/cluster.yaml")")
 done
 for port in "${cluster_ports[@]}"; do wait_ready "$port"; done
+# The CLIENTS clients spread over the three nodes at once (a third each, and a third of the
+# requests each): the cluster's requests per second, all requests over the wall-clock time.
+spread() {
+    local test=$1 jobs=() i started ended
+    started=$(date +%s.%N)
+    for i in 0 1 2; do
+        redis-benchmark -p "${cluster_ports[$i]}" -t "$test" -n $((REQUESTS / 3)) \
+            -c $(((CLIENTS + 2 - i) / 3)) -P 1 "${keyspace[@]}" -q >/dev/null 2>&1 &
+        jobs+=($!)
+    done
+    wait "${jobs[@]}"
+    ended=$(date +%s.%N)
+    awk -v n=$((REQUESTS / 3 * 3)) -v a="$started" -v b="$ended" 'BEGIN { printf "%.2f", n / (b - a) }'
+}
+
 echo
-echo "3-node cluster on loopback (P=1): each node, and its ratio to the single node above"
-printf '%-6s %12s %12s %12s %12s %8s %8s %8s\n' test single n1 n2 n3 n1/single n2/single n3/single
+echo "3-node cluster on loopback (P=1): each node alone, the clients spread over all three at"
+echo "once (all requests over the wall-clock time), and their ratios to the single node above"
+printf '%-6s %12s %12s %12s %12s %12s %8s %8s %8s %8s\n' test single n1 n2 n3 spread \
+    n1/single n2/single n3/single spread/single
 for test in $CLUSTER_TESTS; do
     single=$(rps "$ferrokv_port" "$test" 1)
     r1=$(rps "${cluster_ports[0]}" "$test" 1)
     r2=$(rps "${cluster_ports[1]}" "$test" 1)
     r3=$(rps "${cluster_ports[2]}" "$test" 1)
+    all=$(spread "$test")
     ratio() { awk -v a="$1" -v b="$single" 'BEGIN { printf "%.2f", a / b }'; }
-    printf '%-6s %12s %12s %12s %12s %8s %8s %8s\n' "$test" "$single" "$r1" "$r2" "$r3" \
-        "$(ratio "$r1")" "$(ratio "$r2")" "$(ratio "$r3")"
+    printf '%-6s %12s %12s %12s %12s %12s %8s %8s %8s %8s\n' "$test" "$single" "$r1" "$r2" "$r3" "$all" \
+        "$(ratio "$r1")" "$(ratio "$r2")" "$(ratio "$r3")" "$(ratio "$all")"
 done
