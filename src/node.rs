@@ -29,7 +29,7 @@
 //! is a raft proposal answered once committed (the log fsync'd) and applied, exactly as in a
 //! cluster. A restart replays the log from the applied index.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -764,16 +764,21 @@ async fn run_split_checker(
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(config.split_check_interval_secs.max(1)));
     interval.tick().await;
-    // What each region had been written when it was last read.
-    let mut checked: HashMap<u64, WriteFlow> = HashMap::new();
-    // Regions led here at the first round, and every region seen since.
-    let mut known: Option<HashSet<u64>> = None;
+    // What each region had been written when it was last read; at the first round, the regions
+    // led here then count as read.
+    let mut checked: Option<HashMap<u64, WriteFlow>> = None;
     loop {
         interval.tick().await;
         let mut paused: Option<bool> = None;
         let views = store.regions();
+        let checked = checked.get_or_insert_with(|| {
+            views
+                .iter()
+                .filter(|v| v.is_leader)
+                .map(|v| (v.region.id, store.written(v.region.id)))
+                .collect()
+        });
         checked.retain(|id, _| views.iter().any(|v| v.region.id == *id));
-        let known = known.get_or_insert_with(|| views.iter().map(|v| v.region.id).collect());
         for view in views {
             if !view.is_ready_leader {
                 continue;
@@ -781,12 +786,13 @@ async fn run_split_checker(
             // A region new here (split off, or its lead moved here) is read once: the estimate
             // below cannot see into the memtables, so the right half of a split whose data
             // is still all in memory would estimate at nothing and never split again.
-            let new_here = !known.contains(&view.region.id);
+            let last_read = checked.get(&view.region.id).copied();
+            let new_here = last_read.is_none();
             let estimate = store
                 .engine()
                 .approximate_range(&view.region.start_key, &view.region.end_key);
             let written = store.written(view.region.id);
-            let fresh = written.since(checked.get(&view.region.id).copied().unwrap_or_default());
+            let fresh = written.since(last_read.unwrap_or_default());
             if !new_here
                 && estimate.bytes <= config.max_size_bytes
                 && fresh.bytes < config.max_size_bytes / 16
@@ -812,7 +818,6 @@ async fn run_split_checker(
             let region = view.region.clone();
             let (split_size, max_size) = (config.split_size_bytes, config.max_size_bytes);
             checked.insert(view.region.id, written);
-            known.insert(view.region.id);
             let found = tokio::task::spawn_blocking(move || {
                 split_check::find_split_keys(
                     &engine.snapshot(),

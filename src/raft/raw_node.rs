@@ -81,12 +81,7 @@ impl<S: Storage> RawNode<S> {
 
     /// Proposes `data` for the log. Fails with `ProposalDropped` unless this node leads.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(), RaftError> {
-        let mut m = Message::new(MessageType::Propose, self.raft.id, NONE);
-        m.entries = vec![Entry {
-            data,
-            ..Default::default()
-        }];
-        self.raft.step(m)
+        self.propose_many(vec![data])
     }
 
     /// Proposes every one of `datas`, in order, as one proposal: the followers get them in one

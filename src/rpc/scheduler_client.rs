@@ -20,8 +20,8 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::Status;
 use tonic::transport::Channel;
+use tonic::{Status, Streaming};
 
 use super::convert::{peer_from_proto, peer_to_proto, region_from_proto, region_to_proto};
 use super::proto;
@@ -143,27 +143,10 @@ type TsoLink = mpsc::UnboundedSender<TsoAsk>;
 async fn run_tso_stream(mut client: SchedulerClient<Channel>, mut asks: mpsc::UnboundedReceiver<TsoAsk>) {
     let (requests, outgoing) = mpsc::unbounded_channel();
     let mut waiting = VecDeque::new();
-    // Opening the stream waits for the server's headers; asks queue meanwhile.
+    // Opening the stream waits for the server's headers; asks are sent meanwhile.
     let opened = client.tso_stream(UnboundedReceiverStream::new(outgoing));
     tokio::pin!(opened);
-    let mut answers = loop {
-        tokio::select! {
-            opened = &mut opened => match opened {
-                Ok(response) => break response.into_inner(),
-                Err(status) => {
-                    tracing::debug!(error = %status, "timestamp stream could not open");
-                    return;
-                }
-            },
-            ask = asks.recv() => {
-                let Some((count, answer)) = ask else { return };
-                if requests.send(proto::TsoRequest { count }).is_err() {
-                    return;
-                }
-                waiting.push_back(answer);
-            }
-        }
-    };
+    let mut answers: Option<Streaming<proto::TsoResponse>> = None;
     loop {
         tokio::select! {
             ask = asks.recv() => {
@@ -173,7 +156,14 @@ async fn run_tso_stream(mut client: SchedulerClient<Channel>, mut asks: mpsc::Un
                 }
                 waiting.push_back(answer);
             }
-            answer = answers.message() => {
+            opened = &mut opened, if answers.is_none() => match opened {
+                Ok(response) => answers = Some(response.into_inner()),
+                Err(status) => {
+                    tracing::debug!(error = %status, "timestamp stream could not open");
+                    return;
+                }
+            },
+            answer = async { answers.as_mut().expect("opened").message().await }, if answers.is_some() => {
                 let Ok(Some(answer)) = answer else {
                     tracing::debug!("timestamp stream ended");
                     return;
@@ -222,27 +212,19 @@ impl SchedulerRpcClient {
     /// `count` timestamps from `replica` over its timestamp stream, opened on first use and
     /// again after it broke. An answer not back within [`REQUEST_TIMEOUT`] closes the stream
     /// (a stream that lost one answer cannot be trusted with the next) and is `Unavailable`.
-    async fn stream_timestamps(&self, replica: u64, count: u32) -> Result<TimeStamp, SchedulerError> {
+    async fn stream_timestamps(
+        &self,
+        replica: u64,
+        client: SchedulerClient<Channel>,
+        count: u32,
+    ) -> Result<TimeStamp, SchedulerError> {
         let link = {
             let mut links = self.tso_links.lock();
             match links.get(&replica) {
                 Some(link) if !link.is_closed() => link.clone(),
                 _ => {
-                    let addr = &self
-                        .nodes
-                        .iter()
-                        .find(|(id, _)| *id == replica)
-                        .ok_or_else(|| {
-                            SchedulerError::Unavailable(format!("unknown scheduler node {replica}"))
-                        })?
-                        .1;
-                    let endpoint =
-                        super::endpoint(addr).map_err(|e| SchedulerError::Unavailable(e.to_string()))?;
                     let (link, asks) = mpsc::unbounded_channel();
-                    tokio::spawn(run_tso_stream(
-                        SchedulerClient::new(endpoint.connect_lazy()),
-                        asks,
-                    ));
+                    tokio::spawn(run_tso_stream(client, asks));
                     links.insert(replica, link.clone());
                     link
                 }
@@ -383,7 +365,7 @@ impl SchedulerApi for SchedulerRpcClient {
             "timestamps",
             REQUEST_TIMEOUT,
             |s| async move { s.timestamps(count).await },
-            |replica, _| self.stream_timestamps(replica, count),
+            |replica, client| self.stream_timestamps(replica, client, count),
         )
         .await
     }
