@@ -4,7 +4,9 @@
 //! `has_ready()`. A [`Ready`] lists, in the order they must be handled:
 //!
 //! 1. `snapshot`, `entries` and `hard_state`: persist them (the snapshot first);
-//! 2. `messages`: send them, only after step 1 is durable;
+//! 2. `messages`: send them, only after step 1 is durable, except those
+//!    [`RawNode::take_early_messages`] takes out first: a leader's appends may leave while its
+//!    own write is under way;
 //! 3. `committed_entries`: apply them to the state machine (conf changes through
 //!    [`RawNode::apply_conf_change`]);
 //! 4. `read_states`: serve the reads once `applied >= index`;
@@ -18,7 +20,7 @@
 //! while a handed-out one is pending).
 
 use super::core::read_only::ReadState;
-use super::core::{Config, Raft, RaftError, SoftState};
+use super::core::{Config, Raft, RaftError, SoftState, StateRole};
 use super::message::{
     ConfChange, ConfState, Entry, EntryType, HardState, Message, MessageType, NONE, NodeId, Snapshot,
 };
@@ -182,6 +184,27 @@ impl<S: Storage> RawNode<S> {
             committed_entries: raft.raft_log.next_entries(None),
             messages: std::mem::take(&mut raft.msgs),
         }
+    }
+
+    /// Takes out of `ready` the messages that may leave before its entries and hard state are
+    /// durable: a leader's appends and heartbeats, when the ready changes neither its term nor
+    /// its vote (Raft thesis §10.2.1: the leader writes its log in parallel with replicating
+    /// it). This is safe because the leader counts its own copy of an entry only once a round
+    /// has written it: an answer to these appends is stepped in a later round, after this one's
+    /// write is durable, so a commit index never counts an entry the leader has not stored.
+    /// Everything else (votes, answers to a leader, snapshots) waits for the write.
+    pub fn take_early_messages(&self, ready: &mut Ready) -> Vec<Message> {
+        let steady = ready
+            .hard_state
+            .is_none_or(|hs| hs.term == self.prev_hard_state.term && hs.vote == self.prev_hard_state.vote);
+        if self.raft.state != StateRole::Leader || !steady || ready.snapshot.is_some() {
+            return Vec::new();
+        }
+        let (early, late) = std::mem::take(&mut ready.messages)
+            .into_iter()
+            .partition(|m| matches!(m.msg_type, MessageType::Append | MessageType::Heartbeat));
+        ready.messages = late;
+        early
     }
 
     /// Records that `ready` was handled: persisted, sent and applied.

@@ -6,19 +6,21 @@
 //!
 //! - the *raft thread* owns the `Store` and every peer's raft state. It waits on one inbox for
 //!   raft messages, proposals, read requests and apply results, with a timeout for the next
-//!   tick (`tick_ms`); then it runs a round: step what arrived, gather every peer's ready,
-//!   write all their log entries and hard states in **one** batch (synced if any peer needs
-//!   it: group commit across regions), send the messages, and hand the committed entries to
-//!   the apply thread.
+//!   tick (`tick_ms`); then it runs a round: step what arrived, gather every peer's ready
+//!   (sending the leaders' appends), write all their log entries and hard states in **one**
+//!   batch (synced if any peer needs it: group commit across regions), send the other
+//!   messages, and hand the committed entries to the apply thread.
 //! - the *apply thread* owns the [`Applier`]: it applies what it is handed, in order, runs the
 //!   proposers' callbacks after each write, and sends the results back to the raft thread.
 //! - the *region worker* builds the snapshots the raft core asks for (reading an engine
 //!   snapshot of the region's data and apply state) and hands them back to the raft thread.
 //!
-//! The leader's own fsync comes before its appends leave (messages are sent only after the
-//! round's batch is durable), so an entry is never counted as stored on the leader before it
-//! is; the price is one fsync of latency before replication starts, shared by every proposal of
-//! the round.
+//! A leader's appends (and heartbeats) leave *before* the round's batch is written, so the
+//! followers write and fsync the entries while the leader fsyncs its own copy: a write waits for
+//! about one fsync, not two in a row. The leader still never counts an entry as stored before it
+//! is: the followers' answers are stepped in a later round, after this round's write returned
+//! (see `RawNode::take_early_messages`). Every other message (votes, a follower's
+//! acknowledgements, snapshots) leaves only after the write is durable.
 //!
 //! **Handles.** [`StoreHandle`] is cheap to clone and `Send`: it posts to the raft thread's
 //! inbox and awaits a oneshot answer. It also keeps a view of the store's regions (range,

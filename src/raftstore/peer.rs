@@ -104,6 +104,9 @@ pub struct PeerReady {
     ready: Ready,
     /// Whether the round's write must be synced for this peer.
     pub must_sync: bool,
+    /// Messages that may leave before the round's write is durable: a leader's appends and
+    /// heartbeats (see [`RawNode::take_early_messages`]).
+    pub early: Vec<Message>,
 }
 
 /// A ready whose snapshot the apply side is installing.
@@ -657,12 +660,13 @@ impl<E: Engine> RegionPeer<E> {
         if !self.raft.has_ready() {
             return None;
         }
-        let ready = self.raft.ready();
+        let mut ready = self.raft.ready();
         if ready.snapshot.is_some() {
             // The apply side writes the snapshot, the entries after it and the hard state.
             return Some(PeerReady {
                 ready,
                 must_sync: false,
+                early: Vec::new(),
             });
         }
         let storage = &mut self.raft.raft.raft_log.store;
@@ -674,7 +678,12 @@ impl<E: Engine> RegionPeer<E> {
                 || hard_state.vote != self.persisted_hard_state.vote;
             self.persisted_hard_state = hard_state;
         }
-        Some(PeerReady { ready, must_sync })
+        let early = self.raft.take_early_messages(&mut ready);
+        Some(PeerReady {
+            ready,
+            must_sync,
+            early,
+        })
     }
 
     /// Step 3 of a round, once the batch is written: the messages to send now, and the tasks
@@ -900,14 +909,16 @@ impl<E: Engine + Clone> InlinePeer<E> {
     /// Persists, sends (by returning the messages), applies and answers whatever is ready.
     pub fn handle_ready(&mut self) -> Result<Vec<Message>, RaftstoreError> {
         let mut batch = WriteBatch::new();
-        let Some(ready) = self.peer.collect_ready(&mut batch) else {
+        let Some(mut ready) = self.peer.collect_ready(&mut batch) else {
             if !batch.is_empty() {
                 self.engine.write(&batch, crate::storage::WriteOptions::SYNC)?;
             }
             return Ok(Vec::new());
         };
+        let mut messages = std::mem::take(&mut ready.early);
         self.engine.write(&batch, crate::storage::WriteOptions::SYNC)?;
-        let (mut messages, mut tasks) = self.peer.on_persisted(ready);
+        let (late, mut tasks) = self.peer.on_persisted(ready);
+        messages.extend(late);
         while !tasks.is_empty() {
             let results = self.applier.apply(std::mem::take(&mut tasks))?;
             for result in results {

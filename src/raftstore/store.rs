@@ -3,8 +3,9 @@
 //! A store is synchronous and owns no threads: its driver calls [`Store::tick`] on a timer,
 //! [`Store::on_raft_message`] for each message from another store, [`Store::propose`] for each
 //! command, and then runs a round: [`Store::collect_readies`] gathers every peer's log entries
-//! and hard state into one write batch, the driver writes it (synced only when some peer needs
-//! it), and [`Store::on_round_persisted`] sends the messages through the [`Transport`] and
+//! and hard state into one write batch (and sends the leaders' appends, which need not wait
+//! for it), the driver writes it (synced only when some peer needs it), and
+//! [`Store::on_round_persisted`] sends the other messages through the [`Transport`] and
 //! queues the committed entries for the apply side ([`Store::take_apply_tasks`]), whose
 //! results come back through [`Store::on_apply_results`]. The raft thread of `driver.rs` and
 //! the deterministic tests ([`Store::handle_readies`], which applies inline) run the same
@@ -386,7 +387,10 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
         }
     }
 
-    /// Round step 1: every peer's log entries and hard state, in one batch.
+    /// Round step 1: every peer's log entries and hard state, in one batch. The leaders'
+    /// appends leave now, while the caller writes the batch (see
+    /// [`crate::raft::RawNode::take_early_messages`]); everything else waits for
+    /// [`Store::on_round_persisted`].
     pub fn collect_readies(&mut self) -> StoreRound {
         let mut round = StoreRound {
             batch: WriteBatch::new(),
@@ -398,6 +402,10 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
                 round.must_sync |= ready.must_sync;
                 round.readies.push((region_id, ready));
             }
+        }
+        for (region_id, ready) in &mut round.readies {
+            let early = std::mem::take(&mut ready.early);
+            self.send(*region_id, early);
         }
         round
     }
