@@ -446,9 +446,14 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
     assert_eq!(int(&fields(&one)["id"]), Some(ids[0]));
     let unknown = redis::cmd("CLUSTER")
         .arg("STORE")
-        .arg(999)
+        .arg(4_000_000_000u64)
         .query::<redis::Value>(&mut con);
-    assert!(unknown.unwrap_err().to_string().contains("unknown store 999"));
+    assert!(
+        unknown
+            .unwrap_err()
+            .to_string()
+            .contains("unknown store 4000000000")
+    );
 
     // One region over everything, on all three stores, with a leader and a size.
     let regions = cluster_list(&mut con, "REGIONS", |regions| {
@@ -539,7 +544,9 @@ fn cluster_commands_show_the_schedulers_picture_of_regions_and_stores() {
     };
     assert!(error(&["TRANSFER-LEADER", "424242", "1"], &mut con).contains("unknown region 424242"));
     let region = right.to_string();
-    assert!(error(&["TRANSFER-LEADER", &region, "99"], &mut con).contains("unknown store 99"));
+    assert!(
+        error(&["TRANSFER-LEADER", &region, "4000000000"], &mut con).contains("unknown store 4000000000")
+    );
     assert!(error(&["TRANSFER-LEADER", &region], &mut con).contains("wrong number of arguments"));
     let by_id: redis::Value = redis::cmd("CLUSTER")
         .arg("REGION")
@@ -615,8 +622,8 @@ fn peers_move_between_stores_on_request_and_the_data_goes_with_them() {
     assert_eq!(region_peers(&mut con), [id_of("n2"), id_of("n3"), n4]);
     let gone = admin(&args("REMOVE-PEER", n1), &mut con).unwrap_err();
     assert!(gone.contains("has no peer"), "{gone}");
-    let unknown = admin(&args("ADD-PEER", 99), &mut con).unwrap_err();
-    assert!(unknown.contains("unknown store 99"), "{unknown}");
+    let unknown = admin(&args("ADD-PEER", 4_000_000_000), &mut con).unwrap_err();
+    assert!(unknown.contains("unknown store 4000000000"), "{unknown}");
     // Each change ran as a manual operator at the scheduler's leader.
     let (_, schedulers) = scheduler_status(&mut con);
     assert!(
