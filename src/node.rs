@@ -41,7 +41,6 @@ use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{ClusterConfig, ConfigError, NodeConfig};
 use crate::percolator::client::{ClientConfig, PercolatorClient};
@@ -239,7 +238,7 @@ impl RunningNode {
                         .map(|(_, s)| SchedulerServer::new(SchedulerService::new(s.clone()))),
                 );
             tokio::spawn(async move {
-                let incoming = TcpListenerStream::new(peer_listener);
+                let incoming = crate::rpc::incoming(peer_listener);
                 let shutdown = async {
                     let _ = rpc_stopped.await;
                 };

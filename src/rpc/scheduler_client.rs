@@ -754,7 +754,6 @@ mod tests {
 
     use tokio::net::{TcpListener, TcpStream};
     use tokio::task::JoinSet;
-    use tokio_stream::wrappers::TcpListenerStream;
 
     use super::*;
     use crate::rpc::proto::scheduler_server::SchedulerServer;
@@ -787,7 +786,7 @@ mod tests {
         tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(SchedulerServer::new(SchedulerService::new(scheduler)))
-                .serve_with_incoming(TcpListenerStream::new(listener))
+                .serve_with_incoming(crate::rpc::incoming(listener))
                 .await;
         });
         (replica, addr)

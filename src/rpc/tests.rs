@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 use super::proto::raft_server::RaftServer;
 use super::server::RaftService;
@@ -74,7 +74,7 @@ impl Cluster {
         let server = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(RaftServer::new(service))
-                .serve_with_incoming(TcpListenerStream::new(listener))
+                .serve_with_incoming(super::incoming(listener))
                 .await;
         });
         self.nodes.insert(store_id, Node { driver, server });
@@ -155,21 +155,42 @@ async fn a_region_replicates_over_grpc_and_a_late_store_catches_up_from_a_snapsh
         cluster.put(1, key).await;
     }
     cluster.wait_for(2, &keys).await;
-    // The leader's log was compacted long ago: store 3 can only catch up from a snapshot (of
-    // about 2 MB, so sent in several chunks).
-    let truncated = crate::raftstore::peer_storage::PeerStorage::open(cluster.engines[0].clone(), 1)
-        .unwrap()
-        .apply_state()
-        .truncated
-        .index;
-    assert!(
-        truncated > 100,
-        "the leader compacted its log (truncated at {truncated})"
-    );
+    // Once the leader's log is compacted (on its gc tick, so perhaps a little after the
+    // follower caught up), store 3 can only catch up from a snapshot (of about 2 MB, so sent
+    // in several chunks).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let truncated = crate::raftstore::peer_storage::PeerStorage::open(cluster.engines[0].clone(), 1)
+            .unwrap()
+            .apply_state()
+            .truncated
+            .index;
+        if truncated > 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader did not compact its log (truncated at {truncated})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     cluster.start(3).await;
     cluster.wait_for(3, &keys).await;
     // And store 3 then follows new writes through the log.
     cluster.put(1, b"after").await;
     cluster.wait_for(3, &[b"after".to_vec()]).await;
     cluster.shutdown();
+}
+
+#[tokio::test]
+async fn the_node_server_sets_nodelay_on_every_connection_it_accepts() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut incoming = super::incoming(listener);
+    let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let accepted = incoming.next().await.unwrap().unwrap();
+    assert!(
+        accepted.nodelay().unwrap(),
+        "answers written by the server must not wait for the peer's delayed ACK"
+    );
 }
