@@ -9,10 +9,18 @@
 //!
 //! Errors travel as `KvError { kind, ... }`; the kinds are the constants below, each with
 //! the fields it uses. A kind this code does not know decodes as a remote failure.
+//!
+//! `Get` and `Prewrite`, the commands every `GET` and `SET` forwarded to another node send,
+//! also travel over `BatchCommands`: one stream per pair of nodes, each command run in a task
+//! of its own as it arrives and answered under its id as soon as it is done, the answers
+//! ready at one moment sharing a message.
 
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use tonic::{Request, Response, Status};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{ConvertError, peer_from_proto, peer_to_proto, region_from_proto, region_to_proto};
 use super::proto;
@@ -348,6 +356,46 @@ pub struct KvService<E: Engine> {
     slot: Arc<OnceLock<KvBackend<E>>>,
 }
 
+impl<E: Engine> Clone for KvService<E> {
+    fn clone(&self) -> Self {
+        KvService {
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+/// The answers of one `BatchCommands` stream.
+type AnswerStream = Pin<Box<dyn Stream<Item = Result<proto::BatchCommandsResponse, Status>> + Send>>;
+
+impl<E: Engine + Clone> KvService<E> {
+    /// Runs one command of a batch stream, as its unary call would.
+    async fn answer(&self, command: proto::BatchCommand) -> proto::BatchAnswer {
+        use proto::batch_answer::Response as Answer;
+        use proto::batch_command::Request as Command;
+        let refused = |status: Status| {
+            Answer::Refused(proto::Refusal {
+                code: status.code() as i32,
+                message: status.message().to_string(),
+            })
+        };
+        let response = match command.request {
+            Some(Command::Get(request)) => match self.get(Request::new(request)).await {
+                Ok(response) => Answer::Get(response.into_inner()),
+                Err(status) => refused(status),
+            },
+            Some(Command::Prewrite(request)) => match self.prewrite(Request::new(request)).await {
+                Ok(response) => Answer::Prewrite(response.into_inner()),
+                Err(status) => refused(status),
+            },
+            None => refused(Status::invalid_argument("a batch command without a request")),
+        };
+        proto::BatchAnswer {
+            id: command.id,
+            response: Some(response),
+        }
+    }
+}
+
 impl<E: Engine> KvService<E> {
     /// A service that answers "unavailable" until its backend is set in the returned slot.
     pub fn lazy() -> (Self, Arc<OnceLock<KvBackend<E>>>) {
@@ -413,6 +461,38 @@ fn result_of(r: Result<(), MvccError>) -> proto::Result {
 
 #[tonic::async_trait]
 impl<E: Engine + Clone> Kv for KvService<E> {
+    type BatchCommandsStream = AnswerStream;
+
+    async fn batch_commands(
+        &self,
+        request: Request<Streaming<proto::BatchCommandsRequest>>,
+    ) -> Result<Response<AnswerStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (answers, answered) = mpsc::unbounded_channel();
+        let service = self.clone();
+        // Reads commands until the client closes its side or the stream breaks; the answer
+        // stream ends once every command read has been answered.
+        tokio::spawn(async move {
+            while let Ok(Some(batch)) = inbound.message().await {
+                for command in batch.commands {
+                    let (service, answers) = (service.clone(), answers.clone());
+                    tokio::spawn(async move {
+                        let _ = answers.send(service.answer(command).await);
+                    });
+                }
+            }
+        });
+        let stream = futures_util::stream::unfold(answered, |mut answered| async move {
+            let first = answered.recv().await?;
+            let mut batch = vec![first];
+            while let Ok(more) = answered.try_recv() {
+                batch.push(more);
+            }
+            Some((Ok(proto::BatchCommandsResponse { answers: batch }), answered))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn split_region(
         &self,
         request: Request<proto::SplitRegionRequest>,
