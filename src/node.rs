@@ -230,8 +230,12 @@ impl RunningNode {
         let (rpc_stop, rpc_stopped) = oneshot::channel::<()>();
         let rpc_task = {
             let router = tonic::transport::Server::builder()
-                .add_service(RaftServer::new(raft_service))
-                .add_service(KvServer::new(kv_service))
+                .add_service(
+                    RaftServer::new(raft_service).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES),
+                )
+                .add_service(
+                    KvServer::new(kv_service).max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES),
+                )
                 .add_optional_service(
                     local_scheduler
                         .as_ref()

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Response, Status};
@@ -37,6 +38,9 @@ pub const KV_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a command sent over the batch stream waits for its answer: a little longer than
 /// opening the stream may take, so a command the stream never carried is known as never sent.
 const BATCH_ANSWER_TIMEOUT: Duration = KV_REQUEST_TIMEOUT.saturating_add(Duration::from_secs(1));
+
+/// Commands go in one message of the batch stream until it holds this many bytes.
+const BATCH_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Sends KV requests to one remote store.
 #[derive(Clone)]
@@ -94,12 +98,18 @@ async fn run_batch_stream(
                     continue;
                 };
                 let mut batch = Vec::new();
+                let mut bytes = 0;
                 let mut next = Some(first);
                 while let Some((command, answer)) = next.take() {
                     next_id += 1;
                     waiting.insert(next_id, answer);
-                    batch.push(proto::BatchCommand { id: next_id, request: Some(command) });
-                    next = asks.try_recv().ok();
+                    let command = proto::BatchCommand { id: next_id, request: Some(command) };
+                    bytes += command.encoded_len();
+                    batch.push(command);
+                    // Big commands (large values) go in messages of their own.
+                    if bytes < BATCH_MESSAGE_BYTES {
+                        next = asks.try_recv().ok();
+                    }
                 }
                 let sent = commands
                     .as_ref()
@@ -156,7 +166,8 @@ impl KvRpcClient {
             .timeout(KV_REQUEST_TIMEOUT);
         Ok(KvRpcClient {
             store_id,
-            client: KvClient::new(endpoint.connect_lazy()),
+            client: KvClient::new(endpoint.connect_lazy())
+                .max_decoding_message_size(super::MAX_MESSAGE_BYTES),
             link: Arc::new(Mutex::new(None)),
         })
     }

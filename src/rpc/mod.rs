@@ -58,6 +58,14 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 
+/// The largest KV or raft message a node accepts from another (a request, a batch of
+/// answers, a batch of raft messages). gRPC's default, 4 MiB, refused a forwarded `SET` or
+/// `GET` of a larger value, and worse, a raft batch carrying its log entry: the stream broke,
+/// was opened again and sent the same batch, and the region took no more writes. Nodes of one
+/// cluster trust each other, and the size of a value is bounded where it enters, by the RESP
+/// layer's limit on bulk strings.
+pub const MAX_MESSAGE_BYTES: usize = usize::MAX;
+
 /// How long connecting to another node may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a connection to another node is probed (also while idle).

@@ -73,7 +73,7 @@ impl Cluster {
         let service = RaftService::new(driver.handle().clone(), 64 << 20);
         let server = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
-                .add_service(RaftServer::new(service))
+                .add_service(RaftServer::new(service).max_decoding_message_size(super::MAX_MESSAGE_BYTES))
                 .serve_with_incoming(super::incoming(listener))
                 .await;
         });

@@ -311,6 +311,31 @@ fn any_node_serves_any_key_and_a_counter_through_every_node_is_exact() {
 }
 
 /// A reply map of `CLUSTER REGION(S)`/`STORE(S)` (RESP2: a flat field/value array).
+/// Values above gRPC's default message limit (4 MiB) once broke the raft stream that had to
+/// carry their log entry (the region then took no more writes) and the forwarded command.
+#[test]
+fn values_larger_than_a_default_grpc_message_replicate_and_forward() {
+    let cluster = TestCluster::start(3);
+    for i in 0..3u8 {
+        let value = vec![b'a' + i; 6 << 20];
+        let key = format!("big-from-n{}", i + 1);
+        let _: () = cluster.client(usize::from(i)).set(&key, &value).unwrap();
+        for j in 0..3 {
+            let read: Vec<u8> = cluster.client(j).get(&key).unwrap();
+            assert!(
+                read == value,
+                "{key} read through n{}: {} bytes",
+                j + 1,
+                read.len()
+            );
+        }
+    }
+    // The region still takes writes after them.
+    let _: () = cluster.client(0).set("after", 1).unwrap();
+    let after: i64 = cluster.client(2).get("after").unwrap();
+    assert_eq!(after, 1);
+}
+
 fn fields(value: &redis::Value) -> HashMap<String, redis::Value> {
     let redis::Value::Array(items) = value else {
         panic!("not a field/value array: {value:?}");
