@@ -10,8 +10,8 @@
 //! Errors travel as `KvError { kind, ... }`; the kinds are the constants below, each with
 //! the fields it uses. A kind this code does not know decodes as a remote failure.
 //!
-//! `Get` and `Prewrite`, the commands every `GET` and `SET` forwarded to another node send,
-//! also travel over `BatchCommands`: one stream per pair of nodes, each command run in a task
+//! `Get`, `Prewrite` and `Commit`, the commands every `GET`, `SET` and `EXEC` forwarded to
+//! another node send, also travel over `BatchCommands`: one stream per pair of nodes, each command run in a task
 //! of its own as it arrives and answered under its id as soon as it is done, the answers
 //! ready at one moment sharing a message.
 
@@ -385,6 +385,10 @@ impl<E: Engine + Clone> KvService<E> {
             },
             Some(Command::Prewrite(request)) => match self.prewrite(Request::new(request)).await {
                 Ok(response) => Answer::Prewrite(response.into_inner()),
+                Err(status) => refused(status),
+            },
+            Some(Command::Commit(request)) => match self.commit(Request::new(request)).await {
+                Ok(response) => Answer::Commit(response.into_inner()),
                 Err(status) => refused(status),
             },
             None => refused(Status::invalid_argument("a batch command without a request")),

@@ -2,7 +2,7 @@
 //! `proto/kv.proto` to one remote store, and decodes its answers and errors (the encodings are
 //! in `kv`, next to the service).
 //!
-//! `get` and `prewrite` go over the store's `BatchCommands` stream: one per client (clones
+//! `get`, `prewrite` and `commit` go over the store's `BatchCommands` stream: one per client (clones
 //! share it), opened on first use, carrying every command queued at a moment in one message,
 //! and replaced once it breaks. Commands are written to a stream only after it opened, so a
 //! command still waiting when the stream could not be opened certainly did not run, while one
@@ -337,8 +337,15 @@ impl KvRpcClient {
             start_ts: start_ts.into_inner(),
             commit_ts: commit_ts.into_inner(),
         };
-        let r = self.client.clone().commit(request).await;
-        self.unit(r)
+        match self.batch(Command::Commit(request)).await {
+            Ok(Answer::Commit(r)) => match r.error {
+                Some(e) => Err(error_from_proto(e)),
+                None => Ok(()),
+            },
+            Ok(Answer::Refused(refusal)) => Err(self.refused(refusal)),
+            Ok(other) => Err(mismatched(self.store_id, &other)),
+            Err(error) => Err(self.unanswered(error)),
+        }
     }
 
     fn unit(&self, r: Result<Response<proto::Result>, Status>) -> Result<(), MvccError> {
@@ -741,5 +748,16 @@ mod tests {
         );
         let errors = prewrite_to(&addr, false).await;
         assert!(is_unreachable(&errors), "{errors:?}");
+        // A commit is idempotent: the caller learns it failed to get an answer and retries.
+        let client = KvRpcClient::new(2, &addr).unwrap();
+        let commit = client
+            .commit(
+                &context(),
+                vec![b"k".to_vec()],
+                TimeStamp::new(10),
+                TimeStamp::new(11),
+            )
+            .await;
+        assert!(is_unreachable(&[commit.expect_err("no answer")]));
     }
 }
