@@ -11,9 +11,9 @@
 //! the fields it uses. A kind this code does not know decodes as a remote failure.
 //!
 //! `Get`, `Prewrite` and `Commit`, the commands every `GET`, `SET` and `EXEC` forwarded to
-//! another node send, also travel over `BatchCommands`: one stream per pair of nodes, each command run in a task
-//! of its own as it arrives and answered under its id as soon as it is done, the answers
-//! ready at one moment sharing a message.
+//! another node send, also travel over `BatchCommands`: one stream per pair of nodes, each
+//! command run in a task of its own as it arrives and answered under its id as soon as it is
+//! done, the answers ready at one moment sharing a message.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};

@@ -8,7 +8,8 @@
 //!   snapshot on a stream of its own, in chunks of at most 1 MiB, so raft messages never wait
 //!   behind a snapshot.
 //! - [`server`]: the receiving side, handing what arrives to the local store.
-//! - [`kv`]: the KV service (the Percolator commands with a region context) and its client.
+//! - [`kv`]: the KV service (the Percolator commands with a region context) and its client;
+//!   reads, prewrites and commits travel over one `BatchCommands` stream per pair of nodes.
 //! - [`router`]: the `KvApi` a node's transaction client calls: each command goes to its
 //!   region's leader (this node's own server, or another node's over gRPC), with a region
 //!   cache corrected by the stores' answers.
@@ -24,7 +25,9 @@
 //! the raft core retries; a snapshot's outcome is always reported back to the sending store.
 //! A KV request whose answer is lost reports the store unreachable (the client retries
 //! through a fresh route), except a one-phase commit that may have been sent, whose outcome
-//! is then unknown and is learned from its primary key.
+//! is then unknown and is learned from its primary key. The node's gRPC server sets
+//! `TCP_NODELAY` on every connection it accepts ([`incoming`]), and its raft and KV services
+//! (and the KV client) take messages of any size ([`MAX_MESSAGE_BYTES`]).
 //!
 //! **Dead peers are noticed in seconds.** Every connection to another node ([`endpoint`])
 //! pings it over HTTP/2 every [`KEEPALIVE_INTERVAL`] and counts it broken when a ping goes
@@ -90,20 +93,6 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
 /// the last one is unacknowledged waits for the peer's delayed ACK: up to 40 ms on Linux.
 pub fn incoming(listener: tokio::net::TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
-/// Whether a failed call certainly never reached the other node: it failed while connecting.
-/// Any other failure (a broken connection, a deadline, an unanswered keepalive) may come after
-/// the request was sent and served.
-pub fn never_sent(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
 
 /// The generated protobuf and gRPC code.
