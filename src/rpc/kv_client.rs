@@ -2,9 +2,9 @@
 //! `proto/kv.proto` to one remote store, and decodes its answers and errors (the encodings are
 //! in `kv`, next to the service).
 //!
-//! `get`, `prewrite` and `commit` go over the store's `BatchCommands` stream: one per client (clones
-//! share it), opened on first use, carrying every command queued at a moment in one message,
-//! and replaced once it breaks. Commands are written to a stream only after it opened, so a
+//! `get`, `prewrite` and `commit` go over the store's `BatchCommands` stream: one per client
+//! (clones share it), opened on first use, carrying every command queued at a moment in one
+//! message, and replaced once it breaks. Commands are written to a stream only after it opened, so a
 //! command still waiting when the stream could not be opened certainly did not run, while one
 //! written to a stream that then broke may have.
 
@@ -147,10 +147,12 @@ async fn run_batch_stream(
 /// A failed call: the request never reached the store, or its answer never came back (then
 /// it may have been served).
 fn transport_error(store_id: u64, status: &Status) -> MvccError {
-    MvccError::Region(RaftstoreError::StoreUnreachable {
-        store_id,
-        reason: status.message().to_string(),
-    })
+    unreachable(store_id, status.message().to_string())
+}
+
+/// The store could not be asked, or did not answer, for `reason`.
+fn unreachable(store_id: u64, reason: String) -> MvccError {
+    MvccError::Region(RaftstoreError::StoreUnreachable { store_id, reason })
 }
 
 impl KvRpcClient {
@@ -210,18 +212,12 @@ impl KvRpcClient {
     /// The error of a command the batch stream did not answer.
     fn unanswered(&self, error: LinkError) -> MvccError {
         let (LinkError::NotSent(reason) | LinkError::Lost(reason)) = error;
-        MvccError::Region(RaftstoreError::StoreUnreachable {
-            store_id: self.store_id,
-            reason,
-        })
+        unreachable(self.store_id, reason)
     }
 
     /// The error of a command the store refused before running it.
     fn refused(&self, refusal: proto::Refusal) -> MvccError {
-        MvccError::Region(RaftstoreError::StoreUnreachable {
-            store_id: self.store_id,
-            reason: refusal.message,
-        })
+        unreachable(self.store_id, refusal.message)
     }
 
     pub async fn get(
