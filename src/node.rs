@@ -361,6 +361,9 @@ impl RunningNode {
                 resp_addr: resp_addr.to_string(),
             },
             splits,
+            crate::scheduler::service::store_heartbeat_interval(Duration::from_secs(
+                cluster.scheduler.max_store_down_time_secs,
+            )),
         )));
         let info = NodeInfo {
             node_name: node.name.clone(),
@@ -668,17 +671,19 @@ fn disk_space(path: &std::path::Path) -> (u64, u64) {
 }
 
 /// Every second: report the regions this store leads to the scheduler (with their estimated
-/// sizes) and the store itself (regions, leaders, disk) when they changed, each at least every
-/// 10 s; and refresh the
-/// store addresses the raft transport uses.
+/// sizes) when they changed, each at least every 10 s; report the store itself (regions,
+/// leaders, disk) when that changed and at least every `store_every`; and refresh the store
+/// addresses the raft transport uses.
 async fn run_heartbeats(
     store: crate::raftstore::driver::StoreHandle<RocksEngine>,
     scheduler: NodeScheduler,
     addrs: Arc<RwLock<HashMap<u64, String>>>,
     me: StoreMeta,
     splits: Arc<AtomicU64>,
+    store_every: Duration,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));
+    let mut store_reported_at: Option<Instant> = None;
     let mut reported: HashMap<u64, (Region, Peer)> = HashMap::new();
     // What each region had been written at its last heartbeat.
     let mut reported_flow: HashMap<u64, WriteFlow> = HashMap::new();
@@ -730,13 +735,14 @@ async fn run_heartbeats(
         if round.is_multiple_of(5) {
             refresh_store_addrs(&scheduler, &addrs).await;
         }
-        // Every 10 s, and at once when the store's region or leader count changed.
+        // Every `store_every`, and at once when the store's region or leader count changed.
         let views = store.regions();
         let counts = (
             views.len() as u64,
             views.iter().filter(|v| v.is_leader).count() as u64,
         );
-        if round % 10 == 1 || reported_counts != Some(counts) {
+        let due = store_reported_at.is_none_or(|at| at.elapsed() >= store_every);
+        if due || reported_counts != Some(counts) {
             let (capacity_bytes, available_bytes) = disk_space(store.engine().path());
             let stats = StoreStats {
                 region_count: counts.0,
@@ -747,7 +753,10 @@ async fn run_heartbeats(
                 auto_splits: splits.load(Ordering::Relaxed),
             };
             match scheduler.store_heartbeat(me.clone(), stats).await {
-                Ok(()) => reported_counts = Some(counts),
+                Ok(()) => {
+                    reported_counts = Some(counts);
+                    store_reported_at = Some(Instant::now());
+                }
                 Err(e) => tracing::debug!(error = %e, "store heartbeat failed"),
             }
         }

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 
 use super::replica::{ReplicaHandle, ReplicaOptions, ReplicaTransport, SchedulerError, SchedulerReplica};
-use super::service::{RegionQuery, RegionStats, STORE_DISCONNECT_SECS, Scheduler, SchedulerApi, StoreState};
+use super::service::{
+    RegionQuery, RegionStats, STORE_DISCONNECT_SECS, Scheduler, SchedulerApi, StoreState,
+    store_heartbeat_interval,
+};
 use super::state::StoreMeta;
 use super::tso::{TimeStamp, system_clock};
 use crate::raft::Message;
@@ -272,6 +275,28 @@ fn a_store_is_disconnected_after_20_s_of_silence_and_down_after_the_configured_t
         StoreState::after_silence(Duration::from_secs(5), Duration::from_secs(3)),
         StoreState::Down
     );
+}
+
+/// A live store reports three times within any configured down time (but at most once a
+/// second, and at least every 10 s), so it is never counted `Down` between two reports.
+#[test]
+fn stores_report_three_times_within_the_down_time() {
+    let every = |secs| store_heartbeat_interval(Duration::from_secs(secs));
+    assert_eq!(every(1_800), Duration::from_secs(10));
+    assert_eq!(every(30), Duration::from_secs(10));
+    assert_eq!(every(9), Duration::from_secs(3));
+    assert_eq!(every(3), Duration::from_secs(1));
+    assert_eq!(every(1), Duration::from_secs(1));
+    for secs in 3..100 {
+        let down = Duration::from_secs(secs);
+        let silent = store_heartbeat_interval(down) * 3;
+        assert!(silent <= down, "{secs} s");
+        assert_ne!(
+            StoreState::after_silence(silent, down),
+            StoreState::Down,
+            "{secs} s"
+        );
+    }
 }
 
 /// The directory lists regions in key order from the one holding a key, by id and by key.

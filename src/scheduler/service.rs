@@ -266,8 +266,15 @@ pub struct RegionInfo {
 pub const DEFAULT_MAX_STORE_DOWN_SECS: u64 = 1_800;
 
 /// Seconds without a store heartbeat after which a store is [`StoreState::Disconnected`]
-/// (stores report every 10 s).
+/// (stores report at least every 10 s: [`store_heartbeat_interval`]).
 pub const STORE_DISCONNECT_SECS: u64 = 20;
+
+/// How often a store reports itself when nothing changed: every 10 s, or, under a short
+/// `scheduler.max_store_down_time_secs`, often enough that a live store misses three reports
+/// before it could count as `Down` (never more often than every second).
+pub fn store_heartbeat_interval(max_down: Duration) -> Duration {
+    (max_down / 3).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
 
 /// A store's state, from how long ago it last reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -253,10 +253,27 @@ impl TestCluster {
     }
 }
 
+/// Lines of each node's log shown when a test fails.
+const LOG_TAIL_ON_FAILURE: usize = 200;
+
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);
+        }
+        // A failed test shows what the nodes said last: the scheduler's operators, elections,
+        // errors (libtest prints this with the failure).
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log.lock().unwrap();
+                eprintln!(
+                    "--- the last {LOG_TAIL_ON_FAILURE} lines of {}'s log ---",
+                    node.name
+                );
+                for line in &log[log.len().saturating_sub(LOG_TAIL_ON_FAILURE)..] {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
 }
@@ -826,7 +843,7 @@ fn regions_split_spread_to_a_new_node_and_leave_a_deleted_store() {
 fn a_store_down_past_the_down_time_has_its_replicas_recreated_elsewhere() {
     let mut cluster = TestCluster::start_with(
         4,
-        "scheduler:\n  max_store_down_time_secs: 3\n  schedule_interval_ms: 200\n",
+        "scheduler:\n  max_store_down_time_secs: 5\n  schedule_interval_ms: 200\n",
     );
     let mut con = cluster.client(0);
     for i in 0..50 {
