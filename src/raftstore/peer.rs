@@ -9,8 +9,9 @@
 //!    vote; a round that only moved commit indexes skips the fsync);
 //! 3. [`RegionPeer::on_persisted`] gives back the messages to send (only now: the raft log is
 //!    durable before any message that depends on it leaves, so a vote or an append
-//!    acknowledgement is never forgotten by a crash, and a leader's own fsync comes before
-//!    its appends go out) and the committed entries as an apply task;
+//!    acknowledgement is never forgotten by a crash; a leader's appends and heartbeats alone
+//!    leave in step 1, as [`PeerReady::early`], since its own copy counts only once written)
+//!    and the committed entries as an apply task;
 //! 4. the apply side (`apply.rs`) applies the task and reports back through
 //!    [`RegionPeer::on_apply_result`], which follows membership changes and log compaction
 //!    and releases reads.
@@ -125,6 +126,9 @@ pub struct RegionPeer<E: Engine> {
     queued: Vec<(RaftCommand, Callback)>,
     options: PeerOptions,
     ticks_since_log_gc: usize,
+    /// Reads checked and waiting for the round's one read index request (see
+    /// [`Self::read_index`]); their `ctx` is set when it is asked.
+    queued_reads: Vec<PendingRead>,
     /// Reads waiting for their read index (`None`) or for it to be applied, by context.
     reads: VecDeque<PendingRead>,
     next_read_ctx: u64,
@@ -249,6 +253,7 @@ impl<E: Engine + Clone> RegionPeer<E> {
             queued: Vec::new(),
             options,
             ticks_since_log_gc: 0,
+            queued_reads: Vec::new(),
             reads: VecDeque::new(),
             next_read_ctx: 0,
             applied_term,
@@ -543,6 +548,11 @@ impl<E: Engine> RegionPeer<E> {
     /// has applied everything committed at that moment. Refused like a write if this peer
     /// does not lead or the header's epoch is stale; `StaleCommand` if it loses leadership
     /// before the confirmation (the read may be retried).
+    ///
+    /// Like writes, the reads of a round wait in `queued_reads` until the round collects this
+    /// peer's ready and then share one request to the raft core: one heartbeat per follower
+    /// per round confirms them all. The commit index the core records then is at least the
+    /// one each read arrived under, and the heartbeats leave after every one arrived.
     pub fn read_index(&mut self, header: CommandHeader, callback: Callback) {
         // The checks of a write with no keys: store, region, leadership, peer, term, epoch.
         let checked = self.check_proposal(&RaftCommand {
@@ -553,16 +563,37 @@ impl<E: Engine> RegionPeer<E> {
             callback(Err(e));
             return;
         }
-        self.next_read_ctx += 1;
-        let ctx = self.next_read_ctx.to_be_bytes().to_vec();
-        self.raft.read_index(ctx.clone());
-        self.reads.push_back(PendingRead {
-            ctx,
+        self.queued_reads.push(PendingRead {
+            ctx: Vec::new(),
             version: header.epoch.version,
             term: self.term(),
             index: None,
             callback,
         });
+    }
+
+    /// Asks the raft core for one read index on behalf of every queued read. Reads queued
+    /// in a term this peer no longer leads in hear `StaleCommand` (they may be retried).
+    fn ask_queued_reads(&mut self) {
+        if self.queued_reads.is_empty() {
+            return;
+        }
+        let (leading, term) = (self.is_leader(), self.term());
+        self.next_read_ctx += 1;
+        let ctx = self.next_read_ctx.to_be_bytes().to_vec();
+        let mut asked = false;
+        for mut read in std::mem::take(&mut self.queued_reads) {
+            if !leading || read.term != term {
+                (read.callback)(Err(RaftstoreError::StaleCommand));
+                continue;
+            }
+            read.ctx = ctx.clone();
+            self.reads.push_back(read);
+            asked = true;
+        }
+        if asked {
+            self.raft.read_index(ctx);
+        }
     }
 
     /// Answers the reads whose index is applied; fails the unconfirmed ones if this peer no
@@ -648,9 +679,13 @@ impl<E: Engine> RegionPeer<E> {
             for (_, callback) in self.queued.drain(..) {
                 callback(Err(RaftstoreError::RegionNotFound(region_id)));
             }
+            for read in self.queued_reads.drain(..) {
+                (read.callback)(Err(RaftstoreError::RegionNotFound(region_id)));
+            }
             return None;
         }
         self.propose_queued();
+        self.ask_queued_reads();
         if self.held.is_some() {
             return None;
         }
@@ -715,7 +750,7 @@ impl<E: Engine> RegionPeer<E> {
 
     fn note_read_states(&mut self, ready: &mut Ready) {
         for state in std::mem::take(&mut ready.read_states) {
-            if let Some(read) = self.reads.iter_mut().find(|r| r.ctx == state.request_ctx) {
+            for read in self.reads.iter_mut().filter(|r| r.ctx == state.request_ctx) {
                 read.index = Some(state.index);
             }
         }
@@ -767,7 +802,7 @@ impl<E: Engine> RegionPeer<E> {
         for (_, callback) in self.queued.drain(..) {
             callback(Err(RaftstoreError::RegionNotFound(region_id)));
         }
-        for read in self.reads.drain(..) {
+        for read in self.queued_reads.drain(..).chain(self.reads.drain(..)) {
             (read.callback)(Err(RaftstoreError::StaleCommand));
         }
         tracing::info!(

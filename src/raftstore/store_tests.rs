@@ -252,6 +252,82 @@ fn the_writes_of_one_round_go_out_as_one_append_per_follower() {
     }
 }
 
+/// The reads asked of a leader in one round share one heartbeat per follower, are answered
+/// only once a follower confirmed it, and every one of them is answered.
+#[test]
+fn the_reads_of_one_round_share_one_heartbeat_per_follower() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(1).expect("region 1 has a leader");
+    cluster.settle();
+    let slots: Vec<_> = (0..10)
+        .map(|_| {
+            let slot = Arc::new(Mutex::new(None));
+            let answer = slot.clone();
+            let store = cluster.store(leader);
+            let header = store.peer(1).unwrap().command_header();
+            store.read_index(
+                header,
+                Box::new(move |result: CommandResult| *answer.lock().unwrap() = Some(result)),
+            );
+            slot
+        })
+        .collect();
+    cluster.store(leader).handle_readies().unwrap();
+    let beats: Vec<RaftMessage> = cluster
+        .queue
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.region_id == 1 && m.message.msg_type == crate::raft::MessageType::Heartbeat)
+        .cloned()
+        .collect();
+    let mut followers: Vec<u64> = beats.iter().map(|m| m.to_peer.store_id).collect();
+    followers.sort_unstable();
+    let mut expected: Vec<u64> = (1..=3).filter(|&s| s != leader).collect();
+    expected.sort_unstable();
+    assert_eq!(followers, expected, "one heartbeat per follower: {beats:?}");
+    assert!(
+        slots.iter().all(|slot| slot.lock().unwrap().is_none()),
+        "no read is answered before a follower confirms the lead"
+    );
+    cluster.settle();
+    for slot in &slots {
+        assert_eq!(slot.lock().unwrap().clone(), Some(Ok(CommandResponse::Readable)));
+    }
+
+    // Reads queued in a term the peer no longer leads in are refused, not confirmed.
+    let header = cluster.store(leader).peer(1).unwrap().command_header();
+    let late = Arc::new(Mutex::new(None));
+    let answer = late.clone();
+    cluster.store(leader).read_index(
+        header,
+        Box::new(move |result: CommandResult| *answer.lock().unwrap() = Some(result)),
+    );
+    let term = cluster.store(leader).peer(1).unwrap().term();
+    let follower = expected[0];
+    let mut beat = crate::raft::Message::new(crate::raft::MessageType::Heartbeat, 10 + follower, 10 + leader);
+    beat.term = term + 1;
+    cluster.store(leader).on_raft_message(RaftMessage {
+        region_id: 1,
+        from_peer: Peer {
+            id: 10 + follower,
+            store_id: follower,
+        },
+        to_peer: Peer {
+            id: 10 + leader,
+            store_id: leader,
+        },
+        epoch: RegionEpoch::INITIAL,
+        message: beat,
+    });
+    cluster.store(leader).handle_readies().unwrap();
+    assert_eq!(
+        late.lock().unwrap().clone(),
+        Some(Err(RaftstoreError::StaleCommand))
+    );
+}
+
 #[test]
 fn messages_not_for_a_store_are_dropped() {
     let mut cluster = Cluster::new();
