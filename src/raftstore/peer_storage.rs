@@ -27,7 +27,7 @@ use super::meta::{
 };
 use super::snap::{DATA_CFS, SnapshotData, region_bounds};
 use crate::raft::message::{Snapshot, SnapshotMetadata};
-use crate::raft::storage::{RaftState, Storage, StorageError as RaftStorageError, limit_size};
+use crate::raft::storage::{RaftState, Storage, StorageError as RaftStorageError};
 use crate::raft::{ConfState, Entry, HardState};
 use crate::storage::{Cf, Engine, IterOptions, Snapshot as _, StorageError, WriteBatch, WriteOptions};
 
@@ -49,6 +49,34 @@ pub enum PeerStorageError {
     Decode(#[from] DecodeError),
     #[error("region {0} has no state on this store")]
     RegionNotFound(u64),
+}
+
+/// Entries collected up to a size limit, as `raft::storage::limit_size` cuts them: while their total
+/// size is within `max_size`, and always at least one.
+struct SizeLimited {
+    entries: Vec<Entry>,
+    size: u64,
+    max_size: Option<u64>,
+}
+
+impl SizeLimited {
+    fn new(max_size: Option<u64>) -> Self {
+        SizeLimited {
+            entries: Vec::new(),
+            size: 0,
+            max_size,
+        }
+    }
+
+    /// Takes `entry` if it fits; whether it did (once one does not, none after it may).
+    fn push(&mut self, entry: Entry) -> bool {
+        self.size += entry.size();
+        if self.max_size.is_some_and(|max| self.size > max) && !self.entries.is_empty() {
+            return false;
+        }
+        self.entries.push(entry);
+        true
+    }
 }
 
 /// The most recent entries of a peer's log, contiguous, ending at the last persisted one.
@@ -97,18 +125,22 @@ impl EntryCache {
         self.bytes = 0;
     }
 
-    /// `[low, high)` if the cache holds all of it.
-    fn slice(&self, low: u64, high: u64) -> Option<Vec<Entry>> {
+    /// `[low, high)`, cut to `max_size` as `raft::storage::limit_size` would, if the cache holds all of it.
+    fn slice(&self, low: u64, high: u64, max_size: Option<u64>) -> Option<Vec<Entry>> {
         let front = self.entries.front()?.index;
         if low < front || high > front + self.entries.len() as u64 {
             return None;
         }
-        Some(
-            self.entries
-                .range((low - front) as usize..(high - front) as usize)
-                .cloned()
-                .collect(),
-        )
+        let mut taken = SizeLimited::new(max_size);
+        for entry in self
+            .entries
+            .range((low - front) as usize..(high - front) as usize)
+        {
+            if !taken.push(entry.clone()) {
+                break;
+            }
+        }
+        Some(taken.entries)
     }
 }
 
@@ -543,27 +575,36 @@ impl<E: Engine> Storage for PeerStorage<E> {
         if low >= high {
             return Ok(Vec::new());
         }
-        if let Some(entries) = self.cache.slice(low, high) {
-            return Ok(limit_size(&entries, max_size));
+        if let Some(entries) = self.cache.slice(low, high, max_size) {
+            return Ok(entries);
         }
+        // Read only as far as the size limit: a follower far behind asks from deep in the log,
+        // and reading all the rest for each message it is sent would cost the whole log each
+        // time (seconds of the raft thread with a large log).
         let snapshot = self.engine.snapshot();
         let opts = IterOptions::range(
             raft_log_key(self.region.id, low),
             raft_log_key(self.region.id, high),
         );
-        let mut entries = Vec::with_capacity((high - low).min(1024) as usize);
+        let mut taken = SizeLimited::new(max_size);
         for item in snapshot.iter(Cf::Raft, opts) {
             let (_, value) = item.expect("reading the raft log from the engine");
             let entry = decode_entry(&value).expect("a raft log entry written by this store");
-            assert_eq!(entry.index, low + entries.len() as u64, "a hole in the raft log");
-            entries.push(entry);
+            assert_eq!(
+                entry.index,
+                low + taken.entries.len() as u64,
+                "a hole in the raft log"
+            );
+            if !taken.push(entry) {
+                return Ok(taken.entries);
+            }
         }
         assert_eq!(
-            entries.len() as u64,
+            taken.entries.len() as u64,
             high - low,
             "raft log entries missing from the engine"
         );
-        Ok(limit_size(&entries, max_size))
+        Ok(taken.entries)
     }
 
     fn term(&self, index: u64) -> Result<u64, RaftStorageError> {
@@ -663,6 +704,7 @@ pub fn generate_snapshot(engine: &impl Engine, region_id: u64) -> Option<Snapsho
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::storage::limit_size;
     use crate::raftstore::meta::{Peer, RegionEpoch};
     use crate::storage::{MemoryEngine, WriteOptions};
 
@@ -832,6 +874,61 @@ mod tests {
             RegionLocalState::decode(&engine.get(Cf::Raft, &region_state_key(1)).unwrap().unwrap()).unwrap();
         assert_eq!(state.state, PeerState::Tombstone);
         assert_eq!(engine.get(Cf::Write, b"k").unwrap(), None);
+    }
+
+    /// Entries are cut to the size limit the same way from the cache and from the engine, and
+    /// the engine is read only as far as the limit: a follower far behind is sent its entries
+    /// without the rest of the log being read for each message.
+    #[test]
+    fn entries_are_cut_to_the_size_limit_and_read_no_further() {
+        let engine = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        PeerStorage::<MemoryEngine>::write_initial_states(&region(), &mut batch);
+        write(&engine, batch);
+        let mut cached = PeerStorage::open(engine.clone(), 1).unwrap();
+        let first = cached.last_index().unwrap() + 1;
+        let log: Vec<Entry> = (0..20u64)
+            .map(|i| {
+                let mut entry = Entry::new(6, first + i);
+                entry.data = vec![b'x'; (i as usize % 7) * 10];
+                entry
+            })
+            .collect();
+        let mut batch = WriteBatch::new();
+        cached.append(&log, &mut batch);
+        write(&engine, batch);
+        let from_engine = PeerStorage::open(engine.clone(), 1).unwrap();
+        let end = first + log.len() as u64;
+        for max_size in [
+            None,
+            Some(0),
+            Some(24),
+            Some(60),
+            Some(200),
+            Some(500),
+            Some(u64::MAX),
+        ] {
+            let expected = limit_size(&log, max_size);
+            assert_eq!(
+                cached.entries(first, end, max_size).unwrap(),
+                expected,
+                "{max_size:?}"
+            );
+            assert_eq!(
+                from_engine.entries(first, end, max_size).unwrap(),
+                expected,
+                "{max_size:?}"
+            );
+        }
+        // A hole past the limit is never reached (a read of the whole range would stop on it).
+        let mut batch = WriteBatch::new();
+        batch.delete(Cf::Raft, raft_log_key(1, end - 2));
+        write(&engine, batch);
+        let from_engine = PeerStorage::open(engine, 1).unwrap();
+        assert_eq!(
+            from_engine.entries(first, end, Some(100)).unwrap(),
+            limit_size(&log, Some(100))
+        );
     }
 
     #[test]
