@@ -83,6 +83,11 @@ pub struct Progress {
     pub inflights: Inflights,
     /// The latest heartbeat round this peer acknowledged (lease timing).
     pub acked_round: u64,
+    /// Set at each periodic heartbeat: the next heartbeat answer from this peer may unpause
+    /// replication to it and send it an append. Read-index rounds send heartbeats too, as
+    /// often as every round; if each answer did this, a follower that is behind would be
+    /// sent the same probe, or another full message, for every one of them.
+    pub resume_on_heartbeat: bool,
 }
 
 impl Progress {
@@ -96,6 +101,7 @@ impl Progress {
             recent_active: false,
             inflights: Inflights::new(max_inflight),
             acked_round: 0,
+            resume_on_heartbeat: false,
         }
     }
 

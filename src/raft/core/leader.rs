@@ -11,6 +11,9 @@ impl<S: Storage> Raft<S> {
     pub(super) fn step_leader(&mut self, m: Message) -> Result<(), RaftError> {
         match m.msg_type {
             MessageType::Beat => {
+                for pr in self.prs.progress.values_mut() {
+                    pr.resume_on_heartbeat = true;
+                }
                 let ctx = self.read_only.last_pending_request_ctx();
                 self.bcast_heartbeat(ctx.unwrap_or_default());
             }
@@ -241,13 +244,18 @@ impl<S: Storage> Raft<S> {
             return;
         };
         pr.recent_active = true;
-        pr.probe_sent = false;
         pr.acked_round = pr.acked_round.max(m.round);
-        if pr.state == ProgressState::Replicate && pr.inflights.full() {
-            pr.inflights.free_first_one();
-        }
-        if pr.matched < self.raft_log.last_index() {
-            self.send_append(m.from);
+        // A live follower whose appends (or their answers) were lost gets going again, once
+        // per periodic heartbeat (see `Progress::resume_on_heartbeat`).
+        if pr.resume_on_heartbeat {
+            pr.resume_on_heartbeat = false;
+            pr.probe_sent = false;
+            if pr.state == ProgressState::Replicate && pr.inflights.full() {
+                pr.inflights.free_first_one();
+            }
+            if pr.matched < self.raft_log.last_index() {
+                self.send_append(m.from);
+            }
         }
         if self.read_only.option != ReadOnlyOption::Safe && m.context.is_empty() {
             return;

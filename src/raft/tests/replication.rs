@@ -2,7 +2,7 @@
 
 use super::network::{Network, Peer, new_raft};
 use super::{msg, propose, propose_to, read_messages, storage_with_terms};
-use crate::raft::{Entry, MemStorage, MessageType, StateRole};
+use crate::raft::{Entry, MemStorage, Message, MessageType, StateRole};
 
 #[test]
 fn the_leaders_own_progress_tracks_its_log() {
@@ -268,4 +268,63 @@ fn a_message_carries_at_most_max_size_bytes_but_at_least_one_entry() {
         "{:?}",
         appends.iter().map(|m| m.entries.len()).collect::<Vec<_>>()
     );
+}
+
+/// A follower that is behind (its probe unanswered) is sent one more append per periodic
+/// heartbeat it answers, not one per read-index heartbeat: reads may send heartbeats every
+/// round, and each answer resending the probe would flood the follower (and read the log for
+/// every message).
+#[test]
+fn read_index_heartbeats_do_not_resend_to_a_follower_that_is_behind() {
+    let storage = MemStorage::new_with_conf_state(vec![1, 2, 3]);
+    let config = super::network::test_config(1, vec![1, 2, 3], 10, 1);
+    let mut r = crate::raft::Raft::new(&config, storage).unwrap();
+    r.become_candidate();
+    r.become_leader();
+    // Follower 3 answers and commits the no-op; follower 2 never answers the probe.
+    let noop = r.raft_log.last_index();
+    let mut ack = msg(MessageType::AppendResponse, 3, 1, r.term);
+    ack.index = noop;
+    r.step(ack).unwrap();
+    r.step(propose(b"x")).unwrap();
+    read_messages(&mut r);
+    assert!(
+        r.prs.progress[&2].is_paused(),
+        "the probe to 2 waits for its answer"
+    );
+    let appends_to_2 = |r: &mut crate::raft::Raft<MemStorage>| {
+        read_messages(r)
+            .into_iter()
+            .filter(|m| m.msg_type == MessageType::Append && m.to == 2)
+            .count()
+    };
+
+    // Ten read-index rounds, each heartbeat answered by both followers.
+    for i in 0..10u64 {
+        let mut read = Message::new(MessageType::ReadIndex, 1, 1);
+        read.entries = vec![Entry {
+            data: i.to_be_bytes().to_vec(),
+            ..Default::default()
+        }];
+        r.step(read).unwrap();
+        for beat in read_messages(&mut r) {
+            assert_eq!(beat.msg_type, MessageType::Heartbeat);
+            let mut answer = msg(MessageType::HeartbeatResponse, beat.to, 1, r.term);
+            answer.context = beat.context.clone();
+            answer.round = beat.round;
+            r.step(answer).unwrap();
+        }
+        assert_eq!(appends_to_2(&mut r), 0, "read round {i} resent the probe");
+    }
+    assert_eq!(r.read_states.len(), 10, "every read was confirmed");
+
+    // A periodic heartbeat's answer resends it, once.
+    r.step(Message::new(MessageType::Beat, 1, 1)).unwrap();
+    for beat in read_messages(&mut r) {
+        let mut answer = msg(MessageType::HeartbeatResponse, beat.to, 1, r.term);
+        answer.round = beat.round;
+        r.step(answer.clone()).unwrap();
+        r.step(answer).unwrap();
+    }
+    assert_eq!(appends_to_2(&mut r), 1);
 }
