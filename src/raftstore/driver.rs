@@ -60,6 +60,77 @@ const MAX_MESSAGES_PER_ROUND: usize = 4_096;
 /// second by default) before they campaign, so rounds near it cost leaderships.
 const SLOW_ROUND: Duration = Duration::from_millis(200);
 
+/// Where a round's time went, for the slow-round warning: stepping the inbox's messages
+/// (and ticking), collecting the readies (which reads the entries sent to followers), writing
+/// the batch, syncing it. The rest is sending and handing out.
+#[derive(Default)]
+struct RoundPhases {
+    step: Duration,
+    /// Per kind of message: how many, and how long they took together.
+    by_kind: Vec<(MsgKind, usize, Duration)>,
+    collect: Duration,
+    write: Duration,
+    sync: Duration,
+}
+
+impl RoundPhases {
+    fn note(&mut self, kind: MsgKind, took: Duration) {
+        match self.by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += took;
+            }
+            None => self.by_kind.push((kind, 1, took)),
+        }
+    }
+
+    /// The kinds of message handled, the costliest first: `kind ×count ms`.
+    fn by_kind_summary(&self) -> String {
+        let mut kinds = self.by_kind.clone();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.2));
+        let parts: Vec<String> = kinds
+            .iter()
+            .map(|(kind, count, took)| format!("{kind} ×{count} {}ms", took.as_millis()))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// What an inbox message is, for the slow-round warning.
+#[derive(Clone, Copy, PartialEq)]
+enum MsgKind {
+    Raft(crate::raft::MessageType),
+    Local(&'static str),
+}
+
+impl std::fmt::Display for MsgKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MsgKind::Raft(msg_type) => write!(f, "raft {msg_type:?}"),
+            MsgKind::Local(what) => f.write_str(what),
+        }
+    }
+}
+
+impl StoreMsg {
+    fn kind(&self) -> MsgKind {
+        let local = match self {
+            StoreMsg::Raft(m) => return MsgKind::Raft(m.message.msg_type),
+            StoreMsg::Propose(..) => "propose",
+            StoreMsg::ReadIndex(..) => "read index",
+            StoreMsg::LeaderHeader(..) => "leader header",
+            StoreMsg::Campaign(_) => "campaign",
+            StoreMsg::TransferLeader { .. } => "transfer leader",
+            StoreMsg::SnapshotGenerated(..) => "snapshot generated",
+            StoreMsg::SnapshotStatus { .. } => "snapshot status",
+            StoreMsg::ApplyResults(_) => "apply results",
+            StoreMsg::Health(_) => "health",
+            StoreMsg::Stop => "stop",
+        };
+        MsgKind::Local(local)
+    }
+}
+
 /// What the raft thread's inbox carries.
 enum StoreMsg {
     Raft(RaftMessage),
@@ -493,13 +564,17 @@ fn run_raft<E: Engine + Clone, T: Transport>(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let round_started = Instant::now();
+        let mut phases = RoundPhases::default();
         let mut handled = 0;
         let mut next = first;
         while let Some(message) = next.take() {
+            let kind = message.kind();
+            let started = Instant::now();
             match message {
                 StoreMsg::Stop => break 'rounds,
                 other => handle(&mut store, other),
             }
+            phases.note(kind, started.elapsed());
             handled += 1;
             if handled < MAX_MESSAGES_PER_ROUND {
                 next = inbox.try_recv().ok();
@@ -509,13 +584,21 @@ fn run_raft<E: Engine + Clone, T: Transport>(
             store.tick();
             next_tick = Instant::now() + tick;
         }
+        let stepped = Instant::now();
+        phases.step = stepped - round_started;
         let round = store.collect_readies();
+        let collected = Instant::now();
+        phases.collect = collected - stepped;
+        let written_mutations = round.batch.len();
         if !round.batch.is_empty() {
             // Written unsynced, then the log synced on its own: the apply thread's writes, which
             // need no fsync, do not queue behind this one's.
             let written = engine.write(&round.batch, WriteOptions::NO_SYNC).and_then(|()| {
+                phases.write = collected.elapsed();
                 if round.must_sync {
-                    engine.sync_wal()
+                    let synced = engine.sync_wal();
+                    phases.sync = collected.elapsed() - phases.write;
+                    synced
                 } else {
                     Ok(())
                 }
@@ -538,10 +621,17 @@ fn run_raft<E: Engine + Clone, T: Transport>(
         refresh_view(&store, &regions, &mut view_signature);
         let took = round_started.elapsed();
         if took >= SLOW_ROUND {
+            let ms = |d: Duration| d.as_millis() as u64;
             tracing::warn!(
                 store = store.store_id(),
-                took_ms = took.as_millis() as u64,
+                took_ms = ms(took),
                 messages = handled,
+                step_ms = ms(phases.step),
+                collect_ms = ms(phases.collect),
+                write_ms = ms(phases.write),
+                sync_ms = ms(phases.sync),
+                handled = %phases.by_kind_summary(),
+                mutations = written_mutations,
                 "slow raft round: peers may miss heartbeats"
             );
         }
