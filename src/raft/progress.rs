@@ -3,10 +3,11 @@
 //! A follower's progress is in one of three states:
 //!
 //! - **Probe**: the leader does not know where the follower's log matches its own. It sends
-//!   one append at a time (then pauses until a response or the next heartbeat) and backs up on
-//!   each rejection.
+//!   one append at a time (then pauses until a response, or the answer to the next periodic
+//!   heartbeat: not to a read-index round's) and backs up on each rejection.
 //! - **Replicate**: the logs match up to `matched`; the leader streams appends optimistically,
-//!   advancing `next_idx` as it sends, limited by the in-flight window.
+//!   advancing `next_idx` as it sends, limited by the in-flight window (a full window lets one
+//!   more message go per answered periodic heartbeat).
 //! - **Snapshot**: the entries the follower needs are compacted; a snapshot is in flight and
 //!   appends wait until it is reported done.
 
