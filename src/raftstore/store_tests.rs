@@ -118,6 +118,29 @@ impl Cluster {
         }
     }
 
+    /// The queued messages of `msg_type` for the region, asserting there is exactly one for
+    /// each store other than `leader`.
+    fn one_per_follower(
+        &self,
+        leader: u64,
+        region_id: u64,
+        msg_type: crate::raft::MessageType,
+    ) -> Vec<RaftMessage> {
+        let sent: Vec<RaftMessage> = self
+            .queue
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.region_id == region_id && m.message.msg_type == msg_type)
+            .cloned()
+            .collect();
+        let mut followers: Vec<u64> = sent.iter().map(|m| m.to_peer.store_id).collect();
+        followers.sort_unstable();
+        let expected: Vec<u64> = (1..=3).filter(|&s| s != leader).collect();
+        assert_eq!(followers, expected, "one {msg_type:?} per follower: {sent:?}");
+        sent
+    }
+
     fn leader_of(&self, region_id: u64) -> Option<u64> {
         self.stores
             .iter()
@@ -227,19 +250,7 @@ fn the_writes_of_one_round_go_out_as_one_append_per_follower() {
     let keys: Vec<Vec<u8>> = (0..10).map(|i| format!("k{i}").into_bytes()).collect();
     let slots: Vec<_> = keys.iter().map(|k| cluster.put(leader, 1, k, b"v")).collect();
     cluster.store(leader).handle_readies().unwrap();
-    let appends: Vec<RaftMessage> = cluster
-        .queue
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m.region_id == 1 && m.message.msg_type == crate::raft::MessageType::Append)
-        .cloned()
-        .collect();
-    let mut followers: Vec<u64> = appends.iter().map(|m| m.to_peer.store_id).collect();
-    followers.sort_unstable();
-    let mut expected: Vec<u64> = (1..=3).filter(|&s| s != leader).collect();
-    expected.sort_unstable();
-    assert_eq!(followers, expected, "one append per follower: {appends:?}");
+    let appends = cluster.one_per_follower(leader, 1, crate::raft::MessageType::Append);
     for append in &appends {
         assert_eq!(append.message.entries.len(), keys.len());
     }
@@ -274,19 +285,7 @@ fn the_reads_of_one_round_share_one_heartbeat_per_follower() {
         })
         .collect();
     cluster.store(leader).handle_readies().unwrap();
-    let beats: Vec<RaftMessage> = cluster
-        .queue
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m.region_id == 1 && m.message.msg_type == crate::raft::MessageType::Heartbeat)
-        .cloned()
-        .collect();
-    let mut followers: Vec<u64> = beats.iter().map(|m| m.to_peer.store_id).collect();
-    followers.sort_unstable();
-    let mut expected: Vec<u64> = (1..=3).filter(|&s| s != leader).collect();
-    expected.sort_unstable();
-    assert_eq!(followers, expected, "one heartbeat per follower: {beats:?}");
+    cluster.one_per_follower(leader, 1, crate::raft::MessageType::Heartbeat);
     assert!(
         slots.iter().all(|slot| slot.lock().unwrap().is_none()),
         "no read is answered before a follower confirms the lead"
@@ -305,7 +304,7 @@ fn the_reads_of_one_round_share_one_heartbeat_per_follower() {
         Box::new(move |result: CommandResult| *answer.lock().unwrap() = Some(result)),
     );
     let term = cluster.store(leader).peer(1).unwrap().term();
-    let follower = expected[0];
+    let follower = (1..=3).find(|&s| s != leader).unwrap();
     let mut beat = crate::raft::Message::new(crate::raft::MessageType::Heartbeat, 10 + follower, 10 + leader);
     beat.term = term + 1;
     cluster.store(leader).on_raft_message(RaftMessage {
