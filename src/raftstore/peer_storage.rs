@@ -722,13 +722,19 @@ mod tests {
         engine.write(&batch, WriteOptions::SYNC).unwrap();
     }
 
-    /// A peer whose log holds (term = index) entries 3..=5, truncated at 3 (TinyKV's fixture).
-    fn storage_3_to_5() -> (MemoryEngine, PeerStorage<MemoryEngine>) {
+    /// A freshly bootstrapped region's engine, and a peer storage opened on it.
+    fn bootstrapped() -> (MemoryEngine, PeerStorage<MemoryEngine>) {
         let engine = MemoryEngine::new();
         let mut batch = WriteBatch::new();
         PeerStorage::<MemoryEngine>::write_initial_states(&region(), &mut batch);
         write(&engine, batch);
-        let mut storage = PeerStorage::open(engine.clone(), 1).unwrap();
+        let storage = PeerStorage::open(engine.clone(), 1).unwrap();
+        (engine, storage)
+    }
+
+    /// A peer whose log holds (term = index) entries 3..=5, truncated at 3 (TinyKV's fixture).
+    fn storage_3_to_5() -> (MemoryEngine, PeerStorage<MemoryEngine>) {
+        let (engine, mut storage) = bootstrapped();
         storage.apply_state.truncated = TruncatedState { index: 3, term: 3 };
         storage.raft_state.last_index = 3;
         let mut batch = WriteBatch::new();
@@ -748,11 +754,7 @@ mod tests {
 
     #[test]
     fn a_bootstrapped_region_starts_after_the_initial_index() {
-        let engine = MemoryEngine::new();
-        let mut batch = WriteBatch::new();
-        PeerStorage::<MemoryEngine>::write_initial_states(&region(), &mut batch);
-        write(&engine, batch);
-        let storage = PeerStorage::open(engine, 1).unwrap();
+        let (_, storage) = bootstrapped();
         assert!(storage.is_initialized());
         assert_eq!(storage.first_index().unwrap(), RAFT_INIT_LOG_INDEX + 1);
         assert_eq!(storage.last_index().unwrap(), RAFT_INIT_LOG_INDEX);
@@ -881,11 +883,7 @@ mod tests {
     /// without the rest of the log being read for each message.
     #[test]
     fn entries_are_cut_to_the_size_limit_and_read_no_further() {
-        let engine = MemoryEngine::new();
-        let mut batch = WriteBatch::new();
-        PeerStorage::<MemoryEngine>::write_initial_states(&region(), &mut batch);
-        write(&engine, batch);
-        let mut cached = PeerStorage::open(engine.clone(), 1).unwrap();
+        let (engine, mut cached) = bootstrapped();
         let first = cached.last_index().unwrap() + 1;
         let log: Vec<Entry> = (0..20u64)
             .map(|i| {
