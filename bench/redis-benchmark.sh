@@ -102,6 +102,20 @@ for n in 1 2 3; do
     cluster_ports+=("$(awk -v n="n$n" '$0 ~ "name: " n "," { sub(/.*resp_addr: 127.0.0.1:/, ""); sub(/,.*/, ""); print }' "$work/cluster.yaml")")
 done
 for port in "${cluster_ports[@]}"; do wait_ready "$port"; done
+# Who leads: a node that leads region 1 runs its clients' writes in process, the others forward
+# them; a region leader that also leads the scheduler takes its timestamps in process, the
+# others over gRPC (see bench/cpu-per-write.sh for what that costs).
+leaders() {
+    local region="" scheduler _
+    for _ in $(seq 1 50); do
+        region=$(redis-cli -p "${cluster_ports[0]}" CLUSTER REGION 1 | grep -A1 '^leader$' | tail -n 1)
+        [ -n "$region" ] && break
+        sleep 0.1
+    done
+    scheduler=$(redis-cli -p "${cluster_ports[0]}" CLUSTER SCHEDULER | sed -n 2p)
+    echo "region 1 led by n${region:-?}, the scheduler by ${scheduler:-?}"
+}
+redis-cli -p "${cluster_ports[0]}" SET redis-benchmark ready >/dev/null
 # The CLIENTS clients spread over the three nodes at once (a third each, and a third of the
 # requests each): the cluster's requests per second, all requests over the wall-clock time.
 spread() {
@@ -120,6 +134,7 @@ spread() {
 echo
 echo "3-node cluster on loopback (P=1): each node alone, the clients spread over all three at"
 echo "once (all requests over the wall-clock time), and their ratios to the single node above"
+echo "before: $(leaders)"
 printf '%-6s %12s %12s %12s %12s %12s %8s %8s %8s %8s\n' test single n1 n2 n3 spread \
     n1/single n2/single n3/single spread/single
 for test in $CLUSTER_TESTS; do
@@ -132,3 +147,4 @@ for test in $CLUSTER_TESTS; do
     printf '%-6s %12s %12s %12s %12s %12s %8s %8s %8s %8s\n' "$test" "$single" "$r1" "$r2" "$r3" "$all" \
         "$(ratio "$r1")" "$(ratio "$r2")" "$(ratio "$r3")" "$(ratio "$all")"
 done
+echo "after: $(leaders)"
