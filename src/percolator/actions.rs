@@ -95,14 +95,17 @@ pub fn prewrite_key<S: Snapshot>(
         conflict_start_ts: write.start_ts,
         conflict_commit_ts: commit_ts,
     };
-    // Anything committed (or rolled back) at or after our start: a later transaction won, or
-    // this very transaction was rolled back and must not come back to life. A lock-only
-    // mutation minds only the latter.
-    if let Some((commit_ts, write)) = reader.seek_write(&key, TimeStamp::MAX)?
-        && commit_ts >= start_ts
-        && (mutation.op != Op::Lock || write.start_ts == start_ts)
-    {
-        return Err(conflict(commit_ts, &write));
+    // Anything committed after our start (a later transaction won), or a record of this very
+    // transaction, which was then rolled back and must not come back to life. A lock-only
+    // mutation minds only the latter. A commit of another transaction at exactly our start
+    // (a one-phase commit's own timestamp) is in our snapshot: no conflict, unless it carries
+    // our rollback.
+    if let Some((commit_ts, write)) = reader.seek_write(&key, TimeStamp::MAX)? {
+        let ours = write.start_ts == start_ts || (commit_ts == start_ts && write.overlapped_rollback);
+        let later = commit_ts > start_ts && mutation.op != Op::Lock;
+        if commit_ts >= start_ts && (ours || later) {
+            return Err(conflict(commit_ts, &write));
+        }
     }
     if let Some(since) = mutation.unchanged_since
         && let Some((commit_ts, write)) = reader.latest_change(&key)?
@@ -200,7 +203,7 @@ pub fn rollback_key<S: Snapshot>(
             txn.delete_value(&key, start_ts);
         }
         txn.unlock_key(&key);
-        txn.put_write(&key, start_ts, &Write::new(WriteKind::Rollback, start_ts, None));
+        put_rollback(txn, reader, &key, start_ts)?;
         return Ok(());
     }
     match reader.txn_commit_record(&key, start_ts)? {
@@ -213,10 +216,33 @@ pub fn rollback_key<S: Snapshot>(
         CommitRecord::None => {
             // Nothing of ours here (maybe another transaction's lock, which stays): the record
             // still protects against our prewrite arriving late.
-            txn.put_write(&key, start_ts, &Write::new(WriteKind::Rollback, start_ts, None));
-            Ok(())
+            put_rollback(txn, reader, &key, start_ts)
         }
     }
+}
+
+/// Writes the rollback record of transaction `start_ts` on `key`. Where another transaction
+/// committed the key at exactly `start_ts` (a one-phase commit picks its own timestamp, which
+/// the oracle may also have given out as a start; see `server`), that record keeps its place
+/// and carries the rollback as its `overlapped_rollback` flag instead.
+fn put_rollback<S: Snapshot>(
+    txn: &mut MvccTxn,
+    reader: &MvccReader<'_, S>,
+    key: &Key,
+    start_ts: TimeStamp,
+) -> Result<(), MvccError> {
+    if let Some((commit_ts, mut write)) = reader.seek_write(key, start_ts)?
+        && commit_ts == start_ts
+        && write.start_ts != start_ts
+    {
+        if !write.overlapped_rollback {
+            write.overlapped_rollback = true;
+            txn.put_write(key, start_ts, &write);
+        }
+        return Ok(());
+    }
+    txn.put_write(key, start_ts, &Write::new(WriteKind::Rollback, start_ts, None));
+    Ok(())
 }
 
 /// What `CheckTxnStatus` did.
@@ -278,7 +304,7 @@ pub fn check_txn_status<S: Snapshot>(
         }),
         CommitRecord::None if !rollback_if_not_exist => Ok(TxnStatus::Locked { ttl_ms: 0 }),
         CommitRecord::None => {
-            txn.put_write(&key, lock_ts, &Write::new(WriteKind::Rollback, lock_ts, None));
+            put_rollback(txn, reader, &key, lock_ts)?;
             Ok(TxnStatus::RolledBack {
                 action: Action::LockNotExistRollback,
             })

@@ -250,6 +250,10 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
                     CommitRecord::Committed { commit_ts, write }
                 });
             }
+            // Another transaction's commit in the place of this one's rollback record.
+            if commit_ts == start_ts && write.overlapped_rollback {
+                return Ok(CommitRecord::RolledBack);
+            }
         }
         Ok(CommitRecord::None)
     }

@@ -10,6 +10,8 @@
 //!   b'v' len:u32 bytes    short value: the value itself, when it is at most SHORT_VALUE_MAX_BYTES
 //!   b'h' len:u32 bytes    value head: the first VALUE_HEAD_BYTES of a longer value
 //!   b'c' min_commit_ts:u64   (lock only) the smallest commit_ts the transaction may take
+//!   b'R'                  (write only) overlapped rollback: the transaction that started at
+//!                         this record's commit_ts is rolled back on this key
 //! ```
 //!
 //! Kinds: `P` put, `D` delete, `L` lock (checks a key without changing it), `R` rollback
@@ -30,6 +32,8 @@ pub const VALUE_HEAD_BYTES: usize = 16;
 const FIELD_SHORT_VALUE: u8 = b'v';
 const FIELD_VALUE_HEAD: u8 = b'h';
 const FIELD_MIN_COMMIT_TS: u8 = b'c';
+/// A write record's flag (no payload): see [`Write::overlapped_rollback`].
+const FLAG_OVERLAPPED_ROLLBACK: u8 = b'R';
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockKind {
@@ -179,6 +183,11 @@ pub struct Write {
     pub short_value: Option<Vec<u8>>,
     /// The first [`VALUE_HEAD_BYTES`] of a put's value that is not short.
     pub value_head: Option<Vec<u8>>,
+    /// The transaction that *started* at this record's commit timestamp was rolled back on
+    /// this key: its rollback record would have had this record's place, so this record
+    /// carries it (a one-phase commit picks its own commit timestamp, which the oracle may
+    /// also have given out as a start; see `percolator::server`). TiKV's flag of that name.
+    pub overlapped_rollback: bool,
 }
 
 impl Write {
@@ -188,6 +197,7 @@ impl Write {
             start_ts,
             short_value,
             value_head: None,
+            overlapped_rollback: false,
         }
     }
 
@@ -198,6 +208,7 @@ impl Write {
             start_ts: lock.start_ts,
             short_value: lock.short_value,
             value_head: lock.value_head,
+            overlapped_rollback: false,
         }
     }
 
@@ -218,6 +229,9 @@ impl Write {
         out.extend_from_slice(&self.start_ts.into_inner().to_be_bytes());
         put_field(&mut out, FIELD_SHORT_VALUE, self.short_value.as_deref());
         put_field(&mut out, FIELD_VALUE_HEAD, self.value_head.as_deref());
+        if self.overlapped_rollback {
+            out.push(FLAG_OVERLAPPED_ROLLBACK);
+        }
         out
     }
 
@@ -236,6 +250,7 @@ impl Write {
             match reader.u8()? {
                 FIELD_SHORT_VALUE => write.short_value = Some(reader.field()?),
                 FIELD_VALUE_HEAD => write.value_head = Some(reader.field()?),
+                FLAG_OVERLAPPED_ROLLBACK => write.overlapped_rollback = true,
                 other => return Err(reader.bad(format!("field {other:#x}"))),
             }
         }
@@ -348,8 +363,12 @@ mod tests {
         expected.extend(100u64.to_be_bytes());
         assert_eq!(write.to_bytes(), expected);
         assert_eq!(Write::parse(&expected).unwrap(), write);
-        let with_value = Write::new(WriteKind::Put, TimeStamp::new(5), Some(b"hello".to_vec()));
+        let mut with_value = Write::new(WriteKind::Put, TimeStamp::new(5), Some(b"hello".to_vec()));
         assert_eq!(Write::parse(&with_value.to_bytes()).unwrap(), with_value);
+        with_value.overlapped_rollback = true;
+        let bytes = with_value.to_bytes();
+        assert_eq!(bytes.last(), Some(&b'R'));
+        assert_eq!(Write::parse(&bytes).unwrap(), with_value);
     }
 
     #[test]

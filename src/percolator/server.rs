@@ -13,12 +13,27 @@
 //!
 //! **One-phase commit.** A transaction whose keys all live here may prewrite and commit in one
 //! step: no locks are written, only commit records. The subtlety is the commit timestamp. It
-//! must come from the oracle *after* the transaction is visible to readers as "in progress",
-//! or a reader could take a later timestamp, read before the write lands, and miss a commit
-//! below its timestamp. So the server first puts in-memory locks on the keys (readers at or
-//! above the transaction's start wait for them), then asks the oracle for `commit_ts`, then
-//! writes, then lifts the memory locks. A reader whose timestamp predates `commit_ts` never
-//! needed to see the write; one whose timestamp is later found the memory lock and waited.
+//! must be fixed *after* the transaction is visible to readers as "in progress", above every
+//! read that may already have missed it. So the server first puts in-memory locks on the keys
+//! (readers at or above the transaction's start wait for them), then picks `commit_ts`, then
+//! writes, then lifts the memory locks. A reader whose timestamp is below `commit_ts` never
+//! needed to see the write; one at or above it found the memory lock and waited.
+//!
+//! The server picks `commit_ts` itself, as TiKV does for its one-phase and async commits,
+//! rather than asking the oracle (a round trip to the scheduler's leader, often on another
+//! node): one above `max_ts`, the highest timestamp any read on this node has used, and above
+//! the transaction's start. Every read raises `max_ts` before it looks for memory locks, and a
+//! commit reads `max_ts` after placing its own, so a read either waits for the commit or is
+//! below its timestamp. Reads at an earlier leader of the region are not in `max_ts`: the first
+//! one-phase commit of each term of this node's leadership takes its timestamp from the oracle
+//! and raises `max_ts` to it, which is above every timestamp handed out before this node led
+//! (`synced_terms`). Only timestamps the oracle issued reach `max_ts`, so a commit's is at
+//! most one above the oracle's latest: any transaction that starts after the reply reads it.
+//!
+//! A computed `commit_ts` may equal another transaction's `start_ts` (the oracle may hand out
+//! the very next timestamp). Such a transaction can never prewrite the key (the record counts
+//! as a write at or after its start), and rolling it back leaves that record alone instead of
+//! putting a rollback record in its place (see `actions::put_rollback`).
 //!
 //! [`KvApi`] is the interface clients call: implemented here in process, and by an RPC client
 //! of a remote node later.
@@ -27,7 +42,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use dashmap::DashMap;
 use parking_lot::RwLock;
 use tokio::sync::Notify;
 
@@ -279,6 +296,12 @@ pub struct TxnServer<E: Engine> {
     store: StoreHandle<E>,
     latches: Latches,
     memory_locks: MemoryLocks,
+    /// The highest timestamp a read here has used, or the oracle gave a one-phase commit
+    /// (see the module docs).
+    max_ts: AtomicU64,
+    /// Region id → the term of this node's leadership in which a one-phase commit took its
+    /// timestamp from the oracle: from then on, `max_ts` is above every read of the region.
+    synced_terms: DashMap<u64, u64>,
     tso: TsoClient,
     gc_filter: Option<Box<dyn GcFilter>>,
     /// How long a read barrier may wait for its region (a leader cut off from its quorum
@@ -306,6 +329,8 @@ impl<E: Engine> TxnServer<E> {
             store,
             latches: Latches::default(),
             memory_locks: MemoryLocks::default(),
+            max_ts: AtomicU64::new(0),
+            synced_terms: DashMap::new(),
             tso,
             gc_filter: None,
             region_timeout: DEFAULT_REGION_TIMEOUT,
@@ -402,6 +427,42 @@ impl<E: Engine> TxnServer<E> {
         })
     }
 
+    /// Records a read at `ts`; call before looking for memory locks (see the module docs).
+    fn observe_read(&self, ts: TimeStamp) {
+        // `MAX` reads "the latest" and is no timestamp the oracle issued: a commit above it
+        // would be above every read to come.
+        if ts != TimeStamp::MAX {
+            self.max_ts.fetch_max(ts.into_inner(), Ordering::SeqCst);
+        }
+    }
+
+    /// The commit timestamp of a one-phase commit proposed under `header`, whose memory locks
+    /// are in place (see the module docs).
+    async fn one_phase_commit_ts(
+        &self,
+        header: &CommandHeader,
+        start_ts: TimeStamp,
+    ) -> Result<TimeStamp, MvccError> {
+        if self
+            .synced_terms
+            .get(&header.region_id)
+            .is_some_and(|term| *term == header.term)
+        {
+            let above = self.max_ts.load(Ordering::SeqCst).max(start_ts.into_inner());
+            return Ok(TimeStamp::new(above + 1));
+        }
+        // This node has led the region since before `header.term`'s leadership was checked, so
+        // the oracle's answer is above every timestamp a read at an earlier leader used.
+        let ts = self
+            .tso
+            .get_timestamp()
+            .await
+            .map_err(|e| MvccError::Timestamp(e.to_string()))?;
+        self.max_ts.fetch_max(ts.into_inner(), Ordering::SeqCst);
+        self.synced_terms.insert(header.region_id, header.term);
+        Ok(ts)
+    }
+
     /// Proposes a command's writes to its region and waits until they are applied.
     async fn apply(&self, header: CommandHeader, txn: MvccTxn) -> Result<(), MvccError> {
         if txn.is_empty() {
@@ -454,6 +515,7 @@ fn first_key(keys: &[Vec<u8>]) -> &[u8] {
 impl<E: Engine> KvApi for TxnServer<E> {
     async fn kv_get(&self, key: Vec<u8>, ts: TimeStamp) -> Result<Option<Vec<u8>>, MvccError> {
         self.read_barrier(&key).await?;
+        self.observe_read(ts);
         // A one-phase commit lifts its memory locks only once its writes are applied, so the
         // snapshot is taken after the wait.
         self.memory_locks
@@ -476,6 +538,7 @@ impl<E: Engine> KvApi for TxnServer<E> {
         let cut = region_end.clone().filter(|r| end.as_ref().is_none_or(|e| r < e));
         let end = clamp_end(end, region_end);
         let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.observe_read(ts);
         self.memory_locks.wait_clear(&start, upper, ts).await;
         let mut output = commands::scan(
             &self.store.engine().snapshot(),
@@ -510,10 +573,9 @@ impl<E: Engine> KvApi for TxnServer<E> {
         }
         let _memory_locks = self.memory_locks.lock(keys, request.start_ts);
         let commit_ts = self
-            .tso
-            .get_timestamp()
+            .one_phase_commit_ts(&context.header, request.start_ts)
             .await
-            .map_err(|e| vec![MvccError::Timestamp(e.to_string())])?;
+            .map_err(|e| vec![e])?;
         let txn = commands::prewrite(&context.snapshot, &request, PrewriteMode::OnePhase { commit_ts })?;
         self.apply(context.header, txn).await.map_err(|e| vec![e])?;
         Ok(Some(commit_ts))
@@ -686,5 +748,76 @@ mod tests {
             reader.await.unwrap();
         }
         writer.join().unwrap();
+    }
+
+    /// Counts the oracle's answers.
+    struct CountingTso {
+        tso: crate::scheduler::tso::Tso,
+        asked: Arc<AtomicU64>,
+    }
+
+    impl crate::scheduler::tso::TsoProvider for CountingTso {
+        async fn request_timestamps(&self, count: u32) -> Result<TimeStamp, crate::scheduler::tso::TsoError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.tso.get_timestamps(count)
+        }
+    }
+
+    /// After the first of its term, a one-phase commit takes no timestamp from the oracle, and
+    /// its commit timestamp is above every read made before it, also one at a timestamp above
+    /// the transaction's start: that read keeps its answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_one_phase_commit_follows_every_earlier_read_without_the_oracle() {
+        use super::super::actions::Mutation;
+        use crate::scheduler::tso::{EngineTsoStore, Tso, system_clock};
+        let engine = crate::storage::MemoryEngine::new();
+        let asked = Arc::new(AtomicU64::new(0));
+        let tso = TsoClient::start(CountingTso {
+            tso: Tso::open(EngineTsoStore(engine.clone()), system_clock(), 3_000).unwrap(),
+            asked: asked.clone(),
+        });
+        let (server, _driver) = test_server(engine, tso.clone());
+        let one_pc = |key: &str, start_ts: TimeStamp| PrewriteRequest {
+            mutations: vec![Mutation::put(key.as_bytes().to_vec(), b"v".to_vec())],
+            primary: key.as_bytes().to_vec(),
+            start_ts,
+            lock_ttl_ms: 3_000,
+        };
+
+        let start = tso.get_timestamp().await.unwrap();
+        let first = server
+            .kv_prewrite(one_pc("a", start), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(first > start);
+
+        // Transaction `start` began before a read at `read`, which found no `b`.
+        let start = tso.get_timestamp().await.unwrap();
+        let read = tso.get_timestamp().await.unwrap();
+        assert_eq!(server.kv_get(b"b".to_vec(), read).await.unwrap(), None);
+        let before = asked.load(Ordering::SeqCst);
+        let commit = server
+            .kv_prewrite(one_pc("b", start), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            before,
+            "the commit asked the oracle"
+        );
+        assert!(commit > read, "committed at {commit}, after a read at {read}");
+        assert_eq!(server.kv_get(b"b".to_vec(), read).await.unwrap(), None);
+        assert_eq!(
+            server.kv_get(b"b".to_vec(), commit).await.unwrap(),
+            Some(b"v".to_vec())
+        );
+        // And the oracle's next timestamp reads it.
+        let later = tso.get_timestamp().await.unwrap();
+        assert_eq!(
+            server.kv_get(b"b".to_vec(), later).await.unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }

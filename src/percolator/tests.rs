@@ -454,6 +454,50 @@ fn rollback_without_prewrite_still_leaves_a_record_so_a_late_prewrite_fails() {
     store.must_unlocked(b"k");
 }
 
+/// A one-phase commit picks its own timestamp, which may be another transaction's start.
+/// Rolling that transaction back keeps the commit record (overwriting it would lose the
+/// committed value) and flags it, which fences off the transaction's late prewrite.
+#[test]
+fn a_rollback_keeps_another_transactions_commit_at_its_start() {
+    let store = Store::new();
+    // Transaction 90 committed `k` at 100, the start of transaction 100.
+    store.must_put(b"k", b"v", 90, 100);
+    let status = store.check_txn_status(b"k", ts(100), ts(200));
+    assert_eq!(
+        status,
+        TxnStatus::RolledBack {
+            action: Action::LockNotExistRollback
+        }
+    );
+    store.must_committed_at(b"k", 90, 100);
+    assert_eq!(store.must_get(b"k", 100).as_deref(), Some(&b"v"[..]));
+    store.must_rolled_back(b"k", 100);
+    // Known now: a second check or rollback changes nothing.
+    assert_eq!(
+        store.check_txn_status(b"k", ts(100), ts(200)),
+        TxnStatus::RolledBack {
+            action: Action::NoAction
+        }
+    );
+    store.rollback(&[b"k"], 100).unwrap();
+    let errors = store.prewrite(vec![put(b"k", b"late")], b"k", 100).unwrap_err();
+    assert!(matches!(&errors[..], [MvccError::WriteConflict { .. }]));
+    store.must_committed_at(b"k", 90, 100);
+    assert_eq!(store.must_get(b"k", 150).as_deref(), Some(&b"v"[..]));
+}
+
+/// A transaction that starts at exactly another's commit timestamp reads that commit, so the
+/// commit is no conflict for it.
+#[test]
+fn a_commit_at_a_transactions_start_is_in_its_snapshot_not_a_conflict() {
+    let store = Store::new();
+    store.must_put(b"k", b"v", 90, 100);
+    assert_eq!(store.must_get(b"k", 100).as_deref(), Some(&b"v"[..]));
+    store.must_prewrite_put(b"k", b"w", b"k", 100);
+    store.must_commit(b"k", 100, 110);
+    assert_eq!(store.must_get(b"k", 110).as_deref(), Some(&b"w"[..]));
+}
+
 #[test]
 fn rollback_of_a_committed_transaction_fails() {
     let store = Store::new();
