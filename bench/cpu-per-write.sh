@@ -8,8 +8,9 @@
 # apply work for every write, so its CPU per write, not its fsyncs, decides its rate.
 #
 # Usage: bench/cpu-per-write.sh     (env: REQUESTS=60000 CLIENTS=50 KEYSPACE=100000 TEST=set
-#   COLOCATE=0: with COLOCATE=1, region 1's leader is first moved to the scheduler's leader, so
-#   the timestamps its writes take are served in process instead of over gRPC)
+#   PLACE=as-is: with PLACE=together, region 1's leader is first moved to the scheduler's
+#   leader, so the timestamps its writes take are served in process; with PLACE=apart, to
+#   another node, so they go over gRPC)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ REQUESTS=${REQUESTS:-60000}
 CLIENTS=${CLIENTS:-50}
 KEYSPACE=${KEYSPACE:-100000}
 TEST=${TEST:-set}
-COLOCATE=${COLOCATE:-0}
+PLACE=${PLACE:-as-is}
 
 scripts/setup.sh --bench >/dev/null
 . scripts/env.sh
@@ -121,8 +122,14 @@ for p in "${ports[@]}"; do wait_ready "$p"; done
 redis-cli -p "${ports[0]}" SET cpu-per-write ready >/dev/null
 scheduler=$(redis-cli -p "${ports[0]}" CLUSTER SCHEDULER | sed -n 2p | tr -d n)
 [ -n "$scheduler" ] || { echo "the scheduler has no leader" >&2; exit 1; }
-if [ "$COLOCATE" = 1 ]; then
-    redis-cli -p "${ports[0]}" CLUSTER TRANSFER-LEADER 1 "$scheduler" >/dev/null
+case "$PLACE" in
+    together) target=$scheduler ;;
+    apart) target=$((scheduler % 3 + 1)) ;;
+    as-is) target="" ;;
+    *) echo "PLACE is together, apart or as-is" >&2; exit 1 ;;
+esac
+if [ -n "$target" ]; then
+    redis-cli -p "${ports[0]}" CLUSTER TRANSFER-LEADER 1 "$target" >/dev/null
     sleep 1
 fi
 # Region 1's leader as the nodes see it, once there is one (the store id is the node's number).
@@ -135,3 +142,5 @@ done
 [ -n "$leader" ] || { echo "region 1 has no leader" >&2; exit 1; }
 measure "3-node cluster, clients at n$leader (region 1's leader; the scheduler's: n$scheduler)" \
     "${ports[$((leader - 1))]}" "${nodes[@]}"
+after=$(redis-cli -p "${ports[0]}" CLUSTER REGION 1 | grep -A1 '^leader$' | tail -n 1)
+[ "$after" = "$leader" ] || echo "  (region 1's leader moved to n$after meanwhile: the figures mix both)"
