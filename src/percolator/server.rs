@@ -31,9 +31,9 @@
 //! most one above the oracle's latest: any transaction that starts after the reply reads it.
 //!
 //! A computed `commit_ts` may equal another transaction's `start_ts` (the oracle may hand out
-//! the very next timestamp). Such a transaction can never prewrite the key (the record counts
-//! as a write at or after its start), and rolling it back leaves that record alone instead of
-//! putting a rollback record in its place (see `actions::put_rollback`).
+//! the very next timestamp). That commit is in the transaction's snapshot, so it is no write
+//! conflict for it; and rolling the transaction back on the key keeps the commit record,
+//! flagged, where its rollback record would have gone (see `actions::put_rollback`).
 //!
 //! [`KvApi`] is the interface clients call: implemented here in process, and by an RPC client
 //! of a remote node later.
