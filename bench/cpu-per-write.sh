@@ -20,30 +20,8 @@ KEYSPACE=${KEYSPACE:-100000}
 TEST=${TEST:-set}
 PLACE=${PLACE:-as-is}
 
-scripts/setup.sh --bench >/dev/null
-. scripts/env.sh
-cargo build --release --quiet
-binary="${CARGO_TARGET_DIR:-target}/release/ferrokv"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/common.sh
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_ready() {
-    for _ in $(seq 1 200); do
-        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
 bench() {
     redis-benchmark -p "$1" -t "$TEST" -n "$2" -c "$CLIENTS" -r "$KEYSPACE" -q \
         | tr '\r' '\n' | grep -a 'requests per second' | tail -n 1 \
@@ -104,23 +82,8 @@ measure "single node" "$port" "$single"
 kill "$single"
 wait "$single" 2>/dev/null || true
 
-{
-    echo "nodes:"
-    for n in 1 2 3; do
-        echo "  - {name: n$n, resp_addr: 127.0.0.1:$(free_port), peer_addr: 127.0.0.1:$(free_port), data_dir: n$n}"
-    done
-} >"$work/cluster.yaml"
-ports=()
-nodes=()
-for n in 1 2 3; do
-    "$binary" --config "$work/cluster.yaml" --node "n$n" --log-level warn &
-    nodes+=($!)
-    pids+=($!)
-    ports+=("$(awk -v n="n$n" '$0 ~ "name: " n "," { sub(/.*resp_addr: 127.0.0.1:/, ""); sub(/,.*/, ""); print }' "$work/cluster.yaml")")
-done
-for p in "${ports[@]}"; do wait_ready "$p"; done
-redis-cli -p "${ports[0]}" SET cpu-per-write ready >/dev/null
-scheduler=$(redis-cli -p "${ports[0]}" CLUSTER SCHEDULER | sed -n 2p | tr -d n)
+start_cluster
+scheduler=$(redis-cli -p "${cluster_ports[0]}" CLUSTER SCHEDULER | sed -n 2p | tr -d n)
 [ -n "$scheduler" ] || { echo "the scheduler has no leader" >&2; exit 1; }
 case "$PLACE" in
     together) target=$scheduler ;;
@@ -129,18 +92,12 @@ case "$PLACE" in
     *) echo "PLACE is together, apart or as-is" >&2; exit 1 ;;
 esac
 if [ -n "$target" ]; then
-    redis-cli -p "${ports[0]}" CLUSTER TRANSFER-LEADER 1 "$target" >/dev/null
+    redis-cli -p "${cluster_ports[0]}" CLUSTER TRANSFER-LEADER 1 "$target" >/dev/null
     sleep 1
 fi
-# Region 1's leader as the nodes see it, once there is one (the store id is the node's number).
-leader=""
-for _ in $(seq 1 100); do
-    leader=$(redis-cli -p "${ports[0]}" CLUSTER REGION 1 | grep -A1 '^leader$' | tail -n 1)
-    [ -n "$leader" ] && break
-    sleep 0.1
-done
+leader=$(region1_leader)
 [ -n "$leader" ] || { echo "region 1 has no leader" >&2; exit 1; }
 measure "3-node cluster, clients at n$leader (region 1's leader; the scheduler's: n$scheduler)" \
-    "${ports[$((leader - 1))]}" "${nodes[@]}"
-after=$(redis-cli -p "${ports[0]}" CLUSTER REGION 1 | grep -A1 '^leader$' | tail -n 1)
+    "${cluster_ports[$((leader - 1))]}" "${cluster_pids[@]}"
+after=$(region1_leader)
 [ "$after" = "$leader" ] || echo "  (region 1's leader moved to n$after meanwhile: the figures mix both)"

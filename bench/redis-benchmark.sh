@@ -25,32 +25,9 @@ KEYSPACE=${KEYSPACE:-100000}
 CLUSTER=${CLUSTER:-1}
 CLUSTER_TESTS=${CLUSTER_TESTS:-"set get"}
 
-scripts/setup.sh --bench >/dev/null
-. scripts/env.sh
-cargo build --release --quiet
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_ready() {
-    for _ in $(seq 1 200); do
-        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
+. bench/common.sh
 
 ferrokv_port=$(free_port)
-binary="${CARGO_TARGET_DIR:-target}/release/ferrokv"
 "$binary" --port "$ferrokv_port" --peer-port 0 --data-dir "$work/ferrokv" --log-level warn &
 pids+=($!)
 memory_port=$(free_port)
@@ -88,34 +65,16 @@ for pipeline in $PIPELINES; do
 done
 
 [ "$CLUSTER" = 1 ] || exit 0
-# A three-node cluster on loopback, each node its own process.
-{
-    echo "nodes:"
-    for n in 1 2 3; do
-        echo "  - {name: n$n, resp_addr: 127.0.0.1:$(free_port), peer_addr: 127.0.0.1:$(free_port), data_dir: n$n}"
-    done
-} >"$work/cluster.yaml"
-cluster_ports=()
-for n in 1 2 3; do
-    "$binary" --config "$work/cluster.yaml" --node "n$n" --log-level warn &
-    pids+=($!)
-    cluster_ports+=("$(awk -v n="n$n" '$0 ~ "name: " n "," { sub(/.*resp_addr: 127.0.0.1:/, ""); sub(/,.*/, ""); print }' "$work/cluster.yaml")")
-done
-for port in "${cluster_ports[@]}"; do wait_ready "$port"; done
+start_cluster
 # Who leads: a node that leads region 1 runs its clients' writes in process, the others forward
 # them; a region leader that also leads the scheduler takes its timestamps in process, the
 # others over gRPC (see bench/cpu-per-write.sh for what that costs).
 leaders() {
-    local region="" scheduler _
-    for _ in $(seq 1 50); do
-        region=$(redis-cli -p "${cluster_ports[0]}" CLUSTER REGION 1 | grep -A1 '^leader$' | tail -n 1)
-        [ -n "$region" ] && break
-        sleep 0.1
-    done
+    local region scheduler
+    region=$(region1_leader)
     scheduler=$(redis-cli -p "${cluster_ports[0]}" CLUSTER SCHEDULER | sed -n 2p)
     echo "region 1 led by n${region:-?}, the scheduler by ${scheduler:-?}"
 }
-redis-cli -p "${cluster_ports[0]}" SET redis-benchmark ready >/dev/null
 # The CLIENTS clients spread over the three nodes at once (a third each, and a third of the
 # requests each): the cluster's requests per second, all requests over the wall-clock time.
 spread() {
