@@ -101,9 +101,10 @@ pub fn prewrite_key<S: Snapshot>(
     // (a one-phase commit's own timestamp) is in our snapshot: no conflict, unless it carries
     // our rollback.
     if let Some((commit_ts, write)) = reader.seek_write(&key, TimeStamp::MAX)? {
+        // A record of this transaction's own lies at or after its start.
         let ours = write.start_ts == start_ts || (commit_ts == start_ts && write.overlapped_rollback);
         let later = commit_ts > start_ts && mutation.op != Op::Lock;
-        if commit_ts >= start_ts && (ours || later) {
+        if ours || later {
             return Err(conflict(commit_ts, &write));
         }
     }
