@@ -168,11 +168,13 @@ impl<S: Storage> RawNode<S> {
             || raft.raft_log.unstable_snapshot().is_some()
             || raft.raft_log.has_next_entries()
             || !raft.msgs.is_empty()
+            || raft.commit_unannounced()
     }
 
     /// What to do now. Call [`RawNode::advance`] with it once done.
     pub fn ready(&mut self) -> Ready {
         let raft = &mut self.raft;
+        raft.announce_commit();
         let soft_state = raft.soft_state();
         let hard_state = raft.hard_state();
         Ready {

@@ -232,6 +232,7 @@ impl<E: Engine + Clone> RegionPeer<E> {
         config.max_inflight_msgs = options.max_inflight_msgs;
         config.pre_vote = true;
         config.check_quorum = true;
+        config.defer_commit_broadcast = true;
         let applied_term = if storage.is_initialized() {
             storage.term(applied).map_err(|e| {
                 RaftstoreError::Corrupt(super::meta::DecodeError {

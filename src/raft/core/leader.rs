@@ -215,7 +215,7 @@ impl<S: Storage> Raft<S> {
         }
         if self.maybe_commit() {
             self.release_pending_read_requests();
-            self.bcast_append();
+            self.bcast_commit();
         } else if was_paused {
             self.send_append(m.from);
         }

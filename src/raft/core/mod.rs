@@ -40,6 +40,12 @@ pub struct Config {
     /// A leader that has not heard from a quorum for an election timeout steps down, and
     /// followers that hear from a leader ignore vote requests for an election timeout.
     pub check_quorum: bool,
+    /// A leader whose commit index moves tells its followers with the next ready instead of at
+    /// once ([`Raft::announce_commit`]): an append the round sends anyway (new proposals) then
+    /// carries it, and only followers that got no such append are sent one. Under load that
+    /// halves the appends of a round, and with them the followers' answers; the followers
+    /// learn the commit index in the same round either way.
+    pub defer_commit_broadcast: bool,
     pub read_only_option: ReadOnlyOption,
     /// The seed of the node's randomness (election timeouts). Same seed, same behaviour.
     pub seed: u64,
@@ -63,6 +69,7 @@ impl Config {
             max_inflight_msgs: 256,
             pre_vote: false,
             check_quorum: false,
+            defer_commit_broadcast: false,
             read_only_option: ReadOnlyOption::Safe,
             seed,
         }
@@ -178,6 +185,10 @@ pub struct Raft<S: Storage> {
     pub pending_conf_index: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    defer_commit_broadcast: bool,
+    /// The commit index moved and followers were not told yet (see
+    /// [`Config::defer_commit_broadcast`]).
+    commit_unannounced: bool,
     votes: BTreeMap<NodeId, bool>,
     election_elapsed: usize,
     heartbeat_elapsed: usize,
@@ -219,6 +230,8 @@ impl<S: Storage> Raft<S> {
             pending_conf_index: 0,
             pre_vote: config.pre_vote,
             check_quorum: config.check_quorum,
+            defer_commit_broadcast: config.defer_commit_broadcast,
+            commit_unannounced: false,
             votes: BTreeMap::new(),
             election_elapsed: 0,
             heartbeat_elapsed: 0,
@@ -477,6 +490,40 @@ impl<S: Storage> Raft<S> {
     fn maybe_commit(&mut self) -> bool {
         let quorum_matched = self.prs.quorum_matched();
         self.raft_log.maybe_commit(quorum_matched, self.term)
+    }
+
+    /// Tells followers a commit index that moved: now, or, deferred, at the next
+    /// [`Raft::announce_commit`].
+    fn bcast_commit(&mut self) {
+        if self.defer_commit_broadcast {
+            self.commit_unannounced = true;
+        } else {
+            self.bcast_append();
+        }
+    }
+
+    /// Whether a deferred commit index is still to be told.
+    pub fn commit_unannounced(&self) -> bool {
+        self.commit_unannounced
+    }
+
+    /// Sends the deferred commit index to every follower that no queued append already tells
+    /// it to. Called as the messages are taken ([`crate::raft::RawNode::ready`]).
+    pub fn announce_commit(&mut self) {
+        if !std::mem::take(&mut self.commit_unannounced) || self.state != StateRole::Leader {
+            return;
+        }
+        let committed = self.raft_log.committed;
+        let peers: Vec<NodeId> = self.prs.voters().filter(|&id| id != self.id).collect();
+        for id in peers {
+            let told = self
+                .msgs
+                .iter()
+                .any(|m| m.to == id && m.msg_type == MessageType::Append && m.commit >= committed);
+            if !told {
+                self.send_append(id);
+            }
+        }
     }
 
     /// Whether this leader has committed an entry of its own term (its no-op), without which

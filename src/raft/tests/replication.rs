@@ -328,3 +328,63 @@ fn read_index_heartbeats_do_not_resend_to_a_follower_that_is_behind() {
     }
     assert_eq!(appends_to_2(&mut r), 1);
 }
+
+/// A leader that defers commit broadcasts sends no append just to say the commit index moved
+/// while a round's appends are still to come; when its messages are taken, each follower has
+/// been told by exactly one append: one that carries new entries, or else one of its own.
+#[test]
+fn a_deferred_commit_broadcast_rides_on_the_rounds_appends() {
+    let leader = |defer: bool| {
+        let storage = MemStorage::new_with_conf_state(vec![1, 2, 3]);
+        let mut config = super::network::test_config(1, vec![1, 2, 3], 10, 1);
+        config.defer_commit_broadcast = defer;
+        let mut r = crate::raft::Raft::new(&config, storage).unwrap();
+        r.become_candidate();
+        r.become_leader();
+        for id in [2, 3] {
+            let mut ack = msg(MessageType::AppendResponse, id, 1, r.term);
+            ack.index = r.raft_log.last_index();
+            r.step(ack).unwrap();
+        }
+        r.step(propose(b"x")).unwrap();
+        read_messages(&mut r);
+        // Follower 2 stores the entry: with the leader, a quorum.
+        let entry = r.raft_log.last_index();
+        let mut ack = msg(MessageType::AppendResponse, 2, 1, r.term);
+        ack.index = entry;
+        r.step(ack).unwrap();
+        assert_eq!(r.raft_log.committed, entry);
+        (r, entry)
+    };
+    // (entries, commit) of each append to follower 3.
+    let appends_to_3 = |r: &mut crate::raft::Raft<MemStorage>| -> Vec<(usize, u64)> {
+        read_messages(r)
+            .into_iter()
+            .filter(|m| m.msg_type == MessageType::Append && m.to == 3)
+            .map(|m| (m.entries.len(), m.commit))
+            .collect()
+    };
+
+    let (mut r, entry) = leader(false);
+    assert_eq!(appends_to_3(&mut r), vec![(0, entry)], "told at once");
+
+    let (mut r, entry) = leader(true);
+    r.step(propose(b"y")).unwrap();
+    r.announce_commit();
+    assert_eq!(
+        appends_to_3(&mut r),
+        vec![(1, entry)],
+        "one append: the new entry and the commit"
+    );
+
+    let (mut r, entry) = leader(true);
+    assert!(r.msgs.iter().all(|m| m.to != 3), "nothing yet");
+    r.announce_commit();
+    assert_eq!(
+        appends_to_3(&mut r),
+        vec![(0, entry)],
+        "no entries to carry it: an append of its own"
+    );
+    r.announce_commit();
+    assert!(appends_to_3(&mut r).is_empty(), "told once");
+}
