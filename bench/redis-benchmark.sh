@@ -14,6 +14,9 @@
 #   REQUESTS=100000 CLIENTS=50 PIPELINES="1 16" TESTS="set get incr mset" KEYSPACE=100000
 #   CLUSTER=1 CLUSTER_TESTS="set get"
 # KEYSPACE=none leaves out `-r`: every request of a test then hits one key (the hot-key case).
+# ROUNDS=N (default 1) runs each single-node test N times against the three servers in turn
+# and prints the medians, and the lowest and highest of the N per-round ratios: on a shared,
+# noisy machine one run's ratio can be off by a tenth either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,7 @@ TESTS=${TESTS:-"set get incr mset"}
 KEYSPACE=${KEYSPACE:-100000}
 CLUSTER=${CLUSTER:-1}
 CLUSTER_TESTS=${CLUSTER_TESTS:-"set get"}
+ROUNDS=${ROUNDS:-1}
 
 . bench/common.sh
 
@@ -51,16 +55,31 @@ rps() {
         | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
 }
 
-echo "redis-benchmark -n $REQUESTS -c $CLIENTS ${keyspace[*]:-(one key)}, $(nproc) cores, $(redis-server --version | awk '{print $3}')"
-printf '%-6s %3s %12s %12s %12s %8s %8s\n' test P ferrokv redis-mem redis-always vs-mem vs-always
+# The median of the numbers given, one per argument.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# "lowest-highest" of the ratios a[i] / b[i] of two equally long lists, given as "a1 a2 .. / b1 b2 ..".
+ratio_range() {
+    awk '{ n = 0; for (i = 1; $i != "/"; i++) a[++n] = $i; for (j = 1; j <= n; j++) { r = a[j] / $(i + j)
+        if (j == 1 || r < lo) lo = r; if (j == 1 || r > hi) hi = r }; printf "%.2f-%.2f", lo, hi }' <<<"$*"
+}
+
+echo "redis-benchmark -n $REQUESTS -c $CLIENTS ${keyspace[*]:-(one key)}, $(nproc) cores, $(redis-server --version | awk '{print $3}'), $ROUNDS round(s)"
+printf '%-6s %3s %12s %12s %12s %8s %8s %12s\n' test P ferrokv redis-mem redis-always vs-mem vs-always always-range
 for pipeline in $PIPELINES; do
     for test in $TESTS; do
-        ours=$(rps "$ferrokv_port" "$test" "$pipeline")
-        memory=$(rps "$memory_port" "$test" "$pipeline")
-        always=$(rps "$always_port" "$test" "$pipeline")
-        printf '%-6s %3s %12s %12s %12s %8s %8s\n' "$test" "$pipeline" "$ours" "$memory" "$always" \
+        ours_all=() memory_all=() always_all=()
+        for _ in $(seq 1 "$ROUNDS"); do
+            ours_all+=("$(rps "$ferrokv_port" "$test" "$pipeline")")
+            memory_all+=("$(rps "$memory_port" "$test" "$pipeline")")
+            always_all+=("$(rps "$always_port" "$test" "$pipeline")")
+        done
+        ours=$(median "${ours_all[@]}")
+        memory=$(median "${memory_all[@]}")
+        always=$(median "${always_all[@]}")
+        printf '%-6s %3s %12s %12s %12s %8s %8s %12s\n' "$test" "$pipeline" "$ours" "$memory" "$always" \
             "$(awk -v a="$ours" -v b="$memory" 'BEGIN { printf "%.2f", a / b }')" \
-            "$(awk -v a="$ours" -v b="$always" 'BEGIN { printf "%.2f", a / b }')"
+            "$(awk -v a="$ours" -v b="$always" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(ratio_range "${ours_all[@]}" / "${always_all[@]}")"
     done
 done
 
