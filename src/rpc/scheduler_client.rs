@@ -8,7 +8,10 @@
 //! then it fails with `Unavailable` naming what it tried. When the leader is this node's own
 //! replica, it calls it in process. A request not answered within [`REQUEST_TIMEOUT`] counts
 //! as unanswered, except a manual operator's, which runs until its steps are done and is given
-//! [`OPERATOR_TIMEOUT`].
+//! [`OPERATOR_TIMEOUT`]. A timestamp request also stops waiting as soon as this node's own
+//! replica (if it hosts one) knows of another leader, and goes there: a leader cut off from
+//! the others never answers, and the timestamps every write needs should wait only for the
+//! election, not for the deadline on top of it.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -47,6 +50,9 @@ use crate::scheduler::tso::TimeStamp;
 /// milliseconds (its writes are small raft proposals); a node that stops answering is tried
 /// again after the others, so every second spent here is a second without timestamps.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a request waiting on a remote scheduler node checks whether this node's own
+/// replica has seen another node take the lead.
+const LEADER_WATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a manual operator (`run_operator`) may take: longer than its steps' own limits
 /// (20 s each), so that it is never asked twice because an answer was late.
 pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(120);
@@ -234,17 +240,42 @@ impl SchedulerRpcClient {
         if link.send((count, answer)).is_err() {
             return Err(SchedulerError::Unavailable("the timestamp stream closed".into()));
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, answered).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(SchedulerError::Unavailable("the timestamp stream broke".into())),
-            Err(_) => {
-                let mut links = self.tso_links.lock();
-                if links.get(&replica).is_some_and(|l| l.same_channel(&link)) {
-                    links.remove(&replica);
+        let forget_link = || {
+            let mut links = self.tso_links.lock();
+            if links.get(&replica).is_some_and(|l| l.same_channel(&link)) {
+                links.remove(&replica);
+            }
+        };
+        tokio::select! {
+            answer = tokio::time::timeout(REQUEST_TIMEOUT, answered) => match answer {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(SchedulerError::Unavailable("the timestamp stream broke".into())),
+                Err(_) => {
+                    forget_link();
+                    Err(SchedulerError::Unavailable(format!(
+                        "no timestamps within {REQUEST_TIMEOUT:?}"
+                    )))
                 }
-                Err(SchedulerError::Unavailable(format!(
-                    "no timestamps within {REQUEST_TIMEOUT:?}"
-                )))
+            },
+            leader = self.another_leader_than(replica) => {
+                forget_link();
+                Err(SchedulerError::NotLeader { leader: Some(leader) })
+            }
+        }
+    }
+
+    /// Resolves once this node's own replica knows of a leader other than `replica`; never
+    /// without a replica here. A request to a leader that was cut off from the others gets no
+    /// answer, and waiting out [`REQUEST_TIMEOUT`] for it would add that much to the time
+    /// without timestamps after the others have elected a new leader.
+    async fn another_leader_than(&self, replica: u64) -> u64 {
+        let Some((_, scheduler)) = &self.local else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(LEADER_WATCH_INTERVAL).await;
+            if let Some(leader) = scheduler.replica().status().leader.filter(|&l| l != replica) {
+                return leader;
             }
         }
     }
@@ -790,6 +821,52 @@ mod tests {
                 .await;
         });
         (replica, addr)
+    }
+
+    /// A timestamp request sent to a node that never answers (a leader cut off from the
+    /// others) moves to the leader this node's own replica knows of without waiting out the
+    /// request deadline: with a retry budget shorter than that deadline, the call succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_timestamp_request_leaves_a_silent_node_once_the_local_replica_knows_another_leader() {
+        let options = ReplicaOptions {
+            id: 2,
+            peers: vec![2],
+            tick_ms: 10,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            compact_every: 1_000,
+            seed: 2,
+        };
+        let replica = SchedulerReplica::start(MemoryEngine::new(), options, Alone).unwrap();
+        let local = Arc::new(Scheduler::new(replica.handle().clone(), system_clock(), 3_000));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while local.replica().status().leader != Some(2) {
+            assert!(Instant::now() < deadline, "the replica of one never led");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Node 1 accepts connections and never says a word.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = silent.accept().await {
+                held.push(connection);
+            }
+        });
+        let budget = REQUEST_TIMEOUT / 2;
+        let client = SchedulerRpcClient::new(
+            Some((2, local.clone())),
+            vec![(1, silent_addr.to_string()), (2, "127.0.0.1:1".to_string())],
+            budget,
+        );
+        client.leader.store(1, Ordering::Relaxed);
+        let ts = client
+            .timestamps(1)
+            .await
+            .expect("a timestamp from the known leader");
+        assert!(ts > TimeStamp::default());
+        assert_eq!(client.leader.load(Ordering::Relaxed), 2);
+        held.abort();
     }
 
     /// A TCP relay to `to` whose connections can all be cut at once.
