@@ -15,8 +15,8 @@
 #   CLUSTER=1 CLUSTER_TESTS="set get"
 # KEYSPACE=none leaves out `-r`: every request of a test then hits one key (the hot-key case).
 # ROUNDS=N (default 1) runs each single-node test N times against the three servers in turn
-# and prints the medians, and the lowest and highest of the N per-round ratios: on a shared,
-# noisy machine one run's ratio can be off by a tenth either way.
+# and prints the medians, and the lowest and highest of the N per-round ratios to each redis:
+# on a shared, noisy machine one run's ratio can be off by a tenth either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,7 +64,8 @@ ratio_range() {
 }
 
 echo "redis-benchmark -n $REQUESTS -c $CLIENTS ${keyspace[*]:-(one key)}, $(nproc) cores, $(redis-server --version | awk '{print $3}'), $ROUNDS round(s)"
-printf '%-6s %3s %12s %12s %12s %8s %8s %12s\n' test P ferrokv redis-mem redis-always vs-mem vs-always always-range
+printf '%-6s %3s %12s %12s %12s %8s %8s %10s %10s\n' test P ferrokv redis-mem redis-always vs-mem vs-always \
+    mem-range always-range
 for pipeline in $PIPELINES; do
     for test in $TESTS; do
         ours_all=() memory_all=() always_all=()
@@ -76,9 +77,10 @@ for pipeline in $PIPELINES; do
         ours=$(median "${ours_all[@]}")
         memory=$(median "${memory_all[@]}")
         always=$(median "${always_all[@]}")
-        printf '%-6s %3s %12s %12s %12s %8s %8s %12s\n' "$test" "$pipeline" "$ours" "$memory" "$always" \
+        printf '%-6s %3s %12s %12s %12s %8s %8s %10s %10s\n' "$test" "$pipeline" "$ours" "$memory" "$always" \
             "$(awk -v a="$ours" -v b="$memory" 'BEGIN { printf "%.2f", a / b }')" \
             "$(awk -v a="$ours" -v b="$always" 'BEGIN { printf "%.2f", a / b }')" \
+            "$(ratio_range "${ours_all[@]}" / "${memory_all[@]}")" \
             "$(ratio_range "${ours_all[@]}" / "${always_all[@]}")"
     done
 done
