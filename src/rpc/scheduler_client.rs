@@ -51,8 +51,12 @@ use crate::scheduler::tso::TimeStamp;
 /// again after the others, so every second spent here is a second without timestamps.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a request waiting on a remote scheduler node checks whether this node's own
-/// replica has seen another node take the lead.
+/// replica has seen another node take the lead, after a first wait of
+/// [`LEADER_WATCH_GRACE`]: a leader that answers does so well within it, so a replica whose
+/// view lags a heartbeat behind seldom sends a request away from a leader that is only slow
+/// (it would come back on that leader's "not leader" hint).
 const LEADER_WATCH_INTERVAL: Duration = Duration::from_millis(50);
+const LEADER_WATCH_GRACE: Duration = Duration::from_millis(200);
 /// How long a manual operator (`run_operator`) may take: longer than its steps' own limits
 /// (20 s each), so that it is never asked twice because an answer was late.
 pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(120);
@@ -272,11 +276,12 @@ impl SchedulerRpcClient {
         let Some((_, scheduler)) = &self.local else {
             return std::future::pending().await;
         };
+        tokio::time::sleep(LEADER_WATCH_GRACE).await;
         loop {
-            tokio::time::sleep(LEADER_WATCH_INTERVAL).await;
             if let Some(leader) = scheduler.replica().status().leader.filter(|&l| l != replica) {
                 return leader;
             }
+            tokio::time::sleep(LEADER_WATCH_INTERVAL).await;
         }
     }
 
