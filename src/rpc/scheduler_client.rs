@@ -804,19 +804,25 @@ mod tests {
         fn send(&mut self, _message: Message) {}
     }
 
-    /// A scheduler group of one served over gRPC on loopback.
-    async fn serve_scheduler() -> (SchedulerReplica, SocketAddr) {
+    /// A scheduler group of one, replica `id`, in memory, and its service.
+    fn scheduler_of_one(id: u64) -> (SchedulerReplica, Arc<Scheduler>) {
         let options = ReplicaOptions {
-            id: 1,
-            peers: vec![1],
+            id,
+            peers: vec![id],
             tick_ms: 10,
             election_tick: 10,
             heartbeat_tick: 2,
             compact_every: 1_000,
-            seed: 1,
+            seed: id,
         };
         let replica = SchedulerReplica::start(MemoryEngine::new(), options, Alone).unwrap();
         let scheduler = Arc::new(Scheduler::new(replica.handle().clone(), system_clock(), 3_000));
+        (replica, scheduler)
+    }
+
+    /// A scheduler group of one served over gRPC on loopback.
+    async fn serve_scheduler() -> (SchedulerReplica, SocketAddr) {
+        let (replica, scheduler) = scheduler_of_one(1);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -833,17 +839,7 @@ mod tests {
     /// request deadline: with a retry budget shorter than that deadline, the call succeeds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_timestamp_request_leaves_a_silent_node_once_the_local_replica_knows_another_leader() {
-        let options = ReplicaOptions {
-            id: 2,
-            peers: vec![2],
-            tick_ms: 10,
-            election_tick: 10,
-            heartbeat_tick: 2,
-            compact_every: 1_000,
-            seed: 2,
-        };
-        let replica = SchedulerReplica::start(MemoryEngine::new(), options, Alone).unwrap();
-        let local = Arc::new(Scheduler::new(replica.handle().clone(), system_clock(), 3_000));
+        let (_replica, local) = scheduler_of_one(2);
         let deadline = Instant::now() + Duration::from_secs(10);
         while local.replica().status().leader != Some(2) {
             assert!(Instant::now() < deadline, "the replica of one never led");
