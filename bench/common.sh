@@ -61,3 +61,10 @@ region1_leader() {
     done
     echo "$leader"
 }
+
+# The requests per second of a `redis-benchmark -q` run on stdin: the figure on its last line
+# (LRANGE_100 first runs an LPUSH to fill its list, and its name holds a number of its own).
+last_rate() {
+    tr '\r' '\n' | grep -a 'requests per second' | tail -n 1 \
+        | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
+}

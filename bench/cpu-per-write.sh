@@ -23,9 +23,7 @@ PLACE=${PLACE:-as-is}
 . bench/common.sh
 
 bench() {
-    redis-benchmark -p "$1" -t "$TEST" -n "$2" -c "$CLIENTS" -r "$KEYSPACE" -q \
-        | tr '\r' '\n' | grep -a 'requests per second' | tail -n 1 \
-        | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
+    redis-benchmark -p "$1" -t "$TEST" -n "$2" -c "$CLIENTS" -r "$KEYSPACE" -q | last_rate
 }
 # CPU ticks of every thread of the given processes: "pid thread-kind ticks" lines. Thread
 # names end in a store id or a number (raft-1, apply-1); those are one kind.

@@ -46,13 +46,11 @@ wait_ready "$ferrokv_port"; wait_ready "$memory_port"; wait_ready "$always_port"
 
 keyspace=(-r "$KEYSPACE")
 [ "$KEYSPACE" != none ] || keyspace=()
-# requests per second of one test against one server: the figure on its last line (LRANGE_100
-# first runs an LPUSH to fill its list, and its name holds a number of its own)
+# requests per second of one test against one server
 rps() {
     local port=$1 test=$2 pipeline=$3
     redis-benchmark -p "$port" -t "$test" -n "$REQUESTS" -c "$CLIENTS" -P "$pipeline" "${keyspace[@]}" -q \
-        | tr '\r' '\n' | grep -a 'requests per second' | tail -n 1 \
-        | sed -E 's/.*: ([0-9.]+) requests per second.*/\1/'
+        | last_rate
 }
 
 # The median of the numbers given, one per argument.
