@@ -58,13 +58,32 @@ pub fn enable(socket: &TcpStream) -> io::Result<()> {
 
 /// Reads at most `chunk` bytes onto the end of `buf`; how many (0 at end of stream), and when
 /// the last of them arrived.
+///
+/// A read that returns fewer bytes than asked for has emptied the socket's receive queue (TCP's
+/// `recvmsg` stops short only when nothing more is queued), so the socket is marked not
+/// readable at once, as tokio's own `poll_read` does on Linux: the next read waits for the
+/// kernel's next event instead of making a `recvmsg` that would only say `EAGAIN` (one system
+/// call less per request of a client that waits for each reply). Data arriving meanwhile is not
+/// missed: tokio clears readiness only if no newer event has come since the read began.
 pub async fn read(socket: &TcpStream, buf: &mut BytesMut, chunk: usize) -> io::Result<(usize, Arrival)> {
     loop {
         socket.readable().await?;
-        match socket.try_io(Interest::READABLE, || read_now(socket, buf, chunk)) {
-            Ok((read, stamp)) => return Ok((read, stamp.unwrap_or_else(Arrival::now))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        let mut done = None;
+        let outcome = socket.try_io(Interest::READABLE, || {
+            let (read, stamp) = read_now(socket, buf, chunk)?;
+            done = Some((read, stamp));
+            if 0 < read && read < chunk {
+                // Drained: `try_io` clears the readiness on `WouldBlock`.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        if let Some((read, stamp)) = done {
+            return Ok((read, stamp.unwrap_or_else(Arrival::now)));
+        }
+        match outcome {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => continue,
         }
     }
 }
