@@ -104,3 +104,51 @@ fn same_key_writers_each_get_their_own_reply() {
     let log: String = con.get("log").unwrap();
     assert_eq!(log, "ab".repeat(800));
 }
+
+/// Pipelines of same-key writes from many clients run together (see `combiner`), yet each
+/// pipeline still runs back to back: its `INCR`s see consecutive values, every increment
+/// counts once, and a pipeline of pushes lands contiguous and in its order.
+#[test]
+fn same_key_pipelines_stay_whole_and_in_order() {
+    let server = TestServer::start();
+    let threads: Vec<_> = (0..10)
+        .map(|t| {
+            let mut con = server.client();
+            thread::spawn(move || {
+                for round in 0..20 {
+                    let mut pipe = redis::pipe();
+                    for _ in 0..16 {
+                        pipe.incr("hot", 1);
+                    }
+                    let values: Vec<i64> = pipe.query(&mut con).unwrap();
+                    let first = values[0];
+                    assert_eq!(
+                        values,
+                        (first..first + 16).collect::<Vec<_>>(),
+                        "a pipeline split"
+                    );
+
+                    let mut pipe = redis::pipe();
+                    for i in 0..8 {
+                        pipe.rpush("queue", format!("{t}:{round}:{i}"));
+                    }
+                    let lengths: Vec<i64> = pipe.query(&mut con).unwrap();
+                    let first = lengths[0];
+                    assert_eq!(lengths, (first..first + 8).collect::<Vec<_>>(), "pushes split");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut con = server.client();
+    assert_eq!(con.get::<_, i64>("hot").unwrap(), 10 * 20 * 16);
+    let queue: Vec<String> = con.lrange("queue", 0, -1).unwrap();
+    assert_eq!(queue.len(), 10 * 20 * 8);
+    for run in queue.chunks(8) {
+        let prefix = run[0].rsplit_once(':').unwrap().0;
+        let expected: Vec<String> = (0..8).map(|i| format!("{prefix}:{i}")).collect();
+        assert_eq!(run, expected, "one pipeline's pushes, contiguous and in order");
+    }
+}

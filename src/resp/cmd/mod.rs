@@ -105,7 +105,8 @@ async fn execute_checked<C: TxnClient>(
                 if let Some(key) = single_write_key(spec, &args, session.db) {
                     // A write of one key runs with the other writes of that key waiting now,
                     // in one transaction (see `combiner`).
-                    return server.combiner.run(key, command, server).await;
+                    let reply = server.combiner.run(key, vec![command], server).await.pop();
+                    return reply.unwrap_or(Reply::NilArray);
                 }
                 // Same-key writers queue here instead of conflicting (see `latches`).
                 let _latches = if spec.is_write() {
@@ -154,6 +155,15 @@ impl Batched {
     fn single_write_key(&self) -> Option<Bytes> {
         single_write_key(self.spec, &self.args, self.command.db)
     }
+}
+
+/// The key every command of `batch` writes, if each writes that key and no other.
+fn one_write_key(batch: &[Batched]) -> Option<Bytes> {
+    let (first, rest) = batch.split_first()?;
+    let key = first.single_write_key()?;
+    rest.iter()
+        .all(|b| b.single_write_key().as_ref() == Some(&key))
+        .then_some(key)
 }
 
 /// The key (qualified by database) of a command that writes exactly one key.
@@ -232,11 +242,11 @@ pub async fn execute_batch<C: TxnClient>(
 }
 
 async fn run_batched<C: TxnClient>(batch: Vec<Batched>, server: &Server<C>) -> Vec<Reply> {
-    if let [only] = &batch[..]
-        && let Some(key) = only.single_write_key()
-    {
-        let only = batch.into_iter().next().expect("one command");
-        return vec![server.combiner.run(key, only.command, server).await];
+    if let Some(key) = one_write_key(&batch) {
+        // Every command writes this one key: the batch queues with the key's other writers
+        // as one unit (see `combiner`).
+        let commands = batch.into_iter().map(|b| b.command).collect();
+        return server.combiner.run(key, commands, server).await;
     }
     let write_keys: Vec<Bytes> = batch
         .iter()
