@@ -531,31 +531,40 @@ impl<K: KvApi> Transaction for PercolatorTxn<K> {
                 resume: Some(Bytes::copy_from_slice(start)),
             });
         }
-        // Read enough stored keys that, after the buffered deletes shadow some, `limit` remain.
+        // Stored keys merged with this transaction's buffered writes. A buffered delete
+        // shadows a stored key only where the stored scan meets it, so a page that comes out
+        // short reads on from where the stored scan stopped, twice as far each time: reading
+        // ahead by every buffered delete in the range instead would make a transaction that
+        // takes one element after another (batched `SPOP`s) read all its earlier deletes past
+        // the one it wants each time, quadratic work.
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let buffered: Vec<(&Bytes, &Option<Bytes>)> = self
-            .writes
-            .range::<[u8], _>((Bound::Included(start), upper))
-            .collect();
-        let deletes = buffered.iter().filter(|(_, v)| v.is_none()).count();
-        let stored_limits = ScanLimits {
-            limit: limits.limit.saturating_add(deletes),
-            ..limits
-        };
-        let (stored, mut resume) = self.scan_stored(start, end, stored_limits).await?;
-
-        // Buffered writes count up to where the stored scan stopped; later ones are the next
-        // page's.
-        let mut merged: BTreeMap<Bytes, Bytes> = stored.into_iter().collect();
-        for (key, value) in buffered {
-            if resume.as_ref().is_some_and(|resume| key >= resume) {
-                break;
-            }
-            match value {
-                Some(value) => merged.insert(key.clone(), limits.cut(value.clone())),
-                None => merged.remove(key),
+        let mut merged: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+        let mut from = Bytes::copy_from_slice(start);
+        let mut ask = limits.limit;
+        let mut resume = loop {
+            let stored_limits = ScanLimits {
+                limit: ask.max(limits.limit - merged.len()),
+                ..limits
             };
-        }
+            ask = ask.saturating_mul(2);
+            let (stored, resume) = self.scan_stored(&from, end, stored_limits).await?;
+            merged.extend(stored);
+            // Buffered writes count up to where the stored scan stopped; later ones are the
+            // next round's, or the next page's.
+            let stop = resume.as_deref().map_or(upper, Bound::Excluded);
+            for (key, value) in self.writes.range::<[u8], _>((Bound::Included(&from[..]), stop)) {
+                match value {
+                    Some(value) => merged.insert(key.clone(), limits.cut(value.clone())),
+                    None => merged.remove(key),
+                };
+            }
+            match resume {
+                // An examine budget bounds one stored scan: a short page then says where to
+                // go on, as the budget's contract allows.
+                Some(next) if merged.len() < limits.limit && limits.examine == usize::MAX => from = next,
+                resume => break resume,
+            }
+        };
         // Every key below `resume` is accounted for, so the first `limit` are a page.
         if let Some(cut) = merged.keys().nth(limits.limit).cloned() {
             merged.split_off(&cut);
