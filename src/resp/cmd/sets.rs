@@ -13,6 +13,13 @@
 //! read of the whole set. Member hashes are uniformly spread, so a member's chance is the gap
 //! between its hash and the previous one: every member can be picked, whatever the members
 //! look like, but the chances are not exactly equal.
+//!
+//! Reading a small set whole passes over the members removed from it lately too, whose
+//! versions garbage collection keeps for its life time (ten minutes by default): a set that
+//! held 40,000 members and was popped down to a few hundred would cost tens of thousands of
+//! keys per `SPOP`. So the whole read stops after twice as many stored keys as the set has
+//! members (plus [`EXACT_SAMPLE_SLACK`]), and such a set is sampled as a large one is, at a
+//! cost of about one removed member per member for each pick.
 
 use std::collections::HashSet;
 
@@ -20,7 +27,7 @@ use bytes::Bytes;
 
 use super::ExecContext;
 use super::keys::{ScanArgs, scan_parts};
-use crate::percolator::Transaction;
+use crate::percolator::{ScanLimits, Transaction};
 use crate::resp::args::{ArgReader, int_arg, is_keyword, parse_i64};
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
@@ -31,6 +38,10 @@ use crate::resp::reply::Reply;
 
 /// Sets up to this size are sampled exactly (see the module docs).
 pub const EXACT_SAMPLE_MAX: u64 = 1_024;
+/// An exact sample looks at no more than twice as many stored keys (members, and removed
+/// members not yet collected) as the set has members, plus this many; past that, it samples
+/// as a large set's does.
+pub const EXACT_SAMPLE_SLACK: usize = 64;
 /// The most members `SRANDMEMBER`/`ZRANDMEMBER` pick with repeats (a negative count). Redis has
 /// no bound and tries to build any reply; this one keeps a reply within a few hundred MiB.
 pub const MAX_REPEATED_PICKS: u64 = 1 << 22;
@@ -447,6 +458,26 @@ pub async fn set_members<T: Transaction>(
         .collect())
 }
 
+/// Every member of the set, if no more than `examine` stored keys have to be looked at.
+async fn set_members_within<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    meta: &CollectionMeta,
+    examine: usize,
+) -> CommandResult<Option<Vec<Bytes>>> {
+    let prefix = set_member_prefix(key, &meta.version);
+    let end = prefix_end(&prefix);
+    let page = txn
+        .scan_page(&prefix, end.as_deref(), ScanLimits::heads(examine, 0))
+        .await?;
+    Ok(page.resume.is_none().then(|| {
+        page.pairs
+            .into_iter()
+            .map(|(store_key, _)| set_member(&prefix, &store_key))
+            .collect()
+    }))
+}
+
 /// `count` members picked at random, `distinct` or with repeats (see the module docs). A
 /// distinct sample of at least the whole set is the whole set.
 async fn sample<T: Transaction>(
@@ -459,9 +490,17 @@ async fn sample<T: Transaction>(
     if distinct && count >= meta.len {
         return set_members(txn, key, meta).await;
     }
-    // Reading the set is as cheap as sampling it when most of it is wanted.
-    if meta.len <= EXACT_SAMPLE_MAX || (distinct && count.saturating_mul(2) >= meta.len) {
-        let mut members = set_members(txn, key, meta).await?;
+    // Reading the set is as cheap as sampling it when most of it is wanted, and few removed
+    // members lie in the way (see the module docs).
+    let exact = if meta.len <= EXACT_SAMPLE_MAX || (distinct && count.saturating_mul(2) >= meta.len) {
+        let examine = usize::try_from(meta.len.saturating_mul(2))
+            .unwrap_or(usize::MAX)
+            .saturating_add(EXACT_SAMPLE_SLACK);
+        set_members_within(txn, key, meta, examine).await?
+    } else {
+        None
+    };
+    if let Some(mut members) = exact {
         if distinct {
             // A partial Fisher-Yates shuffle: the first `count` are a uniform sample.
             for i in 0..count as usize {
