@@ -61,6 +61,11 @@ use crate::raftstore::driver::{RegionView, StoreHandle};
 use crate::scheduler::tso::{TimeStamp, TsoClient};
 use crate::storage::{self, Engine};
 
+/// A scan that looked at this many stored keys yields its tokio worker before it returns: a
+/// transaction making many long scans (over keys deleted lately, say) would otherwise hold
+/// the worker, and every connection queued on it, for as long as all of them take.
+const YIELD_AFTER_EXAMINED: usize = 1_024;
+
 /// The Percolator operations a client needs. Keys and values are raw user bytes.
 pub trait KvApi: Send + Sync + 'static {
     /// The value of `key` at `ts`, or `KeyIsLocked`.
@@ -548,6 +553,11 @@ impl<E: Engine> KvApi for TxnServer<E> {
             ts,
         )?;
         output.region_end = cut;
+        if output.examined >= YIELD_AFTER_EXAMINED {
+            // The scan ran on a tokio worker without a pause; let the worker's other tasks
+            // (every client's connection) have their turn before this one scans again.
+            tokio::task::yield_now().await;
+        }
         Ok(output)
     }
 
@@ -748,6 +758,48 @@ mod tests {
             reader.await.unwrap();
         }
         writer.join().unwrap();
+    }
+
+    /// A long scan lets the worker's other tasks run before its caller goes on: on a
+    /// single-threaded runtime, a task spawned before two long scans runs between them.
+    #[tokio::test]
+    async fn a_long_scan_yields_the_worker() {
+        use super::super::actions::Mutation;
+        use crate::scheduler::tso::{EngineTsoStore, Tso, system_clock};
+        let engine = crate::storage::MemoryEngine::new();
+        let tso = TsoClient::start(Tso::open(EngineTsoStore(engine.clone()), system_clock(), 3_000).unwrap());
+        let (server, _driver) = test_server(engine, tso.clone());
+        let start_ts = tso.get_timestamp().await.unwrap();
+        let keys: Vec<String> = (0..YIELD_AFTER_EXAMINED).map(|i| format!("k{i:05}")).collect();
+        let request = PrewriteRequest {
+            mutations: keys.iter().map(|k| Mutation::put(k.as_bytes(), b"v")).collect(),
+            primary: keys[0].as_bytes().to_vec(),
+            start_ts,
+            lock_ttl_ms: 3_000,
+        };
+        server.kv_prewrite(request, true).await.unwrap();
+
+        let ts = tso.get_timestamp().await.unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        let mut seen_between = Vec::new();
+        for _ in 0..2 {
+            let output = server
+                .kv_scan(Vec::new(), None, ScanLimits::pairs(usize::MAX), ts)
+                .await
+                .unwrap();
+            assert_eq!(output.entries.len(), keys.len());
+            seen_between.push(ran.load(Ordering::SeqCst));
+        }
+        assert_eq!(
+            seen_between,
+            [true, true],
+            "the other task ran after the first scan"
+        );
+        other.await.unwrap();
     }
 
     /// Counts the oracle's answers.
