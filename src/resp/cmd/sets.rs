@@ -449,16 +449,13 @@ pub async fn set_members<T: Transaction>(
     key: &[u8],
     meta: &CollectionMeta,
 ) -> CommandResult<Vec<Bytes>> {
-    let prefix = set_member_prefix(key, &meta.version);
-    let end = prefix_end(&prefix);
-    let entries = txn.scan(&prefix, end.as_deref(), usize::MAX).await?;
-    Ok(entries
-        .into_iter()
-        .map(|(store_key, _)| set_member(&prefix, &store_key))
-        .collect())
+    set_members_within(txn, key, meta, usize::MAX)
+        .await?
+        .ok_or_else(|| CommandError::Other("a read of a whole set stopped short".into()))
 }
 
-/// Every member of the set, if no more than `examine` stored keys have to be looked at.
+/// Every member of the set, in the store's (hash) order, if no more than `examine` stored
+/// keys have to be looked at.
 async fn set_members_within<T: Transaction>(
     txn: &mut T,
     key: &[u8],
