@@ -821,15 +821,10 @@ async fn read_range<T: Transaction>(
     last: u64,
 ) -> CommandResult<Vec<Bytes>> {
     let start = list_element_key(key, &meta.version, meta.position(first));
-    // Bounded just past `last` also at the list's end: elements this transaction already
-    // popped from there are deletes in its buffer, and a scan whose range held them would read
-    // each again from the store (`RPOP`s batched into one transaction would cost quadratic
-    // time). Only a position that wraps around falls back to the prefix's end.
-    let after = meta.position(last + 1);
-    let end = if after > meta.position(last) {
-        Some(list_element_key(key, &meta.version, after))
-    } else {
+    let end = if last + 1 == meta.len {
         prefix_end(&list_element_prefix(key, &meta.version)).map(Bytes::from)
+    } else {
+        Some(list_element_key(key, &meta.version, meta.position(last + 1)))
     };
     let count = (last - first + 1) as usize;
     let pairs = txn.scan(&start, end.as_deref(), count).await?;
