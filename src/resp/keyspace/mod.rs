@@ -10,7 +10,7 @@
 //! | `0x01` | hash | field count u64, version (u64, u32) | `h` ++ len(key) u32 ++ key ++ version ++ field → value |
 //! | `0x02` | list | length u64, head position (i64), version | `j` ++ len(key) u32 ++ key ++ version ++ position → element |
 //! | `0x03` | set | member count u64, version | `s` ++ len(key) u32 ++ key ++ version ++ hash(member) u64 ++ member → empty |
-//! | `0x04` | sorted set | member count u64, version | `z` ++ len(key) u32 ++ key ++ version ++ member → score; `o` ++ (the same) ++ order(score) ++ member → empty; `r` ++ (the same) ++ !order(score) ++ !bytes(member) → empty; `n` ++ (the same) ++ !level ++ bound → count u64, children u32, lower |
+//! | `0x04` | sorted set | member count u64, version | `z` ++ len(key) u32 ++ key ++ version ++ member → score; `o` ++ (the same) ++ order(score) ++ member → empty; `r` ++ (the same) ++ !order(score) ++ !bytes(member) → empty; `n` ++ (the same) ++ !level ++ bound → count u64, children u32, len u32 ++ lower, and on the root only: len u32 ++ first, last |
 //!
 //! A set's members are ordered by a 64-bit hash of the member (XXH3, a fixed algorithm, so every
 //! node and every version of ferrokv agrees) before the member itself, so a seek to a random
@@ -31,6 +31,8 @@
 //! prefix), stored level by level, each node under its level (bits flipped, so the root sorts
 //! first) and its interval's exclusive upper bound ([`RANK_BOUND_END`] for the last); it finds
 //! a rank in the middle of the set in a few hundred reads (`zsets::rank`).
+//! The root also keeps the set's live span ([`LiveSpan`]): bounds on the positions members
+//! can have, which reads from either end start at, past the members removed there.
 //! A score is stored as its IEEE 754 bits, big-endian; `-0` is stored as `0`.
 //!
 //! A list's element `i` (from the left, 0-based) is at position `head + i`; a position is an

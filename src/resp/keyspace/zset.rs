@@ -66,6 +66,20 @@ pub fn zset_order_key(prefix: &[u8], score: f64, member: &[u8], descending: bool
     Bytes::from(key)
 }
 
+/// The key in the order index under `prefix` (`descending` or not) of the ascending index's
+/// position `position` (see [`RankNode`]).
+pub fn zset_order_key_at(prefix: &[u8], position: &[u8], descending: bool) -> CommandResult<Bytes> {
+    let order = position.get(..8).ok_or_else(corrupt)?;
+    let order = u64::from_be_bytes(order.try_into().expect("8 bytes"));
+    let member = &position[8..];
+    Ok(zset_order_key(
+        prefix,
+        score_from_order(order),
+        member,
+        descending,
+    ))
+}
+
 /// The score and member of an order-index key under `prefix`.
 pub fn parse_zset_order_key(
     prefix: &[u8],
@@ -127,6 +141,38 @@ pub struct RankNode {
     pub count: u64,
     /// Nodes of the level below in `[lower, bound)`, or members for level 1.
     pub children: u32,
+    /// The root's [`LiveSpan`]; `None` on every other node.
+    pub span: Option<LiveSpan>,
+}
+
+/// Where a sorted set's members can be: every member's position `p` has `first <= p <= last`.
+/// The bounds need not be members (a pop leaves them at the last member it removed): they
+/// spare a read from either end the removed members' versions, which stay in the store until
+/// garbage collection, just before the live ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSpan {
+    pub first: Bytes,
+    pub last: Bytes,
+}
+
+impl LiveSpan {
+    /// The span of the one position `position`.
+    pub fn at(position: &Bytes) -> Self {
+        LiveSpan {
+            first: position.clone(),
+            last: position.clone(),
+        }
+    }
+
+    /// Widens the span to hold `position`.
+    pub fn cover(&mut self, position: &[u8]) {
+        if position < &self.first[..] {
+            self.first = Bytes::copy_from_slice(position);
+        }
+        if position > &self.last[..] {
+            self.last = Bytes::copy_from_slice(position);
+        }
+    }
 }
 
 impl RankNode {
@@ -136,28 +182,57 @@ impl RankNode {
         Bytes::from(key)
     }
 
-    /// `count` u64, `children` u32, `lower`.
+    /// `count` u64, `children` u32, `lower` (its length u32 first), and for the root its span:
+    /// `first` (its length u32 first), `last`.
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(12 + self.lower.len());
+        let span_len = self.span.as_ref().map_or(0, |s| 4 + s.first.len() + s.last.len());
+        let mut out = BytesMut::with_capacity(16 + self.lower.len() + span_len);
         out.put_u64(self.count);
         out.put_u32(self.children);
-        out.put_slice(&self.lower);
+        put_sized(&mut out, &self.lower);
+        if let Some(span) = &self.span {
+            put_sized(&mut out, &span.first);
+            out.put_slice(&span.last);
+        }
         out.freeze()
     }
 
     pub fn decode(rank_prefix: &[u8], store_key: &Bytes, raw: &Bytes) -> CommandResult<RankNode> {
         let level = zset_rank_level(rank_prefix, store_key)?;
-        if raw.len() < 12 {
+        if raw.len() < 16 {
             return Err(corrupt());
         }
+        let (lower, rest) = take_sized(&raw.slice(12..))?;
+        let span = if rest.is_empty() {
+            None
+        } else {
+            let (first, last) = take_sized(&rest)?;
+            Some(LiveSpan { first, last })
+        };
         Ok(RankNode {
             level,
             bound: store_key.slice(rank_prefix.len() + 1..),
-            lower: raw.slice(12..),
+            lower,
             count: u64::from_be_bytes(raw[..8].try_into().expect("8 bytes")),
             children: u32::from_be_bytes(raw[8..12].try_into().expect("4 bytes")),
+            span,
         })
     }
+}
+
+fn put_sized(out: &mut BytesMut, bytes: &[u8]) {
+    out.put_u32(bytes.len() as u32);
+    out.put_slice(bytes);
+}
+
+/// A length-prefixed piece of `raw` and what follows it.
+fn take_sized(raw: &Bytes) -> CommandResult<(Bytes, Bytes)> {
+    let len = raw.get(..4).ok_or_else(corrupt)?;
+    let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+    if raw.len() < 4 + len {
+        return Err(corrupt());
+    }
+    Ok((raw.slice(4..4 + len), raw.slice(4 + len..)))
 }
 
 /// A score as stored under its member; `-0` is stored as `0`.
@@ -254,6 +329,7 @@ mod tests {
             lower: Bytes::from_static(b"\x7f\0\0\0\0\0\0\0a"),
             count: 300,
             children: 3,
+            span: None,
         };
         let key = node.store_key(&prefix);
         assert_eq!(
@@ -265,14 +341,28 @@ mod tests {
         let value = node.encode();
         assert_eq!(&value[..8], &300u64.to_be_bytes());
         assert_eq!(&value[8..12], &3u32.to_be_bytes());
-        assert_eq!(&value[12..], &node.lower[..]);
+        assert_eq!(&value[12..16], &(node.lower.len() as u32).to_be_bytes());
+        assert_eq!(&value[16..], &node.lower[..]);
         assert_eq!(RankNode::decode(&prefix, &key, &value).unwrap(), node);
         let root = RankNode {
             level: 3,
+            lower: Bytes::new(),
+            bound: Bytes::from_static(RANK_BOUND_END),
+            span: Some(LiveSpan {
+                first: Bytes::from_static(b"\x7f\0\0\0\0\0\0\0a"),
+                last: Bytes::from_static(b"\x80\0\0\0\0\0\0\x01m"),
+            }),
             ..node.clone()
         };
-        assert!(root.store_key(&prefix) < key);
+        let (root_key, root_value) = (root.store_key(&prefix), root.encode());
+        assert!(root_key < key);
+        assert_eq!(&root_value[12..16], &0u32.to_be_bytes());
+        assert_eq!(&root_value[16..20], &9u32.to_be_bytes());
+        assert_eq!(&root_value[20..29], b"\x7f\0\0\0\0\0\0\0a");
+        assert_eq!(RankNode::decode(&prefix, &root_key, &root_value).unwrap(), root);
         assert!(RankNode::decode(&prefix, &key, &value.slice(..11)).is_err());
+        assert!(RankNode::decode(&prefix, &key, &value.slice(..18)).is_err());
+        assert!(RankNode::decode(&prefix, &root_key, &root_value.slice(..22)).is_err());
         // The last bound is past every position: +inf's order starts FF F0.
         let top = zset_order_key(&[], f64::INFINITY, b"\xff\xff", false);
         assert!(&top[..] < RANK_BOUND_END);

@@ -56,6 +56,10 @@ pub(super) async fn select<T: Transaction>(
             }
             let mut seek = prefix.clone();
             seek.extend_from_slice(&order.to_be_bytes());
+            let end_seek = &end_seeks(txn, key, meta).await?[usize::from(query.rev)];
+            if *end_seek > seek {
+                seek.clone_from(end_seek);
+            }
             let past_end = |score: f64| match (query.rev, to.exclusive) {
                 (false, false) => score > to.value,
                 (false, true) => score >= to.value,
@@ -112,12 +116,13 @@ pub(super) async fn by_rank<T: Transaction>(
         (!rev, meta.len - 1 - stop, true)
     };
     let (descending, skip, flip, seek) = if skip <= WALK_CHUNK as u64 {
-        (
-            descending,
-            skip,
-            flip,
-            zset_order_prefix(key, &meta.version, descending),
-        )
+        let [ascending_seek, descending_seek] = end_seeks(txn, key, meta).await?;
+        let seek = if descending {
+            descending_seek
+        } else {
+            ascending_seek
+        };
+        (descending, skip, flip, seek)
     } else {
         // The first wanted entry, in ascending order.
         let first = if rev { meta.len - 1 - stop } else { start };
@@ -150,6 +155,22 @@ pub(super) async fn by_rank<T: Transaction>(
         found.reverse();
     }
     Ok(found)
+}
+
+/// Where reads of the ascending and of the descending order index from their start begin:
+/// at the live span's ends (see `keyspace::LiveSpan`), past the members removed there.
+async fn end_seeks<T: Transaction>(
+    txn: &mut T,
+    key: &[u8],
+    meta: &CollectionMeta,
+) -> CommandResult<[Vec<u8>; 2]> {
+    let span = RankIndex::new(key, &meta.version).span(txn).await?;
+    let mut seeks = [false, true].map(|descending| zset_order_prefix(key, &meta.version, descending));
+    if let Some(span) = span {
+        seeks[0] = zset_order_key_at(&seeks[0], &span.first, false)?.to_vec();
+        seeks[1] = zset_order_key_at(&seeks[1], &span.last, true)?.to_vec();
+    }
+    Ok(seeks)
 }
 
 fn missing_index() -> CommandError {
@@ -237,10 +258,11 @@ pub(super) async fn rank_of<T: Transaction>(
     member: &[u8],
     score: f64,
 ) -> CommandResult<u64> {
+    let seeks = end_seeks(txn, key, meta).await?;
     for (side, descending) in [false, true].into_iter().enumerate() {
         let prefix = zset_order_prefix(key, &meta.version, descending);
         let target = zset_order_key(&prefix, score, member, descending);
-        let before = txn.scan(&prefix, Some(&target), WALK_CHUNK).await?.len();
+        let before = txn.scan(&seeks[side], Some(&target), WALK_CHUNK).await?.len();
         if before < WALK_CHUNK {
             return Ok(if side == 0 {
                 before as u64

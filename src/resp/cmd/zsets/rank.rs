@@ -31,8 +31,8 @@ use bytes::Bytes;
 use crate::percolator::Transaction;
 use crate::resp::error::{CommandError, CommandResult};
 use crate::resp::keyspace::{
-    RANK_BOUND_END, RANK_NODE_CHILDREN, RankNode, Version, key_after, prefix_end, zset_order_prefix,
-    zset_rank_level_prefix, zset_rank_prefix,
+    LiveSpan, RANK_BOUND_END, RANK_NODE_CHILDREN, RankNode, Version, key_after, prefix_end,
+    zset_order_prefix, zset_rank_level_prefix, zset_rank_prefix,
 };
 
 /// The most children a node keeps before it splits in two.
@@ -123,14 +123,20 @@ impl RankIndex {
     /// Counts the member at `position`, whose order-index entry the transaction has written.
     pub async fn insert<T: Transaction>(&self, txn: &mut T, position: &[u8]) -> CommandResult<()> {
         let mut path = self.path(txn, position).await?;
-        if path.is_empty() {
-            path.push(RankNode {
+        match path.last_mut() {
+            None => path.push(RankNode {
                 level: 1,
                 bound: Bytes::from_static(RANK_BOUND_END),
                 lower: Bytes::new(),
                 count: 0,
                 children: 0,
-            });
+                span: Some(LiveSpan::at(&Bytes::copy_from_slice(position))),
+            }),
+            Some(root) => {
+                if let Some(span) = &mut root.span {
+                    span.cover(position);
+                }
+            }
         }
         for node in &mut path {
             node.count += 1;
@@ -148,6 +154,7 @@ impl RankIndex {
                             lower: Bytes::new(),
                             count: left.count + path[i].count,
                             children: 2,
+                            span: path[i].span.take(),
                         };
                         self.put(txn, &root);
                     }
@@ -177,6 +184,7 @@ impl RankIndex {
             lower: node.lower.clone(),
             count,
             children: half as u32,
+            span: None,
         };
         self.put(txn, &left);
         node.lower = bound;
@@ -300,6 +308,41 @@ impl RankIndex {
         Ok(())
     }
 
+    /// Bounds on the positions of the set's members (see [`LiveSpan`]); `None` if the index
+    /// has no nodes, or a root without a span.
+    pub async fn span<T: Transaction>(&self, txn: &mut T) -> CommandResult<Option<LiveSpan>> {
+        Ok(self.root(txn).await?.and_then(|root| root.span))
+    }
+
+    /// Records that no member is below `first` (if given) and none above `last`: the caller
+    /// has just removed every member there, from that end of the set.
+    pub async fn narrow<T: Transaction>(
+        &self,
+        txn: &mut T,
+        first: Option<&Bytes>,
+        last: Option<&Bytes>,
+    ) -> CommandResult<()> {
+        let Some(mut root) = self.root(txn).await? else {
+            return Ok(());
+        };
+        let Some(span) = &mut root.span else {
+            return Ok(());
+        };
+        let mut changed = false;
+        if let Some(first) = first.filter(|first| **first > span.first) {
+            span.first = first.clone();
+            changed = true;
+        }
+        if let Some(last) = last.filter(|last| **last < span.last) {
+            span.last = last.clone();
+            changed = true;
+        }
+        if changed {
+            self.put(txn, &root);
+        }
+        Ok(())
+    }
+
     /// The level-1 node's `lower` from which the member of ascending rank `rank` is `skip`
     /// entries on: `(lower, skip)`. `None` if the index has no nodes.
     pub async fn locate<T: Transaction>(
@@ -314,7 +357,7 @@ impl RankIndex {
             return Err(corrupt());
         }
         // The root covers every position: the descent starts among its children.
-        let (mut lower, mut bound) = (root.lower, root.bound);
+        let (mut lower, mut bound) = (root.lower.clone(), root.bound.clone());
         let mut left = rank;
         for level in (1..root.level).rev() {
             let nodes = self.nodes_within(txn, level, &lower, &bound).await?;
@@ -329,7 +372,7 @@ impl RankIndex {
             let node = chosen.ok_or_else(corrupt)?;
             (lower, bound) = (node.lower, node.bound);
         }
-        Ok(Some((lower, left)))
+        Ok(Some((past_removed(&root, lower), left)))
     }
 
     /// How many members sit before `position`: the counts of the nodes before it at each level,
@@ -338,7 +381,7 @@ impl RankIndex {
         let Some(root) = self.root(txn).await? else {
             return Ok(None);
         };
-        let (mut lower, mut bound) = (root.lower, root.bound);
+        let (mut lower, mut bound) = (root.lower.clone(), root.bound.clone());
         let mut before = 0;
         for level in (1..root.level).rev() {
             let nodes = self.nodes_within(txn, level, &lower, &bound).await?;
@@ -355,7 +398,7 @@ impl RankIndex {
             (lower, bound) = (node.lower, node.bound);
         }
         let mut start = self.order_prefix.clone();
-        start.extend_from_slice(&lower);
+        start.extend_from_slice(&past_removed(&root, lower));
         let mut end = self.order_prefix.clone();
         end.extend_from_slice(position);
         before += txn.scan(&start, Some(&end), usize::MAX).await?.len() as u64;
@@ -367,6 +410,10 @@ impl RankIndex {
         if positions.is_empty() {
             return;
         }
+        let span = LiveSpan {
+            first: positions[0].clone(),
+            last: positions[positions.len() - 1].clone(),
+        };
         let mut level = 1;
         let chunk = self.build_children;
         let mut nodes = chunk_nodes(positions.iter().map(|p| (p.clone(), 1)).collect(), chunk, true);
@@ -379,6 +426,7 @@ impl RankIndex {
                     lower: lower.clone(),
                     count: *count,
                     children: *children,
+                    span: top.then(|| span.clone()),
                 };
                 self.put(txn, &node);
             }
@@ -412,6 +460,14 @@ impl RankIndex {
     }
 }
 
+/// `lower`, or the root's span's `first` if that is past it: no member lies between them.
+fn past_removed(root: &RankNode, lower: Bytes) -> Bytes {
+    match &root.span {
+        Some(span) if span.first > lower => span.first.clone(),
+        _ => lower,
+    }
+}
+
 /// Whether `node` is the root: the one node of the top level, covering every position.
 fn is_root(node: &RankNode) -> bool {
     node.lower.is_empty() && node.bound == RANK_BOUND_END
@@ -439,48 +495,9 @@ fn chunk_nodes(items: Vec<(Bytes, u64)>, chunk: usize, members: bool) -> Vec<(By
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::ops::Bound;
-
+    use super::super::test_txn::MapTxn;
     use super::*;
-    use crate::percolator::{Result, ScanLimits, ScanPage};
     use crate::scheduler::tso::TimeStamp;
-
-    /// A transaction over a map: enough to drive the index without a store.
-    #[derive(Default)]
-    struct MapTxn(BTreeMap<Bytes, Bytes>);
-
-    impl Transaction for MapTxn {
-        async fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>> {
-            Ok(self.0.get(key).cloned())
-        }
-        fn start_ts(&self) -> TimeStamp {
-            TimeStamp::new(1)
-        }
-        fn put(&mut self, key: Bytes, value: Bytes) {
-            self.0.insert(key, value);
-        }
-        fn delete(&mut self, key: Bytes) {
-            self.0.remove(&key);
-        }
-        fn watch(&mut self, _: Bytes, _: TimeStamp) {}
-        async fn scan_page(
-            &mut self,
-            start: &[u8],
-            end: Option<&[u8]>,
-            limits: ScanLimits,
-        ) -> Result<ScanPage> {
-            let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-            let mut found = self.0.range::<[u8], _>((Bound::Included(start), upper));
-            let pairs: Vec<_> = found
-                .by_ref()
-                .take(limits.limit)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let resume = found.next().map(|(k, _)| k.clone());
-            Ok(ScanPage { pairs, resume })
-        }
-    }
 
     const VERSION: Version = Version {
         created_at: TimeStamp::new(7),
@@ -525,6 +542,11 @@ mod tests {
         assert_eq!(root.len(), 1, "one root");
         assert!(is_root(root[0]));
         assert_eq!(root[0].count, model.len() as u64);
+        let span = root[0].span.as_ref().expect("the root keeps the live span");
+        if let (Some(min), Some(max)) = (model.first(), model.last()) {
+            assert!(span.first <= position(*min), "{span:?} holds {min}");
+            assert!(position(*max) <= span.last, "{span:?} holds {max}");
+        }
         for level in 1..=top {
             let nodes = at(level);
             let mut lower = Bytes::new();
@@ -534,6 +556,7 @@ mod tests {
                 assert!(node.children <= index.max_children);
                 if !is_root(node) {
                     assert!(node.children > 0, "no empty node but the root");
+                    assert_eq!(node.span, None, "only the root has a span");
                 }
                 let inside = |p: &[u8]| node.lower[..] <= *p && *p < node.bound[..];
                 if level == 1 {
