@@ -3,9 +3,10 @@
 //! [`Transport::send`] runs on the raft thread and never blocks: it puts the message on the
 //! destination store's bounded queue (a full queue drops it and reports the store
 //! unreachable, which makes the raft core probe instead of streaming) and returns. Per
-//! destination store, a task on the node's tokio runtime keeps one `Raft` stream open,
-//! sending what is queued in batches, and reconnects with backoff when the stream breaks
-//! (messages in flight then are lost; raft sends again). A store cut off by the network
+//! destination store, a task on the node's tokio runtime keeps one `Raft` stream open and
+//! reconnects with backoff when the stream breaks (messages in flight then are lost; raft
+//! sends again). The stream's body is the queue itself: the HTTP/2 client polls it and takes
+//! what is queued as one batch, so a message passes through no task of ours on its way out. A store cut off by the network
 //! breaks the stream within seconds by keepalive (see [`super::endpoint`]), so the stream is
 //! fresh when it is back.
 //!
@@ -13,12 +14,16 @@
 //! its outcome (delivered, or not) is reported back to the store through [`StatusSink`].
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
 
 use super::convert::raft_message_to_proto;
 use super::proto;
@@ -128,43 +133,58 @@ async fn connect(store_id: u64, resolver: &Resolver) -> Option<RaftClient<tonic:
 }
 
 /// Keeps a stream of raft message batches open to `store_id` for as long as its queue lives.
-async fn run_connection(store_id: u64, resolver: Resolver, mut queue: mpsc::Receiver<RaftMessage>) {
+async fn run_connection(store_id: u64, resolver: Resolver, queue: mpsc::Receiver<RaftMessage>) {
+    let queue = Arc::new(Mutex::new(queue));
     let mut backoff_ms = 10;
     loop {
         let Some(mut client) = connect(store_id, &resolver).await else {
             // Nobody to send to: drop what is queued (raft sends again) and wait a little.
-            while queue.try_recv().is_ok() {}
-            if queue.is_closed() {
-                return;
+            {
+                let mut queue = queue.lock();
+                while queue.try_recv().is_ok() {}
+                if queue.is_closed() {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
             backoff_ms = (backoff_ms * 2).min(MAX_RECONNECT_BACKOFF_MS);
             continue;
         };
         backoff_ms = 10;
-        let (batches, stream) = mpsc::channel::<proto::RaftMessageBatch>(16);
-        let call = tokio::spawn(async move { client.raft(ReceiverStream::new(stream)).await });
-        loop {
-            let Some(first) = queue.recv().await else {
-                drop(batches);
-                let _ = call.await;
-                return;
-            };
-            let mut messages = vec![raft_message_to_proto(&first)];
-            while messages.len() < MAX_BATCH_MESSAGES {
-                match queue.try_recv() {
-                    Ok(next) => messages.push(raft_message_to_proto(&next)),
-                    Err(_) => break,
-                }
-            }
-            if batches.send(proto::RaftMessageBatch { messages }).await.is_err() {
-                // The stream ended (the other store went away): reconnect.
-                break;
-            }
+        let outcome = client.raft(Batches { queue: queue.clone() }).await;
+        // The stream ends when the queue closes (the transport is gone), or breaks.
+        if queue.lock().is_closed() {
+            return;
         }
-        if let Ok(Err(status)) = call.await {
+        if let Err(status) = outcome {
             tracing::debug!(store = store_id, error = %status, "raft stream to store ended");
         }
+    }
+}
+
+/// The body of a `Raft` stream: each item is what the queue holds when polled, up to
+/// [`MAX_BATCH_MESSAGES`]. It ends when the queue closes. After a stream breaks, the queue is
+/// polled by the next one.
+struct Batches {
+    queue: Arc<Mutex<mpsc::Receiver<RaftMessage>>>,
+}
+
+impl Stream for Batches {
+    type Item = proto::RaftMessageBatch;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut queue = self.queue.lock();
+        let Some(first) = std::task::ready!(queue.poll_recv(cx)) else {
+            return Poll::Ready(None);
+        };
+        let mut messages = vec![raft_message_to_proto(&first)];
+        while messages.len() < MAX_BATCH_MESSAGES {
+            match queue.try_recv() {
+                Ok(next) => messages.push(raft_message_to_proto(&next)),
+                Err(_) => break,
+            }
+        }
+        Poll::Ready(Some(proto::RaftMessageBatch { messages }))
     }
 }
 
