@@ -7,9 +7,10 @@
 //! - the *raft thread* owns the `Store` and every peer's raft state. It waits on one inbox for
 //!   raft messages, proposals, read requests and apply results, with a timeout for the next
 //!   tick (`tick_ms`); then it runs a round: step what arrived, gather every peer's ready
-//!   (sending the leaders' appends), write all their log entries and hard states in **one**
+//!   (sending the leaders' appends, and handing the committed entries the log already held
+//!   durably to the apply thread), write all their log entries and hard states in **one**
 //!   batch (synced if any peer needs it: group commit across regions), send the other
-//!   messages, and hand the committed entries to the apply thread.
+//!   messages, and hand the remaining committed entries to the apply thread.
 //! - the *apply thread* owns the [`Applier`]: it applies what it is handed, in order, runs the
 //!   proposers' callbacks after each write, and sends the results back to the raft thread.
 //! - the *region worker* builds the snapshots the raft core asks for (reading an engine
@@ -586,7 +587,16 @@ fn run_raft<E: Engine + Clone, T: Transport>(
         }
         let stepped = Instant::now();
         phases.step = stepped - round_started;
-        let round = store.collect_readies();
+        let mut round = store.collect_readies();
+        // Entries already durable here go to the apply side while the batch is written.
+        let early = store.take_early_apply(&mut round);
+        if !early.is_empty() && apply.send(early).is_err() {
+            tracing::error!(
+                store = store.store_id(),
+                "the apply thread is gone; the store stops"
+            );
+            break;
+        }
         let collected = Instant::now();
         phases.collect = collected - stepped;
         let written_mutations = round.batch.len();

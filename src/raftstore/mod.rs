@@ -65,6 +65,8 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod cluster_tests;
 #[cfg(test)]
+mod inline_peer;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod store_sim_tests;

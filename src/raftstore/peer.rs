@@ -50,7 +50,9 @@ use super::cmd::{
 };
 use super::meta::{Peer, RaftLocalState, Region, TruncatedState};
 use super::peer_storage::{PeerStorage, PeerStorageError, SnapshotGenerator};
-use crate::raft::{ConfChange, ConfChangeType, Config, Message, RawNode, Ready, StateRole, Storage as _};
+use crate::raft::{
+    ConfChange, ConfChangeType, Config, Entry, Message, RawNode, Ready, StateRole, Storage as _,
+};
 use crate::storage::{Engine, WriteBatch};
 
 /// Called once with the outcome of a proposal.
@@ -108,6 +110,13 @@ pub struct PeerReady {
     /// Messages that may leave before the round's write is durable: a leader's appends and
     /// heartbeats (see [`RawNode::take_early_messages`]).
     pub early: Vec<Message>,
+    /// Committed entries that an earlier round already made durable here, which the caller
+    /// may hand to the apply side before this round's write (see
+    /// [`RegionPeer::collect_ready`]); if it leaves them, [`RegionPeer::on_persisted`] returns
+    /// them first.
+    pub early_apply: Option<ApplyTask>,
+    /// The last of those entries' index.
+    early_applying: Option<u64>,
 }
 
 /// A ready whose snapshot the apply side is installing.
@@ -703,6 +712,8 @@ impl<E: Engine> RegionPeer<E> {
                 ready,
                 must_sync: false,
                 early: Vec::new(),
+                early_apply: None,
+                early_applying: None,
             });
         }
         let storage = &mut self.raft.raft.raft_log.store;
@@ -715,16 +726,37 @@ impl<E: Engine> RegionPeer<E> {
             self.persisted_hard_state = hard_state;
         }
         let early = self.raft.take_early_messages(&mut ready);
+        // Committed entries this log already holds durably (a leader's entries that followers
+        // acknowledged, a follower's entries whose commit it just learned) need not wait for
+        // this round's write and fsync: they go to the apply side now, so a client's reply
+        // does not wait for the fsync of the entries proposed after its own. Only those of
+        // this round's own entries (a one-voter region commits on append) wait. The apply
+        // side may then write an applied index before the round writes the commit index that
+        // covers it; `PeerStorage::open` mends that after a crash.
+        let stable = self.raft.raft.raft_log.stabled();
+        let durable = ready.committed_entries.partition_point(|e| e.index <= stable);
+        let (mut early_apply, mut early_applying) = (None, None);
+        if durable > 0 {
+            let entries: Vec<Entry> = ready.committed_entries.drain(..durable).collect();
+            early_applying = Some(entries[durable - 1].index);
+            early_apply = Some(self.hand_out(entries));
+        }
         Some(PeerReady {
             ready,
             must_sync,
             early,
+            early_apply,
+            early_applying,
         })
     }
 
     /// Step 3 of a round, once the batch is written: the messages to send now, and the tasks
     /// for the apply side.
     pub fn on_persisted(&mut self, ready: PeerReady) -> (Vec<Message>, Vec<ApplyTask>) {
+        let mut tasks: Vec<ApplyTask> = ready.early_apply.into_iter().collect();
+        if let Some(last) = ready.early_applying {
+            self.raft.raft.raft_log.applying_to(last);
+        }
         let mut ready = ready.ready;
         self.note_read_states(&mut ready);
         if let Some(snapshot) = ready.snapshot.clone() {
@@ -741,7 +773,6 @@ impl<E: Engine> RegionPeer<E> {
             return (Vec::new(), vec![task]);
         }
         let messages = std::mem::take(&mut ready.messages);
-        let mut tasks = Vec::new();
         tasks.extend(self.hand_out_committed(&mut ready));
         self.raft.advance_append(ready);
         self.serve_reads();
@@ -757,11 +788,16 @@ impl<E: Engine> RegionPeer<E> {
         }
     }
 
-    /// The committed entries of `ready` as an apply task, with the callbacks of the proposals
-    /// they settle; proposals whose slot another entry took hear `StaleCommand` now.
+    /// The committed entries of `ready` as an apply task (see [`RegionPeer::hand_out`]).
     fn hand_out_committed(&mut self, ready: &mut Ready) -> Option<ApplyTask> {
         let entries = std::mem::take(&mut ready.committed_entries);
-        let last = entries.last()?.index;
+        (!entries.is_empty()).then(|| self.hand_out(entries))
+    }
+
+    /// Committed `entries` (at least one) as an apply task, with the callbacks of the
+    /// proposals they settle; proposals whose slot another entry took hear `StaleCommand` now.
+    fn hand_out(&mut self, entries: Vec<Entry>) -> ApplyTask {
+        let last = entries[entries.len() - 1].index;
         let first = entries[0].index;
         let mut callbacks = Vec::new();
         while self.proposals.front().is_some_and(|p| p.index <= last) {
@@ -774,11 +810,11 @@ impl<E: Engine> RegionPeer<E> {
                 _ => (proposal.callback)(Err(RaftstoreError::StaleCommand)),
             }
         }
-        Some(ApplyTask::Entries {
+        ApplyTask::Entries {
             region_id: self.region().id,
             entries,
             callbacks,
-        })
+        }
     }
 
     /// Once a removal's last messages are out: asks the apply side to destroy this peer.
@@ -911,73 +947,5 @@ impl<E: Engine> RegionPeer<E> {
             };
             (proposal.callback)(Err(outcome));
         }
-    }
-}
-
-/// A peer and an apply side of its own, run one after the other on the caller's thread: the
-/// whole pipeline, for tests that drive a single region by hand.
-#[cfg(test)]
-pub struct InlinePeer<E: Engine + Clone> {
-    pub peer: RegionPeer<E>,
-    pub applier: super::apply::Applier<E>,
-    engine: E,
-}
-
-#[cfg(test)]
-impl<E: Engine + Clone> InlinePeer<E> {
-    pub fn open(
-        store_id: u64,
-        engine: E,
-        region_id: u64,
-        options: PeerOptions,
-        seed: u64,
-    ) -> Result<Self, RaftstoreError> {
-        let peer = RegionPeer::open(store_id, engine.clone(), region_id, options, seed)?;
-        let mut applier = super::apply::Applier::new(engine.clone());
-        applier.apply(peer.register_task().into_iter().collect())?;
-        Ok(InlinePeer {
-            peer,
-            applier,
-            engine,
-        })
-    }
-
-    /// Persists, sends (by returning the messages), applies and answers whatever is ready.
-    pub fn handle_ready(&mut self) -> Result<Vec<Message>, RaftstoreError> {
-        let mut batch = WriteBatch::new();
-        let Some(mut ready) = self.peer.collect_ready(&mut batch) else {
-            if !batch.is_empty() {
-                self.engine.write(&batch, crate::storage::WriteOptions::SYNC)?;
-            }
-            return Ok(Vec::new());
-        };
-        let mut messages = std::mem::take(&mut ready.early);
-        self.engine.write(&batch, crate::storage::WriteOptions::SYNC)?;
-        let (late, mut tasks) = self.peer.on_persisted(ready);
-        messages.extend(late);
-        while !tasks.is_empty() {
-            let results = self.applier.apply(std::mem::take(&mut tasks))?;
-            for result in results {
-                let (more_messages, more_tasks) = self.peer.on_apply_result(result);
-                messages.extend(more_messages);
-                tasks.extend(more_tasks);
-            }
-        }
-        Ok(messages)
-    }
-}
-
-#[cfg(test)]
-impl<E: Engine + Clone> std::ops::Deref for InlinePeer<E> {
-    type Target = RegionPeer<E>;
-    fn deref(&self) -> &RegionPeer<E> {
-        &self.peer
-    }
-}
-
-#[cfg(test)]
-impl<E: Engine + Clone> std::ops::DerefMut for InlinePeer<E> {
-    fn deref_mut(&mut self) -> &mut RegionPeer<E> {
-        &mut self.peer
     }
 }

@@ -227,6 +227,13 @@ impl<E: Engine> PeerStorage<E> {
             storage.raft_state.last_term = truncated.term;
             storage.raft_state.hard_state.commit = storage.raft_state.hard_state.commit.max(truncated.index);
         }
+        // Entries the log held durably go to the apply side before the round that records
+        // their commit index is written (see `RegionPeer::collect_ready`); a crash between
+        // leaves an applied index past the commit index. What was applied was committed.
+        let applied = storage.apply_state.applied_index;
+        if applied > storage.raft_state.hard_state.commit && applied <= storage.raft_state.last_index {
+            storage.raft_state.hard_state.commit = applied;
+        }
         storage.check_invariants();
         Ok(storage)
     }
@@ -766,6 +773,42 @@ mod tests {
             PeerStorage::open(MemoryEngine::new(), 1),
             Err(PeerStorageError::RegionNotFound(1))
         ));
+    }
+
+    #[test]
+    fn an_applied_index_past_the_stored_commit_index_raises_it_on_open() {
+        // Entries durable in the log are applied before the round that writes their commit
+        // index; a crash can keep the apply state and lose that round's write.
+        let (engine, mut storage) = bootstrapped();
+        let mut batch = WriteBatch::new();
+        let entries: Vec<Entry> = (6..=8).map(|index| Entry::new(6, index)).collect();
+        storage.append(&entries, &mut batch);
+        let apply_state = RaftApplyState {
+            applied_index: 7,
+            ..storage.apply_state()
+        };
+        write_apply_state(1, &apply_state, &mut batch);
+        write(&engine, batch);
+        let reopened = PeerStorage::open(engine.clone(), 1).unwrap();
+        assert_eq!(reopened.raft_state().hard_state.commit, 7);
+        assert_eq!(reopened.initial_state().unwrap().hard_state.commit, 7);
+        // A commit index at or past the applied one stays.
+        let mut batch = WriteBatch::new();
+        let mut storage = reopened;
+        let hard_state = HardState {
+            commit: 8,
+            ..storage.raft_state().hard_state
+        };
+        storage.set_hard_state(hard_state, &mut batch);
+        write(&engine, batch);
+        assert_eq!(
+            PeerStorage::open(engine, 1)
+                .unwrap()
+                .raft_state()
+                .hard_state
+                .commit,
+            8
+        );
     }
 
     #[test]

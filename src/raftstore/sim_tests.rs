@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::cmd::{AdminCommand, CommandBody, CommandResult, Mutation, RaftCommand, RaftstoreError};
+use super::inline_peer::InlinePeer;
 use super::meta::{Peer, Region, RegionEpoch};
-use super::peer::{InlinePeer, PeerOptions};
+use super::peer::PeerOptions;
 use super::peer_storage::PeerStorage;
 use crate::raft::Message;
 use crate::raft::Storage as _;

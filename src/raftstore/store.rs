@@ -4,7 +4,9 @@
 //! [`Store::on_raft_message`] for each message from another store, [`Store::propose`] for each
 //! command, and then runs a round: [`Store::collect_readies`] gathers every peer's log entries
 //! and hard state into one write batch (and sends the leaders' appends, which need not wait
-//! for it), the driver writes it (synced only when some peer needs it), and
+//! for it; the driver may also hand the committed entries already durable to the apply side
+//! now, [`Store::take_early_apply`]), the driver writes it (synced only when some peer
+//! needs it), and
 //! [`Store::on_round_persisted`] sends the other messages through the [`Transport`] and
 //! queues the committed entries for the apply side ([`Store::take_apply_tasks`]), whose
 //! results come back through [`Store::on_apply_results`]. The raft thread of `driver.rs` and
@@ -104,13 +106,6 @@ pub struct StoreRound {
     /// Whether the batch must be synced before the round goes on.
     pub must_sync: bool,
     readies: Vec<(u64, PeerReady)>,
-}
-
-impl StoreRound {
-    /// Whether the round has nothing to write and no peer to finish.
-    pub fn is_empty(&self) -> bool {
-        self.batch.is_empty() && self.readies.is_empty()
-    }
 }
 
 impl<E: Engine + Clone, T: Transport> Store<E, T> {
@@ -389,8 +384,9 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
 
     /// Round step 1: every peer's log entries and hard state, in one batch. The leaders'
     /// appends leave now, while the caller writes the batch (see
-    /// [`crate::raft::RawNode::take_early_messages`]); everything else waits for
-    /// [`Store::on_round_persisted`].
+    /// [`crate::raft::RawNode::take_early_messages`]), and the caller may hand the committed
+    /// entries already durable here to the apply side ([`Store::take_early_apply`]);
+    /// everything else waits for [`Store::on_round_persisted`].
     pub fn collect_readies(&mut self) -> StoreRound {
         let mut round = StoreRound {
             batch: WriteBatch::new(),
@@ -421,6 +417,23 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             self.apply_tasks.extend(tasks);
             self.send(region_id, messages);
         }
+    }
+
+    /// The apply tasks of committed entries that earlier rounds made durable, which may go to
+    /// the apply side before `round`'s batch is written (see
+    /// [`RegionPeer::collect_ready`](super::peer::RegionPeer::collect_ready)). None while other
+    /// tasks wait to go out (a destroyed or registered peer, what applied results led to):
+    /// those were queued first and go first. Those not taken are queued with the round's
+    /// others by [`Store::on_round_persisted`].
+    pub fn take_early_apply(&mut self, round: &mut StoreRound) -> Vec<ApplyTask> {
+        if !self.apply_tasks.is_empty() {
+            return Vec::new();
+        }
+        round
+            .readies
+            .iter_mut()
+            .filter_map(|(_, ready)| ready.early_apply.take())
+            .collect()
     }
 
     /// What the apply side should do next, in order.
@@ -526,7 +539,15 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
     /// apply: for deterministic tests and simple drivers. A storage error is fatal to the
     /// store and is returned; the store must not be used afterwards.
     pub fn handle_readies(&mut self, applier: &mut Applier<E>) -> Result<(), RaftstoreError> {
-        let round = self.collect_readies();
+        let mut round = self.collect_readies();
+        // As the driver does: entries already durable are applied before the write, and
+        // their results followed after the round.
+        let early = self.take_early_apply(&mut round);
+        let early_results = if early.is_empty() {
+            Vec::new()
+        } else {
+            applier.apply(early)?
+        };
         if !round.batch.is_empty() {
             let options = if round.must_sync {
                 WriteOptions::SYNC
@@ -536,6 +557,7 @@ impl<E: Engine + Clone, T: Transport> Store<E, T> {
             self.engine.write(&round.batch, options)?;
         }
         self.on_round_persisted(round);
+        self.on_apply_results(early_results);
         loop {
             let tasks = self.take_apply_tasks();
             if tasks.is_empty() {

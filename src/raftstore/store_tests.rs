@@ -109,6 +109,16 @@ impl Cluster {
         panic!("the cluster never settled");
     }
 
+    /// Hands every queued message to its store, without running any round.
+    fn deliver(&mut self) {
+        let messages: Vec<RaftMessage> = self.queue.lock().unwrap().drain(..).collect();
+        for m in messages {
+            if let Some(store) = self.stores[(m.to_peer.store_id - 1) as usize].as_mut() {
+                store.on_raft_message(m);
+            }
+        }
+    }
+
     fn tick(&mut self, ticks: usize) {
         for _ in 0..ticks {
             for store in self.stores.iter_mut().flatten() {
@@ -651,4 +661,50 @@ fn a_leader_reports_how_far_behind_its_followers_are() {
     cluster.tick(PeerOptions::default().heartbeat_tick * 3);
     let health = cluster.store(leader).peer(2).unwrap().health();
     assert_eq!(health.follower_lag, 0, "caught up: {health:?}");
+}
+
+/// A write the followers acknowledged is applied, and answered, before the leader's round
+/// writes and fsyncs the entries proposed after it: the round hands it to the apply side
+/// first.
+#[test]
+fn acknowledged_entries_are_applied_before_the_round_writes_newer_ones() {
+    let mut cluster = Cluster::new();
+    cluster.tick(PeerOptions::default().election_tick * 3);
+    let leader = cluster.leader_of(1).expect("region 1 has a leader");
+    cluster.settle();
+    let first = cluster.put(leader, 1, b"a", b"1");
+    cluster.store(leader).handle_readies().unwrap();
+    // The followers store the entry and acknowledge it; the leader steps their answers.
+    cluster.deliver();
+    for follower in (1..=3).filter(|&s| s != leader) {
+        cluster.store(follower).handle_readies().unwrap();
+    }
+    cluster.deliver();
+    let second = cluster.put(leader, 1, b"b", b"2");
+    let InlineStore { store, applier } = cluster.store(leader);
+    let mut round = store.collect_readies();
+    assert!(round.must_sync, "the round writes the second entry");
+    let early = store.take_early_apply(&mut round);
+    assert_eq!(early.len(), 1, "the acknowledged entry goes out before the write");
+    let results = applier.apply(early).unwrap();
+    assert_eq!(first.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    assert_eq!(second.lock().unwrap().clone(), None);
+    assert_eq!(cluster.value_on(leader, b"a"), Some(b"1".to_vec()));
+    assert_eq!(cluster.value_on(leader, b"b"), None);
+    // The round then goes on as usual, and the second write commits too.
+    cluster.engines[(leader - 1) as usize]
+        .write(&round.batch, crate::storage::WriteOptions::SYNC)
+        .unwrap();
+    let InlineStore { store, applier } = cluster.store(leader);
+    store.on_round_persisted(round);
+    store.on_apply_results(results);
+    let tasks = store.take_apply_tasks();
+    let results = applier.apply(tasks).unwrap();
+    store.on_apply_results(results);
+    cluster.tick(PeerOptions::default().heartbeat_tick);
+    assert_eq!(second.lock().unwrap().clone(), Some(Ok(CommandResponse::Written)));
+    for store in 1..=3 {
+        assert_eq!(cluster.value_on(store, b"a"), Some(b"1".to_vec()));
+        assert_eq!(cluster.value_on(store, b"b"), Some(b"2".to_vec()));
+    }
 }

@@ -9,9 +9,10 @@ use super::cmd::{
     AdminCommand, CommandBody, CommandHeader, CommandResponse, CommandResult, Mutation, RaftCommand,
     RaftstoreError,
 };
+use super::inline_peer::InlinePeer;
 use super::keys::raft_log_key;
 use super::meta::{Peer, Region, RegionEpoch};
-use super::peer::{InlinePeer, PeerOptions};
+use super::peer::PeerOptions;
 use super::peer_storage::PeerStorage;
 use crate::raft::Message;
 use crate::raft::Storage as _;
