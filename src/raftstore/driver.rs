@@ -589,12 +589,7 @@ fn run_raft<E: Engine + Clone, T: Transport>(
         phases.step = stepped - round_started;
         let mut round = store.collect_readies();
         // Entries already durable here go to the apply side while the batch is written.
-        let early = store.take_early_apply(&mut round);
-        if !early.is_empty() && apply.send(early).is_err() {
-            tracing::error!(
-                store = store.store_id(),
-                "the apply thread is gone; the store stops"
-            );
+        if !hand_to_apply(&apply, store.take_early_apply(&mut round), store.store_id()) {
             break;
         }
         let collected = Instant::now();
@@ -620,12 +615,7 @@ fn run_raft<E: Engine + Clone, T: Transport>(
             }
         }
         store.on_round_persisted(round);
-        let tasks = store.take_apply_tasks();
-        if !tasks.is_empty() && apply.send(tasks).is_err() {
-            tracing::error!(
-                store = store.store_id(),
-                "the apply thread is gone; the store stops"
-            );
+        if !hand_to_apply(&apply, store.take_apply_tasks(), store.store_id()) {
             break;
         }
         refresh_view(&store, &regions, &mut view_signature);
@@ -648,6 +638,15 @@ fn run_raft<E: Engine + Clone, T: Transport>(
     }
     drop(apply);
     tracing::debug!(store = store.store_id(), "raft thread stopped");
+}
+
+/// Sends `tasks` (if any) to the apply thread; `false` if it is gone, and the store must stop.
+fn hand_to_apply(apply: &Sender<Vec<ApplyTask>>, tasks: Vec<ApplyTask>, store_id: u64) -> bool {
+    if tasks.is_empty() || apply.send(tasks).is_ok() {
+        return true;
+    }
+    tracing::error!(store = store_id, "the apply thread is gone; the store stops");
+    false
 }
 
 fn handle<E: Engine + Clone, T: Transport>(store: &mut Store<E, T>, message: StoreMsg) {
